@@ -1,0 +1,28 @@
+# Everything a fresh machine with Python 3.11 and git needs: the venv, the project, its extras.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The lint rules are explicit because ruff's default set changes between versions.
+LINT_SELECT := E,F,W,I,UP,B,SIM
+LINT_IGNORE := E501
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/overseer demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check --no-cache --select $(LINT_SELECT) --ignore $(LINT_IGNORE) src tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

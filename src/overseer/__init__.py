@@ -1,0 +1,3 @@
+"""overseer: supervised, autonomous code-improvement cycles on git repositories."""
+
+__version__ = "0.1.0"

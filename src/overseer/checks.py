@@ -1,0 +1,60 @@
+"""`overseer config check`: everything wrong with a configuration, at once, with file:line.
+
+Beyond the file's own shape: its policy file, and each target (exists, is a git checkout, the
+branch exists). A problem found here is one that would otherwise surface at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from overseer.config import load_config
+from overseer.core.policy import load_policy
+from overseer.core.repo import RepoError, TargetRepo
+from overseer.core.yamlfile import Problem, ProblemsError
+
+
+def check_config(path: Path) -> list[Problem]:
+    try:
+        config = load_config(path)
+    except ProblemsError as exc:
+        return exc.problems
+    problems: list[Problem] = []
+    if config.policy is not None:
+        try:
+            load_policy(config.policy)
+        except ProblemsError as exc:
+            problems.extend(exc.problems)
+    for index, target in enumerate(config.targets):
+        file, line = config.where("targets", index, "path")
+        key = f"targets[{index}].path"
+        try:
+            repo = TargetRepo(target.path)
+        except RepoError as exc:
+            problems.append(Problem(file, line, key, str(exc)))
+            continue
+        branch = target.branch or repo.current_branch()
+        if branch is None:
+            problems.append(
+                Problem(file, line, key, f"{repo.path} has a detached HEAD; set branch:")
+            )
+        elif not repo.branch_exists(branch):
+            file, line = config.where("targets", index, "branch")
+            problems.append(
+                Problem(
+                    file, line, f"targets[{index}].branch", f"no branch {branch!r} in {repo.path}"
+                )
+            )
+        if target.push:
+            remotes = repo.git("remote").split()
+            if target.push not in remotes:
+                file, line = config.where("targets", index, "push")
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        f"targets[{index}].push",
+                        f"{repo.path} has no remote {target.push!r} (remotes: {', '.join(remotes) or 'none'})",
+                    )
+                )
+    return problems

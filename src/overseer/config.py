@@ -1,0 +1,197 @@
+"""The configuration file (`config/overseer.yaml`), validated, with every problem at file:line.
+
+Everything has a safe default, so no file at all is a valid configuration: `overseer run --once
+--target PATH` works on any repository. Relative paths in the file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from overseer.core.yamlfile import LineMap, Problem, ProblemsError, load_yaml, validate
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """`90`, `"90s"`, `"15m"`, `"2h"`, `"1d"` → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m or 2h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ValueError("expected a duration such as 30s, 15m or 2h")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Schedule(_Strict):
+    every: Duration | None = 1800.0
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if self.cron is not None:
+            self.every = None
+        return self
+
+
+class Approvers(_Strict):
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=lambda: ["overseer-approvers"])
+
+
+class RunDefaults(_Strict):
+    """The run parameters when no flag says otherwise: the safe ones."""
+
+    dry_run: bool = True
+    require_approval: bool = True
+    max_changes_per_run: Annotated[int, Field(ge=0)] = 1
+    area: Literal["performance", "quality", "features", "auto"] = "auto"
+
+
+class GitIdentity(_Strict):
+    name: str = "overseer"
+    email: str = "overseer@localhost"
+
+
+DEFAULT_RUFF_SELECT = ["E", "F", "W", "UP", "B", "SIM", "PERF", "I"]
+
+
+class TargetConfig(_Strict):
+    name: str | None = None
+    path: Path
+    branch: str | None = Field(default=None, description="default: the branch checked out there")
+    push: str | Literal[False] = False
+    test_command: str | None = Field(default=None, description="default: python -m pytest")
+    test_timeout: Duration = 900.0
+    benchmark_command: str | None = None
+    benchmark_timeout: Duration = 600.0
+    memory_limit_mb: Annotated[int, Field(ge=64)] | None = 4096
+    junit_xml: str | None = Field(
+        default=None, description="where a non-pytest test command writes its JUnit XML report"
+    )
+    ruff_select: list[str] = Field(default_factory=lambda: list(DEFAULT_RUFF_SELECT))
+    slow_test_seconds: Annotated[float, Field(gt=0)] = 1.0
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ValueError("use letters, digits, '.', '_' and '-' only")
+        return name
+
+    @field_validator("ruff_select")
+    @classmethod
+    def _rule_codes(cls, codes: list[str]) -> list[str]:
+        bad = [c for c in codes if not re.fullmatch(r"[A-Z]{1,5}[0-9]{0,4}", c)]
+        if bad:
+            raise ValueError(f"not ruff rule codes or prefixes: {', '.join(bad)}")
+        if not codes:
+            raise ValueError("select at least one rule")
+        return codes
+
+
+GENERATORS = ("ruff_fix",)
+
+
+class OverseerConfig(_Strict):
+    state_dir: Path | None = None
+    schedule: Schedule = Schedule()
+    approvers: Approvers = Approvers()
+    policy: Path | None = None
+    defaults: RunDefaults = RunDefaults()
+    git: GitIdentity = GitIdentity()
+    targets: list[TargetConfig] = Field(default_factory=list)
+    generators: list[str] = Field(default_factory=lambda: ["ruff_fix"])
+    # Where the configuration came from, so later checks can point at file:line.
+    _source: Path | None = PrivateAttr(default=None)
+    _lines: LineMap | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    def where(self, *key: str | int) -> tuple[str, int]:
+        """The file and line of a key path, for problems found after loading."""
+        if self._source is None or self._lines is None:
+            return "<defaults>", 0
+        return str(self._source), self._lines.line_of(key)[0]
+
+    @field_validator("generators")
+    @classmethod
+    def _known_generators(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in GENERATORS]
+        if unknown:
+            raise ValueError(
+                f"unknown generator {', '.join(map(str, unknown))}; available: {', '.join(GENERATORS)}"
+            )
+        if not names:
+            raise ValueError("list at least one generator")
+        return names
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_targets(cls, targets: list[TargetConfig]) -> list[TargetConfig]:
+        names = [t.name or t.path.name for t in targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"target names must be unique (set name:); repeated: {', '.join(dupes)}"
+            )
+        return targets
+
+
+def _resolve_relative(config: OverseerConfig, base: Path) -> OverseerConfig:
+    def rel(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    config.state_dir = rel(config.state_dir)
+    config.policy = rel(config.policy)
+    for target in config.targets:
+        target.path = rel(target.path)  # type: ignore[assignment]
+    return config
+
+
+def load_config(path: Path | None) -> OverseerConfig:
+    """The configuration at `path`, or the embedded defaults when there is none."""
+    if path is None:
+        return OverseerConfig()
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProblemsError([Problem(file, 0, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemsError([Problem(file, 0, "", f"cannot read: {exc}")]) from None
+    data, lines = load_yaml(text, file)
+    config = validate(OverseerConfig, data, lines, file)
+    config._source = path.resolve()
+    config._lines = lines
+    return _resolve_relative(config, path.resolve().parent)

@@ -1,0 +1,148 @@
+"""What a human does to an attempt: approve, reject, roll back. Each is recorded with who,
+when and why, and each takes the target's lock, like a cycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from overseer.core.context import Actor, Context
+from overseer.core.cycle import finish_attempt, new_id, promote_attempt, remove_attempt_tree
+from overseer.core.deploy import ROLLBACK_TRAILER, TRAILER
+from overseer.core.events import ChangeApproved, ChangeRejected, ChangeRolledBack
+from overseer.core.history import (
+    AWAITING_APPROVAL,
+    PROMOTED,
+    READY_TO_PROMOTE,
+    REJECTED,
+    ROLLED_BACK,
+    WAITING,
+)
+from overseer.core.learn import record_outcome
+from overseer.core.promote import RevertConflict, advance_branch, make_revert, push
+
+
+class ActionRefused(Exception):
+    """The action does not apply to this attempt now; the message says why and what to do."""
+
+
+def approve(
+    ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
+) -> dict[str, Any]:
+    history = ctx.history
+    with ctx.lock(wait=5.0):
+        row = history.get(improvement_id)
+        status = row["status"]
+        if status not in WAITING:
+            raise ActionRefused(f"attempt {improvement_id[:8]} is {status}, not awaiting approval")
+        if status == AWAITING_APPROVAL or not row.get("approved_by"):
+            history.add_approval(improvement_id, "approved", actor.user, actor.uid, reason)
+            history.update_attempt(improvement_id, approved_by=actor.user)
+            ctx.bus.emit(
+                ChangeApproved, improvement_id=improvement_id, user=actor.user, reason=reason
+            )
+        promote_attempt(ctx, improvement_id)
+        finish_attempt(ctx, improvement_id)
+        return history.get(improvement_id)
+
+
+def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str) -> dict[str, Any]:
+    if not reason or not reason.strip():
+        raise ActionRefused(
+            "a rejection needs a reason (--reason); it is kept and shown next to similar proposals"
+        )
+    history = ctx.history
+    with ctx.lock(wait=5.0):
+        row = history.get(improvement_id)
+        if row["status"] not in WAITING:
+            raise ActionRefused(
+                f"attempt {improvement_id[:8]} is {row['status']}, not awaiting a decision"
+            )
+        history.add_approval(improvement_id, "rejected", actor.user, actor.uid, reason)
+        history.update_attempt(
+            improvement_id,
+            status=REJECTED,
+            failure_reason=f"rejected by {actor.user}: {reason}",
+            completed_at=history.now(),
+        )
+        remove_attempt_tree(ctx, improvement_id)
+        ctx.bus.emit(ChangeRejected, improvement_id=improvement_id, user=actor.user, reason=reason)
+        finish_attempt(ctx, improvement_id)
+        return history.get(improvement_id)
+
+
+def rollback(
+    ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
+) -> dict[str, Any]:
+    """Revert a promoted change with a new commit on the target branch (history is not rewritten).
+
+    The branch fast-forwards to the revert commit. Where it is checked out, git's own check
+    guarantees no uncommitted change there is overwritten; if git refuses, nothing moves and
+    the message says which files are in the way.
+    """
+    history, target = ctx.history, ctx.target
+    reason = reason or "rolled back by hand"
+    with ctx.lock(wait=5.0):
+        row = history.get(improvement_id)
+        if row["status"] != PROMOTED or not row["was_deployed"]:
+            raise ActionRefused(
+                f"attempt {improvement_id[:8]} is {row['status']}; only a promoted change can be rolled back"
+            )
+        repo = ctx.repo()
+        commit = row["git_commit_hash"]
+        if not repo.is_ancestor(commit, target.branch):
+            raise ActionRefused(
+                f"commit {commit[:7]} is not on {target.branch} any more; nothing to revert"
+            )
+        tree = ctx.worktree_path(f"revert-{new_id()}")
+        repo.add_worktree(tree, repo.branch_head(target.branch), branch=None)
+        try:
+            subject = f"Autonomous improvement: {row['change_type']}: {row['summary']}"
+            message = (
+                f'Revert "{subject}"\n\nThis reverts commit {commit}.\n'
+                f"Reason: {reason} (rolled back by {actor.user})\n\n"
+                f"{TRAILER}: {improvement_id}\n{ROLLBACK_TRAILER}: {commit}\n"
+            )
+            try:
+                revert = make_revert(tree, commit, message, ctx.identity)
+            except RevertConflict as exc:
+                raise ActionRefused(
+                    f"reverting {commit[:7]} conflicts with later commits on {target.branch}; "
+                    f"nothing was changed, revert it by hand ({exc})"
+                ) from None
+            advance = advance_branch(
+                repo,
+                target.branch,
+                revert,
+                require_clean=False,
+                message=f"overseer: roll back {improvement_id}",
+            )
+            if not advance.moved:
+                raise ActionRefused(
+                    f"the revert commit is ready but {target.branch} was not moved: {advance.reason}"
+                )
+        finally:
+            repo.remove_worktree(tree)
+        push_result = push(repo, target.config.push, target.branch) if target.config.push else None
+        history.add_approval(improvement_id, "rolled_back", actor.user, actor.uid, reason)
+        history.update_attempt(
+            improvement_id,
+            status=ROLLED_BACK,
+            was_rolled_back=1,
+            rolled_back_at=history.now(),
+            rolled_back_by=actor.user,
+            rollback_reason=reason,
+            revert_commit_hash=revert,
+            push_result=push_result or row.get("push_result"),
+        )
+        ctx.bus.emit(
+            ChangeRolledBack,
+            improvement_id=improvement_id,
+            revert_commit=revert,
+            user=actor.user,
+            reason=reason,
+        )
+        record_outcome(history, history.get(improvement_id))
+        return history.get(improvement_id)
+
+
+__all__ = ["ActionRefused", "approve", "reject", "rollback", "READY_TO_PROMOTE"]

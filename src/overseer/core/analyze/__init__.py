@@ -1,0 +1,208 @@
+"""ANALYZE: what is worth improving at the target branch's head. Modifies nothing.
+
+Runs the tests (JUnit per-test results and durations), ruff and the optional benchmark in a
+worktree of our own at the branch head, and caches the results per commit, so a later cycle
+on an unchanged head costs no test run. The user's checkout is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from overseer.core.analyze.benchmark import run_benchmark
+from overseer.core.analyze.findings import Finding
+from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
+from overseer.core.analyze.rank import rank
+from overseer.core.events import PhaseReport
+from overseer.core.history import History
+from overseer.core.target import Target
+from overseer.core.testrun import TestReport, build_test_env, resolve_test_command, run_tests
+
+
+class AnalysisFailed(Exception):
+    """The baseline could not be established, so nothing can be evaluated against it."""
+
+
+@dataclass
+class Analysis:
+    commit: str
+    tests: TestReport
+    tests_cached: bool
+    lint: LintReport
+    lint_cached: bool
+    benchmark: dict[str, Any] | None
+    findings: list[Finding]
+    slow_test_seconds: float
+
+    @property
+    def slow_tests(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind == "slow_test"]
+
+    def summary(self) -> str:
+        t = self.tests
+        parts = [f"{len(t.cases)} tests" if t.has_junit else "tests run (no per-test report)"]
+        failing = len(t.ids("failed", "error"))
+        if failing:
+            parts.append(f"{failing} failing")
+        parts.append(f"{len(self.slow_tests)} slow")
+        parts.append(f"{self.lint.total} lint findings" if self.lint.ok else "lint failed")
+        if self.benchmark is not None:
+            parts.append("benchmark ok" if self.benchmark.get("ok") else "benchmark failed")
+        cached = [
+            name for name, hit in (("tests", self.tests_cached), ("lint", self.lint_cached)) if hit
+        ]
+        if cached:
+            parts.append(f"cached {' and '.join(cached)} for {self.commit[:7]}")
+        return ", ".join(parts)
+
+    def to_dict(self, *, top: int = 20) -> dict[str, Any]:
+        t = self.tests
+        return {
+            "commit": self.commit,
+            "summary": self.summary(),
+            "tests": {
+                "command": t.command,
+                "interpreter": t.interpreter,
+                "ok": t.ok,
+                "returncode": t.returncode,
+                "timed_out": t.timed_out,
+                "duration": t.duration,
+                "passed": t.passed,
+                "failed": len(t.ids("failed", "error")),
+                "skipped": t.skipped,
+                "failing": sorted(t.ids("failed", "error")),
+                "cached": self.tests_cached,
+            },
+            "lint": {
+                "ok": self.lint.ok,
+                "error": self.lint.error,
+                "total": self.lint.total,
+                "by_rule": self.lint.by_rule,
+                "cached": self.lint_cached,
+            },
+            "benchmark": self.benchmark,
+            "slow_test_seconds": self.slow_test_seconds,
+            "findings": [f.to_dict() for f in self.findings[:top]],
+            "findings_total": len(self.findings),
+        }
+
+
+def findings_from_tests(tests: TestReport, slow_seconds: float) -> list[Finding]:
+    findings = []
+    for test_id, case in sorted(tests.cases.items()):
+        if case.outcome in ("failed", "error"):
+            findings.append(
+                Finding(
+                    kind="failing_test",
+                    area="quality",
+                    change_type="bugfix",
+                    file=case.file,
+                    message=f"{test_id} fails: {case.message or 'no message'}",
+                    details={"test": test_id},
+                )
+            )
+        elif case.outcome == "passed" and case.duration >= slow_seconds:
+            findings.append(
+                Finding(
+                    kind="slow_test",
+                    area="performance",
+                    change_type="optimization",
+                    file=case.file,
+                    message=f"{test_id} takes {case.duration:.2f} s (threshold {slow_seconds:g} s)",
+                    details={"test": test_id, "duration": case.duration},
+                )
+            )
+    return findings
+
+
+def baseline_tests(
+    target: Target,
+    commit: str,
+    *,
+    history: History,
+    make_tree: Callable[[], Path],
+    report: PhaseReport,
+) -> tuple[TestReport, bool]:
+    """The test results at `commit`: from the cache, or run once and cached."""
+    command = resolve_test_command(target.config, target.root)
+    key = f"tests:{command.key}"
+    cached = history.get_baseline(target.key, commit, key)
+    if cached is not None:
+        return TestReport.from_dict(cached), True
+    report.progress(f"running tests at {commit[:7]} with {command.interpreter}")
+    tests = run_tests(
+        target.config,
+        target.root,
+        make_tree(),
+        on_progress=lambda done, total: report.progress("tests", done, total),
+    )
+    if tests.timed_out:
+        raise AnalysisFailed(f"baseline {tests.describe()}")
+    history.put_baseline(target.key, commit, key, tests.to_dict())
+    return tests, False
+
+
+def analyze(
+    target: Target,
+    commit: str,
+    *,
+    history: History,
+    make_tree: Callable[[], Path],
+    report: PhaseReport,
+    area: str,
+    generator_for: Callable[[Finding], str | None],
+) -> Analysis:
+    """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed."""
+    cfg = target.config
+    tree: Path | None = None
+
+    def worktree() -> Path:
+        nonlocal tree
+        if tree is None:
+            report.progress(f"checking out {commit[:7]} in a worktree of overseer's")
+            tree = make_tree()
+        return tree
+
+    tests, tests_cached = baseline_tests(
+        target, commit, history=history, make_tree=worktree, report=report
+    )
+
+    key = lint_key(cfg.ruff_select)
+    cached_lint = history.get_baseline(target.key, commit, key)
+    if cached_lint is not None:
+        lint, lint_cached = LintReport.from_dict(cached_lint), True
+    else:
+        report.progress("running ruff")
+        lint, lint_cached = run_ruff(worktree(), cfg.ruff_select), False
+        if lint.ok:
+            history.put_baseline(target.key, commit, key, lint.to_dict())
+
+    benchmark = None
+    if cfg.benchmark_command:
+        bench_key = "bench:" + hashlib.sha256(cfg.benchmark_command.encode()).hexdigest()[:16]
+        benchmark = history.get_baseline(target.key, commit, bench_key)
+        if benchmark is None:
+            report.progress("running the benchmark")
+            env = build_test_env(worktree(), resolve_test_command(cfg, target.root), {})
+            benchmark = run_benchmark(cfg.benchmark_command, worktree(), env, cfg.benchmark_timeout)
+            if benchmark.get("ok"):
+                history.put_baseline(target.key, commit, bench_key, benchmark)
+
+    findings = findings_from_tests(tests, cfg.slow_test_seconds)
+    if lint.ok:
+        findings += lint_findings(lint)
+    ranked = rank(findings, area=area, generator_for=generator_for, counts=history.success_counts())
+    return Analysis(
+        commit=commit,
+        tests=tests,
+        tests_cached=tests_cached,
+        lint=lint,
+        lint_cached=lint_cached,
+        benchmark=benchmark,
+        findings=ranked,
+        slow_test_seconds=cfg.slow_test_seconds,
+    )

@@ -1,0 +1,32 @@
+"""What ANALYZE found, in a form GENERATE, SAFETY, the history and the ranking all read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Finding:
+    kind: str  # a ruff rule code (F401), or failing_test, slow_test
+    area: str  # quality | performance | features
+    change_type: str  # what fixing it would be: quality | bugfix | optimization | feature
+    file: str | None
+    message: str
+    count: int = 1
+    fixable: bool = False  # a deterministic, safe fix exists
+    details: dict[str, Any] = field(default_factory=dict)
+    score: float = 0.0
+
+    @property
+    def label(self) -> str:
+        where = f" in {self.file}" if self.file else ""
+        times = f" ×{self.count}" if self.count > 1 else ""
+        return f"{self.kind}{times}{where}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(**data)

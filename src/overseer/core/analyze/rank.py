@@ -1,0 +1,48 @@
+"""Which findings are worth an attempt, best first.
+
+The score multiplies what kind of finding it is (a failing test matters more than a lint
+nit), whether a configured generator can act on it, and what was learned: the success rate of
+this generator on this kind of finding so far, smoothed so that a new kind starts at 1/2 and
+a kind that keeps failing sinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from overseer.core.analyze.findings import Finding
+from overseer.core.globs import first_match
+
+KIND_WEIGHT = {"failing_test": 3.0, "slow_test": 1.5}
+LINT_WEIGHT = 1.0
+UNACTIONABLE = 0.1
+TEST_FILE_PENALTY = 0.5
+TEST_PATHS = ("tests/**", "test_*.py", "*_test.py", "conftest.py")
+
+
+def learned_rate(kept: int, attempts: int) -> float:
+    """Posterior mean of a Beta(1, 1) prior: 1/2 with no history."""
+    return (kept + 1) / (attempts + 2)
+
+
+def rank(
+    findings: list[Finding],
+    *,
+    area: str,
+    generator_for: Callable[[Finding], str | None],
+    counts: dict[tuple[str, str], tuple[int, int]],
+) -> list[Finding]:
+    chosen = [f for f in findings if area == "auto" or f.area == area]
+    for f in chosen:
+        score = KIND_WEIGHT.get(f.kind, LINT_WEIGHT)
+        generator = generator_for(f)
+        if generator is None:
+            score *= UNACTIONABLE
+        else:
+            kept, attempts = counts.get((generator, f.kind), (0, 0))
+            score *= learned_rate(kept, attempts)
+        if f.file and first_match(TEST_PATHS, f.file):
+            score *= TEST_FILE_PENALTY
+        score *= 1 + min(f.count, 10) / 10
+        f.score = round(score, 4)
+    return sorted(chosen, key=lambda f: (-f.score, f.kind, f.file or ""))

@@ -1,0 +1,79 @@
+"""Everything a cycle or an action on one target needs, in one place, built once per target."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from overseer.core.clock import Clock
+from overseer.core.events import EventBus
+from overseer.core.generate import Generator
+from overseer.core.history import History
+from overseer.core.lock import TargetLock
+from overseer.core.policy import CompiledPolicy
+from overseer.core.repo import Identity, TargetRepo
+from overseer.core.target import Target
+from overseer.locations import StateDir
+
+
+@dataclass
+class RunSettings:
+    """The run parameters users of the original procedure know, with its safe defaults."""
+
+    dry_run: bool = True  # @DryRun
+    require_approval: bool = True  # @RequireHumanApproval
+    max_changes: int = 1  # @MaxChangesPerRun
+    area: str = "auto"  # @TargetArea
+    debug: bool = False  # @Debug
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "require_approval": self.require_approval,
+            "max_changes": self.max_changes,
+            "area": self.area,
+            "debug": self.debug,
+        }
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for an action: recorded with every approval, rejection and rollback."""
+
+    user: str
+    uid: int
+
+    @classmethod
+    def current(cls) -> Actor:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = f"uid {os.getuid()}"
+        return cls(user, os.getuid())
+
+
+SYSTEM = Actor("overseer", -1)
+
+
+@dataclass
+class Context:
+    target: Target
+    policy: CompiledPolicy
+    history: History
+    bus: EventBus
+    clock: Clock
+    state: StateDir
+    identity: Identity
+    generators: list[Generator] = field(default_factory=list)
+
+    def repo(self) -> TargetRepo:
+        return self.target.repo()
+
+    def worktree_path(self, name: str) -> Path:
+        return self.state.worktrees / self.target.key / name
+
+    def lock(self, wait: float = 0.0) -> TargetLock:
+        return TargetLock(self.state.locks / f"{self.target.key}.lock", wait=wait)

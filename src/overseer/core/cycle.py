@@ -1,0 +1,666 @@
+"""One improvement cycle: ANALYZE once, then per candidate GENERATE → SAFETY → DEPLOY →
+EVALUATE → LEARN → RECORD, each phase reported on the event bus and written to the history as
+it happens.
+
+`run_cycle` is the one code path for `overseer run --once`, the demo and the daemon's schedule.
+It holds the target's lock, first closes whatever a killed process left behind, retries
+promotions that were waiting for a clean working tree, and then runs the cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from overseer.core.analyze import Analysis, AnalysisFailed, analyze, baseline_tests
+from overseer.core.analyze.findings import Finding
+from overseer.core.candidate import Candidate, GenerationFailed
+from overseer.core.context import Context, RunSettings
+from overseer.core.deploy import branch_name, commit_message, deploy
+from overseer.core.evaluate import Evaluation, compare, performance_delta
+from overseer.core.events import (
+    ApprovalRequested,
+    AttemptFinished,
+    ChangePromoted,
+    CycleFinished,
+    CycleStarted,
+    Phase,
+    PhaseFinished,
+    PhaseStarted,
+    PromotionDeferred,
+)
+from overseer.core.generate import Generator
+from overseer.core.history import (
+    AWAITING_APPROVAL,
+    DENIED,
+    DRY_RUN,
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    PROMOTED,
+    PROMOTING,
+    READY_TO_PROMOTE,
+    SETTLED_AGAINST,
+    WAITING,
+)
+from overseer.core.learn import predicted_success, record_outcome
+from overseer.core.policy import Autonomy, Decision, Verdict
+from overseer.core.promote import advance_branch, push, rebase
+from overseer.core.repo import RepoError
+from overseer.core.safety import facts_of, rate_limit, validate
+from overseer.core.testrun import TestReport, run_tests
+
+log = logging.getLogger(__name__)
+
+FINAL = (PROMOTED, FAILED, DENIED, DRY_RUN, INTERRUPTED, ERROR)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass
+class CycleResult:
+    cycle_id: str
+    status: str  # ok | failed | skipped
+    summary: str
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    analysis: Analysis | None = None
+
+
+def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
+    """Recover, retry waiting promotions, then run one cycle: the daemon's job, run once."""
+    from overseer.core.recovery import recover
+
+    with ctx.lock():
+        recover(ctx)
+        retry_ready(ctx)
+        return Cycle(ctx, settings).run()
+
+
+def retry_ready(ctx: Context) -> list[str]:
+    """Promote approved changes that were waiting for the user's tree to be clean."""
+    done = []
+    for row in ctx.history.attempts(target=ctx.target.name, statuses=(READY_TO_PROMOTE,)):
+        status, _ = promote_attempt(ctx, row["improvement_id"])
+        if status != READY_TO_PROMOTE:
+            finish_attempt(ctx, row["improvement_id"])
+            done.append(row["improvement_id"])
+    return done
+
+
+class Cycle:
+    def __init__(self, ctx: Context, settings: RunSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.cycle_id = new_id()
+        policy = ctx.policy
+        self.dry_run = settings.dry_run or policy.autonomy is Autonomy.OBSERVE
+        self.max_changes = min(settings.max_changes, policy.policy.max_changes_per_run)
+        self.by_name: dict[str, Generator] = {g.name: g for g in ctx.generators}
+
+    def generator_for(self, finding: Finding) -> str | None:
+        for generator in self.ctx.generators:
+            if generator.can_handle(finding):
+                return generator.name
+        return None
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            **self.settings.to_dict(),
+            "dry_run": self.dry_run,
+            "max_changes": self.max_changes,
+            "autonomy": self.ctx.policy.autonomy.value,
+            "policy": self.ctx.policy.source,
+            "policy_version": self.ctx.policy.version,
+            "generators": [g.name for g in self.ctx.generators],
+            # So approvals and rollbacks later use the settings this cycle used.
+            "target_config": self.ctx.target.config.model_dump(mode="json"),
+        }
+
+    def run(self) -> CycleResult:
+        ctx, target = self.ctx, self.ctx.target
+        repo = ctx.repo()
+        base = repo.branch_head(target.branch)
+        ctx.history.start_cycle(
+            cycle_id=self.cycle_id,
+            target=target.name,
+            target_path=str(target.root),
+            branch=target.branch,
+            dry_run=int(self.dry_run),
+            parameters=self.parameters(),
+        )
+        ctx.bus.emit(
+            CycleStarted,
+            cycle_id=self.cycle_id,
+            target=target.name,
+            branch=target.branch,
+            dry_run=self.dry_run,
+            parameters=self.parameters(),
+        )
+        try:
+            analysis = self.analyze(base)
+        except AnalysisFailed as exc:
+            return self.finish("failed", f"analysis failed: {exc}", [])
+        except Exception as exc:
+            log.exception("analysis failed")
+            return self.finish("failed", f"analysis failed: {type(exc).__name__}: {exc}", [])
+        except BaseException:
+            self.finish("interrupted", "interrupted during ANALYZE", [])
+            raise
+        attempts: list[dict[str, Any]] = []
+        notes: list[str] = []
+        candidates = self.choose(analysis, base, notes)
+        try:
+            for finding, generator, fingerprint in candidates:
+                if len(attempts) >= self.max_changes:
+                    break
+                limited = rate_limit(
+                    ctx.history, target.name, ctx.policy, ctx.clock, dry_run=self.dry_run
+                )
+                if limited:
+                    notes.append(f"rate limit: {limited}")
+                    self.skip_phase(None, Phase.GENERATE, f"no change started: {limited}")
+                    break
+                attempt = Attempt(self, analysis, finding, generator, fingerprint, base)
+                attempts.append(attempt.run())
+        except BaseException:
+            self.finish("interrupted", "interrupted", attempts, analysis)
+            raise
+        if self.max_changes == 0:
+            notes.append("max changes per run is 0: analysis only")
+        if not attempts and not notes:
+            notes.append("nothing to improve: no finding that a configured generator can act on")
+        status = "failed" if any(a["status"] == ERROR for a in attempts) else "ok"
+        summary = "; ".join([f"{a['improvement_id'][:8]} {a['status']}" for a in attempts] + notes)
+        return self.finish(status, summary, attempts, analysis)
+
+    def analyze(self, base: str) -> Analysis:
+        ctx = self.ctx
+        repo = ctx.repo()
+        tree = ctx.worktree_path(f"analyze-{self.cycle_id}")
+
+        def make_tree() -> Path:
+            repo.add_worktree(tree, base, branch=None)
+            return tree
+
+        try:
+            with ctx.bus.phase(Phase.ANALYZE, self.cycle_id) as report:
+                analysis = analyze(
+                    ctx.target,
+                    base,
+                    history=ctx.history,
+                    make_tree=make_tree,
+                    report=report,
+                    area=self.settings.area,
+                    generator_for=self.generator_for,
+                )
+                report.summary = analysis.summary()
+        finally:
+            if tree.exists():
+                repo.remove_worktree(tree)
+        ctx.history.finish_cycle(self.cycle_id, analysis=analysis.to_dict(), status="running")
+        return analysis
+
+    def choose(
+        self, analysis: Analysis, base: str, notes: list[str]
+    ) -> list[tuple[Finding, Generator, str]]:
+        """Ranked findings a generator can act on, minus those already decided or pending."""
+        repo = self.ctx.repo()
+        chosen = []
+        skipped = 0
+        for finding in analysis.findings:
+            name = self.generator_for(finding)
+            if name is None:
+                continue
+            blob = ""
+            if finding.file:
+                try:
+                    blob = repo.git("rev-parse", f"{base}:{finding.file}")
+                except RepoError:
+                    continue
+            fingerprint = hashlib.sha256(
+                f"{name}|{finding.kind}|{finding.file}|{blob}".encode()
+            ).hexdigest()[:16]
+            statuses = self.ctx.history.fingerprint_statuses(fingerprint)
+            if any(s in WAITING or s in SETTLED_AGAINST for s in statuses):
+                skipped += 1
+                continue
+            chosen.append((finding, self.by_name[name], fingerprint))
+        if skipped:
+            notes.append(
+                f"{skipped} finding(s) skipped: the same change on the same code is pending or "
+                "was already rejected, denied, failed or rolled back"
+            )
+        return chosen
+
+    def skip_phase(self, improvement_id: str | None, phase: Phase, why: str) -> None:
+        bus = self.ctx.bus
+        bus.emit(PhaseStarted, cycle_id=self.cycle_id, improvement_id=improvement_id, phase=phase)
+        bus.emit(
+            PhaseFinished,
+            cycle_id=self.cycle_id,
+            improvement_id=improvement_id,
+            phase=phase,
+            duration=0.0,
+            outcome="skipped",
+            summary=why,
+        )
+
+    def finish(
+        self,
+        status: str,
+        summary: str,
+        attempts: list[dict[str, Any]],
+        analysis: Analysis | None = None,
+    ) -> CycleResult:
+        self.ctx.history.finish_cycle(self.cycle_id, status=status, summary=summary)
+        self.ctx.bus.emit(
+            CycleFinished,
+            cycle_id=self.cycle_id,
+            target=self.ctx.target.name,
+            status=status,
+            summary=summary,
+            attempts=[a["improvement_id"] for a in attempts],
+        )
+        return CycleResult(self.cycle_id, status, summary, attempts, analysis)
+
+
+class Attempt:
+    """One candidate through GENERATE … RECORD, its row kept current at every step."""
+
+    def __init__(
+        self,
+        cycle: Cycle,
+        analysis: Analysis,
+        finding: Finding,
+        generator: Generator,
+        fingerprint: str,
+        base: str,
+    ) -> None:
+        self.cycle = cycle
+        self.ctx = cycle.ctx
+        self.analysis = analysis
+        self.finding = finding
+        self.generator = generator
+        self.fingerprint = fingerprint
+        self.base = base
+        self.id = new_id()
+        self.tree = self.ctx.worktree_path(self.id)
+        self.timings: dict[str, float] = {}
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def update(self, **fields: Any) -> None:
+        self.ctx.history.update_attempt(self.id, **fields)
+
+    def phase(self, phase: Phase):  # type: ignore[no-untyped-def]
+        self.update(phase=phase.value)
+        return self.ctx.bus.phase(phase, self.cycle.cycle_id, self.id)
+
+    def timed(self, phase: Phase, seconds: float) -> None:
+        self.timings[phase.value] = round(seconds, 3)
+
+    def analysis_results(self) -> dict[str, Any]:
+        data = self.analysis.to_dict(top=10)
+        data["chosen"] = self.finding.to_dict()
+        return data
+
+    # -- the phases -----------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        ctx, target = self.ctx, self.ctx.target
+        ctx.history.create_attempt(
+            improvement_id=self.id,
+            cycle_id=self.cycle.cycle_id,
+            target=target.name,
+            target_path=str(target.root),
+            target_branch=target.branch,
+            base_commit=self.base,
+            phase=Phase.GENERATE.value,
+            dry_run=int(self.cycle.dry_run),
+            analysis_results=self.analysis_results(),
+            generator=self.generator.name,
+            finding_kind=self.finding.kind,
+            finding=self.finding.to_dict(),
+            fingerprint=self.fingerprint,
+            policy_version=ctx.policy.version,
+        )
+        try:
+            self.until_evaluated()
+        except Exception as exc:
+            log.exception("attempt %s failed unexpectedly", self.id)
+            reason = f"overseer error: {type(exc).__name__}: {exc}"
+            self.update(status=ERROR, failure_reason=reason)
+            self.cleanup()
+        except BaseException as exc:
+            row = ctx.history.get(self.id)
+            reason = f"interrupted ({type(exc).__name__}) in phase {row['phase']}"
+            self.update(status=INTERRUPTED, failure_reason=reason, completed_at=ctx.history.now())
+            self.cleanup()
+            ctx.bus.emit(AttemptFinished, improvement_id=self.id, status=INTERRUPTED, reason=reason)
+            raise
+        finish_attempt(ctx, self.id, cycle_id=self.cycle.cycle_id, timings=self.timings)
+        return ctx.history.get(self.id)
+
+    def until_evaluated(self) -> tuple[str, str | None]:
+        candidate = self.generate()
+        if candidate is None:
+            return FAILED, None
+        verdict = self.safety(candidate)
+        if verdict is None:
+            return DENIED, None
+        self.deploy(candidate, verdict)
+        return self.evaluate(verdict)
+
+    def generate(self) -> Candidate | None:
+        repo = self.ctx.repo()
+        with self.phase(Phase.GENERATE) as report:
+            repo.add_worktree(self.tree, self.base, branch=None)
+            try:
+                candidate = self.generator.generate(self.finding, self.tree)
+            except GenerationFailed as exc:
+                report.fail(f"{self.generator.name}: {exc}")
+                self.update(status=FAILED, failure_reason=f"generation failed: {exc}")
+                self.cleanup()
+                candidate = None
+            else:
+                report.summary = (
+                    f"{self.generator.name} {candidate.finding.kind} in {candidate.target_file}"
+                )
+                self.update(
+                    target_file=candidate.target_file,
+                    files_changed=list(candidate.paths),
+                    lines_changed=candidate.lines_changed,
+                    generated_code=candidate.diff,
+                    change_type=candidate.change_type,
+                    stated_risk=candidate.stated_risk.value,
+                    impact=candidate.impact,
+                    rationale=candidate.rationale,
+                    summary=candidate.summary,
+                )
+        self.timed(Phase.GENERATE, report.duration)
+        if candidate is None:
+            for phase in (Phase.SAFETY, Phase.DEPLOY, Phase.EVALUATE):
+                self.cycle.skip_phase(self.id, phase, "no candidate")
+        return candidate
+
+    def safety(self, candidate: Candidate) -> Verdict | None:
+        ctx = self.ctx
+        with self.phase(Phase.SAFETY) as report:
+            problems = validate(candidate, self.tree)
+            score = predicted_success(ctx.history, candidate.generator, candidate.finding.kind)
+            facts = facts_of(candidate, self.finding.area, score)
+            verdict = ctx.policy.judge(facts, require_approval=self.cycle.settings.require_approval)
+            if problems:
+                verdict.decision = Decision.DENY
+                verdict.reasons = [*problems, *verdict.reasons]
+            approval = verdict.decision is Decision.NEEDS_APPROVAL
+            self.update(
+                risk_level=verdict.risk.value,
+                risk_reasons=verdict.reasons,
+                verdict=verdict.decision.value,
+                approval_required=int(approval),
+                success_score=score,
+            )
+            if verdict.decision is Decision.DENY:
+                why = "; ".join(problems) or "; ".join(
+                    r for r in verdict.reasons if "protected" in r or "size." in r or "rule " in r
+                )
+                report.fail(f"denied: {why}")
+                self.update(status=DENIED, failure_reason=f"denied: {why}")
+                self.cleanup()
+            else:
+                gate = "approval required" if approval else "may promote itself"
+                report.summary = f"risk {verdict.risk.value} · {gate}" + (
+                    " · dry-run" if self.cycle.dry_run else ""
+                )
+        self.timed(Phase.SAFETY, report.duration)
+        if verdict.decision is Decision.DENY:
+            for phase in (Phase.DEPLOY, Phase.EVALUATE):
+                self.cycle.skip_phase(self.id, phase, "denied")
+            return None
+        return verdict
+
+    def deploy(self, candidate: Candidate, verdict: Verdict) -> None:
+        ctx = self.ctx
+        with self.phase(Phase.DEPLOY) as report:
+            branch = None if self.cycle.dry_run else branch_name(self.id)
+            message = commit_message(candidate, self.id, verdict.risk.value, verdict.reasons[:4])
+            commit = deploy(
+                candidate,
+                self.tree,
+                improvement_id=self.id,
+                message=message,
+                identity=ctx.identity,
+                branch=branch,
+            )
+            self.update(git_branch=branch, git_commit_hash=commit)
+            where = branch or "a detached HEAD (dry run)"
+            report.summary = f"{where} @ {commit[:7]}"
+        self.timed(Phase.DEPLOY, report.duration)
+
+    def evaluate(self, verdict: Verdict) -> tuple[str, str | None]:
+        ctx = self.ctx
+        with self.phase(Phase.EVALUATE) as report:
+            evaluation = evaluate_tree(ctx, self.tree, self.analysis.tests, report)
+            if self.analysis.benchmark is not None and ctx.target.config.benchmark_command:
+                evaluation.benchmark, evaluation.performance_delta = self.benchmark()
+            self.update(
+                tests_passed=evaluation.tests_passed,
+                tests_failed=evaluation.tests_failed,
+                tests_skipped=evaluation.tests_skipped,
+                evaluation=evaluation.to_dict(),
+                performance_delta=evaluation.performance_delta,
+            )
+            status, reason = self.gate(verdict, evaluation)
+            report.summary = evaluation.summary() + f" · {status.replace('_', ' ')}"
+            if status == FAILED:
+                report.outcome = "failed"
+        self.timed(Phase.EVALUATE, report.duration)
+        return status, reason
+
+    def benchmark(self) -> tuple[dict[str, Any], float | None]:
+        from overseer.core.analyze.benchmark import run_benchmark
+        from overseer.core.testrun import build_test_env, resolve_test_command
+
+        cfg = self.ctx.target.config
+        assert cfg.benchmark_command
+        env = build_test_env(self.tree, resolve_test_command(cfg, self.ctx.target.root), {})
+        result = run_benchmark(cfg.benchmark_command, self.tree, env, cfg.benchmark_timeout)
+        return result, performance_delta(self.analysis.benchmark, result)
+
+    def gate(self, verdict: Verdict, evaluation: Evaluation) -> tuple[str, str | None]:
+        """After the tests: fail, stop (dry run), wait for a human, or promote."""
+        ctx = self.ctx
+        if not evaluation.passed:
+            reason = "evaluation failed: " + "; ".join(evaluation.reasons)
+            self.update(status=FAILED, failure_reason=reason)
+            self.cleanup()
+            return FAILED, reason
+        if self.cycle.dry_run:
+            would = (
+                "would wait for approval"
+                if verdict.decision is Decision.NEEDS_APPROVAL
+                else "would promote"
+            )
+            reason = f"dry run: {would}; nothing was changed"
+            self.update(status=DRY_RUN, failure_reason=reason)
+            self.cleanup()
+            return DRY_RUN, reason
+        if verdict.decision is Decision.NEEDS_APPROVAL:
+            self.update(status=AWAITING_APPROVAL)
+            row = ctx.history.get(self.id)
+            ctx.bus.emit(
+                ApprovalRequested,
+                improvement_id=self.id,
+                target=ctx.target.name,
+                target_file=row["target_file"],
+                change_type=row["change_type"],
+                risk_level=row["risk_level"],
+                reasons=row["risk_reasons"] or [],
+            )
+            return AWAITING_APPROVAL, None
+        return promote_attempt(ctx, self.id)
+
+    def cleanup(self) -> None:
+        remove_attempt_tree(self.ctx, self.id)
+
+
+def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -> Evaluation:
+    report.progress("running tests on the candidate")
+    candidate = run_tests(
+        ctx.target.config,
+        ctx.target.root,
+        tree,
+        on_progress=lambda done, total: report.progress("tests", done, total),
+    )
+    return compare(baseline, candidate)
+
+
+def remove_attempt_tree(ctx: Context, improvement_id: str, *, keep_branch: bool = False) -> None:
+    repo = ctx.repo()
+    tree = ctx.worktree_path(improvement_id)
+    if tree.exists():
+        repo.remove_worktree(tree)
+    if not keep_branch:
+        repo.delete_branch(branch_name(improvement_id))
+
+
+def promote_attempt(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
+    """Move the target branch to the attempt's commit, or say why it must wait or failed.
+
+    When the branch has moved since the change was made, the change is rebased onto it and
+    tested again against the new head's baseline before anything moves.
+    """
+    row = ctx.history.get(improvement_id)
+    try:
+        return _promote(ctx, improvement_id, row)
+    except Exception:
+        # Leave the attempt where it was (waiting, or running for the cycle to close).
+        ctx.history.update_attempt(improvement_id, status=row["status"])
+        raise
+
+
+def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[str, str | None]:
+    history, repo, target = ctx.history, ctx.repo(), ctx.target
+    commit = row["git_commit_hash"]
+    history.update_attempt(improvement_id, status=PROMOTING, phase=Phase.EVALUATE.value)
+    message = f"overseer: promote {improvement_id}"
+    advance = advance_branch(repo, target.branch, commit, require_clean=True, message=message)
+    if advance.stale:
+        commit, failure = _refresh(ctx, improvement_id)
+        if failure:
+            history.update_attempt(improvement_id, status=FAILED, failure_reason=failure)
+            remove_attempt_tree(ctx, improvement_id)
+            return FAILED, failure
+        advance = advance_branch(repo, target.branch, commit, require_clean=True, message=message)
+    if not advance.moved:
+        reason = f"promotion deferred: {advance.reason}"
+        history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
+        ctx.bus.emit(PromotionDeferred, improvement_id=improvement_id, reason=reason)
+        return READY_TO_PROMOTE, reason
+    push_result = None
+    if target.config.push:
+        push_result = push(repo, target.config.push, target.branch)
+    history.update_attempt(
+        improvement_id,
+        status=PROMOTED,
+        was_deployed=1,
+        promoted_at=history.now(),
+        push_result=push_result,
+        failure_reason=None,
+    )
+    ctx.bus.emit(
+        ChangePromoted,
+        improvement_id=improvement_id,
+        target=target.name,
+        branch=target.branch,
+        commit=commit,
+        pushed=None if push_result is None else push_result.startswith("pushed"),
+    )
+    remove_attempt_tree(ctx, improvement_id)
+    return PROMOTED, None
+
+
+def _refresh(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
+    """Rebase a waiting change onto the branch's new head and test it there again."""
+    repo, target = ctx.repo(), ctx.target
+    tree = ctx.worktree_path(improvement_id)
+    if not tree.exists():
+        return "", "its worktree is gone, so it cannot be rebased onto the moved branch"
+    tip = repo.branch_head(target.branch)
+    new = rebase(tree, tip, ctx.identity)
+    if new is None:
+        return "", f"{target.branch} moved to {tip[:7]} and the change no longer applies there"
+    row = ctx.history.get(improvement_id)
+    analysis_tree = ctx.worktree_path(f"baseline-{improvement_id}")
+
+    def make_tree() -> Path:
+        repo.add_worktree(analysis_tree, tip, branch=None)
+        return analysis_tree
+
+    with ctx.bus.phase(Phase.EVALUATE, row["cycle_id"], improvement_id) as report:
+        try:
+            baseline, _ = baseline_tests(
+                target, tip, history=ctx.history, make_tree=make_tree, report=report
+            )
+        except AnalysisFailed as exc:
+            report.fail(str(exc))
+            return "", f"the tests at the new head {tip[:7]} could not run: {exc}"
+        finally:
+            if analysis_tree.exists():
+                repo.remove_worktree(analysis_tree)
+        evaluation = evaluate_tree(ctx, tree, baseline, report)
+        report.summary = f"rebased onto {tip[:7]}: " + evaluation.summary()
+    ctx.history.update_attempt(
+        improvement_id,
+        base_commit=tip,
+        git_commit_hash=new,
+        tests_passed=evaluation.tests_passed,
+        tests_failed=evaluation.tests_failed,
+        tests_skipped=evaluation.tests_skipped,
+        evaluation=evaluation.to_dict(),
+    )
+    if not evaluation.passed:
+        return "", f"after rebasing onto {tip[:7]}: " + "; ".join(evaluation.reasons)
+    return new, None
+
+
+def finish_attempt(
+    ctx: Context,
+    improvement_id: str,
+    *,
+    cycle_id: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> None:
+    """LEARN and RECORD for an attempt whose outcome is settled (or waiting on a human)."""
+    history = ctx.history
+    row = history.get(improvement_id)
+    cycle_id = cycle_id or row["cycle_id"]
+    timings = {**(row.get("phase_timings") or {}), **(timings or {})}
+    with ctx.bus.phase(Phase.LEARN, cycle_id, improvement_id) as report:
+        history.update_attempt(improvement_id, phase=Phase.LEARN.value)
+        if row["status"] in WAITING:
+            report.skip("outcome pending: waits for a decision")
+        else:
+            report.summary = record_outcome(history, row)
+    timings[Phase.LEARN.value] = round(report.duration, 3)
+    with ctx.bus.phase(Phase.RECORD, cycle_id, improvement_id) as report:
+        fields: dict[str, Any] = {"phase": Phase.RECORD.value, "phase_timings": timings}
+        if row["status"] in FINAL and not row.get("completed_at"):
+            fields["completed_at"] = history.now()
+        history.update_attempt(improvement_id, **fields)
+        report.summary = f"row {improvement_id[:8]}: {row['status'].replace('_', ' ')}"
+    timings[Phase.RECORD.value] = round(report.duration, 3)
+    history.update_attempt(improvement_id, phase_timings=timings)
+    ctx.bus.emit(
+        AttemptFinished,
+        improvement_id=improvement_id,
+        status=row["status"],
+        reason=row.get("failure_reason"),
+    )

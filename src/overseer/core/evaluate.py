@@ -1,0 +1,131 @@
+"""EVALUATE: does the candidate keep every test that passed at its base passing?
+
+The candidate's tests run in its own worktree and are compared test by test with the cached
+baseline of its base commit. A candidate that adds a failing test, loses a test, times out, or
+cannot be shown to be harmless (the suite fails and there is no per-test report to say which
+test) does not pass. Failing tests that already failed at the base are not held against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from overseer.core.testrun import TestReport
+
+# Metrics whose names say bigger is better; for every other metric smaller is better (time).
+HIGHER_IS_BETTER = ("throughput", "ops", "per_s", "per_sec", "rps", "score", "qps")
+
+
+@dataclass
+class Evaluation:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    new_failures: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    tests_passed: int = 0
+    tests_failed: int = 0
+    tests_skipped: int = 0
+    baseline: dict[str, int] = field(default_factory=dict)
+    performance_delta: float | None = None
+    benchmark: dict[str, Any] | None = None
+    output_tail: str = ""
+
+    def summary(self) -> str:
+        text = f"{self.tests_passed} passed, {self.tests_failed} failed"
+        text += f" (baseline {self.baseline.get('passed', 0)} passed, {self.baseline.get('failed', 0)} failed)"
+        if self.performance_delta is not None:
+            text += f", perf {self.performance_delta:+.1f} %"
+        if not self.passed:
+            text += " — " + "; ".join(self.reasons)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "reasons": self.reasons,
+            "new_failures": self.new_failures,
+            "missing": self.missing,
+            "fixed": self.fixed,
+            "tests_passed": self.tests_passed,
+            "tests_failed": self.tests_failed,
+            "tests_skipped": self.tests_skipped,
+            "baseline": self.baseline,
+            "performance_delta": self.performance_delta,
+            "benchmark": self.benchmark,
+            "output_tail": self.output_tail,
+        }
+
+
+def compare(baseline: TestReport, candidate: TestReport) -> Evaluation:
+    failing_before = baseline.ids("failed", "error")
+    failing_after = candidate.ids("failed", "error")
+    passed_before = baseline.ids("passed")
+    ran_after = set(candidate.cases)
+    ev = Evaluation(
+        passed=True,
+        tests_passed=candidate.passed,
+        tests_failed=candidate.failed,
+        tests_skipped=candidate.skipped,
+        baseline={
+            "passed": baseline.passed,
+            "failed": baseline.failed,
+            "skipped": baseline.skipped,
+        },
+        output_tail=candidate.output_tail[-4000:],
+    )
+    if candidate.timed_out:
+        ev.passed = False
+        ev.reasons.append(candidate.describe())
+        return ev
+    if baseline.has_junit and candidate.has_junit:
+        ev.new_failures = sorted(failing_after - failing_before)
+        ev.missing = sorted(passed_before - ran_after)
+        ev.fixed = sorted(failing_before & candidate.ids("passed"))
+        if ev.new_failures:
+            ev.passed = False
+            ev.reasons.append(
+                f"{len(ev.new_failures)} test(s) fail that passed before: {', '.join(ev.new_failures[:5])}"
+            )
+        if ev.missing:
+            ev.passed = False
+            ev.reasons.append(
+                f"{len(ev.missing)} test(s) that passed before did not run: {', '.join(ev.missing[:5])}"
+            )
+        if not candidate.ok and not failing_after and baseline.ok:
+            ev.passed = False
+            ev.reasons.append(
+                f"the test run failed (exit status {candidate.returncode}) without a failing test"
+            )
+        return ev
+    # Without per-test results, only the exit status speaks.
+    if not candidate.ok:
+        ev.passed = False
+        if baseline.ok:
+            ev.reasons.append(f"tests fail on the candidate (exit status {candidate.returncode})")
+        else:
+            ev.reasons.append(
+                "tests fail both at the base and on the candidate, and there is no per-test "
+                "report to show the change adds no failure"
+            )
+    return ev
+
+
+def performance_delta(
+    baseline: dict[str, Any] | None, candidate: dict[str, Any] | None
+) -> float | None:
+    """Percent improvement of the first metric (positive = better), or None when unknown."""
+    if not baseline or not candidate or not baseline.get("ok") or not candidate.get("ok"):
+        return None
+    before, after = baseline["metrics"], candidate["metrics"]
+    common = [k for k in before if k in after]
+    if not common:
+        return None
+    metric = common[0]
+    b, a = before[metric], after[metric]
+    if b == 0:
+        return None
+    change = (a - b) / abs(b) * 100
+    higher_better = any(word in metric.lower() for word in HIGHER_IS_BETTER)
+    return round(change if higher_better else -change, 2)

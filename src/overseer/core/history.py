@@ -1,0 +1,450 @@
+"""The provenance record (RECORD): one SQLite row per attempt, written as the cycle goes.
+
+Tables: `improvements` (one row per attempt, every column the original procedure kept plus
+status and provenance), `phase_events` (every event, in order), `approvals` (who decided what,
+when and why), `cycles` (one row per cycle, including cycles that found nothing to do),
+`baselines` (test results per target commit, so an unchanged HEAD is not tested twice) and
+`outcomes` (training rows for LEARN).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from overseer.core.clock import Clock, iso
+from overseer.core.events import Event
+
+SCHEMA_VERSION = 1
+
+# Statuses of an attempt. Only IN_PROGRESS ones may be left behind by a crash; start-up
+# recovery closes them. The others are where an attempt rests, for good or until a human acts.
+RUNNING = "running"
+PROMOTING = "promoting"
+AWAITING_APPROVAL = "awaiting_approval"
+READY_TO_PROMOTE = "ready_to_promote"
+PROMOTED = "promoted"
+ROLLED_BACK = "rolled_back"
+REJECTED = "rejected"
+FAILED = "failed"
+DENIED = "denied"
+DRY_RUN = "dry_run"
+INTERRUPTED = "interrupted"
+ERROR = "error"
+
+IN_PROGRESS = (RUNNING, PROMOTING)
+WAITING = (AWAITING_APPROVAL, READY_TO_PROMOTE)
+# Attempts whose change must not be proposed again for the same code.
+SETTLED_AGAINST = (REJECTED, FAILED, DENIED, ROLLED_BACK)
+
+IMPROVEMENT_COLUMNS: dict[str, type] = {
+    "improvement_id": str,
+    "cycle_id": str,
+    "target": str,
+    "target_path": str,
+    "target_branch": str,
+    "base_commit": str,
+    "status": str,
+    "phase": str,
+    "dry_run": int,
+    "analysis_results": str,
+    "generator": str,
+    "finding_kind": str,
+    "finding": str,
+    "fingerprint": str,
+    "target_file": str,
+    "files_changed": str,
+    "lines_changed": int,
+    "generated_code": str,
+    "change_type": str,
+    "risk_level": str,
+    "stated_risk": str,
+    "risk_reasons": str,
+    "verdict": str,
+    "impact": str,
+    "rationale": str,
+    "summary": str,
+    "approval_required": int,
+    "git_branch": str,
+    "git_commit_hash": str,
+    "success_score": float,
+    "tests_passed": int,
+    "tests_failed": int,
+    "tests_skipped": int,
+    "evaluation": str,
+    "performance_delta": float,
+    "was_deployed": int,
+    "was_rolled_back": int,
+    "promoted_at": str,
+    "push_result": str,
+    "started_at": str,
+    "completed_at": str,
+    "rolled_back_at": str,
+    "rolled_back_by": str,
+    "rollback_reason": str,
+    "revert_commit_hash": str,
+    "approved_by": str,
+    "failure_reason": str,
+    "policy_version": str,
+    "phase_timings": str,
+}
+
+JSON_COLUMNS = {
+    "analysis_results",
+    "finding",
+    "files_changed",
+    "risk_reasons",
+    "evaluation",
+    "phase_timings",
+    "analysis",
+    "parameters",
+    "detail",
+    "features",
+    "results",
+}
+
+
+class HistoryError(Exception):
+    pass
+
+
+class UnknownAttempt(HistoryError):
+    pass
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key, value in row.items():
+        if key in JSON_COLUMNS and isinstance(value, str):
+            with contextlib.suppress(ValueError):  # a plain string stays a string
+                row[key] = json.loads(value)
+    return row
+
+
+class History:
+    """Thread-safe access to the history database of one state directory."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self.path = path
+        self.clock = clock
+        self._lock = threading.RLock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.enable_wal()
+        self._create_schema()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock, self.db.conn:
+            yield
+
+    def _create_schema(self) -> None:
+        db = self.db
+        with self._lock, db.conn:
+            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db["improvements"].create(IMPROVEMENT_COLUMNS, pk="improvement_id", if_not_exists=True)
+            db["cycles"].create(
+                {
+                    "cycle_id": str,
+                    "target": str,
+                    "target_path": str,
+                    "branch": str,
+                    "status": str,
+                    "dry_run": int,
+                    "parameters": str,
+                    "analysis": str,
+                    "summary": str,
+                    "started_at": str,
+                    "finished_at": str,
+                },
+                pk="cycle_id",
+                if_not_exists=True,
+            )
+            db["phase_events"].create(
+                {
+                    "id": int,
+                    "at": str,
+                    "kind": str,
+                    "cycle_id": str,
+                    "improvement_id": str,
+                    "phase": str,
+                    "duration": float,
+                    "outcome": str,
+                    "summary": str,
+                    "detail": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["approvals"].create(
+                {
+                    "id": int,
+                    "improvement_id": str,
+                    "decision": str,
+                    "user": str,
+                    "uid": int,
+                    "at": str,
+                    "reason": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["baselines"].create(
+                {
+                    "target": str,
+                    "commit_sha": str,
+                    "command_key": str,
+                    "created_at": str,
+                    "results": str,
+                },
+                pk=("target", "commit_sha", "command_key"),
+                if_not_exists=True,
+            )
+            db["outcomes"].create(
+                {
+                    "improvement_id": str,
+                    "at": str,
+                    "generator": str,
+                    "finding_kind": str,
+                    "change_type": str,
+                    "kept": int,
+                    "features": str,
+                },
+                pk="improvement_id",
+                if_not_exists=True,
+            )
+            for table, columns in (
+                ("improvements", ["target", "status"]),
+                ("improvements", ["fingerprint"]),
+                ("improvements", ["started_at"]),
+                ("phase_events", ["improvement_id"]),
+                ("phase_events", ["cycle_id"]),
+                ("approvals", ["improvement_id"]),
+            ):
+                db[table].create_index(columns, if_not_exists=True)
+            db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    def now(self) -> str:
+        return iso(self.clock.now())
+
+    # -- cycles ---------------------------------------------------------------------------
+
+    def start_cycle(self, **fields: Any) -> None:
+        with self._lock, self.db.conn:
+            self.db["cycles"].insert({"started_at": self.now(), "status": RUNNING, **fields})
+
+    def finish_cycle(self, cycle_id: str, **fields: Any) -> None:
+        with self._lock, self.db.conn:
+            self.db["cycles"].update(cycle_id, {"finished_at": self.now(), **fields})
+
+    def get_cycle(self, cycle_id: str) -> dict[str, Any]:
+        with self._lock:
+            return _decode(dict(self.db["cycles"].get(cycle_id)))
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def create_attempt(self, **fields: Any) -> None:
+        row = {"started_at": self.now(), "status": RUNNING, "was_deployed": 0, "was_rolled_back": 0}
+        row.update(fields)
+        with self._lock, self.db.conn:
+            self.db["improvements"].insert(row)
+
+    def update_attempt(self, improvement_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(IMPROVEMENT_COLUMNS)
+        if unknown:
+            raise HistoryError(f"not columns of improvements: {sorted(unknown)}")
+        with self._lock, self.db.conn:
+            self.db["improvements"].update(improvement_id, fields)
+
+    def resolve_id(self, prefix: str) -> str:
+        """A full attempt id from a unique prefix (like git's abbreviated hashes)."""
+        prefix = prefix.strip().lower()
+        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
+            raise UnknownAttempt(
+                f"{prefix!r} is not an attempt id (hexadecimal, see `overseer history`)"
+            )
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "select improvement_id from improvements where improvement_id like ? limit 3",
+                    [prefix + "%"],
+                )
+            )
+        if not rows:
+            raise UnknownAttempt(f"no attempt {prefix} in {self.path}")
+        if len(rows) > 1:
+            raise UnknownAttempt(f"attempt id {prefix} is ambiguous; give more characters")
+        return rows[0]["improvement_id"]
+
+    def get(self, improvement_id: str) -> dict[str, Any]:
+        with self._lock:
+            try:
+                return _decode(dict(self.db["improvements"].get(improvement_id)))
+            except sqlite_utils.db.NotFoundError:
+                raise UnknownAttempt(f"no attempt {improvement_id} in {self.path}") from None
+
+    def attempts(
+        self,
+        *,
+        target: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if target is not None:
+            where.append("target = ?")
+            params.append(target)
+        if statuses:
+            where.append(f"status in ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        sql = "select * from improvements"
+        if where:
+            sql += " where " + " and ".join(where)
+        sql += f" order by started_at {'desc' if newest_first else 'asc'}, rowid {'desc' if newest_first else 'asc'}"
+        if limit is not None:
+            sql += " limit ? offset ?"
+            params.extend([limit, offset])
+        with self._lock:
+            return [_decode(dict(r)) for r in self.db.query(sql, params)]
+
+    def fingerprint_statuses(self, fingerprint: str) -> list[str]:
+        with self._lock:
+            return [
+                r["status"]
+                for r in self.db.query(
+                    "select status from improvements where fingerprint = ?", [fingerprint]
+                )
+            ]
+
+    def count_changes_since(self, target: str, since: datetime) -> int:
+        """Real (not dry-run) attempts that got past SAFETY since `since`: the rate-limit spend."""
+        with self._lock:
+            row = next(
+                self.db.query(
+                    "select count(*) as n from improvements where target = ? and dry_run = 0 "
+                    "and started_at >= ? and git_commit_hash is not null",
+                    [target, iso(since)],
+                )
+            )
+        return int(row["n"])
+
+    # -- events and approvals -------------------------------------------------------------
+
+    def record_event(self, event: Event) -> None:
+        if event.kind == "PhaseProgress":
+            return  # live-only: a busy test run would write several rows a second
+        data = event.to_dict()
+        row = {
+            "at": data.pop("at"),
+            "kind": data.pop("kind"),
+            "cycle_id": data.pop("cycle_id", None),
+            "improvement_id": data.pop("improvement_id", None),
+            "phase": data.pop("phase", None),
+            "duration": data.pop("duration", None),
+            "outcome": data.pop("outcome", None),
+            "summary": data.pop("summary", None),
+            "detail": data or None,
+        }
+        with self._lock, self.db.conn:
+            self.db["phase_events"].insert(row)
+
+    def events(
+        self, *, improvement_id: str | None = None, cycle_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        if improvement_id is None and cycle_id is None:
+            raise HistoryError("events need an attempt or a cycle")
+        column, value = (
+            ("improvement_id", improvement_id) if improvement_id else ("cycle_id", cycle_id)
+        )
+        with self._lock:
+            return [
+                _decode(dict(r))
+                for r in self.db.query(
+                    f"select * from phase_events where {column} = ? order by id", [value]
+                )
+            ]
+
+    def add_approval(
+        self, improvement_id: str, decision: str, user: str, uid: int, reason: str | None
+    ) -> None:
+        with self._lock, self.db.conn:
+            self.db["approvals"].insert(
+                {
+                    "improvement_id": improvement_id,
+                    "decision": decision,
+                    "user": user,
+                    "uid": uid,
+                    "at": self.now(),
+                    "reason": reason,
+                }
+            )
+
+    def approvals(self, improvement_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(r)
+                for r in self.db.query(
+                    "select * from approvals where improvement_id = ? order by id", [improvement_id]
+                )
+            ]
+
+    # -- baselines ------------------------------------------------------------------------
+
+    def get_baseline(self, target: str, commit_sha: str, command_key: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "select results from baselines where target = ? and commit_sha = ? "
+                    "and command_key = ?",
+                    [target, commit_sha, command_key],
+                )
+            )
+        return json.loads(rows[0]["results"]) if rows else None
+
+    def put_baseline(
+        self, target: str, commit_sha: str, command_key: str, results: dict[str, Any]
+    ) -> None:
+        with self._lock, self.db.conn:
+            self.db["baselines"].upsert(
+                {
+                    "target": target,
+                    "commit_sha": commit_sha,
+                    "command_key": command_key,
+                    "created_at": self.now(),
+                    "results": results,
+                },
+                pk=("target", "commit_sha", "command_key"),
+            )
+
+    # -- outcomes (LEARN) -----------------------------------------------------------------
+
+    def add_outcome(self, **fields: Any) -> None:
+        with self._lock, self.db.conn:
+            self.db["outcomes"].upsert({"at": self.now(), **fields}, pk="improvement_id")
+
+    def success_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(generator, finding kind) → (kept, attempts), from the recorded outcomes."""
+        with self._lock:
+            rows = self.db.query(
+                "select generator, finding_kind, sum(kept) as kept, count(*) as n "
+                "from outcomes group by generator, finding_kind"
+            )
+            return {
+                (r["generator"], r["finding_kind"]): (int(r["kept"]), int(r["n"])) for r in rows
+            }

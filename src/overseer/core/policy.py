@@ -1,0 +1,360 @@
+"""Risk policy: a YAML file compiled once into a callable that judges each candidate change.
+
+The policy decides; the generator only proposes. Risk can be raised by every source (the
+generator's own statement, the size of the change, the rules) and lowered by none, so a model
+cannot talk a change into a lower risk than it admitted itself. Protected paths are denied at
+every autonomy level, and the built-in protected paths cannot be removed by a policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from overseer.core.globs import first_match
+from overseer.core.yamlfile import load_model
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _RISK_RANK[self]
+
+
+_RISK_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
+
+
+def max_risk(*risks: Risk) -> Risk:
+    return max(risks, key=lambda r: r.rank)
+
+
+class Decision(StrEnum):
+    ALLOW = "allow"
+    NEEDS_APPROVAL = "needs_approval"
+    DENY = "deny"
+
+    @property
+    def rank(self) -> int:
+        return {"allow": 0, "needs_approval": 1, "deny": 2}[self.value]
+
+
+class Autonomy(StrEnum):
+    OBSERVE = "observe"
+    SUPERVISED = "supervised"
+    LIMITED = "limited"
+    FULL = "full"
+
+
+AREAS = ("performance", "quality", "features")
+Area = Literal["performance", "quality", "features"]
+ChangeType = Literal["optimization", "bugfix", "feature", "quality"]
+
+# What no policy can unprotect: history, CI, dependency pins, overseer's own config and policy.
+BUILTIN_PROTECTED = (
+    ".git",
+    ".git/**",
+    ".github/**",
+    ".gitlab-ci.yml",
+    ".gitlab/**",
+    ".circleci/**",
+    ".ci/**",
+    ".travis.yml",
+    "azure-pipelines.yml",
+    "Jenkinsfile",
+    "*.lock",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    ".overseer/**",
+)
+
+# When the target is overseer itself, the code that keeps it safe is off limits to it.
+SELF_PROTECTED = (
+    "config/**",
+    "policies/**",
+    "systemd/**",
+    "src/overseer/core/policy.py",
+    "src/overseer/core/safety.py",
+    "src/overseer/core/ratelimit.py",
+    "src/overseer/core/evaluate.py",
+    "src/overseer/core/sandbox.py",
+    "src/overseer/core/globs.py",
+    "src/overseer/core/promote.py",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Conditions(_Strict):
+    """Every condition given must hold for the rule to apply."""
+
+    paths: list[str] | None = None
+    change_type: list[ChangeType] | None = None
+    area: list[Area] | None = None
+    generator: list[str] | None = None
+    finding: list[str] | None = Field(
+        default=None, description="finding kinds (ruff rule codes, failing_test, slow_test); globs"
+    )
+    min_lines: int | None = Field(default=None, ge=0)
+    min_files: int | None = Field(default=None, ge=0)
+    success_below: float | None = Field(default=None, ge=0, le=1)
+
+
+class Rule(_Strict):
+    name: str
+    when: Conditions = Conditions()
+    risk: Risk | None = None
+    verdict: Decision | None = None
+    reason: str = ""
+
+
+class SizeLimits(_Strict):
+    max_files: Annotated[int, Field(ge=1)] = 3
+    max_lines: Annotated[int, Field(ge=1)] = 400
+    medium_lines: Annotated[int, Field(ge=0)] = 20
+    high_lines: Annotated[int, Field(ge=0)] = 100
+
+
+class RateLimits(_Strict):
+    per_hour: Annotated[int, Field(ge=0)] = 3
+    per_day: Annotated[int, Field(ge=0)] = 10
+    pending_approvals: Annotated[int, Field(ge=0)] = 5
+
+
+def _default_rules() -> list[Rule]:
+    return [
+        Rule(
+            name="test-code",
+            when=Conditions(paths=["tests/**", "test_*.py", "*_test.py", "conftest.py"]),
+            risk=Risk.MEDIUM,
+            reason="edits test code, which decides whether changes pass",
+        ),
+    ]
+
+
+class Policy(_Strict):
+    version: int = 1
+    autonomy: Autonomy = Autonomy.SUPERVISED
+    max_changes_per_run: Annotated[int, Field(ge=0)] = 1
+    areas: list[Area] = Field(default_factory=lambda: ["quality"])
+    full_max_auto_risk: Risk = Risk.MEDIUM
+    size: SizeLimits = SizeLimits()
+    limits: RateLimits = RateLimits()
+    protected_paths: list[str] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=_default_rules)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, rules: list[Rule]) -> list[Rule]:
+        names = [r.name for r in rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")
+        return rules
+
+
+@dataclass(frozen=True)
+class CandidateFacts:
+    """What the policy may look at: facts measured from the change, plus what the generator said."""
+
+    paths: tuple[str, ...]
+    change_type: str
+    area: str
+    generator: str
+    finding: str
+    lines_changed: int
+    stated_risk: Risk
+    predicted_success: float | None = None
+
+    @property
+    def files_changed(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class Verdict:
+    decision: Decision
+    risk: Risk
+    reasons: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    force_dry_run: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "decision": self.decision.value,
+            "risk": self.risk.value,
+            "reasons": self.reasons,
+            "rules": self.rules,
+            "force_dry_run": self.force_dry_run,
+        }
+
+
+class CompiledRule:
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.when = rule.when
+
+    def matches(self, facts: CandidateFacts) -> bool:
+        w = self.when
+        if w.paths is not None and not any(first_match(w.paths, p) for p in facts.paths):
+            return False
+        if w.change_type is not None and facts.change_type not in w.change_type:
+            return False
+        if w.area is not None and facts.area not in w.area:
+            return False
+        if w.generator is not None and facts.generator not in w.generator:
+            return False
+        if w.finding is not None and not first_match(w.finding, facts.finding):
+            return False
+        if w.min_lines is not None and facts.lines_changed < w.min_lines:
+            return False
+        if w.min_files is not None and facts.files_changed < w.min_files:
+            return False
+        return w.success_below is None or (
+            facts.predicted_success is not None and facts.predicted_success < w.success_below
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledRule({self.rule.name!r}, risk={self.rule.risk}, verdict={self.rule.verdict})"
+        )
+
+
+class CompiledPolicy:
+    """The policy, ready to judge candidates: `policy.judge(facts, require_approval=True)`."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        source: str = "<embedded default>",
+        digest: str | None = None,
+        extra_protected: tuple[str, ...] = (),
+    ) -> None:
+        self.policy = policy
+        self.source = source
+        canonical = policy.model_dump_json()
+        self.digest = digest or hashlib.sha256(canonical.encode()).hexdigest()[:10]
+        self.rules = [CompiledRule(r) for r in policy.rules]
+        self.protected = BUILTIN_PROTECTED + tuple(policy.protected_paths) + extra_protected
+
+    @property
+    def version(self) -> str:
+        return f"v{self.policy.version}:{self.digest}"
+
+    @property
+    def autonomy(self) -> Autonomy:
+        return self.policy.autonomy
+
+    def with_protected(self, extra: tuple[str, ...]) -> CompiledPolicy:
+        return CompiledPolicy(
+            self.policy, source=self.source, digest=self.digest, extra_protected=extra
+        )
+
+    def protected_match(self, path: str) -> str | None:
+        return first_match(self.protected, path)
+
+    def judge(self, facts: CandidateFacts, *, require_approval: bool) -> Verdict:
+        p = self.policy
+        risk = facts.stated_risk
+        decision = Decision.ALLOW
+        reasons = [f"{facts.generator} rates it {facts.stated_risk.value}"]
+        matched: list[str] = []
+
+        def raise_to(new_risk: Risk | None, new_decision: Decision | None, why: str) -> None:
+            nonlocal risk, decision
+            if new_risk is not None:
+                risk = max_risk(risk, new_risk)
+            if new_decision is not None and new_decision.rank > decision.rank:
+                decision = new_decision
+            reasons.append(why)
+
+        for path in facts.paths:
+            pattern = self.protected_match(path)
+            if pattern:
+                raise_to(Risk.HIGH, Decision.DENY, f"touches protected path {path} ({pattern})")
+
+        size = p.size
+        if facts.files_changed > size.max_files:
+            raise_to(
+                Risk.HIGH,
+                Decision.DENY,
+                f"changes {facts.files_changed} files, more than size.max_files={size.max_files}",
+            )
+        if facts.lines_changed > size.max_lines:
+            raise_to(
+                Risk.HIGH,
+                Decision.DENY,
+                f"changes {facts.lines_changed} lines, more than size.max_lines={size.max_lines}",
+            )
+        elif facts.lines_changed > size.high_lines:
+            raise_to(Risk.HIGH, None, f"changes {facts.lines_changed} lines (> {size.high_lines})")
+        elif facts.lines_changed > size.medium_lines:
+            raise_to(
+                Risk.MEDIUM, None, f"changes {facts.lines_changed} lines (> {size.medium_lines})"
+            )
+
+        for rule in self.rules:
+            if rule.matches(facts):
+                matched.append(rule.rule.name)
+                why = rule.rule.reason or "matched"
+                raise_to(rule.rule.risk, rule.rule.verdict, f"rule {rule.rule.name}: {why}")
+
+        force_dry_run = False
+        autonomy = p.autonomy
+        if autonomy is Autonomy.OBSERVE:
+            force_dry_run = True
+            raise_to(None, Decision.NEEDS_APPROVAL, "autonomy observe: dry-run only")
+        elif autonomy is Autonomy.SUPERVISED:
+            raise_to(
+                None, Decision.NEEDS_APPROVAL, "autonomy supervised: every promotion is approved"
+            )
+        elif autonomy is Autonomy.LIMITED:
+            if risk is not Risk.LOW:
+                raise_to(
+                    None, Decision.NEEDS_APPROVAL, f"autonomy limited: risk {risk.value} is not low"
+                )
+            elif facts.area not in p.areas:
+                raise_to(
+                    None,
+                    Decision.NEEDS_APPROVAL,
+                    f"autonomy limited: area {facts.area} is not in areas {p.areas}",
+                )
+            else:
+                reasons.append(
+                    f"autonomy limited: low risk in area {facts.area} may promote itself"
+                )
+        elif autonomy is Autonomy.FULL and risk.rank > p.full_max_auto_risk.rank:
+            raise_to(
+                None,
+                Decision.NEEDS_APPROVAL,
+                f"autonomy full: risk {risk.value} above {p.full_max_auto_risk.value}",
+            )
+        if require_approval:
+            raise_to(None, Decision.NEEDS_APPROVAL, "this run requires approval")
+        return Verdict(decision, risk, reasons, matched, force_dry_run)
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledPolicy({self.source!r}, {self.version}, autonomy={self.autonomy.value}, "
+            f"rules={len(self.rules)}, protected={len(self.protected)})"
+        )
+
+
+def load_policy(path: Path | None) -> CompiledPolicy:
+    """The policy at `path`, or the embedded default; raises ProblemsError with every problem."""
+    if path is None:
+        return CompiledPolicy(Policy())
+    policy = load_model(Policy, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return CompiledPolicy(policy, source=str(path), digest=digest)

@@ -1,0 +1,160 @@
+"""Start-up recovery: close what a killed process left behind, so the record stays honest.
+
+Runs under the target's lock, so nothing it finds in progress has a live owner. An attempt
+left `running` or `promoting` is settled by what git says: if its commit is on the target
+branch it was promoted (the row is completed to say so), otherwise it is `interrupted` with
+the phase it died in. Worktrees and `overseer/*` branches that belong to no waiting attempt
+are removed; those of attempts awaiting a decision survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+
+from overseer.core.context import Context
+from overseer.core.deploy import ROLLBACK_TRAILER, TRAILER, branch_name
+from overseer.core.events import AttemptsRecovered
+from overseer.core.history import (
+    IN_PROGRESS,
+    INTERRUPTED,
+    PROMOTED,
+    ROLLED_BACK,
+    RUNNING,
+    WAITING,
+    UnknownAttempt,
+)
+from overseer.core.repo import RepoError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Recovery:
+    closed: list[str] = field(default_factory=list)
+    promoted: list[str] = field(default_factory=list)
+    worktrees_removed: int = 0
+    branches_removed: int = 0
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.closed or self.promoted or self.worktrees_removed or self.branches_removed)
+
+
+def recover(ctx: Context) -> Recovery:
+    history, target = ctx.history, ctx.target
+    repo = ctx.repo()
+    result = Recovery()
+    now = history.now()
+    on_branch = repo.commits_with_trailer(target.branch, TRAILER)
+    for row in history.attempts(target=target.name, statuses=IN_PROGRESS):
+        iid, commit = row["improvement_id"], row.get("git_commit_hash")
+        if commit and not row.get("dry_run") and repo.is_ancestor(commit, target.branch):
+            history.update_attempt(
+                iid,
+                status=PROMOTED,
+                was_deployed=1,
+                promoted_at=row.get("promoted_at") or now,
+                completed_at=now,
+                failure_reason="promoted; the process stopped before recording it (recovered at start-up)",
+            )
+            result.promoted.append(iid)
+        else:
+            history.update_attempt(
+                iid,
+                status=INTERRUPTED,
+                completed_at=now,
+                failure_reason=f"interrupted in phase {row.get('phase') or 'unknown'}: "
+                "the process stopped before the attempt finished",
+            )
+            result.closed.append(iid)
+    # A commit on the branch whose row does not say so (killed between moving and recording).
+    for iid, commits in on_branch.items():
+        try:
+            row = history.get(iid)
+        except UnknownAttempt:
+            log.warning("commit %s carries unknown %s: %s", commits[0][:7], TRAILER, iid)
+            continue
+        if (
+            not row["was_deployed"]
+            and not row.get("dry_run")
+            and row.get("git_commit_hash") in commits
+        ):
+            history.update_attempt(iid, status=PROMOTED, was_deployed=1, promoted_at=now)
+            result.promoted.append(iid)
+    # A revert on the branch whose row does not say so (killed between reverting and recording).
+    for reverted, reverts in repo.commits_with_trailer(target.branch, ROLLBACK_TRAILER).items():
+        for row in history.attempts(target=target.name, statuses=(PROMOTED,)):
+            if row.get("git_commit_hash") == reverted and not row["was_rolled_back"]:
+                history.update_attempt(
+                    row["improvement_id"],
+                    status=ROLLED_BACK,
+                    was_rolled_back=1,
+                    rolled_back_at=now,
+                    revert_commit_hash=reverts[0],
+                    rollback_reason="reverted; the process stopped before recording it (recovered at start-up)",
+                )
+                result.closed.append(row["improvement_id"])
+    with history.transaction():
+        history.db.execute(
+            "update cycles set status = ?, finished_at = ?, summary = coalesce(summary, ?) "
+            "where target = ? and status = ?",
+            [
+                INTERRUPTED,
+                now,
+                "interrupted: the process stopped during the cycle",
+                target.name,
+                RUNNING,
+            ],
+        )
+    waiting = {r["improvement_id"] for r in history.attempts(target=target.name, statuses=WAITING)}
+    result.worktrees_removed = _clean_worktrees(ctx, waiting)
+    result.branches_removed = _clean_branches(ctx, waiting)
+    if result.anything:
+        ctx.bus.emit(
+            AttemptsRecovered,
+            target=target.name,
+            closed=result.closed,
+            promoted=result.promoted,
+            worktrees_removed=result.worktrees_removed,
+        )
+    return result
+
+
+def _clean_worktrees(ctx: Context, keep: set[str]) -> int:
+    repo = ctx.repo()
+    root = ctx.state.worktrees / ctx.target.key
+    removed = 0
+    registered = {w.path.resolve() for w in repo.worktrees()}
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            if entry.name in keep:
+                continue
+            if entry.resolve() in registered:
+                repo.remove_worktree(entry)
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    repo.git("worktree", "prune")
+    return removed
+
+
+def _clean_branches(ctx: Context, keep: set[str]) -> int:
+    """Delete `overseer/<id>` branches of finished attempts; never a branch we did not make."""
+    repo = ctx.repo()
+    out = repo.git("for-each-ref", "--format=%(refname:short)", "refs/heads/overseer/")
+    removed = 0
+    for name in out.splitlines():
+        iid = name.removeprefix("overseer/")
+        if iid in keep or name != branch_name(iid):
+            continue
+        try:
+            message = repo.git("log", "-1", "--format=%B", name)
+        except RepoError:
+            continue
+        if f"{TRAILER}: {iid}" not in message:
+            continue  # not ours
+        repo.delete_branch(name)
+        removed += 1
+    return removed

@@ -1,0 +1,290 @@
+"""Running a target's tests in one of our worktrees, and reading what they say.
+
+The tests of a candidate must exercise the candidate's code. A target's own `.venv` usually has
+the project installed in editable mode, which points at the user's checkout, not at our
+worktree; putting the worktree (and its `src/`) first on PYTHONPATH makes imports resolve to
+the worktree for flat and `src/` layouts alike, because PYTHONPATH comes before site-packages
+and before the finders editable installs add.
+
+JUnit XML comes from pytest through PYTEST_ADDOPTS, whatever the test command looks like; a
+runner that is not pytest can write its own report to the path named by `junit_xml`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import sys
+import tempfile
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from overseer.config import TargetConfig
+from overseer.core.sandbox import CommandResult, run_command
+
+PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+# pytest's exit status when it collected no tests: not a failure of the code under test.
+PYTEST_NO_TESTS = 5
+# Our environment must not leak into the target's: its own venv, not ours.
+_STRIPPED_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")
+
+
+@dataclass(frozen=True)
+class TestCommand:
+    __test__ = False  # not a pytest test class, whatever its name
+
+    command: str
+    interpreter: str  # which interpreter was chosen and why, said to the user
+    venv: Path | None = None
+
+    @property
+    def key(self) -> str:
+        """Identifies the command for the baseline cache: a different command, a new baseline."""
+        return hashlib.sha256(self.command.encode()).hexdigest()[:16]
+
+
+def resolve_test_command(target: TargetConfig, root: Path) -> TestCommand:
+    """The command that runs the target's tests, and the interpreter it uses."""
+    venv = next(
+        (root / name for name in (".venv", "venv") if (root / name / "bin" / "python").exists()),
+        None,
+    )
+    if target.test_command:
+        note = "the configured test_command"
+        if venv is not None:
+            note += f", with the target's {venv.name} first on PATH"
+        return TestCommand(target.test_command, note, venv)
+    if venv is not None:
+        python = venv / "bin" / "python"
+        return TestCommand(
+            f"{shlex.quote(str(python))} -m pytest", f"the target's {venv.name} ({python})", venv
+        )
+    return TestCommand(
+        f"{shlex.quote(sys.executable)} -m pytest",
+        f"overseer's own interpreter ({sys.executable}); the target has no .venv",
+    )
+
+
+def _absolutize(command: str, tree: Path, root: Path) -> str:
+    """`.venv/bin/python -m pytest` names a path in the user's checkout; our worktree lacks it."""
+    try:
+        first = shlex.split(command)[0]
+    except (ValueError, IndexError):
+        return command
+    stripped = command.lstrip()
+    if (
+        "/" in first
+        and not os.path.isabs(first)
+        and stripped.startswith(first)
+        and not (tree / first).exists()
+        and (root / first).exists()
+    ):
+        return shlex.quote(str(root / first)) + stripped[len(first) :]
+    return command
+
+
+@dataclass
+class TestCase:
+    __test__ = False  # not a pytest test class, whatever its name
+
+    outcome: str  # passed | failed | error | skipped
+    duration: float
+    file: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class TestReport:
+    __test__ = False  # not a pytest test class, whatever its name
+
+    command: str
+    interpreter: str
+    returncode: int | None
+    timed_out: bool
+    duration: float
+    output_tail: str
+    has_junit: bool
+    cases: dict[str, TestCase] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.timed_out and self.returncode in (0, PYTEST_NO_TESTS)
+
+    def ids(self, *outcomes: str) -> set[str]:
+        return {i for i, c in self.cases.items() if c.outcome in outcomes}
+
+    @property
+    def passed(self) -> int:
+        return len(self.ids("passed"))
+
+    @property
+    def failed(self) -> int:
+        failing = len(self.ids("failed", "error"))
+        if not self.ok and failing == 0:
+            return 1  # the suite failed without saying which test: count the run itself
+        return failing
+
+    @property
+    def skipped(self) -> int:
+        return len(self.ids("skipped"))
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return (
+                f"test command timed out after {self.duration:.0f} s; its process group was killed"
+            )
+        if not self.has_junit:
+            state = "passed" if self.ok else f"failed (exit status {self.returncode})"
+            return f"tests {state} (no JUnit report, so no per-test results)"
+        text = f"{self.passed} passed, {len(self.ids('failed', 'error'))} failed"
+        if self.skipped:
+            text += f", {self.skipped} skipped"
+        if not self.ok and not self.ids("failed", "error"):
+            text += f" but the run exited with status {self.returncode}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TestReport:
+        cases = {k: TestCase(**v) for k, v in data.get("cases", {}).items()}
+        return cls(**{**data, "cases": cases})
+
+
+def _file_of(classname: str, file_attr: str | None) -> str | None:
+    if file_attr:
+        return file_attr
+    if not classname:
+        return None
+    parts = classname.split(".")
+    while parts and parts[-1][:1].isupper():  # drop class names: tests.test_x.TestY
+        parts.pop()
+    return "/".join(parts) + ".py" if parts else None
+
+
+def parse_junit(path: Path) -> dict[str, TestCase] | None:
+    """Per-test outcomes from a JUnit XML report; None when there is no readable report."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    cases: dict[str, TestCase] = {}
+    for case in root.iter("testcase"):
+        classname = case.get("classname", "")
+        name = case.get("name", "")
+        test_id = f"{classname}::{name}" if classname else name
+        outcome, message = "passed", None
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
+                message = (child.get("message") or child.text or "")[:500] or None
+                break
+        try:
+            duration = float(case.get("time", "0") or 0)
+        except ValueError:
+            duration = 0.0
+        cases[test_id] = TestCase(outcome, duration, _file_of(classname, case.get("file")), message)
+    return cases
+
+
+def build_test_env(tree: Path, command: TestCommand, extra: dict[str, str]) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _STRIPPED_ENV and not k.startswith("OVERSEER_")
+    }
+    if command.venv is not None:
+        env["VIRTUAL_ENV"] = str(command.venv)
+        env["PATH"] = f"{command.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    paths = [str(tree / "src")] if (tree / "src").is_dir() else []
+    paths += [str(tree), str(PLUGIN_DIR)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_tests(
+    target: TargetConfig,
+    root: Path,
+    tree: Path,
+    *,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> TestReport:
+    """Run the target's tests in `tree` (one of our worktrees) and collect per-test results."""
+    command = resolve_test_command(target, root)
+    with tempfile.TemporaryDirectory(prefix="overseer-tests-") as scratch:
+        junit = Path(scratch) / "junit.xml"
+        progress = Path(scratch) / "progress"
+        env = build_test_env(
+            tree,
+            command,
+            {
+                "PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 "
+                "-p no:cacheprovider -p overseer_progress",
+                "OVERSEER_PROGRESS_FILE": str(progress),
+            },
+        )
+        watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
+        try:
+            result: CommandResult = run_command(
+                _absolutize(command.command, tree, root),
+                cwd=tree,
+                env=env,
+                timeout=target.test_timeout,
+                memory_limit_mb=target.memory_limit_mb,
+            )
+        finally:
+            if watcher:
+                watcher.stop()
+        report_path = junit
+        if target.junit_xml and not junit.exists():
+            report_path = tree / target.junit_xml
+        cases = parse_junit(report_path)
+    return TestReport(
+        command=command.command,
+        interpreter=command.interpreter,
+        returncode=result.returncode,
+        timed_out=result.timed_out,
+        duration=round(result.duration, 3),
+        output_tail=result.output_tail[-8000:],
+        has_junit=cases is not None,
+        cases=cases or {},
+    )
+
+
+class _ProgressWatcher:
+    """Reads the plugin's progress file while the tests run and reports done/total."""
+
+    def __init__(self, path: Path, callback: Callable[[int, int | None], None]) -> None:
+        self.path = path
+        self.callback = callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-progress", daemon=True)
+        self._last: tuple[int, int | None] = (-1, None)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self._poll()
+
+    def _poll(self) -> None:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return
+        total = next((int(x.split()[1]) for x in lines if x.startswith("total ")), None)
+        done = sum(1 for x in lines if x == "done")
+        if (done, total) != self._last:
+            self._last = (done, total)
+            self.callback(done, total)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,103 @@
+"""Building what a command needs from the configuration: targets, policy, history, contexts.
+
+Shared by the CLI and (later) the daemon, so both see the same targets the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from overseer.config import OverseerConfig, TargetConfig
+from overseer.core.clock import Clock, SystemClock
+from overseer.core.context import Context
+from overseer.core.events import EventBus
+from overseer.core.generate import build_generators
+from overseer.core.history import History
+from overseer.core.policy import CompiledPolicy, load_policy
+from overseer.core.repo import Identity
+from overseer.core.safety import protected_for
+from overseer.core.target import resolve_target
+from overseer.locations import StateDir, resolve_state_dir
+
+
+class TargetNotFound(Exception):
+    pass
+
+
+@dataclass
+class Runtime:
+    """One configuration, one state directory, one clock and one event bus."""
+
+    config: OverseerConfig
+    state: StateDir
+    clock: Clock
+    bus: EventBus
+    policy: CompiledPolicy
+    _history: History | None = None
+
+    @classmethod
+    def create(
+        cls, config: OverseerConfig, state_dir: Path | None, clock: Clock | None = None
+    ) -> Runtime:
+        clock = clock or SystemClock()
+        state = StateDir(resolve_state_dir(state_dir, config.state_dir))
+        return cls(config, state, clock, EventBus(clock), load_policy(config.policy))
+
+    @property
+    def history(self) -> History:
+        if self._history is None:
+            self.state.ensure()
+            self._history = History(self.state.database, self.clock)
+        return self._history
+
+    def close(self) -> None:
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+
+    def targets(
+        self, path: Path | None = None, test_command: str | None = None
+    ) -> list[TargetConfig]:
+        """The configured targets, or the one at `path` (configured or not)."""
+        if path is None:
+            if not self.config.targets:
+                raise TargetNotFound(
+                    "no target: pass --target PATH, or list targets in the configuration file"
+                )
+            chosen = list(self.config.targets)
+        else:
+            resolved = path.expanduser().resolve()
+            match = [t for t in self.config.targets if t.path.resolve() == resolved]
+            chosen = match or [TargetConfig(path=resolved)]
+        if test_command:
+            chosen = [t.model_copy(update={"test_command": test_command}) for t in chosen]
+        return chosen
+
+    def target_for_row(self, row: dict[str, object]) -> TargetConfig:
+        """The settings an attempt was made with: the configuration's, else the cycle's record."""
+        path = Path(str(row["target_path"])).resolve()
+        for t in self.config.targets:
+            if t.path.resolve() == path:
+                return t
+        cycle = self.history.get_cycle(str(row["cycle_id"]))
+        saved = (cycle.get("parameters") or {}).get("target_config")
+        if saved:
+            return TargetConfig.model_validate(saved)
+        return TargetConfig(path=path, name=str(row["target"]), branch=str(row["target_branch"]))
+
+    def context(self, target_config: TargetConfig) -> Context:
+        target = resolve_target(target_config)
+        extra = protected_for(
+            target.root, [p for p in (self.config.source, self.config.policy) if p]
+        )
+        return Context(
+            target=target,
+            policy=self.policy.with_protected(extra),
+            history=self.history,
+            bus=self.bus,
+            clock=self.clock,
+            state=self.state.ensure(),
+            identity=Identity(self.config.git.name, self.config.git.email),
+            generators=build_generators(self.config.generators),
+        )
