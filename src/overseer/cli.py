@@ -61,7 +61,10 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--config and --state-dir on every command (and their environment variables)."""
+    """--config, --state-dir and --debug on every command (and their environment variables).
+
+    The command receives the loaded configuration; a broken one stops here with its problems.
+    """
 
     @click.option(
         "--config",
@@ -152,6 +155,7 @@ def run(
     from overseer.core.cycle import run_cycle
     from overseer.core.lock import TargetBusy
     from overseer.core.repo import RepoError
+    from overseer.core.testrun import resolve_test_command
     from overseer.render import EventPrinter, attempts_table
     from overseer.runtime import TargetNotFound
 
@@ -175,7 +179,9 @@ def run(
     for target_config in targets:
         try:
             ctx = rt.context(target_config)
+            tests = resolve_test_command(ctx.target.config, ctx.target.root)
             click.echo(f"overseer · {ctx.target.name}@{ctx.target.branch} · state {rt.state.root}")
+            click.echo(f"tests: {tests.command}  ({tests.interpreter})")
             result = run_cycle(ctx, settings)
         except (RepoError, TargetBusy) as exc:
             click.echo(f"overseer: {target_config.path}: {exc}", err=True)
@@ -351,31 +357,24 @@ def policy_group() -> None:
 
 
 @policy_group.command("check")
+@common
 @click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="OVERSEER_CONFIG",
-)
-def policy_check(file: Path | None, config_path: Path | None) -> None:
+def policy_check(
+    config: OverseerConfig, state_dir: Path | None, debug: bool, file: Path | None
+) -> None:
     """Check a policy file (default: the configuration's policy) and list every problem."""
     from overseer.core.policy import load_policy
 
+    file = file or config.policy
     if file is None:
-        try:
-            file = load_config(config_path).policy
-        except ProblemsError as exc:
-            _problems(exc, "configuration")
-        if file is None:
-            click.echo(
-                "no policy file configured: the embedded default policy applies (it is valid)"
-            )
-            return
+        click.echo("no policy file configured: the embedded default policy applies (it is valid)")
+        return
     try:
         policy = load_policy(file)
     except ProblemsError as exc:
-        _problems(exc, "policy")
+        for problem in exc.problems:
+            click.echo(str(problem))
+        fail(f"the policy has {len(exc.problems)} problem(s)")
     click.echo(f"{file}: ok — {policy!r}")
 
 
@@ -391,11 +390,22 @@ def config_group() -> None:
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     envvar="OVERSEER_CONFIG",
+    help="The file to check when FILE is not given. Env: OVERSEER_CONFIG.",
 )
-def config_check(file: Path | None, config_path: Path | None) -> None:
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="OVERSEER_STATE_DIR",
+    help="Accepted like every command's; a check reads no state.",
+)
+@click.option("--debug", is_flag=True)
+def config_check(
+    file: Path | None, config_path: Path | None, state_dir: Path | None, debug: bool
+) -> None:
     """Check a configuration file, its policy and its targets; list every problem."""
     from overseer.checks import check_config
 
+    configure_logging(debug)
     file = file or config_path
     if file is None:
         fail("which file? pass FILE, --config or OVERSEER_CONFIG", 2)
@@ -407,26 +417,25 @@ def config_check(file: Path | None, config_path: Path | None) -> None:
     click.echo(f"{file}: ok")
 
 
-def _problems(exc: ProblemsError, what: str) -> NoReturn:
-    for problem in exc.problems:
-        click.echo(str(problem))
-    fail(f"the {what} has {len(exc.problems)} problem(s)")
-
-
 @main.command()
+@common
 @click.option(
     "--dir",
     "directory",
     type=click.Path(path_type=Path, file_okay=False),
     help="Where to make the scratch repository (default: a new temporary directory).",
 )
-@click.option("--debug", is_flag=True)
-def demo(directory: Path | None, debug: bool) -> None:
-    """Make a scratch repository with real problems and run two full cycles on it."""
+def demo(
+    config: OverseerConfig, state_dir: Path | None, debug: bool, directory: Path | None
+) -> None:
+    """Make a scratch repository with real problems and run two full cycles on it.
+
+    The demo brings its own target and policy; from --config it takes the rest (the git
+    identity of overseer's commits, say). Its state goes to --state-dir when given.
+    """
     from overseer.demo import run_demo
 
-    configure_logging(debug)
-    sys.exit(run_demo(directory, debug=debug))
+    sys.exit(run_demo(directory, config=config, state_dir=state_dir, debug=debug))
 
 
 if __name__ == "__main__":

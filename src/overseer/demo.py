@@ -112,10 +112,17 @@ def make_scratch_repo(repo: Path) -> None:
     git("commit", "--quiet", "-m", "A small statistics package with a few problems")
 
 
-def run_demo(directory: Path | None, *, debug: bool = False) -> int:
+def run_demo(
+    directory: Path | None,
+    *,
+    config: OverseerConfig | None = None,
+    state_dir: Path | None = None,
+    debug: bool = False,
+) -> int:
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="overseer-demo-"))
     base = base.resolve()
-    repo, state, policy = base / "repo", base / "state", base / "policy.yaml"
+    repo, policy = base / "repo", base / "policy.yaml"
+    state = state_dir.resolve() if state_dir else base / "state"
     if repo.exists():
         click.echo(f"overseer demo: {repo} already exists; pass an empty --dir", err=True)
         return 1
@@ -129,8 +136,11 @@ def run_demo(directory: Path | None, *, debug: bool = False) -> int:
     click.echo(f"Policy {policy} (autonomy limited: low-risk quality fixes promote themselves)")
     click.echo(f"State  {state} (history database and worktrees)\n")
 
-    config = OverseerConfig(
-        policy=policy, targets=[TargetConfig(name="demo", path=repo, slow_test_seconds=1.0)]
+    config = (config or OverseerConfig()).model_copy(
+        update={
+            "policy": policy,
+            "targets": [TargetConfig(name="demo", path=repo, slow_test_seconds=1.0)],
+        }
     )
     rt = Runtime.create(config, state)
     rt.bus.subscribe(rt.history.record_event)

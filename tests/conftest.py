@@ -1,0 +1,38 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import Harness, init_repo  # noqa: E402
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return init_repo(tmp_path / "proj")
+
+
+@pytest.fixture
+def harness(tmp_path: Path, repo: Path):
+    h = Harness(tmp_path, repo, ruff_select=["F"])
+    yield h
+    h.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_personal_git_config():
+    """Like CI: no global git identity or settings, whatever the developer's machine has."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")}
+    os.environ["GIT_CONFIG_GLOBAL"] = "/dev/null"
+    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    for name in ("OVERSEER_CONFIG", "OVERSEER_STATE_DIR", "OVERSEER_SOCKET"):
+        os.environ.pop(name, None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -1,0 +1,70 @@
+"""A change to a protected path is denied at every autonomy level, and nothing is deployed."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import Harness, git, init_repo, rows
+
+UTIL = "import json\nimport os\n\n\ndef double(x):\n    return x * 2\n"
+
+
+@pytest.mark.parametrize("autonomy", ["supervised", "limited", "full"])
+def test_a_policy_protected_path_is_denied(tmp_path, repo, autonomy):
+    before = git(repo, "rev-parse", "main")
+    h = Harness(
+        tmp_path,
+        repo,
+        policy=f"autonomy: {autonomy}\nprotected_paths: ['pkg/**']\n",
+        ruff_select=["F"],
+    )
+    result = h.cycle()
+    h.close()
+    [attempt] = result.attempts
+    assert attempt["status"] == "denied"
+    assert "touches protected path pkg/util.py (pkg/**)" in attempt["failure_reason"]
+    assert attempt["git_commit_hash"] is None and attempt["was_deployed"] == 0
+    assert git(repo, "rev-parse", "main") == before
+    assert git(repo, "branch", "--list", "overseer/*") == ""
+    assert git(repo, "worktree", "list").count("\n") == 0
+    finished = [
+        (e["phase"], e["outcome"])
+        for e in rows(h.state_dir, "phase_events")
+        if e["kind"] == "PhaseFinished"
+    ]
+    assert ("SAFETY", "failed") in finished
+    assert ("DEPLOY", "skipped") in finished and ("EVALUATE", "skipped") in finished
+    # The denial is learned from, and the same change is not proposed again.
+    assert rows(h.state_dir, "outcomes")[0]["kept"] == 0
+
+
+def test_overseers_own_safety_code_is_protected_when_it_is_the_target(tmp_path):
+    repo = init_repo(
+        tmp_path / "overseer-self",
+        {
+            "src/overseer/__init__.py": "",
+            "src/overseer/core/__init__.py": "",
+            "src/overseer/core/policy.py": UTIL,
+        },
+    )
+    h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])
+    result = h.cycle()
+    h.close()
+    [attempt] = result.attempts
+    assert attempt["status"] == "denied"
+    assert "src/overseer/core/policy.py" in attempt["failure_reason"]
+
+
+def test_the_policy_file_inside_the_target_is_protected(tmp_path):
+    from overseer.config import OverseerConfig, TargetConfig
+    from overseer.runtime import Runtime
+
+    repo = init_repo(tmp_path / "proj", {"ops/policy.yaml": "autonomy: full\n", "m.py": UTIL})
+    config = OverseerConfig(policy=repo / "ops/policy.yaml", targets=[TargetConfig(path=repo)])
+    rt = Runtime.create(config, tmp_path / "state")
+    ctx = rt.context(config.targets[0])
+    assert ctx.policy.protected_match("ops/policy.yaml") == "ops/policy.yaml"
+    assert ctx.policy.protected_match(".github/workflows/ci.yml") == ".github/**"
+    assert ctx.policy.protected_match("deep/poetry.lock") == "*.lock"
+    assert ctx.policy.protected_match("m.py") is None
+    rt.close()

@@ -1,0 +1,87 @@
+"""SIGKILL mid-cycle, then restart: no row stuck in progress, no stray worktree or process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from helpers import GIT_ENV, git, init_repo, rows
+from test_hang import HANGS_ON_CANDIDATE, UTIL
+from test_sandbox import processes_with, wait_gone
+
+
+def wait_for_phase(state_dir, phase: str, seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            conn = sqlite3.connect(state_dir / "history.sqlite3")
+            found = conn.execute(
+                "select improvement_id from improvements where phase = ? and status = 'running'",
+                [phase],
+            ).fetchall()
+            conn.close()
+        except sqlite3.Error:
+            found = []
+        if found:
+            return found[0][0]
+        time.sleep(0.1)
+    raise AssertionError(f"no attempt reached {phase}")
+
+
+def test_sigkill_during_evaluate_then_restart_closes_everything(tmp_path):
+    repo = init_repo(
+        tmp_path / "proj",
+        {"pkg/__init__.py": "", "pkg/util.py": UTIL, "tests/test_util.py": HANGS_ON_CANDIDATE},
+    )
+    before = git(repo, "rev-parse", "main")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("autonomy: limited\n")
+    config = tmp_path / "overseer.yaml"
+    config.write_text(
+        f"policy: {policy}\ntargets:\n  - path: {repo}\n    ruff_select: [F401]\n    test_timeout: 8\n"
+    )
+    state = tmp_path / "state"
+    args = [
+        sys.executable,
+        "-m",
+        "overseer",
+        "run",
+        "--once",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(state),
+        "--no-dry-run",
+        "--no-require-approval",
+    ]
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    iid = wait_for_phase(state, "EVALUATE")
+    time.sleep(1.0)  # the candidate's tests are hanging now
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert processes_with("316.5", tmp_path), (
+        "the orphaned test run should still be there before recovery"
+    )
+    assert git(repo, "branch", "--list", f"overseer/{iid}") != ""
+
+    restart = subprocess.run(
+        args + ["--max-changes", "0"], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert restart.returncode == 0, restart.stderr
+    assert "closed 1 interrupted attempt(s)" in restart.stdout
+    row = next(r for r in rows(state) if r["improvement_id"] == iid)
+    assert row["status"] == "interrupted"
+    assert "interrupted in phase EVALUATE" in row["failure_reason"]
+    assert row["completed_at"] is not None
+    assert not [r for r in rows(state) if r["status"] in ("running", "promoting")]
+    assert not [c for c in rows(state, "cycles") if c["status"] == "running"]
+    assert git(repo, "rev-parse", "main") == before
+    assert git(repo, "branch", "--list", "overseer/*") == ""
+    assert git(repo, "worktree", "list").count("\n") == 0
+    assert wait_gone("316.5", tmp_path) == []  # the orphans were killed
