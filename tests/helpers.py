@@ -134,7 +134,6 @@ class Harness:
         )
         self.rt = Runtime.create(self.config, self.state_dir)
         self.events: list[Event] = []
-        self.rt.bus.subscribe(self.rt.history.record_event)
         self.rt.bus.subscribe(self.events.append)
 
     @property

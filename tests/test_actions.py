@@ -37,7 +37,7 @@ def test_supervised_change_waits_with_its_branch_and_worktree_kept(supervised, r
     assert attempt["completed_at"] is None
     # A waiting change is not proposed again by the next cycle.
     again = supervised.cycle()
-    assert again.attempts == [] and "pending" in again.summary
+    assert again.attempts == [] and "(awaiting_approval)" in again.summary
 
 
 def test_approve_promotes_and_records_who_when_and_why(supervised, repo):

@@ -85,3 +85,44 @@ def test_sigkill_during_evaluate_then_restart_closes_everything(tmp_path):
     assert git(repo, "branch", "--list", "overseer/*") == ""
     assert git(repo, "worktree", "list").count("\n") == 0
     assert wait_gone("316.5", tmp_path) == []  # the orphans were killed
+
+
+def test_sigterm_during_evaluate_records_the_interruption_and_cleans_up(tmp_path):
+    repo = init_repo(
+        tmp_path / "proj",
+        {"pkg/__init__.py": "", "pkg/util.py": UTIL, "tests/test_util.py": HANGS_ON_CANDIDATE},
+    )
+    state = tmp_path / "state"
+    args = [
+        sys.executable,
+        "-m",
+        "overseer",
+        "run",
+        "--once",
+        "--target",
+        str(repo),
+        "--state-dir",
+        str(state),
+        "--no-dry-run",
+    ]
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **GIT_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    iid = wait_for_phase(state, "EVALUATE")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "recorded as interrupted" in err
+    row = next(r for r in rows(state) if r["improvement_id"] == iid)
+    assert row["status"] == "interrupted"
+    assert "in phase EVALUATE" in row["failure_reason"]
+    [cycle] = rows(state, "cycles")
+    assert cycle["status"] == "interrupted"
+    assert git(repo, "branch", "--list", "overseer/*") == ""
+    assert git(repo, "worktree", "list").count("\n") == 0
+    assert wait_gone("316.5", tmp_path) == []

@@ -168,7 +168,6 @@ def run(
         debug=debug,
     )
     rt = runtime_for(config, state_dir)
-    rt.bus.subscribe(rt.history.record_event)
     rt.bus.subscribe(EventPrinter(debug=debug))
     signal.signal(signal.SIGTERM, _on_sigterm)
     failed = False
@@ -294,7 +293,6 @@ def _act(
 
     rt = runtime_for(config, state_dir)
     row = _load_row(rt, attempt_id)
-    rt.bus.subscribe(rt.history.record_event)
     rt.bus.subscribe(EventPrinter(debug=debug))
     try:
         ctx = rt.context(rt.target_for_row(row))

@@ -143,7 +143,6 @@ def run_demo(
         }
     )
     rt = Runtime.create(config, state)
-    rt.bus.subscribe(rt.history.record_event)
     rt.bus.subscribe(EventPrinter(debug=debug))
     settings = RunSettings(dry_run=False, require_approval=False, max_changes=1, debug=debug)
     ctx = rt.context(config.targets[0])

@@ -46,9 +46,11 @@ class Runtime:
 
     @property
     def history(self) -> History:
+        """The history database, opened on first use; from then on it records every event."""
         if self._history is None:
             self.state.ensure()
             self._history = History(self.state.database, self.clock)
+            self.bus.subscribe(self._history.record_event)
         return self._history
 
     def close(self) -> None:

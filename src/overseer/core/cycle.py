@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ class Cycle:
         self.dry_run = settings.dry_run or policy.autonomy is Autonomy.OBSERVE
         self.max_changes = min(settings.max_changes, policy.policy.max_changes_per_run)
         self.by_name: dict[str, Generator] = {g.name: g for g in ctx.generators}
+        self.skipped: list[str] = []
 
     def generator_for(self, finding: Finding) -> str | None:
         for generator in self.ctx.generators:
@@ -154,9 +156,8 @@ class Cycle:
             raise
         attempts: list[dict[str, Any]] = []
         notes: list[str] = []
-        candidates = self.choose(analysis, base, notes)
         try:
-            for finding, generator, fingerprint in candidates:
+            for finding, generator, fingerprint in self.candidates(analysis, base):
                 if len(attempts) >= self.max_changes:
                     break
                 limited = rate_limit(
@@ -173,6 +174,12 @@ class Cycle:
             raise
         if self.max_changes == 0:
             notes.append("max changes per run is 0: analysis only")
+        if self.skipped:
+            notes.append(
+                f"skipped {len(self.skipped)} change(s) already made on the same code: "
+                + ", ".join(self.skipped[:3])
+                + (" …" if len(self.skipped) > 3 else "")
+            )
         if not attempts and not notes:
             notes.append("nothing to improve: no finding that a configured generator can act on")
         status = "failed" if any(a["status"] == ERROR for a in attempts) else "ok"
@@ -206,13 +213,15 @@ class Cycle:
         ctx.history.finish_cycle(self.cycle_id, analysis=analysis.to_dict(), status="running")
         return analysis
 
-    def choose(
-        self, analysis: Analysis, base: str, notes: list[str]
-    ) -> list[tuple[Finding, Generator, str]]:
-        """Ranked findings a generator can act on, minus those already decided or pending."""
+    def candidates(self, analysis: Analysis, base: str) -> Iterator[tuple[Finding, Generator, str]]:
+        """Ranked findings a generator can act on, minus those already decided or pending.
+
+        Lazy, so a repository with thousands of findings costs only what the run attempts.
+        A dry run also skips changes already dry-run on the same code: re-evaluating them
+        would tell nothing new.
+        """
         repo = self.ctx.repo()
-        chosen = []
-        skipped = 0
+        skip = set(WAITING) | set(SETTLED_AGAINST) | ({DRY_RUN} if self.dry_run else set())
         for finding in analysis.findings:
             name = self.generator_for(finding)
             if name is None:
@@ -226,17 +235,11 @@ class Cycle:
             fingerprint = hashlib.sha256(
                 f"{name}|{finding.kind}|{finding.file}|{blob}".encode()
             ).hexdigest()[:16]
-            statuses = self.ctx.history.fingerprint_statuses(fingerprint)
-            if any(s in WAITING or s in SETTLED_AGAINST for s in statuses):
-                skipped += 1
+            seen = skip.intersection(self.ctx.history.fingerprint_statuses(fingerprint))
+            if seen:
+                self.skipped.append(f"{finding.label} ({', '.join(sorted(seen))})")
                 continue
-            chosen.append((finding, self.by_name[name], fingerprint))
-        if skipped:
-            notes.append(
-                f"{skipped} finding(s) skipped: the same change on the same code is pending or "
-                "was already rejected, denied, failed or rolled back"
-            )
-        return chosen
+            yield finding, self.by_name[name], fingerprint
 
     def skip_phase(self, improvement_id: str | None, phase: Phase, why: str) -> None:
         bus = self.ctx.bus
@@ -396,9 +399,8 @@ class Attempt:
             score = predicted_success(ctx.history, candidate.generator, candidate.finding.kind)
             facts = facts_of(candidate, self.finding.area, score)
             verdict = ctx.policy.judge(facts, require_approval=self.cycle.settings.require_approval)
-            if problems:
-                verdict.decision = Decision.DENY
-                verdict.reasons = [*problems, *verdict.reasons]
+            for problem in reversed(problems):
+                verdict.deny(problem)
             approval = verdict.decision is Decision.NEEDS_APPROVAL
             self.update(
                 risk_level=verdict.risk.value,
@@ -408,14 +410,11 @@ class Attempt:
                 success_score=score,
             )
             if verdict.decision is Decision.DENY:
-                why = "; ".join(problems) or "; ".join(
-                    r for r in verdict.reasons if "protected" in r or "size." in r or "rule " in r
-                )
-                report.fail(f"denied: {why}")
-                self.update(status=DENIED, failure_reason=f"denied: {why}")
+                report.fail(f"denied: {verdict.why()}")
+                self.update(status=DENIED, failure_reason=f"denied: {verdict.why()}")
                 self.cleanup()
             else:
-                gate = "approval required" if approval else "may promote itself"
+                gate = f"approval required ({verdict.why()})" if approval else "may promote itself"
                 report.summary = f"risk {verdict.risk.value} · {gate}" + (
                     " · dry-run" if self.cycle.dry_run else ""
                 )

@@ -185,9 +185,20 @@ class CandidateFacts:
 class Verdict:
     decision: Decision
     risk: Risk
-    reasons: list[str] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # everything that shaped the verdict
+    rules: list[str] = field(default_factory=list)  # names of the rules that matched
     force_dry_run: bool = False
+    # The reasons that made it stricter: why it is denied, why it needs a human.
+    because: dict[str, list[str]] = field(default_factory=dict)
+
+    def why(self, decision: Decision | None = None) -> str:
+        return "; ".join(self.because.get((decision or self.decision).value, []))
+
+    def deny(self, reason: str) -> None:
+        """Validation found the change malformed: denied, whatever the policy said."""
+        self.decision = Decision.DENY
+        self.reasons.insert(0, reason)
+        self.because.setdefault(Decision.DENY.value, []).append(reason)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -196,6 +207,7 @@ class Verdict:
             "reasons": self.reasons,
             "rules": self.rules,
             "force_dry_run": self.force_dry_run,
+            "because": self.because,
         }
 
 
@@ -270,13 +282,16 @@ class CompiledPolicy:
         decision = Decision.ALLOW
         reasons = [f"{facts.generator} rates it {facts.stated_risk.value}"]
         matched: list[str] = []
+        because: dict[str, list[str]] = {}
 
         def raise_to(new_risk: Risk | None, new_decision: Decision | None, why: str) -> None:
             nonlocal risk, decision
             if new_risk is not None:
                 risk = max_risk(risk, new_risk)
-            if new_decision is not None and new_decision.rank > decision.rank:
-                decision = new_decision
+            if new_decision is not None:
+                because.setdefault(new_decision.value, []).append(why)
+                if new_decision.rank > decision.rank:
+                    decision = new_decision
             reasons.append(why)
 
         for path in facts.paths:
@@ -342,7 +357,7 @@ class CompiledPolicy:
             )
         if require_approval:
             raise_to(None, Decision.NEEDS_APPROVAL, "this run requires approval")
-        return Verdict(decision, risk, reasons, matched, force_dry_run)
+        return Verdict(decision, risk, reasons, matched, force_dry_run, because)
 
     def __repr__(self) -> str:
         return (
