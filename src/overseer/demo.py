@@ -8,6 +8,7 @@ same code path as `overseer run --once`.
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -93,6 +94,17 @@ PLANTED = [
 ]
 
 
+def command_name() -> str:
+    """How the user can run overseer again: the script next to this interpreter."""
+    script = Path(sys.executable).parent / "overseer"
+    if not script.exists():
+        return f"{sys.executable} -m overseer"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def make_scratch_repo(repo: Path) -> None:
     (repo / "stats").mkdir(parents=True)
     (repo / "tests").mkdir()
@@ -173,10 +185,11 @@ def run_demo(
                 click.echo("\nThe commit it made on main:\n" + log.rstrip())
     click.echo(click.style("\n── history " + "─" * 59, bold=True))
     click.echo(attempts_table(rt.history.attempts(target="demo")))
+    me = command_name()
     click.echo(
         "\nLook closer:\n"
-        f"  overseer show ID --state-dir {state}        # full provenance of one attempt\n"
-        f"  overseer rollback ID --state-dir {state}    # revert a promoted change\n"
+        f"  {me} show ID --state-dir {state}        # full provenance of one attempt\n"
+        f"  {me} rollback ID --state-dir {state}    # revert a promoted change\n"
         f"  git -C {repo} log --oneline"
     )
     rt.close()
