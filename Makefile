@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The lint rules are explicit because ruff's default set changes between versions.
 LINT_SELECT := E,F,W,I,UP,B,SIM
-LINT_IGNORE := E501
+LINT_IGNORE := E501,SIM117
 
 .PHONY: demo test lint clean
 

@@ -173,6 +173,8 @@ def overseer(
     for name in ("OVERSEER_CONFIG", "OVERSEER_STATE_DIR"):
         if env is None or name not in env:
             full_env.pop(name, None)
+    # Never talk to a daemon the developer happens to run: no socket unless the test says.
+    full_env.setdefault("OVERSEER_SOCKET", "/nonexistent/overseer.sock")
     return subprocess.run(
         [sys.executable, "-m", "overseer", *args],
         cwd=cwd,
@@ -181,3 +183,60 @@ def overseer(
         text=True,
         timeout=timeout,
     )
+
+
+# -- the daemon -----------------------------------------------------------------------------
+
+
+def short_dir() -> Path:
+    """Unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="ov", dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def daemon_config(
+    tmp_path: Path,
+    repo: Path,
+    socket: Path,
+    *,
+    policy: str = SUPERVISED,
+    every: float = 3600,
+    target: dict[str, Any] | None = None,
+    **sections: Any,
+) -> tuple[Path, OverseerConfig]:
+    """A real configuration file (so reload can be tested) and its loaded form."""
+    import yaml
+
+    from overseer.config import load_config
+
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(policy)
+    data: dict[str, Any] = {
+        "schedule": {"every": every},
+        "policy": str(policy_path),
+        "state_dir": str(tmp_path / "state"),
+        "defaults": {"dry_run": False},
+        "daemon": {"socket": str(socket), "shutdown_grace": 5},
+        "targets": [{"name": "proj", "path": str(repo), "ruff_select": ["F"], **(target or {})}],
+    }
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    path = tmp_path / "overseer.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, load_config(path)
+
+
+async def next_event(client, kind: str, timeout: float = 60, where=None):  # type: ignore[no-untyped-def]
+    """The next event of `kind` (and matching `where`) from a subscribed client."""
+    import asyncio
+
+    async def find():  # type: ignore[no-untyped-def]
+        async for event in client.events():
+            if event["kind"] == kind and (where is None or where(event)):
+                return event
+        raise AssertionError(f"the connection closed before {kind}")
+
+    return await asyncio.wait_for(find(), timeout)

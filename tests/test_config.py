@@ -9,7 +9,7 @@ import pytest
 
 from overseer.config import OverseerConfig, RunDefaults, load_config, parse_duration
 from overseer.core.policy import Policy, load_policy
-from overseer.core.yamlfile import ProblemsError
+from overseer.core.problems import ProblemsError
 
 ROOT = Path(__file__).parents[1]
 

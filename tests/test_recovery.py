@@ -11,7 +11,7 @@ import time
 
 from helpers import GIT_ENV, git, init_repo, rows
 from test_hang import HANGS_ON_CANDIDATE, UTIL
-from test_sandbox import processes_with, wait_gone
+from test_sandbox import processes_with, wait_gone, wait_started
 
 
 def wait_for_phase(state_dir, phase: str, seconds: float = 60) -> str:
@@ -61,7 +61,7 @@ def test_sigkill_during_evaluate_then_restart_closes_everything(tmp_path):
     env = {**os.environ, **GIT_ENV}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     iid = wait_for_phase(state, "EVALUATE")
-    time.sleep(1.0)  # the candidate's tests are hanging now
+    wait_started("316.5", tmp_path)  # the candidate's tests are hanging now
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert processes_with("316.5", tmp_path), (
@@ -113,7 +113,7 @@ def test_sigterm_during_evaluate_records_the_interruption_and_cleans_up(tmp_path
         text=True,
     )
     iid = wait_for_phase(state, "EVALUATE")
-    time.sleep(1.0)
+    wait_started("316.5", tmp_path)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

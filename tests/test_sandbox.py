@@ -25,6 +25,16 @@ def processes_with(marker: str, under: Path) -> list[int]:
     return found
 
 
+def wait_started(marker: str, under: Path, seconds: float = 60.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = processes_with(marker, under)
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no process with {marker!r} started under {under}")
+
+
 def wait_gone(marker: str, under: Path, seconds: float = 5.0) -> list[int]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

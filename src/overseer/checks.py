@@ -10,8 +10,8 @@ from pathlib import Path
 
 from overseer.config import load_config
 from overseer.core.policy import load_policy
+from overseer.core.problems import Problem, ProblemsError
 from overseer.core.repo import RepoError, TargetRepo
-from overseer.core.yamlfile import Problem, ProblemsError
 
 
 def check_config(path: Path) -> list[Problem]:

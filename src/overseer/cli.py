@@ -1,7 +1,12 @@
-"""`overseer …`: thin commands over the core. Logging is configured here and only here.
+"""`overseer …`: thin commands over the core and the daemon. Logging is configured here only.
+
+Commands that act (approve, reject, rollback, pause, resume) and read (history, show, status)
+go to the running daemon over its socket; without one they say so and act on the state
+directory directly. `run-now` and `watch` need the daemon.
 
 Exit status: 0 when the command did its job (a cycle ran, whatever its outcome), 1 when it
-could not (bad configuration, a refused action, a failed cycle), 2 for a usage error.
+could not (bad configuration, a refused action, a failed cycle), 2 for a usage error, 3 from
+`status` when no daemon is running.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from overseer.config import OverseerConfig, load_config
-from overseer.core.yamlfile import ProblemsError
+from overseer.core.problems import ProblemsError
+
+if TYPE_CHECKING:
+    from overseer.config import OverseerConfig
 
 log = logging.getLogger("overseer")
 
@@ -36,20 +43,27 @@ class JsonLines(logging.Formatter):
         return json.dumps(data)
 
 
-def configure_logging(debug: bool) -> None:
+def configure_logging(debug: bool, level: int = logging.WARNING) -> None:
+    """Plain lines to a terminal; JSON lines otherwise (journald, pipes)."""
     handler = logging.StreamHandler(sys.stderr)
     if sys.stderr.isatty():
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    else:  # journald and pipes get one JSON object per line
+    else:
         handler.setFormatter(JsonLines())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.setLevel(logging.DEBUG if debug else level)
+    # APScheduler narrates every job at INFO; our own lines say what matters.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"overseer: {message}", err=True)
     sys.exit(code)
+
+
+def note(message: str) -> None:
+    click.echo(f"overseer: {message}", err=True)
 
 
 class Interrupted(BaseException):
@@ -60,10 +74,64 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Interrupted(f"signal {signum}")
 
 
-def common(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, --state-dir and --debug on every command (and their environment variables).
+class Options:
+    """What every command gets: the configuration (loaded when first needed, so that a quick
+    `overseer status` does not pay for validating it) and where things are."""
 
-    The command receives the loaded configuration; a broken one stops here with its problems.
+    def __init__(
+        self, config_path: Path | None, state_dir: Path | None, socket: Path | None, debug: bool
+    ) -> None:
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self.socket = socket
+        self.debug = debug
+        self._config: OverseerConfig | None = None
+
+    @property
+    def config(self) -> OverseerConfig:
+        if self._config is None:
+            from overseer.config import load_config
+
+            try:
+                self._config = load_config(self.config_path)
+            except ProblemsError as exc:
+                for problem in exc.problems:
+                    click.echo(str(problem), err=True)
+                fail(f"the configuration has {len(exc.problems)} problem(s); nothing was done")
+        return self._config
+
+    @property
+    def socket_path(self) -> Path:
+        from overseer.locations import resolve_socket
+
+        configured = self.config.daemon.socket if self.config_path else None
+        return resolve_socket(self.socket, configured, for_daemon=False)
+
+    def runtime(self):  # type: ignore[no-untyped-def]
+        from overseer.runtime import Runtime
+
+        try:
+            return Runtime.create(self.config, self.state_dir)
+        except ProblemsError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            fail(f"the policy has {len(exc.problems)} problem(s); nothing was done")
+
+    def daemon(self, op: str, **args: Any) -> Any:
+        """One request to the running daemon. Raises DaemonUnavailable when there is none."""
+        import asyncio
+
+        from overseer.client import DaemonError, call
+
+        try:
+            return asyncio.run(call(self.socket_path, op, **args))
+        except DaemonError as exc:
+            fail(f"{exc.title}: {exc.message}")
+
+
+def common(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, --state-dir, --socket and --debug on every command (and their environment
+    variables). The command gets Options; a broken configuration stops it with its problems.
     """
 
     @click.option(
@@ -79,36 +147,45 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
         envvar="OVERSEER_STATE_DIR",
         help="History database and worktrees. Env: OVERSEER_STATE_DIR.",
     )
+    @click.option(
+        "--socket",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="OVERSEER_SOCKET",
+        help="The daemon's control socket. Env: OVERSEER_SOCKET.",
+    )
     @click.option("--debug", is_flag=True, help="Verbose logging and phase progress.")
     @functools.wraps(func)
-    def wrapper(config_path: Path | None, state_dir: Path | None, debug: bool, **kw: Any) -> Any:
+    def wrapper(
+        config_path: Path | None,
+        state_dir: Path | None,
+        socket: Path | None,
+        debug: bool,
+        **kw: Any,
+    ) -> Any:
         configure_logging(debug)
-        try:
-            config = load_config(config_path)
-        except ProblemsError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            fail(f"the configuration has {len(exc.problems)} problem(s); nothing was done")
-        return func(config=config, state_dir=state_dir, debug=debug, **kw)
+        return func(Options(config_path, state_dir, socket, debug), **kw)
 
     return wrapper
 
 
-def runtime_for(config: OverseerConfig, state_dir: Path | None):  # type: ignore[no-untyped-def]
-    from overseer.runtime import Runtime
+def via_daemon(opts: Options, op: str, *, fallback: str, **args: Any) -> tuple[bool, Any]:
+    """(True, result) from the daemon, or (False, None) after saying there is none."""
+    from overseer.client import DaemonUnavailable
 
     try:
-        return Runtime.create(config, state_dir)
-    except ProblemsError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        fail(f"the policy has {len(exc.problems)} problem(s); nothing was done")
+        return True, opts.daemon(op, **args)
+    except DaemonUnavailable as exc:
+        note(f"{exc}; {fallback}")
+        return False, None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="overseer")
 def main() -> None:
     """Supervised, autonomous code-improvement cycles on git repositories."""
+
+
+# -- one cycle ----------------------------------------------------------------------------
 
 
 @main.command()
@@ -137,9 +214,7 @@ def main() -> None:
     help="@TargetArea (default: auto).",
 )
 def run(
-    config: OverseerConfig,
-    state_dir: Path | None,
-    debug: bool,
+    opts: Options,
     once: bool,
     target: Path | None,
     test_command: str | None,
@@ -159,16 +234,23 @@ def run(
     from overseer.render import EventPrinter, attempts_table
     from overseer.runtime import TargetNotFound
 
-    d = config.defaults
+    d = opts.config.defaults
     settings = RunSettings(
         dry_run=d.dry_run if dry_run is None else dry_run,
         require_approval=d.require_approval if require_approval is None else require_approval,
         max_changes=d.max_changes_per_run if max_changes is None else max_changes,
         area=area or d.area,
-        debug=debug,
+        debug=opts.debug,
     )
-    rt = runtime_for(config, state_dir)
-    rt.bus.subscribe(EventPrinter(debug=debug))
+    rt = opts.runtime()
+    paused = rt.history.get_control("paused")
+    if paused and not settings.dry_run:
+        fail(
+            f"overseer is paused (by {paused.get('user')}"
+            + (f": {paused['reason']}" if paused.get("reason") else "")
+            + "); `overseer resume` first, or run with --dry-run"
+        )
+    rt.bus.subscribe(EventPrinter(debug=opts.debug))
     signal.signal(signal.SIGTERM, _on_sigterm)
     failed = False
     try:
@@ -220,26 +302,180 @@ def _explain(row: dict[str, Any]) -> None:
         click.echo(f"\n{iid}: {row['failure_reason']}")
 
 
+# -- the daemon ---------------------------------------------------------------------------
+
+
+@main.command()
+@common
+@click.option(
+    "--target",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Supervise this repository (default: the configured targets).",
+)
+@click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
+def daemon(opts: Options, target: Path | None, test_command: str | None) -> None:
+    """Run the supervisor in the foreground (as systemd wants it): scheduled cycles and the
+    control socket. SIGTERM stops it gracefully, a second SIGTERM at once; SIGHUP reloads."""
+    import asyncio
+    import os
+
+    from overseer.daemon.server import Daemon, DaemonFailed, DaemonOptions
+
+    configure_logging(opts.debug, logging.INFO)
+    options = DaemonOptions(
+        config=opts.config,
+        config_path=opts.config_path,
+        state_dir=opts.state_dir,
+        socket=opts.socket,
+        target=target,
+        test_command=test_command,
+    )
+    try:
+        supervisor = Daemon(options)
+    except ProblemsError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        fail(f"the policy has {len(exc.problems)} problem(s); the daemon did not start")
+    try:
+        asyncio.run(supervisor.serve())
+    except DaemonFailed as exc:
+        fail(f"the daemon did not start: {exc}")
+    if supervisor.worker_stuck:
+        log.error("the worker thread did not stop; exiting anyway")
+        os._exit(1)
+
+
+@main.command()
+@common
+@click.option("--json", "as_json", is_flag=True)
+def status(opts: Options, as_json: bool) -> None:
+    """What the daemon is doing: state, autonomy, phase, next run, budget, pending approvals."""
+    from overseer.client import DaemonUnavailable
+    from overseer.render import status_text
+
+    try:
+        result = opts.daemon("status")
+    except DaemonUnavailable as exc:
+        rt = opts.runtime()
+        offline = {
+            "state": "not running",
+            "reason": str(exc),
+            "paused": rt.history.get_control("paused") if rt.state.database.exists() else None,
+            "pending_approvals": rt.history.attempts(
+                statuses=("awaiting_approval", "ready_to_promote")
+            )
+            if rt.state.database.exists()
+            else [],
+            "state_dir": str(rt.state.root),
+        }
+        if as_json:
+            click.echo(json.dumps(offline, indent=2, default=str))
+        else:
+            click.echo(f"daemon: not running — {exc}")
+            click.echo(status_text(offline, offline=True))
+        sys.exit(3)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(status_text(result))
+
+
+@main.command("run-now")
+@common
+def run_now(opts: Options) -> None:
+    """Ask the daemon to start a cycle now."""
+    from overseer.client import DaemonUnavailable
+
+    try:
+        result = opts.daemon("run_now")
+    except DaemonUnavailable as exc:
+        fail(f"{exc}; to run one cycle without a daemon: `overseer run --once`")
+    click.echo(f"cycle started on {', '.join(result['targets'])}; follow it with `overseer watch`")
+
+
+@main.command()
+@common
+@click.option("--reason", help="Why (shown in status and recorded).")
+def pause(opts: Options, reason: str | None) -> None:
+    """The kill switch: no cycle starts and nothing is promoted until `overseer resume`."""
+    _pause(opts, True, reason)
+
+
+@main.command()
+@common
+def resume(opts: Options) -> None:
+    """Lift the kill switch."""
+    _pause(opts, False, None)
+
+
+def _pause(opts: Options, paused: bool, reason: str | None) -> None:
+    op = "pause" if paused else "resume"
+    args = {"reason": reason} if paused else {}
+    reached, _ = via_daemon(opts, op, fallback="setting it in the state directory directly", **args)
+    if not reached:
+        from overseer.core import actions
+        from overseer.core.context import Actor
+
+        rt = opts.runtime()
+        actions.set_paused(rt.history, rt.bus, Actor.current(), paused, reason)
+        rt.close()
+    click.echo("paused: no cycle starts and nothing is promoted" if paused else "resumed")
+
+
+@main.command()
+@common
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+def watch(opts: Options, as_json: bool) -> None:
+    """Print the daemon's live events until interrupted."""
+    import asyncio
+
+    from overseer.client import Client, DaemonError, DaemonUnavailable
+    from overseer.render import EventPrinter
+
+    printer = EventPrinter(debug=opts.debug)
+
+    async def follow() -> None:
+        async with Client(opts.socket_path, name="overseer-watch") as client:
+            await client.request("subscribe")
+            async for event in client.events():
+                if as_json:
+                    click.echo(json.dumps(event))
+                else:
+                    printer(event)
+        note("the daemon closed the connection")
+
+    try:
+        asyncio.run(follow())
+    except DaemonUnavailable as exc:
+        fail(str(exc))
+    except DaemonError as exc:
+        fail(f"{exc.title}: {exc.message}")
+    except KeyboardInterrupt:
+        pass
+
+
+# -- the record ---------------------------------------------------------------------------
+
+
 @main.command()
 @common
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per attempt, newest first.")
 @click.option("--target", "target_name", help="Only this target (its name).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-def history(
-    config: OverseerConfig,
-    state_dir: Path | None,
-    debug: bool,
-    as_json: bool,
-    target_name: str | None,
-    limit: int,
-) -> None:
+@click.option("--limit", type=click.IntRange(min=1, max=1000), default=50, show_default=True)
+def history(opts: Options, as_json: bool, target_name: str | None, limit: int) -> None:
     """List the recorded attempts, newest first."""
     from overseer.render import attempts_table
 
-    rt = runtime_for(config, state_dir)
-    if not rt.state.database.exists():
-        fail(f"no history in {rt.state.root} yet (run `overseer run --once --target PATH`)")
-    rows = rt.history.attempts(target=target_name, limit=limit)
+    reached, result = via_daemon(
+        opts, "history", fallback="reading the state directory", limit=limit, target=target_name
+    )
+    if reached:
+        rows = result["attempts"]
+    else:
+        rt = opts.runtime()
+        if not rt.state.database.exists():
+            fail(f"no history in {rt.state.root} yet (run `overseer run --once --target PATH`)")
+        rows = rt.history.attempts(target=target_name, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -261,39 +497,63 @@ def _load_row(rt: Any, attempt_id: str) -> dict[str, Any]:
 @common
 @click.argument("attempt_id")
 @click.option("--json", "as_json", is_flag=True)
-def show(
-    config: OverseerConfig, state_dir: Path | None, debug: bool, attempt_id: str, as_json: bool
-) -> None:
+def show(opts: Options, attempt_id: str, as_json: bool) -> None:
     """The full provenance of one attempt."""
     from overseer.render import show_attempt
 
-    rt = runtime_for(config, state_dir)
-    row = _load_row(rt, attempt_id)
-    events = rt.history.events(improvement_id=row["improvement_id"])
-    approvals = rt.history.approvals(row["improvement_id"])
+    reached, data = via_daemon(opts, "show", fallback="reading the state directory", id=attempt_id)
+    if not reached:
+        rt = opts.runtime()
+        row = _load_row(rt, attempt_id)
+        iid = row["improvement_id"]
+        data = {
+            **row,
+            "events": rt.history.events(improvement_id=iid),
+            "approvals": rt.history.approvals(iid),
+        }
     if as_json:
-        click.echo(json.dumps({**row, "events": events, "approvals": approvals}, indent=2))
+        click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(show_attempt(row, events, approvals))
+        click.echo(show_attempt(data, data.pop("events"), data.pop("approvals")))
 
 
-def _act(
-    config: OverseerConfig,
-    state_dir: Path | None,
-    debug: bool,
-    attempt_id: str,
-    action: str,
-    reason: str | None,
-) -> None:
+# -- decisions ----------------------------------------------------------------------------
+
+
+def _act(opts: Options, attempt_id: str, action: str, reason: str | None) -> None:
+    args: dict[str, Any] = {"id": attempt_id}
+    if reason is not None:
+        args["reason"] = reason
+    reached, after = via_daemon(
+        opts, action, fallback="acting on the state directory directly", **args
+    )
+    if not reached:
+        after = _act_directly(opts, attempt_id, action, reason)
+    if after.get("queued"):
+        click.echo(after["message"])
+        return
+    iid = after["improvement_id"][:8]
+    why = after.get("failure_reason")
+    click.echo(
+        f"{iid}: {after['status'].replace('_', ' ')}"
+        + (f" — {why}" if why and after["status"] not in ("promoted", "rolled_back") else "")
+    )
+    if action == "approve" and after["status"] not in ("promoted", "ready_to_promote"):
+        sys.exit(1)
+
+
+def _act_directly(
+    opts: Options, attempt_id: str, action: str, reason: str | None
+) -> dict[str, Any]:
     from overseer.core import actions
     from overseer.core.context import Actor
     from overseer.core.lock import TargetBusy
     from overseer.core.repo import RepoError
     from overseer.render import EventPrinter
 
-    rt = runtime_for(config, state_dir)
+    rt = opts.runtime()
     row = _load_row(rt, attempt_id)
-    rt.bus.subscribe(EventPrinter(debug=debug))
+    rt.bus.subscribe(EventPrinter(debug=opts.debug))
     try:
         ctx = rt.context(rt.target_for_row(row))
         do = {"approve": actions.approve, "reject": actions.reject, "rollback": actions.rollback}[
@@ -302,51 +562,38 @@ def _act(
         after = do(ctx, row["improvement_id"], Actor.current(), reason)
     except (actions.ActionRefused, RepoError, TargetBusy) as exc:
         fail(str(exc))
-    iid = after["improvement_id"][:8]
-    click.echo(
-        f"{iid}: {after['status'].replace('_', ' ')}"
-        + (
-            f" — {after['failure_reason']}"
-            if after.get("failure_reason") and after["status"] != "promoted"
-            else ""
-        )
-    )
     rt.close()
-    if action == "approve" and after["status"] not in ("promoted", "ready_to_promote"):
-        sys.exit(1)
+    return after
 
 
 @main.command()
 @common
 @click.argument("attempt_id")
 @click.option("--reason", help="Why (recorded with your user name).")
-def approve(
-    config: OverseerConfig, state_dir: Path | None, debug: bool, attempt_id: str, reason: str | None
-) -> None:
+def approve(opts: Options, attempt_id: str, reason: str | None) -> None:
     """Approve a change that awaits approval, and promote it."""
-    _act(config, state_dir, debug, attempt_id, "approve", reason)
+    _act(opts, attempt_id, "approve", reason)
 
 
 @main.command()
 @common
 @click.argument("attempt_id")
 @click.option("--reason", required=True, help="Why (kept, and shown next to similar proposals).")
-def reject(
-    config: OverseerConfig, state_dir: Path | None, debug: bool, attempt_id: str, reason: str
-) -> None:
+def reject(opts: Options, attempt_id: str, reason: str) -> None:
     """Reject a change that awaits approval; its branch and worktree are removed."""
-    _act(config, state_dir, debug, attempt_id, "reject", reason)
+    _act(opts, attempt_id, "reject", reason)
 
 
 @main.command()
 @common
 @click.argument("attempt_id")
 @click.option("--reason", help="Why (recorded with your user name).")
-def rollback(
-    config: OverseerConfig, state_dir: Path | None, debug: bool, attempt_id: str, reason: str | None
-) -> None:
+def rollback(opts: Options, attempt_id: str, reason: str | None) -> None:
     """Revert a promoted change with a new commit on the target branch."""
-    _act(config, state_dir, debug, attempt_id, "rollback", reason)
+    _act(opts, attempt_id, "rollback", reason)
+
+
+# -- checks -------------------------------------------------------------------------------
 
 
 @main.group("policy")
@@ -357,13 +604,11 @@ def policy_group() -> None:
 @policy_group.command("check")
 @common
 @click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
-def policy_check(
-    config: OverseerConfig, state_dir: Path | None, debug: bool, file: Path | None
-) -> None:
+def policy_check(opts: Options, file: Path | None) -> None:
     """Check a policy file (default: the configuration's policy) and list every problem."""
     from overseer.core.policy import load_policy
 
-    file = file or config.policy
+    file = file or opts.config.policy
     if file is None:
         click.echo("no policy file configured: the embedded default policy applies (it is valid)")
         return
@@ -396,9 +641,19 @@ def config_group() -> None:
     envvar="OVERSEER_STATE_DIR",
     help="Accepted like every command's; a check reads no state.",
 )
+@click.option(
+    "--socket",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="OVERSEER_SOCKET",
+    help="Accepted like every command's; a check needs no daemon.",
+)
 @click.option("--debug", is_flag=True)
 def config_check(
-    file: Path | None, config_path: Path | None, state_dir: Path | None, debug: bool
+    file: Path | None,
+    config_path: Path | None,
+    state_dir: Path | None,
+    socket: Path | None,
+    debug: bool,
 ) -> None:
     """Check a configuration file, its policy and its targets; list every problem."""
     from overseer.checks import check_config
@@ -415,6 +670,9 @@ def config_check(
     click.echo(f"{file}: ok")
 
 
+# -- the demo -----------------------------------------------------------------------------
+
+
 @main.command()
 @common
 @click.option(
@@ -423,9 +681,7 @@ def config_check(
     type=click.Path(path_type=Path, file_okay=False),
     help="Where to make the scratch repository (default: a new temporary directory).",
 )
-def demo(
-    config: OverseerConfig, state_dir: Path | None, debug: bool, directory: Path | None
-) -> None:
+def demo(opts: Options, directory: Path | None) -> None:
     """Make a scratch repository with real problems and run two full cycles on it.
 
     The demo brings its own target and policy; from --config it takes the rest (the git
@@ -433,7 +689,7 @@ def demo(
     """
     from overseer.demo import run_demo
 
-    sys.exit(run_demo(directory, config=config, state_dir=state_dir, debug=debug))
+    sys.exit(run_demo(directory, config=opts.config, state_dir=opts.state_dir, debug=opts.debug))
 
 
 if __name__ == "__main__":

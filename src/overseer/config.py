@@ -20,7 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from overseer.core.yamlfile import LineMap, Problem, ProblemsError, load_yaml, validate
+from overseer.core.problems import Problem, ProblemsError
+from overseer.core.yamlfile import LineMap, load_yaml, validate
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -55,13 +56,35 @@ class Schedule(_Strict):
     @model_validator(mode="after")
     def _one_of(self) -> Schedule:
         if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger  # only when a cron is configured
+
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"cron {self.cron!r}: {exc}") from None
             self.every = None
         return self
 
 
 class Approvers(_Strict):
-    users: list[str] = Field(default_factory=list)
-    groups: list[str] = Field(default_factory=lambda: ["overseer-approvers"])
+    """Who may approve, reject, roll back, pause and resume (by user name or uid, or group).
+
+    The user the daemon runs as, and root, always may: they own its files anyway.
+    """
+
+    users: list[str | int] = Field(default_factory=list)
+    groups: list[str | int] = Field(default_factory=lambda: ["overseer-approvers"])
+    expire_after: Duration = 86400.0  # an approval not given by then is recorded as expired
+
+
+class DaemonSettings(_Strict):
+    socket: Path | None = Field(default=None, description="default: see overseer.locations")
+    socket_group: str | int | None = Field(
+        default=None, description="group that may connect (socket 0660 in a 0750 directory)"
+    )
+    shutdown_grace: Duration = 60.0  # a running phase may finish within this on SIGTERM
+    misfire_grace: Duration = 300.0  # a cycle that missed its time still runs within this
+    event_queue: Annotated[int, Field(ge=10)] = 1000  # per subscriber, then drop-and-tell
 
 
 class RunDefaults(_Strict):
@@ -122,6 +145,7 @@ class OverseerConfig(_Strict):
     state_dir: Path | None = None
     schedule: Schedule = Schedule()
     approvers: Approvers = Approvers()
+    daemon: DaemonSettings = DaemonSettings()
     policy: Path | None = None
     defaults: RunDefaults = RunDefaults()
     git: GitIdentity = GitIdentity()
@@ -174,6 +198,7 @@ def _resolve_relative(config: OverseerConfig, base: Path) -> OverseerConfig:
 
     config.state_dir = rel(config.state_dir)
     config.policy = rel(config.policy)
+    config.daemon.socket = rel(config.daemon.socket)
     for target in config.targets:
         target.path = rel(target.path)  # type: ignore[assignment]
     return config

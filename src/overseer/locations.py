@@ -25,6 +25,45 @@ def resolve_state_dir(flag: Path | None, configured: Path | None) -> Path:
     return Path(xdg) / "overseer"
 
 
+SOCKET_NAME = "overseer.sock"
+
+
+def socket_candidates() -> list[Path]:
+    """Where a daemon may listen, in order: systemd's RuntimeDirectory, the user's runtime
+    directory, the system one (/run/overseer), and a per-user directory in /tmp."""
+    found = []
+    if runtime := os.environ.get("RUNTIME_DIRECTORY"):
+        found.append(Path(runtime.split(":")[0]) / SOCKET_NAME)
+    if xdg := os.environ.get("XDG_RUNTIME_DIR"):
+        found.append(Path(xdg) / "overseer" / SOCKET_NAME)
+    found.append(Path("/run/overseer") / SOCKET_NAME)
+    found.append(Path(f"/tmp/overseer-{os.getuid()}") / SOCKET_NAME)
+    return found
+
+
+def resolve_socket(flag: Path | None, configured: Path | None, *, for_daemon: bool) -> Path:
+    """The socket a daemon listens on, or a client connects to.
+
+    --socket, then $OVERSEER_SOCKET, then the config's `daemon.socket`; otherwise a daemon
+    takes the first of `socket_candidates()` it may use (/run/overseer only as root), and a
+    client takes the first where a socket exists (so a user finds the system daemon).
+    """
+    if flag is not None:
+        return flag.expanduser().resolve()
+    if env := os.environ.get("OVERSEER_SOCKET"):
+        return Path(env).expanduser().resolve()
+    if configured is not None:
+        return configured
+    candidates = socket_candidates()
+    if for_daemon:
+        usable = [c for c in candidates if c.parent != Path("/run/overseer") or os.getuid() == 0]
+        return usable[0]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    return candidates[0]
+
+
 @dataclass(frozen=True)
 class StateDir:
     root: Path

@@ -8,22 +8,6 @@ from typing import Any, TextIO
 
 import click
 
-from overseer.core.events import (
-    ApprovalRequested,
-    AttemptsRecovered,
-    ChangeApproved,
-    ChangePromoted,
-    ChangeRejected,
-    ChangeRolledBack,
-    CycleFinished,
-    CycleStarted,
-    Event,
-    PhaseFinished,
-    PhaseProgress,
-    PhaseStarted,
-    PromotionDeferred,
-)
-
 MARKS = {"ok": "✔", "failed": "✘", "skipped": "–"}
 COLORS = {"ok": "green", "failed": "red", "skipped": "yellow"}
 
@@ -34,8 +18,98 @@ def local_time(stamp: str | None) -> str:
     return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def event_line(e: dict[str, Any], style: Any = None) -> str | None:
+    """One line for an event (as a dict, the way it crosses the socket); None: not shown."""
+
+    def st(text: str, **kw: Any) -> str:
+        return style(text, **kw) if style else text
+
+    kind = e.get("kind")
+    iid = (e.get("improvement_id") or "")[:8]
+    if kind == "CycleStarted":
+        p = e.get("parameters") or {}
+        mode = "dry-run" if e.get("dry_run") else st("dry-run OFF", bold=True)
+        return (
+            st(f"Cycle {e['cycle_id'][:8]}", bold=True)
+            + f" ({local_time(e.get('at'))[11:]}) on {e['target']}@{e['branch']}"
+            f" · {mode} · autonomy {p.get('autonomy')} · max {p.get('max_changes')} change(s)"
+            f" · area {p.get('area')}"
+        )
+    if kind == "PhaseFinished":
+        outcome = e.get("outcome", "ok")
+        mark = st(MARKS.get(outcome, "?"), fg=COLORS.get(outcome))
+        took = f"{e['duration']:5.1f} s" if outcome != "skipped" else "      "
+        return f"  {mark} {e['phase']:<9} {took}  {e.get('summary', '')}"
+    if kind == "ApprovalRequested":
+        return (
+            st(f"  ⏸ awaiting approval: {iid}", fg="yellow")
+            + f" ({e.get('risk_level')} risk). Decide with `overseer approve {iid}`"
+            f" or `overseer reject {iid} --reason …`"
+        )
+    if kind == "ChangeApproved":
+        return f"  ✔ {iid} approved by {e['user']}" + (
+            f": {e['reason']}" if e.get("reason") else ""
+        )
+    if kind == "ChangeRejected":
+        return f"  ✘ {iid} rejected by {e['user']}: {e['reason']}"
+    if kind == "ChangePromoted":
+        pushed = ""
+        if e.get("pushed") is not None:
+            pushed = " · pushed" if e["pushed"] else " · push FAILED"
+        return st(f"  ⇒ {iid} promoted to {e['branch']} @ {e['commit'][:7]}", fg="green") + pushed
+    if kind == "PromotionDeferred":
+        return st(f"  ⏸ {iid}: {e['reason']}", fg="yellow")
+    if kind == "ChangeRolledBack":
+        return (
+            f"  ↩ {iid} rolled back by {e['user']} with revert {e['revert_commit'][:7]}: "
+            f"{e['reason']}"
+        )
+    if kind == "ApprovalExpired":
+        return st(
+            f"  ⌛ {iid}: approval expired (waiting since {local_time(e['waited'])})", fg="yellow"
+        )
+    if kind == "AttemptsRecovered":
+        parts = []
+        if e.get("closed"):
+            parts.append(f"closed {len(e['closed'])} interrupted attempt(s)")
+        if e.get("promoted"):
+            parts.append(f"recorded {len(e['promoted'])} promotion(s) found on the branch")
+        if e.get("worktrees_removed"):
+            parts.append(f"removed {e['worktrees_removed']} stray worktree(s)")
+        return f"Recovered {e['target']}: " + ", ".join(parts or ["branches cleaned"])
+    if kind == "CycleFinished":
+        return f"Cycle {e['cycle_id'][:8]} finished ({e['status']}): {e['summary']}"
+    if kind == "CycleSkipped":
+        return f"Cycle skipped: {e['reason']}"
+    if kind == "DaemonPaused":
+        return st(f"Paused by {e['user']}", fg="yellow") + (
+            f": {e['reason']}" if e.get("reason") else ""
+        )
+    if kind == "DaemonResumed":
+        return f"Resumed by {e['user']}"
+    if kind == "ConfigReloaded":
+        changes = "; ".join(e.get("changes") or []) or "no effective change"
+        return f"Configuration reloaded (policy {e['policy_version']}): {changes}"
+    if kind == "ReloadFailed":
+        return st("Reload rejected, keeping the last good configuration:", fg="red") + "".join(
+            f"\n    {p}" for p in e.get("problems", [])
+        )
+    if kind == "ErrorRaised":
+        return st(f"Error in {e['where']}: {e['message']}", fg="red")
+    if kind == "EventsDropped":
+        return st(f"… {e['count']} event(s) dropped: this client was too slow", fg="yellow")
+    if kind == "DaemonStarted":
+        return f"Daemon started (pid {e['pid']}) on {e['socket']} for {', '.join(e['targets'])}"
+    if kind == "DaemonStopping":
+        return f"Daemon stopping: {e['reason']}"
+    return None
+
+
 class EventPrinter:
-    """Prints each phase as it happens. On a terminal, the running phase's line shows progress."""
+    """Prints each phase as it happens. On a terminal, the running phase's line shows progress.
+
+    Takes events as dicts (what crosses the socket) or as core events (which have to_dict).
+    """
 
     def __init__(self, stream: TextIO | None = None, *, debug: bool = False) -> None:
         self.stream = stream or sys.stdout
@@ -43,9 +117,6 @@ class EventPrinter:
         self.debug = debug
         self._open_line = False
         self._attempts: set[str] = set()
-
-    def _style(self, text: str, **kw: Any) -> str:
-        return click.style(text, **kw) if self.tty else text
 
     def _print(self, text: str) -> None:
         if self._open_line:
@@ -60,70 +131,28 @@ class EventPrinter:
             self.stream.flush()
             self._open_line = True
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, CycleStarted):
-            mode = "dry-run" if event.dry_run else self._style("dry-run OFF", bold=True)
-            p = event.parameters
-            self._print(
-                self._style(f"Cycle {event.cycle_id[:8]}", bold=True)
-                + f" ({local_time(event.to_dict()['at'])[11:]}) on {event.target}@{event.branch}"
-                f" · {mode} · autonomy {p.get('autonomy')} · max {p.get('max_changes')} change(s)"
-                f" · area {p.get('area')}"
-            )
-        elif isinstance(event, PhaseStarted):
-            if event.improvement_id and event.improvement_id not in self._attempts:
-                self._attempts.add(event.improvement_id)
-                self._print(f" Attempt {event.improvement_id[:8]}")
-            self._status(f"  ▶ {event.phase:<9}")
-        elif isinstance(event, PhaseProgress):
-            if event.total:
-                self._status(f"  ▶ {event.phase:<9} {event.message} {event.done}/{event.total}")
-            elif event.done is None:
+    def __call__(self, event: Any) -> None:
+        e = event if isinstance(event, dict) else event.to_dict()
+        kind = e.get("kind")
+        if kind == "PhaseStarted":
+            iid = e.get("improvement_id")
+            if iid and iid not in self._attempts:
+                self._attempts.add(iid)
+                self._print(f" Attempt {iid[:8]}")
+            self._status(f"  ▶ {e['phase']:<9}")
+            return
+        if kind == "PhaseProgress":
+            if e.get("total"):
+                self._status(f"  ▶ {e['phase']:<9} {e['message']} {e['done']}/{e['total']}")
+            elif e.get("done") is None:
                 if self.debug:
-                    self._print(f"    … {event.message}")
+                    self._print(f"    … {e['message']}")
                 else:
-                    self._status(f"  ▶ {event.phase:<9} {event.message}")
-        elif isinstance(event, PhaseFinished):
-            mark = self._style(MARKS.get(event.outcome, "?"), fg=COLORS.get(event.outcome))
-            took = f"{event.duration:5.1f} s" if event.outcome != "skipped" else "      "
-            self._print(f"  {mark} {event.phase:<9} {took}  {event.summary}")
-        elif isinstance(event, ApprovalRequested):
-            self._print(
-                self._style(f"  ⏸ awaiting approval: {event.improvement_id[:8]}", fg="yellow")
-                + f" ({event.risk_level} risk). Decide with `overseer approve {event.improvement_id[:8]}`"
-                f" or `overseer reject {event.improvement_id[:8]} --reason …`"
-            )
-        elif isinstance(event, ChangeApproved):
-            self._print(
-                f"  ✔ approved by {event.user}" + (f": {event.reason}" if event.reason else "")
-            )
-        elif isinstance(event, ChangeRejected):
-            self._print(f"  ✘ rejected by {event.user}: {event.reason}")
-        elif isinstance(event, ChangePromoted):
-            pushed = (
-                "" if event.pushed is None else (" · pushed" if event.pushed else " · push FAILED")
-            )
-            self._print(
-                self._style(f"  ⇒ promoted to {event.branch} @ {event.commit[:7]}", fg="green")
-                + pushed
-            )
-        elif isinstance(event, PromotionDeferred):
-            self._print(self._style(f"  ⏸ {event.reason}", fg="yellow"))
-        elif isinstance(event, ChangeRolledBack):
-            self._print(
-                f"  ↩ rolled back by {event.user} with revert {event.revert_commit[:7]}: {event.reason}"
-            )
-        elif isinstance(event, AttemptsRecovered):
-            parts = []
-            if event.closed:
-                parts.append(f"closed {len(event.closed)} interrupted attempt(s)")
-            if event.promoted:
-                parts.append(f"recorded {len(event.promoted)} promotion(s) found on the branch")
-            if event.worktrees_removed:
-                parts.append(f"removed {event.worktrees_removed} stray worktree(s)")
-            self._print(f"Recovered {event.target}: " + ", ".join(parts or ["branches cleaned"]))
-        elif isinstance(event, CycleFinished):
-            self._print(f"Cycle {event.cycle_id[:8]} finished ({event.status}): {event.summary}")
+                    self._status(f"  ▶ {e['phase']:<9} {e['message']}")
+            return
+        line = event_line(e, click.style if self.tty else None)
+        if line is not None:
+            self._print(line)
 
 
 def _tests(row: dict[str, Any]) -> str:
@@ -245,4 +274,50 @@ def show_attempt(
     if r.get("generated_code"):
         out.append("Diff")
         out.append(r["generated_code"].rstrip("\n"))
+    return "\n".join(out)
+
+
+def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
+    """`overseer status`, for a person."""
+    out = []
+    if not offline:
+        flags = [
+            s["state"].upper(),
+            f"autonomy {s['autonomy']}",
+            "dry-run on" if s["dry_run"] else "dry-run OFF",
+            "approval required" if s["require_approval"] else "approval per policy",
+            f"max {s['max_changes']} change(s)",
+        ]
+        out.append(f"overseer {s['version']} (pid {s['pid']}) · " + " · ".join(flags))
+        out.append(f"schedule {s['schedule']} · next cycle {local_time(s.get('next_run'))}")
+        current = s.get("current")
+        if current:
+            progress = current.get("progress")
+            counted = f" (tests {progress['done']}/{progress['total']})" if progress else ""
+            out.append(
+                f"now: cycle {current['cycle_id'][:8]} on {current['target']}: "
+                f"{current.get('phase') or 'starting'}{counted}, since {local_time(current['since'])}"
+            )
+        for t in s.get("targets", []):
+            b = t["budget"]
+            out.append(
+                f"target {t['name']} ({t['path']}): budget {b['hour']['used']}/{b['hour']['limit']} "
+                f"this hour · {b['day']['used']}/{b['day']['limit']} today"
+            )
+        out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
+    paused = s.get("paused")
+    if paused:
+        out.append(
+            f"PAUSED by {paused.get('user')} at {local_time(paused.get('at'))}"
+            + (f": {paused['reason']}" if paused.get("reason") else "")
+            + " — `overseer resume` to lift it"
+        )
+    pending = s.get("pending_approvals") or []
+    out.append(f"Awaiting a decision ({len(pending)})")
+    for p in pending:
+        expires = f" · expires {local_time(p['expires_at'])}" if p.get("expires_at") else ""
+        out.append(
+            f"  {p['improvement_id'][:8]}  {p['status']:<17} {p.get('change_type') or '-':<12} "
+            f"{p.get('risk_level') or '-':<6} {p.get('target_file') or '-'}{expires}"
+        )
     return "\n".join(out)

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from overseer.core.context import Actor, Context
+from overseer.core.clock import parse_iso
+from overseer.core.context import SYSTEM, Actor, Context
 from overseer.core.cycle import finish_attempt, new_id, promote_attempt, remove_attempt_tree
 from overseer.core.deploy import ROLLBACK_TRAILER, TRAILER
-from overseer.core.events import ChangeApproved, ChangeRejected, ChangeRolledBack
+from overseer.core.events import (
+    ApprovalExpired,
+    ChangeApproved,
+    ChangeRejected,
+    ChangeRolledBack,
+    DaemonPaused,
+    DaemonResumed,
+    EventBus,
+)
 from overseer.core.history import (
     AWAITING_APPROVAL,
+    EXPIRED,
     PROMOTED,
     READY_TO_PROMOTE,
     REJECTED,
     ROLLED_BACK,
     WAITING,
+    History,
 )
 from overseer.core.learn import record_outcome
 from overseer.core.promote import RevertConflict, advance_branch, make_revert, push
@@ -25,49 +36,124 @@ class ActionRefused(Exception):
     """The action does not apply to this attempt now; the message says why and what to do."""
 
 
+def record_approval(
+    ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
+) -> dict[str, Any]:
+    """Record a human's approval; the attempt becomes ready to promote.
+
+    Recorded first and on its own, so a decision is never lost: if the promotion cannot run
+    now (a cycle holds the target, the daemon stops), the next cycle promotes it.
+    """
+    history = ctx.history
+    row = history.get(improvement_id)
+    status = row["status"]
+    if status not in WAITING:
+        raise ActionRefused(f"attempt {improvement_id[:8]} is {status}, not awaiting approval")
+    if status == AWAITING_APPROVAL or not row.get("approved_by"):
+        history.add_approval(improvement_id, "approved", actor.user, actor.uid, reason)
+        history.update_attempt(
+            improvement_id,
+            approved_by=actor.user,
+            status=READY_TO_PROMOTE,
+            failure_reason=f"approved by {actor.user}; promotion pending",
+        )
+        ctx.bus.emit(ChangeApproved, improvement_id=improvement_id, user=actor.user, reason=reason)
+    return history.get(improvement_id)
+
+
+def promote_approved(ctx: Context, improvement_id: str) -> dict[str, Any]:
+    """Promote an approved attempt (under the target's lock, held by the caller)."""
+    row = ctx.history.get(improvement_id)
+    if row["status"] != READY_TO_PROMOTE:
+        return row  # already settled (promoted by a cycle, rejected, expired)
+    promote_attempt(ctx, improvement_id)
+    finish_attempt(ctx, improvement_id)
+    return ctx.history.get(improvement_id)
+
+
 def approve(
     ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
 ) -> dict[str, Any]:
-    history = ctx.history
     with ctx.lock(wait=5.0):
-        row = history.get(improvement_id)
-        status = row["status"]
-        if status not in WAITING:
-            raise ActionRefused(f"attempt {improvement_id[:8]} is {status}, not awaiting approval")
-        if status == AWAITING_APPROVAL or not row.get("approved_by"):
-            history.add_approval(improvement_id, "approved", actor.user, actor.uid, reason)
-            history.update_attempt(improvement_id, approved_by=actor.user)
-            ctx.bus.emit(
-                ChangeApproved, improvement_id=improvement_id, user=actor.user, reason=reason
-            )
-        promote_attempt(ctx, improvement_id)
-        finish_attempt(ctx, improvement_id)
-        return history.get(improvement_id)
+        record_approval(ctx, improvement_id, actor, reason)
+        return promote_approved(ctx, improvement_id)
 
 
-def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str) -> dict[str, Any]:
+def record_rejection(
+    ctx: Context, improvement_id: str, actor: Actor, reason: str
+) -> dict[str, Any]:
+    """Record a human's rejection; the branch and worktree go with `finish_rejection`."""
     if not reason or not reason.strip():
         raise ActionRefused(
             "a rejection needs a reason (--reason); it is kept and shown next to similar proposals"
         )
     history = ctx.history
+    row = history.get(improvement_id)
+    if row["status"] not in WAITING:
+        raise ActionRefused(
+            f"attempt {improvement_id[:8]} is {row['status']}, not awaiting a decision"
+        )
+    history.add_approval(improvement_id, "rejected", actor.user, actor.uid, reason)
+    history.update_attempt(
+        improvement_id,
+        status=REJECTED,
+        failure_reason=f"rejected by {actor.user}: {reason}",
+        completed_at=history.now(),
+    )
+    ctx.bus.emit(ChangeRejected, improvement_id=improvement_id, user=actor.user, reason=reason)
+    return history.get(improvement_id)
+
+
+def finish_rejection(ctx: Context, improvement_id: str) -> dict[str, Any]:
+    remove_attempt_tree(ctx, improvement_id)
+    finish_attempt(ctx, improvement_id)
+    return ctx.history.get(improvement_id)
+
+
+def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str) -> dict[str, Any]:
     with ctx.lock(wait=5.0):
-        row = history.get(improvement_id)
-        if row["status"] not in WAITING:
-            raise ActionRefused(
-                f"attempt {improvement_id[:8]} is {row['status']}, not awaiting a decision"
-            )
-        history.add_approval(improvement_id, "rejected", actor.user, actor.uid, reason)
+        record_rejection(ctx, improvement_id, actor, reason)
+        return finish_rejection(ctx, improvement_id)
+
+
+def expire_approvals(ctx: Context, after_seconds: float) -> list[str]:
+    """Close attempts that waited for a decision longer than allowed: never promoted silently."""
+    history = ctx.history
+    now = ctx.clock.now()
+    expired = []
+    for row in history.attempts(target=ctx.target.name, statuses=(AWAITING_APPROVAL,)):
+        since = row.get("awaiting_since") or row.get("started_at")
+        if not since or (now - parse_iso(since)).total_seconds() < after_seconds:
+            continue
+        iid = row["improvement_id"]
+        history.add_approval(
+            iid, "expired", SYSTEM.user, SYSTEM.uid, f"no decision within {after_seconds:.0f} s"
+        )
         history.update_attempt(
-            improvement_id,
-            status=REJECTED,
-            failure_reason=f"rejected by {actor.user}: {reason}",
+            iid,
+            status=EXPIRED,
+            failure_reason=f"approval expired: no decision since {since}",
             completed_at=history.now(),
         )
-        remove_attempt_tree(ctx, improvement_id)
-        ctx.bus.emit(ChangeRejected, improvement_id=improvement_id, user=actor.user, reason=reason)
-        finish_attempt(ctx, improvement_id)
-        return history.get(improvement_id)
+        ctx.bus.emit(ApprovalExpired, improvement_id=iid, waited=since)
+        remove_attempt_tree(ctx, iid)
+        finish_attempt(ctx, iid)
+        expired.append(iid)
+    return expired
+
+
+def set_paused(
+    history: History, bus: EventBus, actor: Actor, paused: bool, reason: str | None = None
+) -> None:
+    """The kill switch, kept in the history database so it survives restarts."""
+    if paused:
+        history.set_control(
+            "paused", {"user": actor.user, "uid": actor.uid, "reason": reason, "at": history.now()}
+        )
+        bus.emit(DaemonPaused, user=actor.user, reason=reason)
+    else:
+        history.set_control("paused", None)
+        bus.emit(DaemonResumed, user=actor.user)
 
 
 def rollback(
@@ -143,6 +229,3 @@ def rollback(
         )
         record_outcome(history, history.get(improvement_id))
         return history.get(improvement_id)
-
-
-__all__ = ["ActionRefused", "approve", "reject", "rollback", "READY_TO_PROMOTE"]

@@ -15,6 +15,7 @@ from overseer.core.history import History
 from overseer.core.lock import TargetLock
 from overseer.core.policy import CompiledPolicy
 from overseer.core.repo import Identity, TargetRepo
+from overseer.core.stop import StopToken
 from overseer.core.target import Target
 from overseer.locations import StateDir
 
@@ -68,6 +69,11 @@ class Context:
     state: StateDir
     identity: Identity
     generators: list[Generator] = field(default_factory=list)
+    stop: StopToken = field(default_factory=StopToken)
+
+    def paused(self) -> dict[str, Any] | None:
+        """The kill switch: while set, no cycle starts and nothing is promoted."""
+        return self.history.get_control("paused")
 
     def repo(self) -> TargetRepo:
         return self.target.repo()

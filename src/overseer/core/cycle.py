@@ -53,6 +53,7 @@ from overseer.core.policy import Autonomy, Decision, Verdict
 from overseer.core.promote import advance_branch, push, rebase
 from overseer.core.repo import RepoError
 from overseer.core.safety import facts_of, rate_limit, validate
+from overseer.core.stop import CycleStopped
 from overseer.core.testrun import TestReport, run_tests
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
 
 
 def retry_ready(ctx: Context) -> list[str]:
-    """Promote approved changes that were waiting for the user's tree to be clean."""
-    done = []
+    """Promote approved changes that were waiting (for a clean tree, or for a resume)."""
+    done: list[str] = []
+    if ctx.paused():
+        return done
     for row in ctx.history.attempts(target=ctx.target.name, statuses=(READY_TO_PROMOTE,)):
         status, _ = promote_attempt(ctx, row["improvement_id"])
         if status != READY_TO_PROMOTE:
@@ -160,6 +163,7 @@ class Cycle:
             for finding, generator, fingerprint in self.candidates(analysis, base):
                 if len(attempts) >= self.max_changes:
                     break
+                ctx.stop.checkpoint("the next attempt")
                 limited = rate_limit(
                     ctx.history, target.name, ctx.policy, ctx.clock, dry_run=self.dry_run
                 )
@@ -205,6 +209,7 @@ class Cycle:
                     report=report,
                     area=self.settings.area,
                     generator_for=self.generator_for,
+                    cancel=ctx.stop.cancelled,
                 )
                 report.summary = analysis.summary()
         finally:
@@ -302,6 +307,7 @@ class Attempt:
         self.ctx.history.update_attempt(self.id, **fields)
 
     def phase(self, phase: Phase):  # type: ignore[no-untyped-def]
+        self.ctx.stop.checkpoint(phase.value)
         self.update(phase=phase.value)
         return self.ctx.bus.phase(phase, self.cycle.cycle_id, self.id)
 
@@ -342,7 +348,10 @@ class Attempt:
             self.cleanup()
         except BaseException as exc:
             row = ctx.history.get(self.id)
-            reason = f"interrupted ({type(exc).__name__}) in phase {row['phase']}"
+            why = str(exc) or type(exc).__name__
+            if isinstance(exc, CycleStopped) and ctx.stop.reason not in why:
+                why = f"{ctx.stop.reason}; {why}"
+            reason = f"interrupted in phase {row['phase']}: {why}"
             self.update(status=INTERRUPTED, failure_reason=reason, completed_at=ctx.history.now())
             self.cleanup()
             ctx.bus.emit(AttemptFinished, improvement_id=self.id, status=INTERRUPTED, reason=reason)
@@ -492,7 +501,7 @@ class Attempt:
             self.cleanup()
             return DRY_RUN, reason
         if verdict.decision is Decision.NEEDS_APPROVAL:
-            self.update(status=AWAITING_APPROVAL)
+            self.update(status=AWAITING_APPROVAL, awaiting_since=ctx.history.now())
             row = ctx.history.get(self.id)
             ctx.bus.emit(
                 ApprovalRequested,
@@ -517,6 +526,7 @@ def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -
         ctx.target.root,
         tree,
         on_progress=lambda done, total: report.progress("tests", done, total),
+        cancel=ctx.stop.cancelled,
     )
     return compare(baseline, candidate)
 
@@ -547,6 +557,16 @@ def promote_attempt(ctx: Context, improvement_id: str) -> tuple[str, str | None]
 
 def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[str, str | None]:
     history, repo, target = ctx.history, ctx.repo(), ctx.target
+    paused = ctx.paused()
+    if paused:
+        reason = (
+            f"promotion deferred: overseer is paused (by {paused.get('user')}"
+            + (f": {paused['reason']}" if paused.get("reason") else "")
+            + "); it promotes after `overseer resume`"
+        )
+        history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
+        ctx.bus.emit(PromotionDeferred, improvement_id=improvement_id, reason=reason)
+        return READY_TO_PROMOTE, reason
     commit = row["git_commit_hash"]
     history.update_attempt(improvement_id, status=PROMOTING, phase=Phase.EVALUATE.value)
     message = f"overseer: promote {improvement_id}"
@@ -606,7 +626,12 @@ def _refresh(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
     with ctx.bus.phase(Phase.EVALUATE, row["cycle_id"], improvement_id) as report:
         try:
             baseline, _ = baseline_tests(
-                target, tip, history=ctx.history, make_tree=make_tree, report=report
+                target,
+                tip,
+                history=ctx.history,
+                make_tree=make_tree,
+                report=report,
+                cancel=ctx.stop.cancelled,
             )
         except AnalysisFailed as exc:
             report.fail(str(exc))

@@ -169,6 +169,69 @@ class CycleFinished(Event):
 
 @_event
 @dataclass(frozen=True, kw_only=True)
+class ApprovalExpired(Event):
+    improvement_id: str
+    waited: str  # since when it waited
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class DaemonPaused(Event):
+    user: str
+    reason: str | None
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class DaemonResumed(Event):
+    user: str
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class CycleSkipped(Event):
+    target: str | None
+    reason: str
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class ConfigReloaded(Event):
+    files: list[str]
+    policy_version: str
+    changes: list[str] = field(default_factory=list)
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class ReloadFailed(Event):
+    files: list[str]
+    problems: list[str]
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class ErrorRaised(Event):
+    where: str
+    message: str
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class DaemonStarted(Event):
+    pid: int
+    socket: str
+    targets: list[str]
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class DaemonStopping(Event):
+    reason: str
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
 class AttemptsRecovered(Event):
     """Start-up found attempts a killed process left behind and closed them."""
 

@@ -39,12 +39,13 @@ FAILED = "failed"
 DENIED = "denied"
 DRY_RUN = "dry_run"
 INTERRUPTED = "interrupted"
+EXPIRED = "expired"
 ERROR = "error"
 
 IN_PROGRESS = (RUNNING, PROMOTING)
 WAITING = (AWAITING_APPROVAL, READY_TO_PROMOTE)
 # Attempts whose change must not be proposed again for the same code.
-SETTLED_AGAINST = (REJECTED, FAILED, DENIED, ROLLED_BACK)
+SETTLED_AGAINST = (REJECTED, FAILED, DENIED, ROLLED_BACK, EXPIRED)
 
 IMPROVEMENT_COLUMNS: dict[str, type] = {
     "improvement_id": str,
@@ -93,6 +94,7 @@ IMPROVEMENT_COLUMNS: dict[str, type] = {
     "rollback_reason": str,
     "revert_commit_hash": str,
     "approved_by": str,
+    "awaiting_since": str,
     "failure_reason": str,
     "policy_version": str,
     "phase_timings": str,
@@ -236,6 +238,9 @@ class History:
                 ("approvals", ["improvement_id"]),
             ):
                 db[table].create_index(columns, if_not_exists=True)
+            db["control"].create(
+                {"key": str, "value": str, "at": str}, pk="key", if_not_exists=True
+            )
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     def now(self) -> str:
@@ -297,6 +302,25 @@ class History:
             except sqlite_utils.db.NotFoundError:
                 raise UnknownAttempt(f"no attempt {improvement_id} in {self.path}") from None
 
+    @staticmethod
+    def _where(
+        target: str | None, statuses: tuple[str, ...] | None, search: str | None
+    ) -> tuple[str, list[Any]]:
+        where, params = [], []
+        if target is not None:
+            where.append("target = ?")
+            params.append(target)
+        if statuses:
+            where.append(f"status in ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if search:
+            where.append(
+                "(improvement_id like ? or target_file like ? or summary like ? "
+                "or finding_kind like ? or change_type like ? or status like ?)"
+            )
+            params.extend([f"%{search}%"] * 6)
+        return (" where " + " and ".join(where)) if where else "", params
+
     def attempts(
         self,
         *,
@@ -305,23 +329,28 @@ class History:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        search: str | None = None,
     ) -> list[dict[str, Any]]:
-        where, params = [], []
-        if target is not None:
-            where.append("target = ?")
-            params.append(target)
-        if statuses:
-            where.append(f"status in ({', '.join('?' * len(statuses))})")
-            params.extend(statuses)
-        sql = "select * from improvements"
-        if where:
-            sql += " where " + " and ".join(where)
-        sql += f" order by started_at {'desc' if newest_first else 'asc'}, rowid {'desc' if newest_first else 'asc'}"
+        where, params = self._where(target, statuses, search)
+        order = "desc" if newest_first else "asc"
+        sql = f"select * from improvements{where} order by started_at {order}, rowid {order}"
         if limit is not None:
             sql += " limit ? offset ?"
             params.extend([limit, offset])
         with self._lock:
             return [_decode(dict(r)) for r in self.db.query(sql, params)]
+
+    def count_attempts(
+        self,
+        *,
+        target: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+        search: str | None = None,
+    ) -> int:
+        where, params = self._where(target, statuses, search)
+        with self._lock:
+            row = next(self.db.query(f"select count(*) as n from improvements{where}", params))
+        return int(row["n"])
 
     def fingerprint_statuses(self, fingerprint: str) -> list[str]:
         with self._lock:
@@ -403,6 +432,22 @@ class History:
                     "select * from approvals where improvement_id = ? order by id", [improvement_id]
                 )
             ]
+
+    # -- control flags (the kill switch) -------------------------------------------------
+
+    def get_control(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db.query("select value from control where key = ?", [key]))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def set_control(self, key: str, value: dict[str, Any] | None) -> None:
+        with self._lock, self.db.conn:
+            if value is None:
+                self.db.execute("delete from control where key = ?", [key])
+            else:
+                self.db["control"].upsert(
+                    {"key": key, "value": json.dumps(value), "at": self.now()}, pk="key"
+                )
 
     # -- baselines ------------------------------------------------------------------------
 

@@ -14,11 +14,14 @@ import resource
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from overseer.core.stop import CycleStopped
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ def run_command(
     stdin_text: str | None = None,
     output_limit: int = OUTPUT_TAIL_BYTES,
     separate_stderr: bool = False,
+    cancel: threading.Event | None = None,
 ) -> CommandResult:
     """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
 
@@ -77,7 +81,8 @@ def run_command(
     SIGTERM, then SIGKILL after a grace period; after a normal exit, stragglers it left behind
     are killed too, because a test suite must not leave processes running in our service.
     Output is kept up to its last `output_limit` bytes; stderr joins it unless
-    `separate_stderr`, for commands whose stdout is data.
+    `separate_stderr`, for commands whose stdout is data. When `cancel` is set while the
+    command runs, its group is killed and CycleStopped is raised.
     """
     if isinstance(command, str):
         argv: list[str] = ["/bin/sh", "-c", command]
@@ -113,10 +118,7 @@ def run_command(
                 except subprocess.TimeoutExpired:
                     timed_out = True
             else:
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
+                timed_out = not _wait(proc, timeout, cancel)
             if timed_out:
                 _kill_group(pgid, signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -124,6 +126,8 @@ def run_command(
         finally:
             _kill_group(pgid, signal.SIGKILL)
             proc.wait()
+        if cancel is not None and cancel.is_set():
+            raise CycleStopped(f"cancelled while running `{shown}`; its process group was killed")
         duration = time.monotonic() - started
         tail = _tail(output, output_limit)
         error_tail = _tail(errors, OUTPUT_TAIL_BYTES)
@@ -135,6 +139,21 @@ def run_command(
         output_tail=tail,
         stderr_tail=error_tail,
     )
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float, cancel: threading.Event | None) -> bool:
+    """Wait for the process; False on timeout or cancellation (the caller kills the group)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            proc.wait(timeout=min(remaining, 0.1) if cancel is not None else remaining)
+            return True
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                return False
 
 
 def _tail(file: IO[bytes], limit: int) -> str:

@@ -216,6 +216,7 @@ def run_tests(
     tree: Path,
     *,
     on_progress: Callable[[int, int | None], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> TestReport:
     """Run the target's tests in `tree` (one of our worktrees) and collect per-test results."""
     command = resolve_test_command(target, root)
@@ -239,6 +240,7 @@ def run_tests(
                 env=env,
                 timeout=target.test_timeout,
                 memory_limit_mb=target.memory_limit_mb,
+                cancel=cancel,
             )
         finally:
             if watcher:

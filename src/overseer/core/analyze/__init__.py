@@ -8,6 +8,7 @@ on an unchanged head costs no test run. The user's checkout is never used.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,7 @@ def baseline_tests(
     history: History,
     make_tree: Callable[[], Path],
     report: PhaseReport,
+    cancel: threading.Event | None = None,
 ) -> tuple[TestReport, bool]:
     """The test results at `commit`: from the cache, or run once and cached."""
     command = resolve_test_command(target.config, target.root)
@@ -139,6 +141,7 @@ def baseline_tests(
         target.root,
         make_tree(),
         on_progress=lambda done, total: report.progress("tests", done, total),
+        cancel=cancel,
     )
     if tests.timed_out:
         raise AnalysisFailed(f"baseline {tests.describe()}")
@@ -155,6 +158,7 @@ def analyze(
     report: PhaseReport,
     area: str,
     generator_for: Callable[[Finding], str | None],
+    cancel: threading.Event | None = None,
 ) -> Analysis:
     """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed."""
     cfg = target.config
@@ -168,7 +172,7 @@ def analyze(
         return tree
 
     tests, tests_cached = baseline_tests(
-        target, commit, history=history, make_tree=worktree, report=report
+        target, commit, history=history, make_tree=worktree, report=report, cancel=cancel
     )
 
     key = lint_key(cfg.ruff_select)

@@ -1,0 +1,166 @@
+"""The asyncio client of the daemon's socket, used by the CLI and the TUI (no core imports).
+
+async with Client(path) as client:
+    status = await client.request("status")
+    await client.request("subscribe")
+    async for event in client.events():
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from overseer import __version__
+from overseer.protocol import PROTOCOL_VERSION, encode
+
+# Responses can be large (a diff, a page of history); requests are small.
+READ_LIMIT = 64 * 1024 * 1024
+
+
+class DaemonUnavailable(Exception):
+    """No daemon answers at the socket; the message says where we looked and why."""
+
+
+class DaemonError(Exception):
+    """The daemon refused or failed a request; carries the protocol's error fields."""
+
+    def __init__(self, type: str, title: str, message: str) -> None:
+        super().__init__(message)
+        self.type = type
+        self.title = title
+        self.message = message
+
+
+class ConnectionLost(DaemonUnavailable):
+    pass
+
+
+class Client:
+    def __init__(self, socket_path: Path, *, name: str = "overseer-cli") -> None:
+        self.socket_path = socket_path
+        self.name = name
+        self.hello: dict[str, Any] = {}
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._reading: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, timeout: float = 5.0) -> dict[str, Any]:
+        path = self.socket_path
+        if not path.exists():
+            raise DaemonUnavailable(f"no daemon is running: there is no socket at {path}")
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(path), limit=READ_LIMIT), timeout
+            )
+        except PermissionError:
+            raise DaemonUnavailable(
+                f"permission denied on {path}: your user may not talk to this daemon "
+                "(ask to be added to its socket group)"
+            ) from None
+        except (ConnectionRefusedError, FileNotFoundError):
+            raise DaemonUnavailable(
+                f"no daemon is running: {path} exists but nothing listens (a stale socket)"
+            ) from None
+        except (TimeoutError, OSError) as exc:
+            raise DaemonUnavailable(f"cannot connect to {path}: {exc}") from None
+        self._reading = asyncio.create_task(self._read_loop())
+        self.hello = await self.request(
+            "hello", protocol=PROTOCOL_VERSION, client=f"{self.name}/{__version__}/{os.getpid()}"
+        )
+        return self.hello
+
+    async def _read_loop(self) -> None:
+        import json
+
+        assert self._reader is not None
+        try:
+            while True:
+                line = await self._reader.readline()
+                if not line:
+                    break
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if "event" in message:
+                    self._events.put_nowait(message["event"])
+                    continue
+                future = self._pending.pop(message.get("id"), None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionLost("the daemon closed the connection"))
+            self._pending.clear()
+            self._events.put_nowait(None)
+            self.closed.set()
+
+    async def request(self, op: str, timeout: float | None = 30.0, **args: Any) -> Any:
+        if self._writer is None or self.closed.is_set():
+            raise ConnectionLost("not connected to the daemon")
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        self._writer.write(encode({"id": request_id, "op": op, "args": args}))
+        try:
+            await self._writer.drain()
+            message = await asyncio.wait_for(future, timeout)
+        except (ConnectionError, BrokenPipeError):
+            raise ConnectionLost("the daemon closed the connection") from None
+        except TimeoutError:
+            self._pending.pop(request_id, None)
+            raise DaemonError(
+                "timeout", "No answer", f"the daemon did not answer {op} in time"
+            ) from None
+        if message.get("ok"):
+            return message.get("result")
+        err = message.get("error") or {}
+        raise DaemonError(
+            err.get("type", "error"), err.get("title", "Error"), err.get("message", "unknown error")
+        )
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Events after `subscribe`, until the connection closes."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._writer.wait_closed()
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+        self.closed.set()
+
+
+async def call(socket_path: Path, op: str, **args: Any) -> Any:
+    """One request on a fresh connection: what most CLI commands need."""
+    async with Client(socket_path) as client:
+        return await client.request(op, **args)

@@ -1,0 +1,1 @@
+"""The long-running supervisor: scheduled cycles, the control socket, systemd integration."""

@@ -1,0 +1,76 @@
+"""Events to subscribers, never blocking the cycle or each other.
+
+The cycle publishes from its worker thread; the broadcaster hands the event to the event
+loop, which appends it to each subscriber's own outbox. A subscriber whose outbox already holds
+`limit` events misses the new ones; when there is room again it is told how many it missed
+(an `EventsDropped` event) before the next one. Memory per subscriber is therefore bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """What one connection will send, in order: responses, and events if subscribed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.events_queued = 0
+        self.dropped = 0
+        self.subscribed = False
+
+    def response(self, message: dict[str, Any]) -> None:
+        self.queue.put_nowait(message)
+
+    def event(self, data: dict[str, Any]) -> None:
+        if self.events_queued >= self.limit:
+            self.dropped += 1
+            return
+        if self.dropped:
+            self._put_event({"kind": "EventsDropped", "at": data.get("at"), "count": self.dropped})
+            self.dropped = 0
+        self._put_event(data)
+
+    def _put_event(self, data: dict[str, Any]) -> None:
+        self.events_queued += 1
+        self.queue.put_nowait({"event": data})
+
+    def sent(self, message: dict[str, Any]) -> None:
+        if "event" in message:
+            self.events_queued -= 1
+
+
+class Broadcaster:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.outboxes: set[Outbox] = set()
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def publish(self, data: dict[str, Any]) -> None:
+        """From any thread."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
+            self.loop.call_soon_threadsafe(self._fanout, data)
+
+    def _fanout(self, data: dict[str, Any]) -> None:
+        for outbox in list(self.outboxes):
+            if outbox.subscribed:
+                outbox.event(data)
+        for listener in list(self.listeners):
+            try:
+                listener(data)
+            except Exception:
+                log.exception("event listener failed")
+
+    def add(self, outbox: Outbox) -> None:
+        self.outboxes.add(outbox)
+
+    def remove(self, outbox: Outbox) -> None:
+        self.outboxes.discard(outbox)

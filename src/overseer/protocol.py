@@ -1,0 +1,188 @@
+"""The control protocol between the daemon and its clients (CLI, TUI): one module, no core.
+
+Newline-delimited JSON over a Unix socket. The client speaks first:
+
+    → {"id": 1, "op": "hello", "args": {"protocol": 1, "client": "overseer-cli"}}
+    ← {"id": 1, "ok": true, "result": {"protocol": 1, "server": "overseer 0.1.0",
+                                        "user": "alice", "uid": 1000, "approver": true}}
+
+then requests, each answered with its id echoed:
+
+    → {"id": 2, "op": "approve", "args": {"id": "7f3a2c1b", "reason": "reviewed"}}
+    ← {"id": 2, "ok": false, "error": {"type": "not_authorized", "title": "Not an approver",
+                                        "message": "…"}}
+
+and, after `subscribe`, events streamed without an id:
+
+    ← {"event": {"kind": "PhaseStarted", "at": "…", "phase": "ANALYZE", …}}
+
+Events are past tense (`PhaseStarted`, `ChangePromoted`); commands are imperative (`approve`,
+`pause`, `run_now`). A subscriber too slow to keep up loses events, and is told how many with
+an `EventsDropped` event, rather than slowing the cycle or anyone else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Literal
+
+PROTOCOL_VERSION = 1
+MAX_LINE_BYTES = 1024 * 1024
+
+# Who may do what: reading is for anyone who can connect; deciding is for approvers.
+READ_OPS = frozenset({"hello", "ping", "status", "history", "show", "subscribe", "unsubscribe"})
+WRITE_OPS = frozenset({"run_now", "pause", "resume", "approve", "reject", "rollback"})
+OPS = READ_OPS | WRITE_OPS
+
+
+class ProtocolError(Exception):
+    """An error to send back: a machine-readable type, a short title, a helpful message."""
+
+    def __init__(self, type: str, title: str, message: str) -> None:
+        super().__init__(message)
+        self.type = type
+        self.title = title
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "title": self.title, "message": self.message}
+
+
+@functools.cache
+def models() -> tuple[type[Any], dict[str, type[Any]]]:
+    """The request model and each op's argument model, built on first use: a client that only
+    sends requests never pays for importing pydantic (it keeps `overseer status` quick)."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class _Args(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    class HelloArgs(_Args):
+        protocol: int
+        client: str = "unknown"
+
+    class NoArgs(_Args):
+        pass
+
+    class AttemptArgs(_Args):
+        id: str = Field(min_length=1, max_length=64)
+
+    class ApproveArgs(AttemptArgs):
+        reason: str | None = Field(default=None, max_length=2000)
+
+    class RejectArgs(AttemptArgs):
+        reason: str = Field(min_length=1, max_length=2000)
+
+    class RollbackArgs(AttemptArgs):
+        reason: str | None = Field(default=None, max_length=2000)
+
+    class PauseArgs(_Args):
+        reason: str | None = Field(default=None, max_length=2000)
+
+    class HistoryArgs(_Args):
+        limit: int = Field(default=50, ge=1, le=1000)
+        offset: int = Field(default=0, ge=0)
+        target: str | None = None
+        status: list[str] | None = None
+        search: str | None = Field(default=None, max_length=200)
+
+    class Request(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        id: int | str
+        op: str
+        args: dict[str, Any] = Field(default_factory=dict)
+
+    return Request, {
+        "hello": HelloArgs,
+        "ping": NoArgs,
+        "status": NoArgs,
+        "history": HistoryArgs,
+        "show": AttemptArgs,
+        "subscribe": NoArgs,
+        "unsubscribe": NoArgs,
+        "run_now": NoArgs,
+        "pause": PauseArgs,
+        "resume": NoArgs,
+        "approve": ApproveArgs,
+        "reject": RejectArgs,
+        "rollback": RollbackArgs,
+    }
+
+
+def decode_request(line: bytes) -> tuple[Any, Any]:
+    """Parse one line into a request and its validated arguments, or raise ProtocolError.
+
+    The error carries the request id when one could be read, so the client can match it.
+    """
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("bad_json", "Not JSON", f"the line is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_request", "Bad request", "a request is a JSON object")
+    from pydantic import ValidationError
+
+    request_model, arg_models = models()
+    try:
+        request = request_model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError("bad_request", "Bad request", _explain(exc)) from None
+    if request.op not in OPS:
+        raise RequestError(
+            request.id,
+            ProtocolError(
+                "unknown_op",
+                "Unknown operation",
+                f"unknown op {request.op!r}; known: {', '.join(sorted(OPS))}",
+            ),
+        )
+    try:
+        args = arg_models[request.op].model_validate(request.args)
+    except ValidationError as exc:
+        raise RequestError(
+            request.id,
+            ProtocolError("bad_request", f"Bad arguments for {request.op}", _explain(exc)),
+        ) from None
+    return request, args
+
+
+class RequestError(Exception):
+    """A ProtocolError about a request whose id is known."""
+
+    def __init__(self, request_id: int | str, error: ProtocolError) -> None:
+        super().__init__(error.message)
+        self.request_id = request_id
+        self.error = error
+
+
+def _explain(exc: Any) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "request"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def ok(request_id: int | str | None, result: Any) -> dict[str, Any]:
+    return {"id": request_id, "ok": True, "result": result}
+
+
+def error(request_id: int | str | None, err: ProtocolError) -> dict[str, Any]:
+    return {"id": request_id, "ok": False, "error": err.to_dict()}
+
+
+def event(data: dict[str, Any]) -> dict[str, Any]:
+    return {"event": data}
+
+
+Kind = Literal["response", "event"]
+
+
+def kind_of(message: dict[str, Any]) -> Kind:
+    return "event" if "event" in message else "response"
