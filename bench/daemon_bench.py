@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import daemon_config, init_repo  # noqa: E402
-
 from overseer.core.events import ErrorRaised  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
 
@@ -69,7 +67,12 @@ async def latency(subscribers: int, workdir: Path, sockdir: Path) -> tuple[float
     path, config = daemon_config(workdir, repo, sockdir / f"s{subscribers}.sock")
     async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", SUBSCRIBERS, str(daemon.socket_path), str(subscribers), str(EVENTS),
+            sys.executable,
+            "-c",
+            SUBSCRIBERS,
+            str(daemon.socket_path),
+            str(subscribers),
+            str(EVENTS),
             stdout=asyncio.subprocess.PIPE,
             limit=64 * 1024 * 1024,
         )
@@ -96,7 +99,9 @@ def idle_and_status(workdir: Path, sockdir: Path) -> dict[str, float]:
     env = {**os.environ, "OVERSEER_SOCKET": str(sock)}
     daemon = subprocess.Popen(
         [sys.executable, "-m", "overseer", "daemon", "--config", str(path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(300):
@@ -121,7 +126,12 @@ def idle_and_status(workdir: Path, sockdir: Path) -> dict[str, float]:
         timings = []
         for _ in range(10):
             started = time.monotonic()
-            subprocess.run([sys.executable, "-m", "overseer", "status"], env=env, capture_output=True, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "overseer", "status"],
+                env=env,
+                capture_output=True,
+                check=True,
+            )
             timings.append(time.monotonic() - started)
         script = Path(sys.executable).parent / "overseer"
         script_timings = []
@@ -148,7 +158,13 @@ def main() -> None:
         rows = []
         for n in (1, 20):
             p50, p99 = asyncio.run(latency(n, workdir, sockdir))
-            rows.append((f"event latency, {n} subscriber(s)", f"p50 {p50:.2f} ms · p99 {p99:.2f} ms", "p99 < 20 ms" if n == 20 else ""))
+            rows.append(
+                (
+                    f"event latency, {n} subscriber(s)",
+                    f"p50 {p50:.2f} ms · p99 {p99:.2f} ms",
+                    "p99 < 20 ms" if n == 20 else "",
+                )
+            )
         idle = idle_and_status(workdir, sockdir)
         rows.append(("idle daemon RSS", f"{idle['idle_rss_mb']:.1f} MB", "< 80 MB"))
         rows.append(("idle daemon CPU (10 s)", f"{idle['idle_cpu_percent']:.2f} %", "~0 %"))

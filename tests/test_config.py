@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from overseer.config import OverseerConfig, RunDefaults, load_config, parse_duration
+from overseer.config import (
+    Approvers,
+    DaemonSettings,
+    OverseerConfig,
+    RunDefaults,
+    load_config,
+    parse_duration,
+)
 from overseer.core.policy import Policy, load_policy
 from overseer.core.problems import ProblemsError
 
@@ -34,10 +41,11 @@ def test_the_shipped_configuration_is_valid_and_its_defaults_are_the_embedded_on
     assert config.defaults.max_changes_per_run == 1
     assert config.schedule.every == 1800
     assert config.targets[0].test_timeout == 900
-    assert config.where("targets", 0, "path") == (
-        str((ROOT / "config/overseer.yaml").resolve()),
-        21,
-    )
+    assert config.approvers == Approvers() and config.daemon == DaemonSettings()
+    lines = (ROOT / "config/overseer.yaml").read_text().splitlines()
+    path_line = next(n for n, line in enumerate(lines, 1) if line.strip() == "path: /srv/myservice")
+    file = str((ROOT / "config/overseer.yaml").resolve())
+    assert config.where("targets", 0, "path") == (file, path_line)
 
 
 def test_no_file_means_the_safe_defaults():
@@ -70,6 +78,13 @@ def test_no_file_means_the_safe_defaults():
             "2: defaults.area: Input should be 'performance', 'quality', 'features' or 'auto'",
         ),
         ("policy: [1, 2]\n", "1: policy: Input is not a valid path"),
+        ("schedule: {cron: '61 * * * *'}\n", "1: schedule: cron '61 * * * *':"),
+        ("daemon: {shutdown_grace: forever}\n", "1: daemon.shutdown_grace: expected a duration"),
+        (
+            "daemon: {event_queue: 1}\n",
+            "1: daemon.event_queue: Input should be greater than or equal to 10",
+        ),
+        ("approvers: {users: [{a: 1}]}\n", "1: approvers.users[0]"),
     ],
 )
 def test_bad_configuration(tmp_path, text, expected):

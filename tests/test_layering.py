@@ -31,5 +31,14 @@ def test_the_core_imports_no_textual_scheduler_or_socket_server():
 
 def test_the_command_line_starts_without_heavy_imports():
     modules = loaded_after("import overseer.cli")
-    for heavy in ("git", "sqlite_utils", "pydantic", "yaml", "apscheduler", "textual", "sklearn", "overseer.core.cycle"):
+    for heavy in (
+        "git",
+        "sqlite_utils",
+        "pydantic",
+        "yaml",
+        "apscheduler",
+        "textual",
+        "sklearn",
+        "overseer.core.cycle",
+    ):
         assert heavy not in modules, heavy

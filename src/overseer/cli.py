@@ -40,7 +40,7 @@ class JsonLines(logging.Formatter):
         }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data)
+        return json.dumps(data, ensure_ascii=False)
 
 
 def configure_logging(debug: bool, level: int = logging.WARNING) -> None:
