@@ -135,7 +135,7 @@ def test_cli_against_a_running_daemon(tmp_path, repo, sockdir):
         assert git(repo, "rev-parse", "main") == row["git_commit_hash"]
         history = json.loads(daemon.cli("history", "--json").stdout)
         assert history[0]["status"] == "promoted"
-        watcher.send_signal(signal.SIGINT)
+        watcher.send_signal(signal.SIGTERM)
         out, _ = watcher.communicate(timeout=10)
         kinds = [json.loads(line)["kind"] for line in out.splitlines()]
         assert (

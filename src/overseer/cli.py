@@ -440,10 +440,14 @@ def watch(opts: Options, as_json: bool) -> None:
             async for event in client.events():
                 if as_json:
                     click.echo(json.dumps(event))
+                    sys.stdout.flush()  # a pipe reader sees each event as it happens
                 else:
                     printer(event)
         note("the daemon closed the connection")
 
+    # Ctrl-C or SIGTERM end the stream quietly (even if SIGINT was ignored by our parent).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(follow())
     except DaemonUnavailable as exc:
