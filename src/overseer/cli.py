@@ -458,6 +458,15 @@ def watch(opts: Options, as_json: bool) -> None:
         pass
 
 
+@main.command()
+@common
+def tui(opts: Options) -> None:
+    """The terminal UI: watch, approve, reject and roll back from the keyboard."""
+    from overseer.tui.app import run
+
+    run(opts.socket_path)
+
+
 # -- the record ---------------------------------------------------------------------------
 
 
@@ -686,14 +695,20 @@ def config_check(
     help="Where to make the scratch repository (default: a new temporary directory).",
 )
 def demo(opts: Options, directory: Path | None) -> None:
-    """Make a scratch repository with real problems and run two full cycles on it.
+    """Make a scratch repository with real problems and supervise it with a real daemon.
 
-    The demo brings its own target and policy; from --config it takes the rest (the git
-    identity of overseer's commits, say). Its state goes to --state-dir when given.
+    On a terminal it opens the TUI with a change waiting for your approval; elsewhere it prints
+    two cycles live. It brings its own target and policy; from --config it takes the rest (the
+    git identity of overseer's commits, say). Its state goes to --state-dir when given.
     """
     from overseer.demo import run_demo
 
-    sys.exit(run_demo(directory, config=opts.config, state_dir=opts.state_dir, debug=opts.debug))
+    _ = opts.config  # a broken --config stops here, with its problems
+    sys.exit(
+        run_demo(
+            directory, config_path=opts.config_path, state_dir=opts.state_dir, debug=opts.debug
+        )
+    )
 
 
 if __name__ == "__main__":

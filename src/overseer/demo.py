@@ -1,22 +1,29 @@
-"""`overseer demo`: a scratch repository with real problems, and two real cycles on it.
+"""`overseer demo`: a scratch repository with real problems, a real daemon on it, and either
+the TUI (on a terminal) or its events printed live (anywhere else).
 
-The scratch repository is the demo's own, so the cycles run with dry-run off and a policy
-(`autonomy: limited`) that lets low-risk changes promote themselves. Everything else is the
-same code path as `overseer run --once`.
+The scratch repository is the demo's own, so cycles run with dry-run off. On a terminal the
+policy asks for approval, so a newcomer sees a change wait for them and can approve it. Without
+one (CI, a pipe) low-risk changes promote themselves, two cycles run, and the demo ends with
+the commits it made and the history of both — it never waits for a key that cannot come.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import click
+import yaml
 
-from overseer.config import OverseerConfig, TargetConfig
-from overseer.core.context import RunSettings
-from overseer.core.cycle import run_cycle
+from overseer.config import load_config
 from overseer.render import EventPrinter, attempts_table
 from overseer.runtime import Runtime
 
@@ -78,12 +85,19 @@ requires-python = ">=3.11"
 target-version = "py311"
 """
 
-POLICY = """# The demo's policy: the scratch repository is the demo's own, so low-risk changes in
-# the quality area promote themselves. The embedded default (supervised) approves every one.
+POLICY = """# The demo's policy without a terminal: the scratch repository is the demo's own, so
+# low-risk changes in the quality area promote themselves. Nobody waits for a key.
 version: 1
 autonomy: limited
 max_changes_per_run: 1
 areas: [quality]
+"""
+
+POLICY_INTERACTIVE = """# The demo's policy on a terminal: every change waits for your approval in the TUI
+# (press a to approve, r to reject), as with overseer's embedded default.
+version: 1
+autonomy: supervised
+max_changes_per_run: 1
 """
 
 PLANTED = [
@@ -127,10 +141,15 @@ def make_scratch_repo(repo: Path) -> None:
 def run_demo(
     directory: Path | None,
     *,
-    config: OverseerConfig | None = None,
+    config_path: Path | None = None,
     state_dir: Path | None = None,
     debug: bool = False,
+    interactive: bool | None = None,
 ) -> int:
+    """Make the scratch repository, start a real daemon on it, and either open the TUI (on a
+    terminal) or print the live events of two cycles (anywhere else)."""
+    if interactive is None:
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="overseer-demo-"))
     base = base.resolve()
     repo, policy = base / "repo", base / "policy.yaml"
@@ -140,57 +159,167 @@ def run_demo(
         return 1
     base.mkdir(parents=True, exist_ok=True)
     make_scratch_repo(repo)
-    policy.write_text(POLICY)
+    policy.write_text(POLICY_INTERACTIVE if interactive else POLICY)
+    # Unix socket paths are short (107 bytes); --dir may be deep, so the socket lives in /tmp.
+    socket_dir = Path(tempfile.mkdtemp(prefix="ovdemo"))
+    socket = socket_dir / "overseer.sock"
+    config = write_config(base, repo, policy, state, socket, config_path, interactive)
+
     click.echo(click.style("overseer demo", bold=True) + f" — a scratch repository at {repo}")
     click.echo("Planted problems:")
     for line in PLANTED:
         click.echo(f"  · {line}")
-    click.echo(f"Policy {policy} (autonomy limited: low-risk quality fixes promote themselves)")
-    click.echo(f"State  {state} (history database and worktrees)\n")
+    if interactive:
+        click.echo(f"Policy {policy}: every change waits for your approval (autonomy supervised)")
+    else:
+        click.echo(f"Policy {policy}: low-risk quality fixes promote themselves (autonomy limited)")
+    click.echo(f"Config {config} · state {state} · daemon log {base / 'daemon.log'}")
 
-    config = (config or OverseerConfig()).model_copy(
-        update={
-            "policy": policy,
-            "targets": [TargetConfig(name="demo", path=repo, slow_test_seconds=1.0)],
-        }
-    )
-    rt = Runtime.create(config, state)
-    rt.bus.subscribe(EventPrinter(debug=debug))
-    settings = RunSettings(dry_run=False, require_approval=False, max_changes=1, debug=debug)
-    ctx = rt.context(config.targets[0])
-    status = 0
-    for number in (1, 2):
-        click.echo(click.style(f"\n── cycle {number} of 2 " + "─" * 50, bold=True))
-        result = run_cycle(ctx, settings)
-        if result.status != "ok":
-            status = 1
-        click.echo("")
-        click.echo(attempts_table(result.attempts) if result.attempts else result.summary)
-        for row in result.attempts:
-            if row["status"] == "promoted":
-                log = subprocess.run(
-                    [
-                        "git",
-                        "log",
-                        "-1",
-                        "--stat",
-                        "--format=commit %H%n%n    %s%n%n%(trailers)",
-                        row["git_commit_hash"],
-                    ],
-                    cwd=repo,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                click.echo("\nThe commit it made on main:\n" + log.rstrip())
+    daemon = start_daemon(config, socket, base / "daemon.log", debug)
+    try:
+        if not wait_for_socket(daemon, socket):
+            click.echo(
+                f"overseer demo: the daemon did not start; see {base / 'daemon.log'}", err=True
+            )
+            return 1
+        click.echo(f"Daemon pid {daemon.pid} on {socket}\n")
+        if interactive:
+            status = run_interactive(socket)
+        else:
+            status = asyncio.run(run_headless(socket, repo, debug))
+    finally:
+        stop_daemon(daemon)
+        shutil.rmtree(socket_dir, ignore_errors=True)
     click.echo(click.style("\n── history " + "─" * 59, bold=True))
+    rt = Runtime.create(load_config(config), state)
     click.echo(attempts_table(rt.history.attempts(target="demo")))
+    rt.close()
     me = command_name()
     click.echo(
         "\nLook closer:\n"
         f"  {me} show ID --state-dir {state}        # full provenance of one attempt\n"
         f"  {me} rollback ID --state-dir {state}    # revert a promoted change\n"
+        f"  {me} daemon --config {config} & {me} tui --config {config}\n"
         f"  git -C {repo} log --oneline"
     )
-    rt.close()
     return status
+
+
+def write_config(
+    base: Path,
+    repo: Path,
+    policy: Path,
+    state: Path,
+    socket: Path,
+    user_config: Path | None,
+    interactive: bool,
+) -> Path:
+    """The demo's configuration: the user's (for the git identity, say) with the demo's target,
+    policy, state and socket, dry-run off, and approval required only on a terminal."""
+    data: dict[str, Any] = yaml.safe_load(user_config.read_text()) if user_config else {}
+    data = data or {}
+    data.update(
+        policy=str(policy),
+        state_dir=str(state),
+        schedule={"every": "1h"},
+        targets=[{"name": "demo", "path": str(repo), "slow_test_seconds": 1.0}],
+    )
+    data["daemon"] = {**(data.get("daemon") or {}), "socket": str(socket), "shutdown_grace": "10s"}
+    data["defaults"] = {
+        **(data.get("defaults") or {}),
+        "dry_run": False,
+        "require_approval": interactive,
+        "max_changes_per_run": 1,
+    }
+    path = base / "overseer.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def start_daemon(config: Path, socket: Path, log: Path, debug: bool) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "overseer", "daemon", "--config", str(config)]
+    if debug:
+        args.append("--debug")
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OVERSEER_SOCKET": str(socket)},
+            start_new_session=True,  # Ctrl-C in the TUI is the TUI's, not the daemon's
+        )
+
+
+def wait_for_socket(daemon: subprocess.Popen[bytes], socket: Path, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            return False
+        if socket.exists():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def run_interactive(socket: Path) -> int:
+    from overseer.client import call
+    from overseer.tui.app import OverseerApp
+
+    asyncio.run(call(socket, "run_now"))
+    OverseerApp(socket).run()
+    return 0
+
+
+async def run_headless(socket: Path, repo: Path, debug: bool) -> int:
+    """Two cycles, their events printed as they happen, each followed by what it made."""
+    from overseer.client import Client
+
+    printer = EventPrinter(debug=debug)
+    status = 0
+    async with Client(socket, name="overseer-demo") as client:
+        await client.request("subscribe")
+        for number in (1, 2):
+            click.echo(click.style(f"── cycle {number} of 2 " + "─" * 50, bold=True))
+            await client.request("run_now")
+            async for event in client.events():
+                printer(event)
+                if event["kind"] == "CycleFinished":
+                    status = status or (0 if event["status"] == "ok" else 1)
+                    break
+            ids = set(event.get("attempts", []))
+            rows = [
+                r
+                for r in (await client.request("history", limit=10))["attempts"]
+                if r["improvement_id"] in ids
+            ]
+            click.echo("")
+            click.echo(attempts_table(rows) if rows else event["summary"])
+            for row in rows:
+                if row["status"] == "promoted":
+                    click.echo(
+                        "\nThe commit it made on main:\n"
+                        + commit_summary(repo, row["git_commit_hash"])
+                    )
+            click.echo("")
+    return status
+
+
+def commit_summary(repo: Path, commit: str) -> str:
+    return subprocess.run(
+        ["git", "log", "-1", "--stat", "--format=commit %H%n%n    %s%n%n%(trailers)", commit],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.rstrip()

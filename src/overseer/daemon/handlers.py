@@ -145,7 +145,7 @@ class Handlers:
                 {
                     "name": name,
                     "path": str(t.path),
-                    "branch": t.branch,
+                    "branch": t.branch or d.branches.get(name),
                     "budget": {
                         "hour": {
                             "used": history.count_changes_since(name, now - timedelta(hours=1)),

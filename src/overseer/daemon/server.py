@@ -111,6 +111,7 @@ class Daemon:
         self.started_at = self.rt.clock.now()
         self.connections: set[Connection] = set()
         self.targets: list[TargetConfig] = []
+        self.branches: dict[str, str] = {}  # the branch each target resolved to
         self.server: asyncio.AbstractServer | None = None
         self.scheduler: CycleScheduler | None = None
         self.broadcaster: Broadcaster | None = None
@@ -259,6 +260,7 @@ class Daemon:
 
         try:
             ctx = self.context(target)
+            self.branches[ctx.target.name] = ctx.target.branch
             with ctx.lock(wait=10.0):
                 recover(ctx)
         except (RepoError, TargetBusy) as exc:
@@ -343,6 +345,7 @@ class Daemon:
     def _track(self, e: dict[str, Any]) -> None:
         kind = e["kind"]
         if kind == "CycleStarted":
+            self.branches[e["target"]] = e["branch"]
             self.current = {
                 "cycle_id": e["cycle_id"],
                 "target": e["target"],

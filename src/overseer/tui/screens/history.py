@@ -1,0 +1,140 @@
+"""Every attempt in a table, a page at a time, filterable; enter opens one attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from overseer.tui.model import clock_time
+from overseer.tui.widgets.changes import STATUS_STYLE, short_status
+
+PAGE = 100
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "-"
+
+
+class HistoryScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter"),
+        Binding("right_square_bracket,pagedown", "page(1)", "Next page"),
+        Binding("left_square_bracket,pageup", "page(-1)", "Previous page"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.page_start = 0
+        self.total_rows = 0
+        self.filter_text: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("History", id="history-title")
+        yield Input(
+            placeholder="filter: id, file, rule, type or status — enter to apply",
+            id="history-filter",
+        )
+        table: DataTable[Any] = DataTable(cursor_type="row", id="history-table")
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns(
+            "id",
+            "status",
+            "type",
+            "risk",
+            "score",
+            "tests",
+            "perf",
+            "deployed",
+            "rolled back",
+            "started",
+            "completed",
+            "file",
+        )
+        table.focus()
+        self.load()
+
+    @work(exclusive=True, group="history")
+    async def load(self) -> None:
+        from overseer.client import DaemonError
+
+        client = self.app.client  # type: ignore[attr-defined]
+        title = self.query_one("#history-title", Static)
+        if client is None:
+            title.update("History — not connected to the daemon")
+            return
+        try:
+            page = await client.request(
+                "history", limit=PAGE, offset=self.page_start, search=self.filter_text
+            )
+        except DaemonError as exc:
+            title.update(f"History — {exc.message}")
+            return
+        self.total_rows = page["total"]
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in page["attempts"]:
+            delta = r.get("performance_delta")
+            table.add_row(
+                r["improvement_id"][:8],
+                Text(short_status(r["status"]), style=STATUS_STYLE.get(r["status"], "")),
+                r.get("change_type") or "-",
+                r.get("risk_level") or "-",
+                f"{r['success_score']:.2f}"
+                if isinstance(r.get("success_score"), int | float)
+                else "-",
+                "-"
+                if r.get("tests_passed") is None
+                else f"{r['tests_passed']}✔ {r.get('tests_failed') or 0}✘",
+                f"{delta:+.1f}%" if isinstance(delta, int | float) else "-",
+                _yes(r.get("was_deployed")),
+                _yes(r.get("was_rolled_back")),
+                clock_time(r.get("started_at")),
+                clock_time(r.get("completed_at")),
+                r.get("target_file") or "-",
+                key=r["improvement_id"],
+            )
+        shown = (
+            f"{self.page_start + 1}–{self.page_start + len(page['attempts'])}"
+            if page["attempts"]
+            else "none"
+        )
+        where = f" matching “{self.filter_text}”" if self.filter_text else ""
+        title.update(
+            f"History — {shown} of {self.total_rows} attempts{where}  ([ ] pages, / filter, enter opens)"
+        )
+
+    def action_page(self, step: int) -> None:
+        new = self.page_start + step * PAGE
+        if 0 <= new < max(self.total_rows, 1):
+            self.page_start = new
+            self.load()
+
+    def action_filter(self) -> None:
+        self.query_one(Input).focus()
+
+    def action_back(self) -> None:
+        if self.query_one(Input).has_focus:
+            self.query_one(DataTable).focus()
+        else:
+            self.app.pop_screen()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip() or None
+        self.page_start = 0
+        self.query_one(DataTable).focus()
+        self.load()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.app.open_attempt(event.row_key.value)  # type: ignore[attr-defined]

@@ -1,0 +1,66 @@
+"""The top line: connection, daemon state, autonomy, dry-run, next cycle, budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from overseer.tui.model import clock_time
+
+
+class StatusBar(Static):
+    def __init__(self, **kw: Any) -> None:
+        super().__init__("", **kw)
+        self.connection = "connecting"
+        self.detail = ""
+        self.status: dict[str, Any] = {}
+
+    def show(
+        self,
+        *,
+        connection: str | None = None,
+        detail: str | None = None,
+        status: dict[str, Any] | None = None,
+    ) -> None:
+        if connection is not None:
+            self.connection = connection
+        if detail is not None:
+            self.detail = detail
+        if status is not None:
+            self.status = status
+        self.update(self.status_text())
+
+    def status_text(self) -> Text:
+        s = self.status
+        line = Text(" overseer ", style="bold reverse")
+        targets = s.get("targets") or []
+        if targets:
+            first = targets[0]
+            more = f" +{len(targets) - 1}" if len(targets) > 1 else ""
+            line.append(f"  {first['name']}@{first.get('branch') or '?'}{more}")
+        colour = {"connected": "green", "reconnecting": "yellow"}.get(self.connection, "red")
+        line.append(f"  ● {self.connection}", style=colour)
+        if self.detail:
+            line.append(f" ({self.detail})", style=colour)
+        if not s or self.connection != "connected":
+            return line
+        state = s.get("state", "?")
+        if state == "paused":
+            who = (s.get("paused") or {}).get("user", "?")
+            line.append(f"  ⏸ PAUSED by {who}", style="bold yellow")
+        else:
+            line.append(f"  {state.upper()}", style="bold")
+        line.append(f"  {str(s.get('autonomy', '?')).upper()}")
+        line.append(
+            "  dry-run on" if s.get("dry_run") else "  dry-run off",
+            style="" if s.get("dry_run") else "bold",
+        )
+        line.append(f"  next {clock_time(s.get('next_run'))[:5]}")
+        if targets:
+            b = targets[0]["budget"]
+            line.append(
+                f"  budget {b['hour']['used']}/{b['hour']['limit']} h · {b['day']['used']}/{b['day']['limit']} d"
+            )
+        return line
