@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/overseer demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/daemon_bench.py

@@ -42,3 +42,33 @@ def test_the_command_line_starts_without_heavy_imports():
         "overseer.core.cycle",
     ):
         assert heavy not in modules, heavy
+
+
+def test_the_tui_imports_nothing_from_the_core():
+    modules = loaded_after("import overseer.tui.app")
+    assert "textual" in modules
+    assert not [m for m in modules if m.startswith("overseer.core")], sorted(
+        m for m in modules if m.startswith("overseer.")
+    )
+    assert not [m for m in modules if m.startswith("overseer.daemon")]
+
+
+def test_no_tui_module_names_the_core_in_its_source():
+    import ast
+    from pathlib import Path
+
+    tui = Path(__file__).parents[1] / "src" / "overseer" / "tui"
+    offenders = []
+    for path in tui.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.startswith(("overseer.core", "overseer.daemon"))
+            ]
+    assert offenders == []

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import short_dir
+
 ROOT = Path(__file__).parents[1]
 OVERSEER = Path(sys.executable).parent / "overseer"
 
@@ -21,11 +23,15 @@ OVERSEER = Path(sys.executable).parent / "overseer"
 def verify(unit: Path, *, user: bool, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is needed (Debian package systemd)"
-    runtime = tmp_path / "xdg-runtime"
-    runtime.mkdir(mode=0o700, exist_ok=True)
+    # A short runtime directory: systemd derives socket paths from it (108-byte limit).
+    runtime = short_dir()
+    runtime.chmod(0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "SYSTEMD_LOG_COLOR": "0"}
     args = [analyze, *(["--user"] if user else []), "verify", str(unit)]
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    try:
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def installed_copy(source: Path, tmp_path: Path, program: str) -> Path:

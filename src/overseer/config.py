@@ -69,11 +69,13 @@ class Schedule(_Strict):
 class Approvers(_Strict):
     """Who may approve, reject, roll back, pause and resume (by user name or uid, or group).
 
-    The user the daemon runs as, and root, always may: they own its files anyway.
+    With `include_owner` the user the daemon runs as, and root, may too: they own its files
+    anyway, and a personal daemon's owner should not have to list themselves.
     """
 
     users: list[str | int] = Field(default_factory=list)
     groups: list[str | int] = Field(default_factory=lambda: ["overseer-approvers"])
+    include_owner: bool = True
     expire_after: Duration = 86400.0  # an approval not given by then is recorded as expired
 
 
@@ -118,6 +120,9 @@ class TargetConfig(_Strict):
         default=None, description="where a non-pytest test command writes its JUnit XML report"
     )
     ruff_select: list[str] = Field(default_factory=lambda: list(DEFAULT_RUFF_SELECT))
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment for the target's test and benchmark"
+    )
     slow_test_seconds: Annotated[float, Field(gt=0)] = 1.0
 
     @field_validator("name")

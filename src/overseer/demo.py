@@ -222,7 +222,16 @@ def write_config(
         policy=str(policy),
         state_dir=str(state),
         schedule={"every": "1h"},
-        targets=[{"name": "demo", "path": str(repo), "slow_test_seconds": 1.0}],
+        targets=[
+            {
+                "name": "demo",
+                "path": str(repo),
+                "slow_test_seconds": 1.0,
+                # The scratch project needs no pytest plugin; overseer's own (installed for its
+                # tests) would only slow each of its test runs by a second.
+                "env": {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+            }
+        ],
     )
     data["daemon"] = {**(data.get("daemon") or {}), "socket": str(socket), "shutdown_grace": "10s"}
     data["defaults"] = {

@@ -478,7 +478,9 @@ class Attempt:
 
         cfg = self.ctx.target.config
         assert cfg.benchmark_command
-        env = build_test_env(self.tree, resolve_test_command(cfg, self.ctx.target.root), {})
+        env = build_test_env(
+            self.tree, resolve_test_command(cfg, self.ctx.target.root), dict(cfg.env)
+        )
         result = run_benchmark(cfg.benchmark_command, self.tree, env, cfg.benchmark_timeout)
         return result, performance_delta(self.analysis.benchmark, result)
 

@@ -227,6 +227,7 @@ def run_tests(
             tree,
             command,
             {
+                **target.env,
                 "PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 "
                 "-p no:cacheprovider -p overseer_progress",
                 "OVERSEER_PROGRESS_FILE": str(progress),

@@ -2,8 +2,8 @@
 
 Anyone who can open the socket may read (status, history, events): the socket's file mode and
 group decide who that is. Deciding (approve, reject, roll back, pause, resume, run now) is for
-approvers: users or uids listed in `approvers.users`, members of `approvers.groups`, the user
-the daemon runs as, and root.
+approvers: users or uids listed in `approvers.users`, members of `approvers.groups`, and
+(unless `approvers.include_owner` is false) the user the daemon runs as and root.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _gid(group: str | int) -> int | None:
 
 
 def is_approver(peer: Peer, approvers: Approvers) -> bool:
-    if peer.uid in (0, os.getuid()):
+    if approvers.include_owner and peer.uid in (0, os.getuid()):
         return True
     names = {str(u) for u in approvers.users}
     if peer.user in names or str(peer.uid) in names:
@@ -67,5 +67,7 @@ def why_not(peer: Peer, approvers: Approvers) -> str:
     return (
         f"{peer.user} (uid {peer.uid}) is not an approver: approvers are the users "
         f"{[str(u) for u in approvers.users] or 'none'} and the members of the groups "
-        f"{[str(g) for g in approvers.groups] or 'none'} (config `approvers`)"
+        f"{[str(g) for g in approvers.groups] or 'none'}"
+        + (" and the daemon's owner" if approvers.include_owner else "")
+        + " (config `approvers`)"
     )

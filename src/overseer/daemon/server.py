@@ -77,6 +77,7 @@ class Connection:
     outbox: Outbox
     approver: bool
     writer: asyncio.StreamWriter
+    handler: asyncio.Task[Any] | None = None
     greeted: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -215,7 +216,10 @@ class Daemon:
             for task in conn.tasks:
                 task.cancel()
             conn.writer.close()  # the client sees the end of the stream
-        await asyncio.sleep(0)
+        # Let each connection's handler see the end and clean up before the loop goes away.
+        handlers = [c.handler for c in self.connections if c.handler is not None]
+        if handlers:
+            await asyncio.wait(handlers, timeout=2)
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
@@ -349,6 +353,7 @@ class Daemon:
             self.current = {
                 "cycle_id": e["cycle_id"],
                 "target": e["target"],
+                "branch": e["branch"],
                 "phase": None,
                 "improvement_id": None,
                 "since": e["at"],
@@ -503,6 +508,7 @@ class Daemon:
             Outbox(self.config.daemon.event_queue),
             is_approver(peer, self.config.approvers),
             writer,
+            asyncio.current_task(),
         )
         self.connections.add(conn)
         self.broadcaster.add(conn.outbox)

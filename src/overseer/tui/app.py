@@ -65,6 +65,24 @@ class OverseerApp(App[None]):
 
     # -- layout -----------------------------------------------------------------------------
 
+    @property
+    def dashboard_ready(self) -> bool:
+        """The dashboard's widgets exist (not yet mounted, or already gone when closing)."""
+        return (
+            self.is_running
+            and bool(self.screen_stack)
+            and bool(self.screen_stack[0].query(StatusBar))
+        )
+
+    def dash(self, selector: Any, expect_type: Any = None) -> Any:
+        """A widget of the dashboard, which is the first screen whatever dialog is on top."""
+        screen = self.screen_stack[0]
+        return (
+            screen.query_one(selector)
+            if expect_type is None
+            else screen.query_one(selector, expect_type)
+        )
+
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         yield Phases(id="phases")
@@ -78,9 +96,9 @@ class OverseerApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(Phases).show(self.cycle)
-        self.query_one(ChangesTable).focus()
-        self.set_interval(1.0, self.query_one(Phases).tick)
+        self.dash(Phases).show(self.cycle)
+        self.dash(ChangesTable).focus()
+        self.set_interval(1.0, self.dash(Phases).tick)
         self.follow()
 
     # -- the connection ---------------------------------------------------------------------
@@ -116,8 +134,8 @@ class OverseerApp(App[None]):
         self.hello = message.hello
         self.details.clear()
         who = f"{message.hello.get('user')}{'' if message.hello.get('approver') else ', read-only'}"
-        self.query_one(StatusBar).show(connection="connected", detail=who)
-        self.log_line(Text(f"connected to {self.socket_path} as {who}", style="green"))
+        self.dash(StatusBar).show(connection="connected", detail=who)
+        self.log_line(Text(f"connected as {who}", style="green"))
         self.apply_status(message.status)
         current = message.status.get("current")
         if current and current.get("cycle_id"):
@@ -137,12 +155,14 @@ class OverseerApp(App[None]):
                         "phase": current["phase"],
                     }
                 )
-            self.query_one(Phases).show(self.cycle)
+            self.dash(Phases).show(self.cycle)
         self.refresh_changes()
 
     def on_disconnected(self, message: m.Disconnected) -> None:
         self.client = None
-        self.query_one(StatusBar).show(
+        if not self.dashboard_ready:
+            return
+        self.dash(StatusBar).show(
             connection="reconnecting",
             detail=f"{message.reason}; retrying in {message.retry_in:g} s",
         )
@@ -151,7 +171,7 @@ class OverseerApp(App[None]):
     # -- events -----------------------------------------------------------------------------
 
     def log_line(self, text: Text | str) -> None:
-        self.query_one("#events", RichLog).write(text)
+        self.dash("#events", RichLog).write(text)
 
     def on_event_logged(self, message: m.EventLogged) -> None:
         e = message.event
@@ -163,12 +183,12 @@ class OverseerApp(App[None]):
 
     def on_cycle_started(self, message: m.CycleStarted) -> None:
         self.cycle = CycleView.started(message.event)
-        self.query_one(Phases).show(self.cycle)
+        self.dash(Phases).show(self.cycle)
         self.refresh_changes()  # the daemon's state is "running" now
 
     def _phase_event(self, message: m.DaemonEvent) -> None:
         if self.cycle.apply(message.event):
-            self.query_one(Phases).show(self.cycle)
+            self.dash(Phases).show(self.cycle)
 
     on_phase_started = _phase_event
     on_phase_progressed = _phase_event
@@ -220,12 +240,14 @@ class OverseerApp(App[None]):
         self.apply_status(status)
 
     def apply_status(self, status: dict[str, Any]) -> None:
+        if not self.dashboard_ready:
+            return  # an answer that arrived while the app was closing
         self.status = status
-        self.query_one(StatusBar).show(status=status)
-        table = self.query_one(ChangesTable)
+        self.dash(StatusBar).show(status=status)
+        table = self.dash(ChangesTable)
         table.show(status.get("pending_approvals") or [], self.recent)
         waiting = table.waiting_count
-        self.query_one("#changes-title", Static).update(
+        self.dash("#changes-title", Static).update(
             f"Changes — {waiting} awaiting a decision"
             if waiting
             else "Changes — none awaiting a decision"
@@ -243,8 +265,8 @@ class OverseerApp(App[None]):
             self.open_attempt(event.row_key.value)
 
     def show_detail(self) -> None:
-        row = self.query_one(ChangesTable).selected()
-        detail = self.query_one(Detail)
+        row = self.dash(ChangesTable).selected()
+        detail = self.dash(Detail)
         if row is None:
             detail.show(None)
             return
@@ -260,7 +282,7 @@ class OverseerApp(App[None]):
             return
         with contextlib.suppress(DaemonError, DaemonUnavailable):
             self.details[improvement_id] = await client.request("show", id=improvement_id)
-            if self.query_one(ChangesTable).selected_id() == improvement_id:
+            if self.dash(ChangesTable).selected_id() == improvement_id:
                 self.show_detail()
 
     @work(group="detail")
@@ -285,10 +307,13 @@ class OverseerApp(App[None]):
             return not paused  # hidden while paused: `p` resumes then
         if action == "resume":
             return paused
+        on_dashboard = self.screen is self.screen_stack[0]
+        if action in ("approve", "reject", "rollback", "run_now", "history") and not on_dashboard:
+            return False  # other screens have keys of their own
         if action in ("approve", "reject", "rollback", "run_now"):
-            if not connected or self.screen is not self.screen_stack[0]:
+            if not connected:
                 return None
-            row = self.query_one(ChangesTable).selected()
+            row = self.dash(ChangesTable).selected()
             if action in ("approve", "reject"):
                 return True if row and row["status"] in WAITING else None
             if action == "rollback":
@@ -331,7 +356,7 @@ class OverseerApp(App[None]):
 
     @work(group="decision")
     async def action_approve(self) -> None:
-        row = self.query_one(ChangesTable).selected()
+        row = self.dash(ChangesTable).selected()
         if not row or row["status"] not in WAITING:
             return
         body = (
@@ -344,7 +369,7 @@ class OverseerApp(App[None]):
 
     @work(group="decision")
     async def action_reject(self) -> None:
-        row = self.query_one(ChangesTable).selected()
+        row = self.dash(ChangesTable).selected()
         if not row or row["status"] not in WAITING:
             return
         body = f"Reject {row['improvement_id'][:8]} — {row.get('change_type')} in {row.get('target_file')}. Why?"
@@ -355,7 +380,7 @@ class OverseerApp(App[None]):
 
     @work(group="decision")
     async def action_rollback(self) -> None:
-        row = self.query_one(ChangesTable).selected()
+        row = self.dash(ChangesTable).selected()
         if not row or row["status"] != "promoted":
             return
         commit = (row.get("git_commit_hash") or "")[:7]

@@ -61,9 +61,9 @@ class ChangesTable(DataTable[Any]):
             self.add_row(
                 r["improvement_id"][:8],
                 Text(short_status(r["status"]), style=STATUS_STYLE.get(r["status"], "")),
-                (r.get("change_type") or "-")[:8],
+                r.get("change_type") or "-",
                 r.get("risk_level") or "-",
-                file if len(file) <= 28 else "…" + file[-27:],
+                file if len(file) <= 24 else "…" + file[-23:],
                 score(r.get("success_score")),
                 tests,
                 key=r["improvement_id"],

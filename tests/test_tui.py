@@ -1,0 +1,276 @@
+"""The real Textual app under Pilot, against a real daemon (in this process) on a real repo."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+
+import pytest
+from textual.geometry import Region
+
+from helpers import LIMITED, daemon_config, git, rows, short_dir
+from overseer.daemon.server import DaemonOptions, run_daemon
+from overseer.tui.app import OverseerApp
+from overseer.tui.widgets.changes import ChangesTable
+from overseer.tui.widgets.phases import Phases
+from overseer.tui.widgets.status_bar import StatusBar
+
+SIZE = (130, 40)
+
+
+@pytest.fixture
+def sockdir():
+    path = short_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def options(tmp_path, repo, sockdir, **kw) -> DaemonOptions:
+    path, config = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock", **kw)
+    return DaemonOptions(config=config, config_path=path)
+
+
+def text_of(widget) -> str:
+    """What the widget shows on screen, as plain text."""
+    strips = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    return "\n".join(strip.text for strip in strips)
+
+
+async def until(pilot, check, seconds: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+def app_for(daemon) -> OverseerApp:
+    return OverseerApp(daemon.socket_path, backoff=(0.2, 0.5))
+
+
+async def connected(pilot) -> None:
+    await until(pilot, lambda: pilot.app.client is not None and pilot.app.status, what="connected")
+
+
+async def a_change_waiting(pilot) -> str:
+    await pilot.press("n")
+    table = pilot.app.query_one(ChangesTable)
+    await until(pilot, lambda: table.waiting_count == 1, what="a change awaiting approval")
+    await pilot.pause(0.2)
+    return table.selected_id()
+
+
+async def test_the_phases_advance_on_screen_during_a_cycle(tmp_path, repo, sockdir):
+    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            phases = app.query_one(Phases)
+            assert "No cycle yet" in text_of(phases)
+            await pilot.press("n")
+            seen_running: set[str] = set()
+            finished = False
+            deadline = time.monotonic() + 60
+            while not finished and time.monotonic() < deadline:
+                shown = text_of(phases)
+                for line in shown.splitlines():
+                    if "▶" in line:
+                        seen_running.add(line.split("▶")[1].split()[0])
+                finished = "✔  RECORD" in shown
+                await pilot.pause(0.02)
+            shown = text_of(phases)
+            for name in ("ANALYZE", "GENERATE", "SAFETY", "DEPLOY", "EVALUATE"):
+                assert f"✔  {name}" in shown, shown
+            assert "–  LEARN" in shown and "outcome pending" in shown
+            assert {"ANALYZE", "EVALUATE"} <= seen_running  # seen while they ran
+            assert "awaiting approval" in text_of(app.query_one("#events"))
+
+
+async def test_approve_with_a_promotes_the_change(tmp_path, repo, sockdir):
+    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            iid = await a_change_waiting(pilot)
+            detail = text_of(app.query_one("#detail-body"))
+            assert "Why this risk and gate" in detail and "-import json" in detail
+            await pilot.press("a")
+            await until(
+                pilot,
+                lambda: app.screen.__class__.__name__ == "ConfirmScreen",
+                what="the confirmation",
+            )
+            await pilot.press("y")
+            await until(
+                pilot, lambda: daemon.rt.history.get(iid)["status"] == "promoted", what="promotion"
+            )
+            assert git(repo, "rev-parse", "main") == daemon.rt.history.get(iid)["git_commit_hash"]
+            [approval] = rows(tmp_path / "state", "approvals")
+            assert approval["decision"] == "approved"
+
+
+async def test_escape_cancels_and_nothing_is_sent(tmp_path, repo, sockdir):
+    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            iid = await a_change_waiting(pilot)
+            await pilot.press("a")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
+            await pilot.press("escape")
+            await pilot.pause(0.5)
+            assert daemon.rt.history.get(iid)["status"] == "awaiting_approval"
+            assert rows(tmp_path / "state", "approvals") == []
+
+
+async def test_reject_with_r_asks_why_and_records_it(tmp_path, repo, sockdir):
+    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            iid = await a_change_waiting(pilot)
+            await pilot.press("r")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ReasonScreen")
+            await pilot.press("enter")  # no reason: refused by the dialog itself
+            await pilot.pause(0.2)
+            assert app.screen.__class__.__name__ == "ReasonScreen"
+            await pilot.press(*"keep json for plugins", "enter")
+            await until(
+                pilot, lambda: daemon.rt.history.get(iid)["status"] == "rejected", what="rejection"
+            )
+            [decision] = rows(tmp_path / "state", "approvals")
+            assert (
+                decision["decision"] == "rejected" and decision["reason"] == "keep json for plugins"
+            )
+            assert git(repo, "branch", "--list", "overseer/*") == ""
+
+
+async def test_rollback_with_capital_r_names_the_commit_and_reverts(tmp_path, repo, sockdir):
+    opts = options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+    async with run_daemon(opts) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("n")
+            table = app.query_one(ChangesTable)
+            await until(
+                pilot,
+                lambda: (table.selected() or {}).get("status") == "promoted",
+                what="a promoted change",
+            )
+            row = table.selected()
+            await pilot.press("R")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
+            assert row["git_commit_hash"][:7] in text_of(app.screen.query_one(".dialog-title"))
+            await pilot.press("y")
+            await until(
+                pilot,
+                lambda: daemon.rt.history.get(row["improvement_id"])["status"] == "rolled_back",
+            )
+            assert git(repo, "log", "-1", "--format=%s").startswith(
+                'Revert "Autonomous improvement'
+            )
+
+
+async def test_keys_that_do_not_apply_are_disabled(tmp_path, repo, sockdir):
+    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            # Nothing selected: approve, reject and rollback do not apply.
+            assert app.check_action("approve", ()) is None
+            assert app.check_action("rollback", ()) is None
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert app.screen is app.screen_stack[0]  # no dialog opened
+            await a_change_waiting(pilot)
+            assert app.check_action("approve", ()) is True
+            assert app.check_action("rollback", ()) is None  # not promoted
+
+
+async def test_pause_with_p_shows_and_is_obeyed(tmp_path, repo, sockdir):
+    async with run_daemon(options(tmp_path, repo, sockdir, every=1)) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, lambda: app.status.get("state") in ("running", "idle"))
+            await until(
+                pilot,
+                lambda: app.cycle.cycle_id is not None and not app.cycle.running,
+                what="first cycle",
+            )
+            await pilot.press("p")
+            bar = app.query_one(StatusBar)
+            await until(pilot, lambda: "PAUSED by" in text_of(bar), what="paused on screen")
+            assert daemon.rt.history.get_control("paused")["reason"] == "paused from the TUI"
+            cycles = len(rows(tmp_path / "state", "cycles"))
+            await asyncio.sleep(2.5)  # the schedule fires every second, and is skipped
+            assert len(rows(tmp_path / "state", "cycles")) == cycles
+            assert app.check_action("run_now", ()) is None
+            await pilot.press("p")  # p resumes while paused
+            await until(pilot, lambda: "PAUSED" not in text_of(bar), what="resumed on screen")
+            assert daemon.rt.history.get_control("paused") is None
+
+
+async def test_disconnect_and_reconnect(tmp_path, repo, sockdir):
+    opts = options(tmp_path, repo, sockdir)
+    async with run_daemon(opts) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            bar = app.query_one(StatusBar)
+            assert "● connected" in text_of(bar)
+            daemon.should_exit.set()  # the daemon goes away under the app
+            await until(pilot, lambda: "reconnecting" in text_of(bar), what="reconnecting shown")
+            assert app.check_action("approve", ()) is None
+            async with run_daemon(opts):
+                await until(pilot, lambda: "● connected" in text_of(bar), what="connected again")
+                events = text_of(app.query_one("#events"))
+                assert events.count("connected as") == 2
+
+
+async def test_a_refusal_is_explained_not_a_crash(tmp_path, repo, sockdir):
+    opts = options(tmp_path, repo, sockdir, approvers={"include_owner": False, "groups": []})
+    async with run_daemon(opts) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            assert "read-only" in text_of(app.query_one(StatusBar))
+            await pilot.press("n")
+            await until(
+                pilot,
+                lambda: any("is not an approver" in n.message for n in app._notifications),
+                what="the refusal",
+            )
+            assert rows(tmp_path / "state", "cycles") == []
+            assert app.is_running
+
+
+async def test_history_screen_pages_filters_and_opens_an_attempt(tmp_path, repo, sockdir):
+    opts = options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+    async with run_daemon(opts) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("n")
+            await until(pilot, lambda: app.query_one(ChangesTable).row_count == 1, what="a change")
+            await pilot.press("h")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "HistoryScreen")
+            title = app.screen.query_one("#history-title")
+            await until(pilot, lambda: "1–1 of 1 attempts" in text_of(title), what="the first page")
+            await pilot.press("slash", *"nomatch", "enter")
+            await until(
+                pilot,
+                lambda: "none of 0 attempts matching “nomatch”" in text_of(title),
+                what="filtered",
+            )
+            await pilot.press("slash", "ctrl+u", *"F401", "enter")
+            await until(pilot, lambda: "1–1 of 1 attempts" in text_of(title), what="filtered back")
+            await pilot.press("enter")
+            await until(
+                pilot, lambda: app.screen.__class__.__name__ == "AttemptScreen", what="the attempt"
+            )
+            shown = text_of(app.screen.query_one("#attempt Static"))
+            assert "Attempt " in shown and "(promoted)" in shown and "Phase timings" in shown
