@@ -143,6 +143,9 @@ class History:
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA busy_timeout = 30000")
         self.db.enable_wal()
+        # In WAL mode NORMAL loses nothing when the process dies (SIGKILL included); only a
+        # power cut could lose the last transactions. It spares an fsync per event.
+        self.db.execute("PRAGMA synchronous = NORMAL")
         self._create_schema()
 
     def close(self) -> None:
@@ -229,8 +232,12 @@ class History:
                 pk="improvement_id",
                 if_not_exists=True,
             )
+            # Indexes for what is asked often on long histories: the waiting ones (status),
+            # the rate-limit spend (target, recent start), pages newest first (start).
             for table, columns in (
                 ("improvements", ["target", "status"]),
+                ("improvements", ["status", "started_at"]),
+                ("improvements", ["target", "started_at"]),
                 ("improvements", ["fingerprint"]),
                 ("improvements", ["started_at"]),
                 ("phase_events", ["improvement_id"]),

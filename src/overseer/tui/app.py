@@ -37,7 +37,7 @@ BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 
 class OverseerApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute, so subclasses elsewhere find it
     TITLE = "overseer"
     BINDINGS = [
         Binding("a", "approve", "Approve"),
