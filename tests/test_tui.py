@@ -274,3 +274,35 @@ async def test_history_screen_pages_filters_and_opens_an_attempt(tmp_path, repo,
             )
             shown = text_of(app.screen.query_one("#attempt Static"))
             assert "Attempt " in shown and "(promoted)" in shown and "Phase timings" in shown
+
+
+def test_progress_messages_for_one_phase_replace_each_other():
+    from overseer.tui.messages import PhaseProgressed, PhaseStarted
+
+    def progress(phase: str, done: int) -> PhaseProgressed:
+        return PhaseProgressed({"kind": "PhaseProgress", "cycle_id": "c", "improvement_id": "i", "phase": phase, "done": done})
+
+    assert progress("EVALUATE", 2).can_replace(progress("EVALUATE", 1))
+    assert not progress("EVALUATE", 2).can_replace(progress("ANALYZE", 1))
+    assert not progress("EVALUATE", 2).can_replace(PhaseStarted({"kind": "PhaseStarted", "cycle_id": "c"}))
+
+
+async def test_a_burst_of_progress_is_merged_and_the_newest_count_shown(tmp_path):
+    from overseer.tui.messages import CycleStarted, PhaseProgressed, PhaseStarted
+
+    class Counting(OverseerApp):
+        handled = 0
+
+        def on_phase_progressed(self, message):
+            Counting.handled += 1
+            super().on_phase_progressed(message)
+
+    app = Counting(tmp_path / "no-daemon.sock", backoff=(60,))
+    async with app.run_test(size=SIZE) as pilot:
+        app.post_message(CycleStarted({"kind": "CycleStarted", "cycle_id": "c", "target": "t", "branch": "main", "at": None}))
+        app.post_message(PhaseStarted({"kind": "PhaseStarted", "cycle_id": "c", "improvement_id": "i", "phase": "EVALUATE"}))
+        for done in range(1, 501):  # far faster than the screen can draw
+            app.post_message(PhaseProgressed({"kind": "PhaseProgress", "cycle_id": "c", "improvement_id": "i", "phase": "EVALUATE", "message": "tests", "done": done, "total": 500}))
+        await pilot.pause(0.5)
+        assert Counting.handled < 500
+        assert "tests 500/500" in text_of(app.query_one(Phases))
