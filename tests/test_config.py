@@ -13,8 +13,8 @@ from overseer.config import (
     OverseerConfig,
     RunDefaults,
     load_config,
-    parse_duration,
 )
+from overseer.core.durations import parse_duration
 from overseer.core.policy import Policy, load_policy
 from overseer.core.problems import ProblemsError
 

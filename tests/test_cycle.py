@@ -58,7 +58,9 @@ def test_a_full_cycle_promotes_a_real_fix_and_records_everything(harness, repo):
     assert finished == [p.value for p in PHASES]
     assert all(e["outcome"] == "ok" for e in events if e["kind"] == "PhaseFinished")
     kinds = [e["kind"] for e in events]
-    assert kinds[0] == "CycleStarted" and kinds[-1] == "CycleFinished"
+    # The first run on a state directory audits the autonomy level it found.
+    assert kinds[0] == "AutonomyChanged" and kinds[1] == "CycleStarted"
+    assert kinds[-1] == "CycleFinished"
     assert kinds.index("ChangePromoted") < kinds.index("AttemptFinished")
 
     # The repository's own tests still pass at the new HEAD.

@@ -67,6 +67,7 @@ async def test_status_says_what_the_daemon_is_doing(tmp_path, repo, sockdir):
     assert s["targets"][0]["budget"] == {
         "hour": {"used": 0, "limit": 3},
         "day": {"used": 0, "limit": 10},
+        "cooldown_until": None,
     }
     assert s["pending_approvals"] == [] and s["paused"] is None
     assert s["socket"] == str(sockdir / "run" / "s.sock")

@@ -89,7 +89,22 @@ def event_line(e: dict[str, Any], style: Any = None) -> str | None:
         return f"Resumed by {e['user']}"
     if kind == "ConfigReloaded":
         changes = "; ".join(e.get("changes") or []) or "no effective change"
-        return f"Configuration reloaded (policy {e['policy_version']}): {changes}"
+        line = f"Configuration reloaded (policy {e['policy_version']}): {changes}"
+        for r in e.get("reverdicts") or []:
+            b, a = r["before"], r["after"]
+            line += (
+                f"\n    {r['improvement_id'][:8]} ({r['status']}) would now be {a['decision']}/"
+                f"{a['risk']}, was {b['decision']}/{b['risk']}"
+                + (f": {'; '.join(r['why'])}" if r.get("why") else "")
+            )
+        return line
+    if kind == "AutonomyChanged":
+        return st(
+            f"Autonomy changed: {e.get('before') or 'unset'} → {e['after']} ({e['policy']}, {e['policy_version']})",
+            bold=True,
+        )
+    if kind == "CircuitBreakerTripped":
+        return st(f"⛔ {e['reason']}", fg="red", bold=True)
     if kind == "ReloadFailed":
         return st("Reload rejected, keeping the last good configuration:", fg="red") + "".join(
             f"\n    {p}" for p in e.get("problems", [])

@@ -11,12 +11,13 @@ from pathlib import Path
 from overseer.config import OverseerConfig, TargetConfig
 from overseer.core.clock import Clock, SystemClock
 from overseer.core.context import Context
-from overseer.core.events import EventBus
+from overseer.core.events import AutonomyChanged, EventBus
 from overseer.core.generate import build_generators
 from overseer.core.history import History
 from overseer.core.policy import CompiledPolicy, load_policy
 from overseer.core.repo import Identity
 from overseer.core.safety import protected_for
+from overseer.core.secrets import Redactor, redact_logs
 from overseer.core.target import resolve_target
 from overseer.locations import StateDir, resolve_state_dir
 
@@ -34,6 +35,7 @@ class Runtime:
     clock: Clock
     bus: EventBus
     policy: CompiledPolicy
+    redactor: Redactor
     _history: History | None = None
 
     @classmethod
@@ -42,16 +44,39 @@ class Runtime:
     ) -> Runtime:
         clock = clock or SystemClock()
         state = StateDir(resolve_state_dir(state_dir, config.state_dir))
-        return cls(config, state, clock, EventBus(clock), load_policy(config.policy))
+        policy = load_policy(config.policy)
+        redactor = Redactor(policy.policy.secrets.env)
+        redact_logs(redactor)
+        bus = EventBus(clock, redact=redactor.value if redactor else None)
+        return cls(config, state, clock, bus, policy, redactor)
 
     @property
     def history(self) -> History:
         """The history database, opened on first use; from then on it records every event."""
         if self._history is None:
             self.state.ensure()
-            self._history = History(self.state.database, self.clock)
+            self._history = History(self.state.database, self.clock, self.redactor)
             self.bus.subscribe(self._history.record_event)
+            self.note_autonomy()
         return self._history
+
+    def note_autonomy(self) -> None:
+        """Audit the autonomy level: when it differs from the last one seen, an event says so
+        (and stays in the history's event log)."""
+        last = self.history.get_control("autonomy")
+        now = self.policy.autonomy.value
+        if last is not None and last.get("level") == now:
+            return
+        self.history.set_control(
+            "autonomy", {"level": now, "policy": self.policy.source, "version": self.policy.version}
+        )
+        self.bus.emit(
+            AutonomyChanged,
+            before=last.get("level") if last else None,
+            after=now,
+            policy=self.policy.source,
+            policy_version=self.policy.version,
+        )
 
     def close(self) -> None:
         if self._history is not None:

@@ -30,6 +30,7 @@ from overseer.core.history import (
 )
 from overseer.core.learn import record_outcome
 from overseer.core.promote import RevertConflict, advance_branch, make_revert, push
+from overseer.core.ratelimit import trip_breaker_if_needed
 
 
 class ActionRefused(Exception):
@@ -153,6 +154,8 @@ def set_paused(
         bus.emit(DaemonPaused, user=actor.user, reason=reason)
     else:
         history.set_control("paused", None)
+        # The circuit breaker counts failures since this moment, not before it.
+        history.set_control("resumed", {"user": actor.user, "uid": actor.uid, "at": history.now()})
         bus.emit(DaemonResumed, user=actor.user)
 
 
@@ -228,4 +231,5 @@ def rollback(
             reason=reason,
         )
         record_outcome(history, history.get(improvement_id))
+        trip_breaker_if_needed(history, ctx.bus, ctx.policy, target.name)
         return history.get(improvement_id)

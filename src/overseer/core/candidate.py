@@ -36,6 +36,41 @@ class FileChange:
         return "".join(out)
 
 
+@dataclass(frozen=True)
+class Edit:
+    """Replace the one occurrence of `search` in `path` by `replace` (a model's way to edit)."""
+
+    path: str
+    search: str
+    replace: str
+
+
+class EditRejected(Exception):
+    """An edit that cannot be applied exactly: its search text is missing or ambiguous."""
+
+
+def apply_edits(path: str, text: str, edits: list[Edit]) -> str:
+    """Apply edits in order, strictly: each search text must occur exactly once at that point.
+
+    Forgiving about where an edit's text came from, never about where it lands: an edit that
+    matches twice could change the wrong place, so it is refused rather than guessed.
+    """
+    for number, edit in enumerate(edits, 1):
+        if not edit.search:
+            raise EditRejected(f"edit {number} on {path} has an empty search text")
+        count = text.count(edit.search)
+        if count == 0:
+            raise EditRejected(
+                f"edit {number} on {path}: its search text does not occur in the file"
+            )
+        if count > 1:
+            raise EditRejected(
+                f"edit {number} on {path}: its search text occurs {count} times; it must be unique"
+            )
+        text = text.replace(edit.search, edit.replace, 1)
+    return text
+
+
 @dataclass
 class Candidate:
     generator: str
@@ -46,11 +81,16 @@ class Candidate:
     impact: str
     rationale: str
     changes: list[FileChange] = field(default_factory=list)
+    # Edits not applied yet (a model's search/replace); SAFETY turns them into changes, after
+    # checking every path, or rejects the candidate.
+    edits: list[Edit] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)  # tool versions, prompts, ...
 
     @property
     def paths(self) -> tuple[str, ...]:
-        return tuple(c.path for c in self.changes)
+        return tuple(c.path for c in self.changes) or tuple(
+            dict.fromkeys(e.path for e in self.edits)
+        )
 
     @property
     def target_file(self) -> str | None:

@@ -51,8 +51,9 @@ from overseer.core.history import (
 from overseer.core.learn import predicted_success, record_outcome
 from overseer.core.policy import Autonomy, Decision, Verdict
 from overseer.core.promote import advance_branch, push, rebase
+from overseer.core.ratelimit import RateLimiter, trip_breaker_if_needed
 from overseer.core.repo import RepoError
-from overseer.core.safety import facts_of, rate_limit, validate
+from overseer.core.safety import facts_of, validate
 from overseer.core.stop import CycleStopped
 from overseer.core.testrun import TestReport, run_tests
 
@@ -164,8 +165,8 @@ class Cycle:
                 if len(attempts) >= self.max_changes:
                     break
                 ctx.stop.checkpoint("the next attempt")
-                limited = rate_limit(
-                    ctx.history, target.name, ctx.policy, ctx.clock, dry_run=self.dry_run
+                limited = RateLimiter(ctx.history, ctx.policy, ctx.clock).why_not(
+                    target.name, dry_run=self.dry_run
                 )
                 if limited:
                     notes.append(f"rate limit: {limited}")
@@ -415,8 +416,18 @@ class Attempt:
                 risk_level=verdict.risk.value,
                 risk_reasons=verdict.reasons,
                 verdict=verdict.decision.value,
+                verdict_detail=verdict.to_dict(),
+                policy_facts={
+                    **facts.to_dict(),
+                    "require_approval": self.cycle.settings.require_approval,
+                },
                 approval_required=int(approval),
                 success_score=score,
+                # A model's edits become a diff only now, once SAFETY has applied them.
+                target_file=candidate.target_file,
+                files_changed=list(candidate.paths),
+                lines_changed=candidate.lines_changed,
+                generated_code=candidate.diff,
             )
             if verdict.decision is Decision.DENY:
                 report.fail(f"denied: {verdict.why()}")
@@ -684,6 +695,7 @@ def finish_attempt(
         report.summary = f"row {improvement_id[:8]}: {row['status'].replace('_', ' ')}"
     timings[Phase.RECORD.value] = round(report.duration, 3)
     history.update_attempt(improvement_id, phase_timings=timings)
+    trip_breaker_if_needed(history, ctx.bus, ctx.policy, ctx.target.name)
     ctx.bus.emit(
         AttemptFinished,
         improvement_id=improvement_id,

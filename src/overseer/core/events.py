@@ -183,6 +183,23 @@ class DaemonPaused(Event):
 
 @_event
 @dataclass(frozen=True, kw_only=True)
+class CircuitBreakerTripped(Event):
+    target: str
+    attempts: list[str]
+    reason: str
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
+class AutonomyChanged(Event):
+    before: str | None
+    after: str
+    policy: str
+    policy_version: str
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
 class DaemonResumed(Event):
     user: str
 
@@ -200,6 +217,8 @@ class ConfigReloaded(Event):
     files: list[str]
     policy_version: str
     changes: list[str] = field(default_factory=list)
+    # Recent and waiting attempts the new policy would have judged differently.
+    reverdicts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @_event
@@ -245,8 +264,9 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, redact: Callable[[Any], Any] | None = None) -> None:
         self.clock = clock
+        self.redact = redact  # applied to every field, so no subscriber ever sees a secret
         self._subscribers: list[Subscriber] = []
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -259,6 +279,8 @@ class EventBus:
         return unsubscribe
 
     def emit(self, event_type: type[Event], **fields: Any) -> Event:
+        if self.redact is not None:
+            fields = {k: self.redact(v) for k, v in fields.items()}
         event = event_type(at=self.clock.now(), **fields)
         for subscriber in list(self._subscribers):
             try:

@@ -23,6 +23,7 @@ import sqlite_utils
 
 from overseer.core.clock import Clock, iso
 from overseer.core.events import Event
+from overseer.core.secrets import Redactor
 
 SCHEMA_VERSION = 1
 
@@ -97,10 +98,14 @@ IMPROVEMENT_COLUMNS: dict[str, type] = {
     "awaiting_since": str,
     "failure_reason": str,
     "policy_version": str,
+    "policy_facts": str,
+    "verdict_detail": str,
     "phase_timings": str,
 }
 
 JSON_COLUMNS = {
+    "policy_facts",
+    "verdict_detail",
     "analysis_results",
     "finding",
     "files_changed",
@@ -134,9 +139,10 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 class History:
     """Thread-safe access to the history database of one state directory."""
 
-    def __init__(self, path: Path, clock: Clock) -> None:
+    def __init__(self, path: Path, clock: Clock, redactor: Redactor | None = None) -> None:
         self.path = path
         self.clock = clock
+        self.redactor = redactor or Redactor([])
         self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
@@ -255,13 +261,19 @@ class History:
 
     # -- cycles ---------------------------------------------------------------------------
 
+    def clean(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """What may be written: every value with secrets redacted."""
+        return self.redactor.value(fields) if self.redactor else fields
+
     def start_cycle(self, **fields: Any) -> None:
         with self._lock, self.db.conn:
-            self.db["cycles"].insert({"started_at": self.now(), "status": RUNNING, **fields})
+            self.db["cycles"].insert(
+                self.clean({"started_at": self.now(), "status": RUNNING, **fields})
+            )
 
     def finish_cycle(self, cycle_id: str, **fields: Any) -> None:
         with self._lock, self.db.conn:
-            self.db["cycles"].update(cycle_id, {"finished_at": self.now(), **fields})
+            self.db["cycles"].update(cycle_id, self.clean({"finished_at": self.now(), **fields}))
 
     def get_cycle(self, cycle_id: str) -> dict[str, Any]:
         with self._lock:
@@ -273,14 +285,14 @@ class History:
         row = {"started_at": self.now(), "status": RUNNING, "was_deployed": 0, "was_rolled_back": 0}
         row.update(fields)
         with self._lock, self.db.conn:
-            self.db["improvements"].insert(row)
+            self.db["improvements"].insert(self.clean(row))
 
     def update_attempt(self, improvement_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(IMPROVEMENT_COLUMNS)
         if unknown:
             raise HistoryError(f"not columns of improvements: {sorted(unknown)}")
         with self._lock, self.db.conn:
-            self.db["improvements"].update(improvement_id, fields)
+            self.db["improvements"].update(improvement_id, self.clean(fields))
 
     def resolve_id(self, prefix: str) -> str:
         """A full attempt id from a unique prefix (like git's abbreviated hashes)."""
@@ -380,6 +392,15 @@ class History:
             )
         return int(row["n"])
 
+    def last_rollback(self, target: str) -> str | None:
+        with self._lock:
+            row = next(
+                self.db.query(
+                    "select max(rolled_back_at) as at from improvements where target = ?", [target]
+                )
+            )
+        return row["at"]
+
     # -- events and approvals -------------------------------------------------------------
 
     def record_event(self, event: Event) -> None:
@@ -398,7 +419,7 @@ class History:
             "detail": data or None,
         }
         with self._lock, self.db.conn:
-            self.db["phase_events"].insert(row)
+            self.db["phase_events"].insert(self.clean(row))
 
     def events(
         self, *, improvement_id: str | None = None, cycle_id: str | None = None
@@ -421,14 +442,16 @@ class History:
     ) -> None:
         with self._lock, self.db.conn:
             self.db["approvals"].insert(
-                {
-                    "improvement_id": improvement_id,
-                    "decision": decision,
-                    "user": user,
-                    "uid": uid,
-                    "at": self.now(),
-                    "reason": reason,
-                }
+                self.clean(
+                    {
+                        "improvement_id": improvement_id,
+                        "decision": decision,
+                        "user": user,
+                        "uid": uid,
+                        "at": self.now(),
+                        "reason": reason,
+                    }
+                )
             )
 
     def approvals(self, improvement_id: str) -> list[dict[str, Any]]:
@@ -479,7 +502,7 @@ class History:
                     "commit_sha": commit_sha,
                     "command_key": command_key,
                     "created_at": self.now(),
-                    "results": results,
+                    "results": self.clean(results),
                 },
                 pk=("target", "commit_sha", "command_key"),
             )
@@ -488,7 +511,9 @@ class History:
 
     def add_outcome(self, **fields: Any) -> None:
         with self._lock, self.db.conn:
-            self.db["outcomes"].upsert({"at": self.now(), **fields}, pk="improvement_id")
+            self.db["outcomes"].upsert(
+                self.clean({"at": self.now(), **fields}), pk="improvement_id"
+            )
 
     def success_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
         """(generator, finding kind) → (kept, attempts), from the recorded outcomes."""

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from overseer.core.durations import Duration
 from overseer.core.globs import first_match
 from overseer.core.yamlfile import load_model
 
@@ -55,6 +56,7 @@ class Autonomy(StrEnum):
 
 
 AREAS = ("performance", "quality", "features")
+TEST_PATHS = ("tests/**", "test/**", "test_*.py", "*_test.py", "conftest.py")
 Area = Literal["performance", "quality", "features"]
 ChangeType = Literal["optimization", "bugfix", "feature", "quality"]
 
@@ -72,7 +74,9 @@ BUILTIN_PROTECTED = (
     "Jenkinsfile",
     "*.lock",
     "package-lock.json",
+    "npm-shrinkwrap.json",
     "pnpm-lock.yaml",
+    "go.sum",
     ".overseer/**",
 )
 
@@ -129,6 +133,49 @@ class RateLimits(_Strict):
     per_hour: Annotated[int, Field(ge=0)] = 3
     per_day: Annotated[int, Field(ge=0)] = 10
     pending_approvals: Annotated[int, Field(ge=0)] = 5
+    cooldown_after_rollback: Duration = 3600.0  # no new real change on the target until then
+    circuit_breaker: Annotated[int, Field(ge=0)] = 3  # consecutive failures that pause; 0: off
+
+
+class SuccessRisk(_Strict):
+    """Risk from the predicted success: a kind of change that keeps failing is riskier."""
+
+    medium_below: Annotated[float, Field(ge=0, le=1)] = 0.35
+    high_below: Annotated[float, Field(ge=0, le=1)] = 0.2
+
+
+DEFAULT_SECRET_ENV = [
+    "*TOKEN*",
+    "*SECRET*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*API_KEY*",
+    "*PRIVATE_KEY*",
+    "AWS_*",
+    "*CREDENTIALS*",
+]
+DEFAULT_SECRET_FILES = [
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "id_rsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".pypirc",
+    "*.p12",
+    "credentials*.json",
+    "secrets.*",
+]
+
+
+class Secrets(_Strict):
+    """Secrets never enter prompts, logs or the history: matching environment variables have
+    their values redacted everywhere overseer writes, and matching files are neither read into
+    prompts nor changed."""
+
+    env: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_ENV))
+    files: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_FILES))
 
 
 def _default_rules() -> list[Rule]:
@@ -150,6 +197,8 @@ class Policy(_Strict):
     full_max_auto_risk: Risk = Risk.MEDIUM
     size: SizeLimits = SizeLimits()
     limits: RateLimits = RateLimits()
+    success: SuccessRisk = SuccessRisk()
+    secrets: Secrets = Secrets()
     protected_paths: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=_default_rules)
 
@@ -175,6 +224,34 @@ class CandidateFacts:
     lines_changed: int
     stated_risk: Risk
     predicted_success: float | None = None
+    oracle: tuple[str, ...] = ()  # how the change weakens the tests (see core/oracle.py)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "paths": list(self.paths),
+            "change_type": self.change_type,
+            "area": self.area,
+            "generator": self.generator,
+            "finding": self.finding,
+            "lines_changed": self.lines_changed,
+            "stated_risk": self.stated_risk.value,
+            "predicted_success": self.predicted_success,
+            "oracle": list(self.oracle),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> CandidateFacts:
+        return cls(
+            paths=tuple(data["paths"]),  # type: ignore[arg-type]
+            change_type=str(data["change_type"]),
+            area=str(data["area"]),
+            generator=str(data["generator"]),
+            finding=str(data["finding"]),
+            lines_changed=int(data["lines_changed"]),  # type: ignore[call-overload]
+            stated_risk=Risk(str(data["stated_risk"])),
+            predicted_success=data.get("predicted_success"),  # type: ignore[arg-type]
+            oracle=tuple(data.get("oracle") or ()),  # type: ignore[arg-type]
+        )
 
     @property
     def files_changed(self) -> int:
@@ -258,7 +335,12 @@ class CompiledPolicy:
         canonical = policy.model_dump_json()
         self.digest = digest or hashlib.sha256(canonical.encode()).hexdigest()[:10]
         self.rules = [CompiledRule(r) for r in policy.rules]
-        self.protected = BUILTIN_PROTECTED + tuple(policy.protected_paths) + extra_protected
+        self.protected = (
+            BUILTIN_PROTECTED
+            + tuple(policy.protected_paths)
+            + tuple(policy.secrets.files)
+            + extra_protected
+        )
 
     @property
     def version(self) -> str:
@@ -319,6 +401,28 @@ class CompiledPolicy:
                 Risk.MEDIUM, None, f"changes {facts.lines_changed} lines (> {size.medium_lines})"
             )
 
+        for reason in facts.oracle:
+            raise_to(Risk.HIGH, None, f"oracle: {reason}")
+        if facts.change_type == "bugfix":
+            tests = [path for path in facts.paths if first_match(TEST_PATHS, path)]
+            if tests:
+                raise_to(Risk.HIGH, None, f"claims a fix but edits tests: {', '.join(tests)}")
+
+        success = p.success
+        if facts.predicted_success is not None:
+            if facts.predicted_success < success.high_below:
+                raise_to(
+                    Risk.HIGH,
+                    None,
+                    f"predicted success {facts.predicted_success:.2f} < {success.high_below}",
+                )
+            elif facts.predicted_success < success.medium_below:
+                raise_to(
+                    Risk.MEDIUM,
+                    None,
+                    f"predicted success {facts.predicted_success:.2f} < {success.medium_below}",
+                )
+
         for rule in self.rules:
             if rule.matches(facts):
                 matched.append(rule.rule.name)
@@ -373,3 +477,33 @@ def load_policy(path: Path | None) -> CompiledPolicy:
     policy = load_model(Policy, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
     return CompiledPolicy(policy, source=str(path), digest=digest)
+
+
+def rejudge(policy: CompiledPolicy, facts: dict[str, object]) -> Verdict:
+    """The verdict `policy` gives to facts recorded with an attempt."""
+    return policy.judge(
+        CandidateFacts.from_dict(facts), require_approval=bool(facts.get("require_approval", True))
+    )
+
+
+def verdict_changes(
+    old: CompiledPolicy, new: CompiledPolicy, attempts: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """Which of these attempts the new policy would have treated differently, and how."""
+    changes = []
+    for row in attempts:
+        facts = row.get("policy_facts")
+        if not isinstance(facts, dict):
+            continue
+        before, after = rejudge(old, facts), rejudge(new, facts)
+        if (before.decision, before.risk) != (after.decision, after.risk):
+            changes.append(
+                {
+                    "improvement_id": row["improvement_id"],
+                    "status": row.get("status"),
+                    "before": {"decision": before.decision.value, "risk": before.risk.value},
+                    "after": {"decision": after.decision.value, "risk": after.risk.value},
+                    "why": [r for r in after.reasons if r not in before.reasons],
+                }
+            )
+    return changes

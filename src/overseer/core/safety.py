@@ -11,32 +11,18 @@ import ast
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path, PurePosixPath
 
 import yaml
 
-from overseer.core.candidate import Candidate
-from overseer.core.clock import Clock
-from overseer.core.history import AWAITING_APPROVAL, READY_TO_PROMOTE, History
-from overseer.core.policy import SELF_PROTECTED, CandidateFacts, CompiledPolicy, Verdict
+from overseer.core.candidate import Candidate, Edit, EditRejected, FileChange, apply_edits
+from overseer.core.oracle import examine
+from overseer.core.policy import SELF_PROTECTED, CandidateFacts
 
 MAX_FILE_BYTES = 1024 * 1024
 
 
-@dataclass
-class SafetyResult:
-    problems: list[str] = field(default_factory=list)  # validation: the change is not well-formed
-    verdict: Verdict | None = None
-    rate_limited: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and self.verdict is not None
-
-
-def _check_path(tree: Path, raw: str) -> str | None:
+def check_path(tree: Path, raw: str) -> str | None:
     """Why `raw` may not be written inside `tree`, or None when it may."""
     if not raw or "\x00" in raw or "\\" in raw:
         return f"path {raw!r} is empty or has NUL or backslash characters"
@@ -79,18 +65,60 @@ def _syntax_problem(path: str, text: str) -> str | None:
     return None
 
 
+def materialize(candidate: Candidate, tree: Path) -> list[str]:
+    """Turn a candidate's edits into whole-file changes; the reasons it cannot be, if any.
+
+    Every path is checked before its file is read, so a hostile path is never even opened.
+    """
+    if not candidate.edits:
+        return []
+    problems: list[str] = []
+    by_path: dict[str, list[Edit]] = {}
+    for edit in candidate.edits:
+        by_path.setdefault(edit.path, []).append(edit)
+    changes = []
+    for path, edits in by_path.items():
+        why = check_path(tree, path)
+        if why:
+            problems.append(why)
+            continue
+        file = tree / path
+        if not file.is_file():
+            problems.append(f"{path} does not exist; an edit can only change an existing file")
+            continue
+        if file.stat().st_size > MAX_FILE_BYTES:
+            problems.append(f"{path} is larger than {MAX_FILE_BYTES} bytes")
+            continue
+        try:
+            before = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"{path} is not UTF-8 text")
+            continue
+        try:
+            changes.append(FileChange(path, before, apply_edits(path, before, edits)))
+        except EditRejected as exc:
+            problems.append(str(exc))
+    if not problems:
+        candidate.changes = changes
+        candidate.edits = []
+    return problems
+
+
 def validate(candidate: Candidate, tree: Path) -> list[str]:
     """Every reason the candidate is not a well-formed change to this worktree."""
-    problems: list[str] = []
+    problems = materialize(candidate, tree)
+    if problems:
+        return problems
     if not candidate.changes:
         return ["the candidate changes nothing"]
+    problems = []
     seen: set[str] = set()
     for change in candidate.changes:
         if change.path in seen:
             problems.append(f"path {change.path} is changed twice")
             continue
         seen.add(change.path)
-        path_problem = _check_path(tree, change.path)
+        path_problem = check_path(tree, change.path)
         if path_problem:
             problems.append(path_problem)
             continue
@@ -118,6 +146,7 @@ def validate(candidate: Candidate, tree: Path) -> list[str]:
 
 
 def facts_of(candidate: Candidate, area: str, predicted_success: float | None) -> CandidateFacts:
+    oracle = tuple(reason for change in candidate.changes for reason in examine(change))
     return CandidateFacts(
         paths=candidate.paths,
         change_type=candidate.change_type,
@@ -127,27 +156,8 @@ def facts_of(candidate: Candidate, area: str, predicted_success: float | None) -
         lines_changed=candidate.lines_changed,
         stated_risk=candidate.stated_risk,
         predicted_success=predicted_success,
+        oracle=oracle,
     )
-
-
-def rate_limit(
-    history: History, target: str, policy: CompiledPolicy, clock: Clock, *, dry_run: bool
-) -> str | None:
-    """Why no further real change may start now, or None. Dry runs spend no budget."""
-    if dry_run:
-        return None
-    limits = policy.policy.limits
-    now = clock.now()
-    hour = history.count_changes_since(target, now - timedelta(hours=1))
-    if hour >= limits.per_hour:
-        return f"{hour} changes in the last hour (limits.per_hour={limits.per_hour})"
-    day = history.count_changes_since(target, now - timedelta(days=1))
-    if day >= limits.per_day:
-        return f"{day} changes in the last day (limits.per_day={limits.per_day})"
-    pending = len(history.attempts(target=target, statuses=(AWAITING_APPROVAL, READY_TO_PROMOTE)))
-    if pending >= limits.pending_approvals:
-        return f"{pending} changes wait for a decision (limits.pending_approvals={limits.pending_approvals})"
-    return None
 
 
 def protected_for(target_root: Path, config_files: list[Path]) -> tuple[str, ...]:

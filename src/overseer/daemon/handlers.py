@@ -18,6 +18,7 @@ from overseer.core.clock import parse_iso
 from overseer.core.context import Actor
 from overseer.core.history import WAITING, UnknownAttempt
 from overseer.core.lock import TargetBusy
+from overseer.core.ratelimit import RateLimiter
 from overseer.core.repo import RepoError
 from overseer.daemon.auth import why_not
 from overseer.daemon.scheduler import describe
@@ -136,8 +137,7 @@ class Handlers:
         rt = d.rt
         history = rt.history
         paused = history.get_control("paused")
-        now = rt.clock.now()
-        limits = rt.policy.policy.limits
+        limiter = RateLimiter(history, rt.policy, rt.clock)
         targets = []
         for t in d.targets:
             name = t.name or t.path.name
@@ -146,16 +146,7 @@ class Handlers:
                     "name": name,
                     "path": str(t.path),
                     "branch": t.branch or d.branches.get(name),
-                    "budget": {
-                        "hour": {
-                            "used": history.count_changes_since(name, now - timedelta(hours=1)),
-                            "limit": limits.per_hour,
-                        },
-                        "day": {
-                            "used": history.count_changes_since(name, now - timedelta(days=1)),
-                            "limit": limits.per_day,
-                        },
-                    },
+                    "budget": limiter.budget(name),
                 }
             )
         ttl = d.config.approvers.expire_after

@@ -37,6 +37,7 @@ from overseer.core.events import (
     ReloadFailed,
 )
 from overseer.core.lock import TargetBusy
+from overseer.core.policy import verdict_changes
 from overseer.core.problems import ProblemsError
 from overseer.core.repo import RepoError
 from overseer.core.stop import CycleStopped, StopToken
@@ -405,6 +406,17 @@ class Daemon:
                 self.rt.bus.emit(ReloadFailed, files=shown, problems=problems)
                 return False
             old_schedule = self.config.schedule
+            old_policy = self.rt.policy
+            recent = await asyncio.to_thread(self.rt.history.attempts, limit=50)
+            waiting = await asyncio.to_thread(
+                self.rt.history.attempts, statuses=("awaiting_approval", "ready_to_promote")
+            )
+            seen = {r["improvement_id"] for r in recent}
+            reverdicts = verdict_changes(
+                old_policy,
+                result.policy,
+                recent + [w for w in waiting if w["improvement_id"] not in seen],
+            )
             self.config = result.config
             self.rt.config = result.config
             self.rt.policy = result.policy
@@ -417,7 +429,9 @@ class Daemon:
                 files=shown,
                 policy_version=result.policy.version,
                 changes=result.changes,
+                reverdicts=reverdicts,
             )
+            self.rt.note_autonomy()
             if reloading.watched_files(self.options.config_path, self.config) != files:
                 self._restart_watch()
             return True
