@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/daemon_bench.py
 	$(BIN)/python bench/tui_bench.py
+	$(BIN)/python bench/safety_corpus.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache --select $(LINT_SELECT) --ignore $(LINT_IGNORE) src tests bench

@@ -398,3 +398,24 @@ async def test_a_schedule_change_is_applied_on_reload(tmp_path, repo, sockdir):
         opts.config_path.write_text(yaml.safe_dump(data))
         again = await next_event(client, "ConfigReloaded", timeout=20)
         assert "daemon changed (takes effect after a restart)" in again["changes"]
+
+
+async def test_a_reload_says_which_attempts_the_new_policy_would_judge_differently(
+    tmp_path, repo, sockdir
+):
+    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+        async with Client(daemon.socket_path) as client:
+            await client.request("subscribe")
+            await client.request("run_now")
+            requested = await next_event(client, "ApprovalRequested")
+            await next_event(client, "CycleFinished")
+            (tmp_path / "policy.yaml").write_text(
+                "autonomy: supervised\nprotected_paths: ['pkg/**']\n"
+            )
+            reloaded = await next_event(client, "ConfigReloaded", timeout=20)
+            [changed] = reloaded["reverdicts"]
+            assert changed["improvement_id"] == requested["improvement_id"]
+            assert changed["status"] == "awaiting_approval"
+            assert changed["before"] == {"decision": "needs_approval", "risk": "low"}
+            assert changed["after"] == {"decision": "deny", "risk": "high"}
+            assert any("touches protected path pkg/util.py" in why for why in changed["why"])

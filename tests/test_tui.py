@@ -280,11 +280,21 @@ def test_progress_messages_for_one_phase_replace_each_other():
     from overseer.tui.messages import PhaseProgressed, PhaseStarted
 
     def progress(phase: str, done: int) -> PhaseProgressed:
-        return PhaseProgressed({"kind": "PhaseProgress", "cycle_id": "c", "improvement_id": "i", "phase": phase, "done": done})
+        return PhaseProgressed(
+            {
+                "kind": "PhaseProgress",
+                "cycle_id": "c",
+                "improvement_id": "i",
+                "phase": phase,
+                "done": done,
+            }
+        )
 
     assert progress("EVALUATE", 2).can_replace(progress("EVALUATE", 1))
     assert not progress("EVALUATE", 2).can_replace(progress("ANALYZE", 1))
-    assert not progress("EVALUATE", 2).can_replace(PhaseStarted({"kind": "PhaseStarted", "cycle_id": "c"}))
+    assert not progress("EVALUATE", 2).can_replace(
+        PhaseStarted({"kind": "PhaseStarted", "cycle_id": "c"})
+    )
 
 
 async def test_a_burst_of_progress_is_merged_and_the_newest_count_shown(tmp_path):
@@ -299,10 +309,41 @@ async def test_a_burst_of_progress_is_merged_and_the_newest_count_shown(tmp_path
 
     app = Counting(tmp_path / "no-daemon.sock", backoff=(60,))
     async with app.run_test(size=SIZE) as pilot:
-        app.post_message(CycleStarted({"kind": "CycleStarted", "cycle_id": "c", "target": "t", "branch": "main", "at": None}))
-        app.post_message(PhaseStarted({"kind": "PhaseStarted", "cycle_id": "c", "improvement_id": "i", "phase": "EVALUATE"}))
+        app.post_message(
+            CycleStarted(
+                {
+                    "kind": "CycleStarted",
+                    "cycle_id": "c",
+                    "target": "t",
+                    "branch": "main",
+                    "at": None,
+                }
+            )
+        )
+        app.post_message(
+            PhaseStarted(
+                {
+                    "kind": "PhaseStarted",
+                    "cycle_id": "c",
+                    "improvement_id": "i",
+                    "phase": "EVALUATE",
+                }
+            )
+        )
         for done in range(1, 501):  # far faster than the screen can draw
-            app.post_message(PhaseProgressed({"kind": "PhaseProgress", "cycle_id": "c", "improvement_id": "i", "phase": "EVALUATE", "message": "tests", "done": done, "total": 500}))
+            app.post_message(
+                PhaseProgressed(
+                    {
+                        "kind": "PhaseProgress",
+                        "cycle_id": "c",
+                        "improvement_id": "i",
+                        "phase": "EVALUATE",
+                        "message": "tests",
+                        "done": done,
+                        "total": 500,
+                    }
+                )
+            )
         await pilot.pause(0.5)
         assert Counting.handled < 500
         assert "tests 500/500" in text_of(app.query_one(Phases))

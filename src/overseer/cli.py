@@ -634,6 +634,65 @@ def policy_check(opts: Options, file: Path | None) -> None:
     click.echo(f"{file}: ok — {policy!r}")
 
 
+@policy_group.command("explain")
+@common
+@click.argument("attempt_id")
+@click.option("--json", "as_json", is_flag=True)
+def policy_explain(opts: Options, attempt_id: str, as_json: bool) -> None:
+    """Which facts and rules produced an attempt's verdict, and what the current policy says."""
+    from overseer.core.policy import rejudge
+
+    rt = opts.runtime()
+    row = _load_row(rt, attempt_id)
+    facts = row.get("policy_facts")
+    if not isinstance(facts, dict):
+        fail(
+            f"attempt {row['improvement_id'][:8]} has no recorded verdict (it ended before SAFETY)"
+        )
+    now = rejudge(rt.policy, facts)
+    detail = row.get("verdict_detail") or {}
+    result = {
+        "improvement_id": row["improvement_id"],
+        "policy_version": row.get("policy_version"),
+        "facts": facts,
+        "verdict": {"decision": row.get("verdict"), "risk": row.get("risk_level"), **detail},
+        "current_policy": {"version": rt.policy.version, **now.to_dict()},
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(
+        f"Attempt {row['improvement_id'][:8]}: {row.get('verdict')}, risk {row.get('risk_level')} "
+        f"(policy {row.get('policy_version')})"
+    )
+    click.echo("Facts measured from the change:")
+    for key in (
+        "paths",
+        "change_type",
+        "area",
+        "generator",
+        "finding",
+        "lines_changed",
+        "stated_risk",
+        "predicted_success",
+        "oracle",
+        "require_approval",
+    ):
+        click.echo(f"  {key:<18} {facts.get(key)}")
+    click.echo("How the verdict came about, in order:")
+    for reason in row.get("risk_reasons") or []:
+        click.echo(f"  · {reason}")
+    click.echo(f"Rules that matched: {', '.join(detail.get('rules') or []) or 'none'}")
+    same = (now.decision.value, now.risk.value) == (row.get("verdict"), row.get("risk_level"))
+    click.echo(
+        f"The current policy ({rt.policy.version}) says: {now.decision.value}, risk {now.risk.value}"
+        + (" — the same." if same else " — different:")
+    )
+    if not same:
+        for reason in now.reasons:
+            click.echo(f"  · {reason}")
+
+
 @main.group("config")
 def config_group() -> None:
     """The configuration file."""

@@ -33,8 +33,9 @@ def check_path(tree: Path, raw: str) -> str | None:
         return f"path {raw} climbs out with '..'"
     if ".git" in posix.parts:
         return f"path {raw} is inside git's own data (.git)"
-    if posix.parts and posix.parts[0] == ".":
-        return f"path {raw} is not normalised"
+    if str(posix) != raw or raw in (".", ""):
+        # `./.github/x` would slip past the protected pattern `.github/**`: one spelling only.
+        return f"path {raw} is not normalised (write it as {str(posix)!r})"
     root = tree.resolve()
     current = tree
     for part in posix.parts:

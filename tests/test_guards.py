@@ -1,0 +1,454 @@
+"""The guards a self-modifying system cannot talk its way past: oracle integrity, risk
+composition, rate limits, the circuit breaker, secrets, and the audit of autonomy changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from overseer.core.candidate import FileChange
+from overseer.core.clock import FakeClock, iso
+from overseer.core.events import EventBus
+from overseer.core.history import History
+from overseer.core.oracle import examine
+from overseer.core.policy import (
+    BUILTIN_PROTECTED,
+    CandidateFacts,
+    CompiledPolicy,
+    Conditions,
+    Decision,
+    Policy,
+    Risk,
+    Rule,
+)
+from overseer.core.ratelimit import (
+    BREAKER,
+    RateLimiter,
+    consecutive_failures,
+    trip_breaker_if_needed,
+)
+from overseer.core.secrets import Redactor
+
+TEST = """import math
+import pytest
+
+
+def test_sum():
+    assert add(1, 2) == 3
+    assert add(2, 2) == 4
+
+
+def test_float():
+    assert ratio() == pytest.approx(0.5, rel=1e-9)
+    assert math.isclose(ratio(), 0.5, abs_tol=1e-12)
+
+
+def test_raises():
+    with pytest.raises(ValueError):
+        add("a", 1)
+"""
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        (TEST.replace("    assert add(2, 2) == 4\n", ""), "removes 1 assertion(s)"),
+        (TEST.replace("assert add(1, 2) == 3", "assert add(1, 2)"), "weakens 1 assertion(s)"),
+        (
+            TEST.replace("def test_sum", "@pytest.mark.skip(reason='flaky')\ndef test_sum"),
+            "adds 1 skip/xfail",
+        ),
+        (TEST.replace("def test_float", "@pytest.mark.xfail\ndef test_float"), "adds 1 skip/xfail"),
+        (
+            TEST.replace("def test_sum():\n", "def test_sum():\n    pytest.skip('later')\n"),
+            "adds 1 skip/xfail",
+        ),
+        (TEST.replace("rel=1e-9", "rel=0.1"), "loosens a tolerance"),
+        (TEST.replace("abs_tol=1e-12", "abs_tol=1e-3"), "loosens a tolerance"),
+        (
+            TEST.replace(
+                '    with pytest.raises(ValueError):\n        add("a", 1)\n', "    add('a', 1)\n"
+            ),
+            "removes 1 assertion(s)",
+        ),
+        (None, "deletes the test file"),
+    ],
+)
+def test_the_oracle_guard_sees_weakened_tests(after, expected):
+    reasons = examine(FileChange("tests/test_math.py", TEST, after))
+    assert any(expected in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        TEST,  # unchanged
+        TEST.replace("rel=1e-9", "rel=1e-12"),  # tighter
+        TEST + "\n\ndef test_more():\n    assert add(0, 0) == 0\n",  # more tests
+        TEST.replace("import math\n", "import math  # for isclose\n"),  # cosmetic
+    ],
+)
+def test_the_oracle_guard_lets_honest_test_edits_be(after):
+    assert examine(FileChange("tests/test_math.py", TEST, after)) == []
+
+
+def test_the_oracle_guard_only_watches_test_code():
+    assert (
+        examine(FileChange("pkg/math.py", TEST, TEST.replace("    assert add(2, 2) == 4\n", "")))
+        == []
+    )
+
+
+def facts(**kw) -> CandidateFacts:
+    base = dict(
+        paths=("pkg/util.py",),
+        change_type="quality",
+        area="quality",
+        generator="llm",
+        finding="F401",
+        lines_changed=3,
+        stated_risk=Risk.LOW,
+    )
+    return CandidateFacts(**{**base, **kw})
+
+
+def judge(policy=None, require_approval=False, **kw):
+    return CompiledPolicy(policy or Policy(autonomy="full")).judge(
+        facts(**kw), require_approval=require_approval
+    )
+
+
+@pytest.mark.parametrize(
+    ("kw", "risk", "reason"),
+    [
+        ({}, Risk.LOW, "llm rates it low"),
+        (
+            {"oracle": ("removes 1 assertion(s) from tests/test_x.py",)},
+            Risk.HIGH,
+            "oracle: removes 1 assertion",
+        ),
+        (
+            {"change_type": "bugfix", "paths": ("pkg/a.py", "tests/test_a.py")},
+            Risk.HIGH,
+            "claims a fix but edits tests: tests/test_a.py",
+        ),
+        ({"predicted_success": 0.3}, Risk.MEDIUM, "predicted success 0.30 < 0.35"),
+        ({"predicted_success": 0.1}, Risk.HIGH, "predicted success 0.10 < 0.2"),
+        ({"predicted_success": 0.5}, Risk.LOW, "llm rates it low"),
+        ({"lines_changed": 30}, Risk.MEDIUM, "changes 30 lines"),
+        ({"stated_risk": Risk.HIGH, "predicted_success": 0.9}, Risk.HIGH, "llm rates it high"),
+    ],
+)
+def test_risk_is_the_highest_of_every_source(kw, risk, reason):
+    verdict = judge(**kw)
+    assert verdict.risk is risk
+    assert any(reason in r for r in verdict.reasons), verdict.reasons
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".env",
+        "deploy/.env.production",
+        "certs/server.pem",
+        "home/.netrc",
+        "keys/id_rsa.pub",
+        "ci/credentials-prod.json",
+    ],
+)
+def test_secret_files_are_protected(path):
+    verdict = judge(paths=(path,))
+    assert verdict.decision is Decision.DENY and "touches protected path" in verdict.why()
+
+
+# -- properties: no rule set lowers the stated risk or opens a protected path ---------------
+
+rules = st.lists(
+    st.builds(
+        Rule,
+        name=st.uuids().map(str),
+        when=st.builds(
+            Conditions,
+            paths=st.one_of(
+                st.none(),
+                st.lists(
+                    st.sampled_from(["**", "*", "pkg/**", ".git/**", "*.lock", "tests/**"]),
+                    min_size=1,
+                    max_size=3,
+                ),
+            ),
+            generator=st.one_of(st.none(), st.just(["llm"])),
+            min_lines=st.one_of(st.none(), st.integers(0, 50)),
+        ),
+        risk=st.one_of(st.none(), st.sampled_from(list(Risk))),
+        verdict=st.one_of(st.none(), st.sampled_from(list(Decision))),
+        reason=st.text(max_size=20),
+    ),
+    max_size=5,
+)
+policies = st.builds(
+    Policy,
+    autonomy=st.sampled_from(["observe", "supervised", "limited", "full"]),
+    full_max_auto_risk=st.sampled_from(list(Risk)),
+    rules=rules,
+    protected_paths=st.lists(st.sampled_from(["pkg/**", "docs/**", "*.cfg"]), max_size=2),
+)
+paths = st.lists(
+    st.sampled_from(
+        [
+            "pkg/util.py",
+            "tests/test_x.py",
+            "README.md",
+            ".git/config",
+            "poetry.lock",
+            ".github/workflows/ci.yml",
+            ".env",
+            "src/app.py",
+        ]
+    ),
+    min_size=1,
+    max_size=3,
+    unique=True,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    policy=policies,
+    stated=st.sampled_from(list(Risk)),
+    chosen=paths,
+    lines=st.integers(0, 500),
+    success=st.one_of(st.none(), st.floats(0, 1)),
+    require=st.booleans(),
+)
+def test_no_policy_lowers_the_stated_risk_or_lets_a_protected_path_through(
+    policy, stated, chosen, lines, success, require
+):
+    compiled = CompiledPolicy(policy)
+    verdict = compiled.judge(
+        facts(
+            paths=tuple(chosen), stated_risk=stated, lines_changed=lines, predicted_success=success
+        ),
+        require_approval=require,
+    )
+    assert verdict.risk.rank >= stated.rank
+    if any(compiled.protected_match(p) for p in chosen) or any(
+        p in (".git/config", "poetry.lock", ".github/workflows/ci.yml", ".env") for p in chosen
+    ):
+        assert verdict.decision is Decision.DENY
+    if require and verdict.decision is Decision.ALLOW:
+        raise AssertionError("require_approval was ignored")
+    assert set(BUILTIN_PROTECTED) <= set(compiled.protected)
+
+
+# -- rate limits and the circuit breaker, with an injected clock, across a restart ----------
+
+
+def attempt(
+    history: History, n: int, status: str, *, at, dry_run: int = 0, rolled_back_at=None
+) -> None:
+    history.create_attempt(
+        improvement_id=f"{n:012x}",
+        target="proj",
+        status=status,
+        dry_run=dry_run,
+        git_commit_hash="c" * 40,
+        started_at=iso(at),
+        rolled_back_at=iso(rolled_back_at) if rolled_back_at else None,
+    )
+
+
+def test_hourly_and_daily_limits_survive_a_restart(tmp_path):
+    clock = FakeClock()
+    policy = CompiledPolicy(Policy(limits={"per_hour": 2, "per_day": 3}))
+    history = History(tmp_path / "h.sqlite3", clock)
+    attempt(history, 1, "promoted", at=clock.now())
+    attempt(history, 2, "failed", at=clock.now())
+    attempt(history, 3, "dry_run", at=clock.now(), dry_run=1)  # dry runs spend nothing
+    history.close()
+
+    history = History(tmp_path / "h.sqlite3", clock)  # a restart
+    limiter = RateLimiter(history, policy, clock)
+    assert "2 changes in the last hour (limits.per_hour=2)" in limiter.why_not(
+        "proj", dry_run=False
+    )
+    assert limiter.why_not("proj", dry_run=True) is None
+    assert limiter.why_not("other", dry_run=False) is None
+    clock.advance(3601)
+    assert limiter.why_not("proj", dry_run=False) is None
+    attempt(history, 4, "promoted", at=clock.now())
+    assert "3 changes in the last day (limits.per_day=3)" in limiter.why_not("proj", dry_run=False)
+    clock.advance(86400)
+    assert limiter.why_not("proj", dry_run=False) is None
+    assert limiter.budget("proj")["hour"] == {"used": 0, "limit": 2}
+
+
+def test_cooldown_after_a_rollback(tmp_path):
+    clock = FakeClock()
+    history = History(tmp_path / "h.sqlite3", clock)
+    attempt(
+        history, 1, "rolled_back", at=clock.now() - timedelta(days=2), rolled_back_at=clock.now()
+    )
+    limiter = RateLimiter(
+        history, CompiledPolicy(Policy(limits={"cooldown_after_rollback": "30m"})), clock
+    )
+    assert "cooling down after a rollback" in limiter.why_not("proj", dry_run=False)
+    assert limiter.budget("proj")["cooldown_until"]
+    clock.advance(1801)
+    assert limiter.why_not("proj", dry_run=False) is None
+
+
+def test_the_circuit_breaker_pauses_autonomy_until_a_human_resumes(tmp_path):
+    from overseer.core import actions
+    from overseer.core.context import Actor
+
+    clock = FakeClock()
+    policy = CompiledPolicy(Policy(limits={"circuit_breaker": 3}))
+    history = History(tmp_path / "h.sqlite3", clock)
+    bus = EventBus(clock)
+    seen = []
+    bus.subscribe(seen.append)
+    attempt(history, 1, "promoted", at=clock.now())
+    for n, status in enumerate(["failed", "denied", "rolled_back"], 2):  # a denial is not a failure
+        clock.advance(60)
+        attempt(history, n, status, at=clock.now())
+    assert trip_breaker_if_needed(history, bus, policy, "proj") is None
+    clock.advance(60)
+    attempt(history, 5, "failed", at=clock.now())
+    reason = trip_breaker_if_needed(history, bus, policy, "proj")
+    assert reason and "3 consecutive failed or rolled-back attempts" in reason
+    paused = history.get_control("paused")
+    assert paused["user"] == BREAKER and paused["reason"] == reason
+    assert [e.kind for e in seen] == ["CircuitBreakerTripped"]
+    history.close()
+
+    history = History(tmp_path / "h.sqlite3", clock)  # a restart: still paused
+    assert history.get_control("paused")["user"] == BREAKER
+    clock.advance(60)
+    actions.set_paused(history, bus, Actor("alice", 1000), False)
+    assert consecutive_failures(history, "proj") == []  # counted afresh from the resume
+    assert trip_breaker_if_needed(history, bus, policy, "proj") is None
+    for n in (6, 7, 8):
+        clock.advance(60)
+        attempt(history, n, "failed", at=clock.now())
+    assert trip_breaker_if_needed(history, bus, policy, "proj")
+
+
+def test_the_circuit_breaker_can_be_off(tmp_path):
+    clock = FakeClock()
+    history = History(tmp_path / "h.sqlite3", clock)
+    for n in range(10):
+        clock.advance(1)
+        attempt(history, n, "failed", at=clock.now())
+    policy = CompiledPolicy(Policy(limits={"circuit_breaker": 0}))
+    assert trip_breaker_if_needed(history, EventBus(clock), policy, "proj") is None
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def test_the_redactor():
+    redactor = Redactor(
+        ["*TOKEN*", "AWS_*"],
+        {
+            "GITHUB_TOKEN": "ghp_abcdef123456",
+            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG",
+            "HOME": "/root",
+            "SHORT_TOKEN": "abc",
+        },
+    )
+    text = "token=ghp_abcdef123456 key=wJalrXUtnFEMI/K7MDENG home=/root short=abc"
+    assert (
+        redactor.text(text)
+        == "token=[secret GITHUB_TOKEN] key=[secret AWS_SECRET_ACCESS_KEY] home=/root short=abc"
+    )
+    assert redactor.value({"a": ["x ghp_abcdef123456"], "n": 1}) == {
+        "a": ["x [secret GITHUB_TOKEN]"],
+        "n": 1,
+    }
+
+
+def test_a_secret_in_the_environment_never_reaches_the_history_or_the_log(tmp_path):
+    from helpers import SAMPLE, init_repo, overseer
+
+    secret = "tok_5f3a9c1e7d2b8a4f6e0c"
+    leaky = 'import os\n\n\ndef test_leaks_its_environment():\n    print("using", os.environ["DEPLOY_TOKEN"])\n    assert False, os.environ["DEPLOY_TOKEN"]\n'
+    repo = init_repo(tmp_path / "proj", {**SAMPLE, "tests/test_leak.py": leaky})
+    state = tmp_path / "state"
+    out = overseer(
+        "run",
+        "--once",
+        "--target",
+        str(repo),
+        "--state-dir",
+        str(state),
+        "--debug",
+        env={"DEPLOY_TOKEN": secret},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "test_leaks_its_environment" in out.stdout or (state / "history.sqlite3").exists()
+    stored = b"".join(p.read_bytes() for p in state.glob("history.sqlite3*"))
+    assert b"[secret DEPLOY_TOKEN]" in stored  # the failing test's output was recorded...
+    assert secret.encode() not in stored  # ...without the secret
+    assert secret not in out.stdout and secret not in out.stderr
+
+
+def test_changing_the_autonomy_level_is_audited(tmp_path, repo):
+    from helpers import Harness, rows
+
+    first = Harness(tmp_path, repo, policy="autonomy: supervised\n", ruff_select=["F"])
+    first.cycle(dry_run=True)
+    first.close()
+    second = Harness(tmp_path, repo, policy="autonomy: limited\n", ruff_select=["F"])
+    second.cycle(dry_run=True)
+    second.close()
+    import json
+
+    audits = [e for e in rows(tmp_path / "state", "phase_events") if e["kind"] == "AutonomyChanged"]
+    details = [json.loads(a["detail"]) for a in audits]
+    assert [(d["before"], d["after"]) for d in details] == [
+        (None, "supervised"),
+        ("supervised", "limited"),
+    ]
+    assert details[1]["policy"].endswith("policy.yaml")
+
+
+def test_policy_explain_shows_the_facts_the_reasons_and_todays_verdict(tmp_path, repo):
+    import json
+
+    from helpers import overseer
+
+    state = str(tmp_path / "state")
+    overseer("run", "--once", "--target", str(repo), "--state-dir", state)
+    [row] = json.loads(overseer("history", "--json", "--state-dir", state).stdout)
+    explained = overseer("policy", "explain", row["improvement_id"][:8], "--state-dir", state)
+    assert explained.returncode == 0, explained.stderr
+    assert "needs_approval, risk low" in explained.stdout
+    assert "finding            F401" in explained.stdout
+    assert "· autonomy supervised: every promotion is approved" in explained.stdout
+    assert "— the same." in explained.stdout
+    (tmp_path / "strict.yaml").write_text(
+        "autonomy: full\nrules:\n  - name: no-util\n    when: {paths: ['pkg/util.py']}\n    verdict: deny\n    reason: frozen module\n"
+    )
+    (tmp_path / "c.yaml").write_text(f"policy: {tmp_path / 'strict.yaml'}\n")
+    again = overseer(
+        "policy",
+        "explain",
+        row["improvement_id"],
+        "--state-dir",
+        state,
+        "--config",
+        str(tmp_path / "c.yaml"),
+    )
+    assert "says: deny, risk low — different:" in again.stdout
+    assert "rule no-util: frozen module" in again.stdout
+    as_json = json.loads(
+        overseer("policy", "explain", row["improvement_id"], "--json", "--state-dir", state).stdout
+    )
+    assert (
+        as_json["facts"]["paths"] == ["pkg/util.py"]
+        and as_json["verdict"]["decision"] == "needs_approval"
+    )
