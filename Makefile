@@ -12,7 +12,7 @@ LINT_IGNORE := E501,SIM117
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[test]'
+	$(BIN)/python -m pip install -qq -e '.[test,llm]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/daemon_bench.py
 	$(BIN)/python bench/tui_bench.py
 	$(BIN)/python bench/safety_corpus.py
+	$(BIN)/python bench/llm_bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache --select $(LINT_SELECT) --ignore $(LINT_IGNORE) src tests bench

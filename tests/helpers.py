@@ -136,6 +136,14 @@ class Harness:
         self.events: list[Event] = []
         self.rt.bus.subscribe(self.events.append)
 
+    def _with_generators(self, generators: list[Any]) -> Harness:
+        """The same harness with these generators configured (as the config file lists them)."""
+        self.config = self.config.model_validate(
+            {**self.config.model_dump(), "generators": generators}
+        )
+        self.rt.config = self.config
+        return self
+
     @property
     def history(self):  # type: ignore[no-untyped-def]
         return self.rt.history

@@ -59,17 +59,19 @@ class Adversary:
 
     def generate(self, finding, tree):
         entry = self.entries.pop(0)
-        return Candidate(
-            generator=self.name,
-            finding=finding,
-            change_type=entry.change_type,
-            stated_risk=entry.stated_risk,
-            summary=entry.name,
-            impact="",
-            rationale="",
-            changes=list(entry.changes),
-            edits=list(entry.edits),
-        )
+        return [
+            Candidate(
+                generator=self.name,
+                finding=finding,
+                change_type=entry.change_type,
+                stated_risk=entry.stated_risk,
+                summary=entry.name,
+                impact="",
+                rationale="",
+                changes=list(entry.changes),
+                edits=list(entry.edits),
+            )
+        ]
 
 
 @pytest.mark.parametrize(

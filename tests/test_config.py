@@ -71,7 +71,16 @@ def test_no_file_means_the_safe_defaults():
         ),
         ("targets:\n  - path: /x\n    name: 'a b'\n", "3: targets[0].name: use letters, digits"),
         ("targets: [{path: /a/x}, {path: /b/x}]\n", "1: targets: target names must be unique"),
-        ("generators: [gpt]\n", "1: generators: unknown generator gpt; available: ruff_fix"),
+        ("generators: [gpt]\n", "1: generators[0]: Input should be 'ruff_fix' (got 'gpt')"),
+        (
+            "generators: [{llm: {backend: ctransformers}}]\n",
+            "1: generators[0].llm.model_path: Field required",
+        ),
+        (
+            "generators: [{llm: {backend: openai, base_url: x, model: m}}]\n",
+            "1: generators[0].llm.base_url: base_url must start with http",
+        ),
+        ("generators: []\n", "1: generators: list at least one generator"),
         ("- just\n- a list\n", "1: expected a mapping of keys at the top, got list"),
         (
             "defaults:\n  area: speed\n",
@@ -105,7 +114,7 @@ def test_yaml_syntax_errors_and_duplicate_keys(tmp_path):
     assert syntax.startswith("3: YAML syntax:")
     dupes = problems(tmp_path, "defaults: {}\ndefaults: {dry_run: false}\ngenerators: [nope]\n")
     assert dupes[0] == "2: defaults: key appears more than once (the last would win)"
-    assert any("unknown generator nope" in p for p in dupes)
+    assert any("generators[0]: Input should be 'ruff_fix'" in p for p in dupes)
 
 
 def test_missing_and_unreadable_files(tmp_path):

@@ -452,3 +452,38 @@ def test_policy_explain_shows_the_facts_the_reasons_and_todays_verdict(tmp_path,
         as_json["facts"]["paths"] == ["pkg/util.py"]
         and as_json["verdict"]["decision"] == "needs_approval"
     )
+
+
+def test_failing_cycles_trip_the_breaker_and_a_paused_target_runs_no_real_cycle(tmp_path):
+    from helpers import Harness, init_repo, overseer
+
+    # Every candidate here breaks a test (the module re-exports what ruff removes).
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/util.py": "import json\nimport os\n\n\ndef double(x):\n    return x * 2\n",
+        "tests/test_util.py": "from pkg import util\n\n\ndef test_reexports():\n    assert util.json and util.os\n",
+    }
+    repo = init_repo(tmp_path / "proj", files)
+    h = Harness(
+        tmp_path,
+        repo,
+        policy="autonomy: full\nlimits: {circuit_breaker: 1}\n",
+        ruff_select=["F401"],
+    )
+    [attempt] = h.cycle().attempts
+    assert attempt["status"] == "failed"
+    paused = h.history.get_control("paused")
+    assert paused and paused["user"] == "overseer (circuit breaker)"
+    assert attempt["improvement_id"][:8] in paused["reason"]
+    assert "CircuitBreakerTripped" in h.kinds()
+    h.close()
+    out = overseer(
+        "run",
+        "--once",
+        "--target",
+        str(repo),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--no-dry-run",
+    )
+    assert out.returncode == 1 and "overseer is paused (by overseer (circuit breaker)" in out.stderr

@@ -1,14 +1,15 @@
 """`overseer config check`: everything wrong with a configuration, at once, with file:line.
 
-Beyond the file's own shape: its policy file, and each target (exists, is a git checkout, the
-branch exists). A problem found here is one that would otherwise surface at 3 a.m.
+Beyond the file's own shape: its policy file, each generator (a local model file that is there
+and sane, an endpoint that answers and serves the model), and each target (exists, is a git
+checkout, the branch exists). A problem found here is one that would otherwise surface at 3 a.m.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from overseer.config import load_config
+from overseer.config import LLMGenerator, load_config
 from overseer.core.policy import load_policy
 from overseer.core.problems import Problem, ProblemsError
 from overseer.core.repo import RepoError, TargetRepo
@@ -25,6 +26,16 @@ def check_config(path: Path) -> list[Problem]:
             load_policy(config.policy)
         except ProblemsError as exc:
             problems.extend(exc.problems)
+    for index, generator in enumerate(config.generators):
+        if isinstance(generator, LLMGenerator):
+            from overseer.core.llm import BackendError, build_backend
+
+            key = "model_path" if hasattr(generator.llm, "model_path") else "base_url"
+            file, line = config.where("generators", index, "llm", key)
+            try:
+                build_backend(generator.llm).check()
+            except BackendError as exc:
+                problems.append(Problem(file, line, f"generators[{index}].llm.{key}", str(exc)))
     for index, target in enumerate(config.targets):
         file, line = config.where("targets", index, "path")
         key = f"targets[{index}].path"

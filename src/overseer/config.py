@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -122,7 +124,69 @@ class TargetConfig(_Strict):
         return codes
 
 
-GENERATORS = ("ruff_fix",)
+class _Sampling(_Strict):
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.2
+    max_new_tokens: Annotated[int, Field(ge=1, le=32768)] = 512
+    seed: int = 42
+    candidates: Annotated[int, Field(ge=1, le=8)] = 1  # N-best: each goes through SAFETY
+    examples: Annotated[int, Field(ge=0, le=10)] = 3  # past kept changes of the same kind
+    context_length: Annotated[int, Field(ge=256)] = 2048
+
+
+class _LocalModel(_Sampling):
+    model_path: Path
+    threads: Annotated[int, Field(ge=1)] = 1
+    time_limit: Duration = 300.0  # loading and generating, in the child process
+    memory_limit_mb: Annotated[int, Field(ge=64)] | None = 8192
+
+
+class CTransformersSettings(_LocalModel):
+    backend: Literal["ctransformers"]
+    model_type: str = "llama"
+
+
+class LlamaCppSettings(_LocalModel):
+    backend: Literal["llama_cpp"]
+
+
+class OpenAISettings(_Sampling):
+    backend: Literal["openai"]
+    base_url: str = Field(
+        description="e.g. http://127.0.0.1:8080/v1 (llama.cpp server, Ollama, vLLM)"
+    )
+    model: str
+    api_key_env: str | None = Field(default="OPENAI_API_KEY", description="environment variable")
+    timeout: Duration = 120.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    context_length: Annotated[int, Field(ge=256)] = 8192
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("base_url must start with http:// or https://")
+        return url.rstrip("/")
+
+
+LLMSettings = Annotated[
+    CTransformersSettings | OpenAISettings | LlamaCppSettings, Field(discriminator="backend")
+]
+
+
+class LLMGenerator(_Strict):
+    llm: LLMSettings
+
+
+def _generator_kind(value: Any) -> str:
+    return "llm" if isinstance(value, dict | LLMGenerator) else "name"
+
+
+# `- ruff_fix` or `- llm: {backend: …}`: told apart before validating, so a mistake in one
+# is reported once, about that one.
+GeneratorConfig = Annotated[
+    Annotated[Literal["ruff_fix"], Tag("name")] | Annotated[LLMGenerator, Tag("llm")],
+    Discriminator(_generator_kind),
+]
 
 
 class OverseerConfig(_Strict):
@@ -134,7 +198,7 @@ class OverseerConfig(_Strict):
     defaults: RunDefaults = RunDefaults()
     git: GitIdentity = GitIdentity()
     targets: list[TargetConfig] = Field(default_factory=list)
-    generators: list[str] = Field(default_factory=lambda: ["ruff_fix"])
+    generators: list[GeneratorConfig] = Field(default_factory=lambda: ["ruff_fix"])
     # Where the configuration came from, so later checks can point at file:line.
     _source: Path | None = PrivateAttr(default=None)
     _lines: LineMap | None = PrivateAttr(default=None)
@@ -151,15 +215,10 @@ class OverseerConfig(_Strict):
 
     @field_validator("generators")
     @classmethod
-    def _known_generators(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in GENERATORS]
-        if unknown:
-            raise ValueError(
-                f"unknown generator {', '.join(map(str, unknown))}; available: {', '.join(GENERATORS)}"
-            )
-        if not names:
-            raise ValueError("list at least one generator")
-        return names
+    def _some_generator(cls, generators: list[GeneratorConfig]) -> list[GeneratorConfig]:
+        if not generators:
+            raise ValueError("list at least one generator (ruff_fix, or llm: {...})")
+        return generators
 
     @field_validator("targets")
     @classmethod
@@ -183,6 +242,9 @@ def _resolve_relative(config: OverseerConfig, base: Path) -> OverseerConfig:
     config.state_dir = rel(config.state_dir)
     config.policy = rel(config.policy)
     config.daemon.socket = rel(config.daemon.socket)
+    for generator in config.generators:
+        if isinstance(generator, LLMGenerator) and hasattr(generator.llm, "model_path"):
+            generator.llm.model_path = rel(generator.llm.model_path)  # type: ignore[union-attr,assignment]
     for target in config.targets:
         target.path = rel(target.path)  # type: ignore[assignment]
     return config

@@ -5,14 +5,15 @@ Shared by the CLI and (later) the daemon, so both see the same targets the same 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from overseer.config import OverseerConfig, TargetConfig
 from overseer.core.clock import Clock, SystemClock
 from overseer.core.context import Context
-from overseer.core.events import AutonomyChanged, EventBus
-from overseer.core.generate import build_generators
+from overseer.core.events import AutonomyChanged, ErrorRaised, EventBus
+from overseer.core.generate import Generator, build_generators
 from overseer.core.history import History
 from overseer.core.policy import CompiledPolicy, load_policy
 from overseer.core.repo import Identity
@@ -20,6 +21,8 @@ from overseer.core.safety import protected_for
 from overseer.core.secrets import Redactor, redact_logs
 from overseer.core.target import resolve_target
 from overseer.locations import StateDir, resolve_state_dir
+
+log = logging.getLogger(__name__)
 
 
 class TargetNotFound(Exception):
@@ -37,6 +40,7 @@ class Runtime:
     policy: CompiledPolicy
     redactor: Redactor
     _history: History | None = None
+    _generators: list[Generator] | None = None
 
     @classmethod
     def create(
@@ -113,6 +117,26 @@ class Runtime:
             return TargetConfig.model_validate(saved)
         return TargetConfig(path=path, name=str(row["target"]), branch=str(row["target_branch"]))
 
+    def generators(self) -> list[Generator]:
+        """The configured generators that work; each one that does not is reported once."""
+        if self._generators is None:
+            generators, problems = build_generators(
+                self.config.generators,
+                history=self.history,
+                secret_files=tuple(self.policy.policy.secrets.files),
+                redactor=self.redactor,
+            )
+            for problem in problems:
+                log.error("%s", problem)
+                self.bus.emit(ErrorRaised, where="generators", message=problem)
+            self._generators = generators
+        return self._generators
+
+    def reconfigure(self, config: OverseerConfig, policy: CompiledPolicy) -> None:
+        self.config = config
+        self.policy = policy
+        self._generators = None  # rebuilt (and checked) with the new settings
+
     def context(self, target_config: TargetConfig) -> Context:
         target = resolve_target(target_config)
         extra = protected_for(
@@ -126,5 +150,5 @@ class Runtime:
             clock=self.clock,
             state=self.state.ensure(),
             identity=Identity(self.config.git.name, self.config.git.email),
-            generators=build_generators(self.config.generators),
+            generators=list(self.generators()),
         )

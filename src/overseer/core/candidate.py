@@ -110,4 +110,9 @@ class Candidate:
 
 
 class GenerationFailed(Exception):
-    """A generator could not produce a usable candidate; the message says why."""
+    """A generator could not produce a usable candidate; the message says why, and
+    `provenance` keeps what it tried (a prompt, a model's raw reply) for the record."""
+
+    def __init__(self, message: str, provenance: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.provenance = provenance or {}

@@ -49,7 +49,7 @@ from overseer.core.history import (
     WAITING,
 )
 from overseer.core.learn import predicted_success, record_outcome
-from overseer.core.policy import Autonomy, Decision, Verdict
+from overseer.core.policy import Autonomy, CandidateFacts, Decision, Verdict
 from overseer.core.promote import advance_branch, push, rebase
 from overseer.core.ratelimit import RateLimiter, trip_breaker_if_needed
 from overseer.core.repo import RepoError
@@ -361,58 +361,71 @@ class Attempt:
         return ctx.history.get(self.id)
 
     def until_evaluated(self) -> tuple[str, str | None]:
-        candidate = self.generate()
-        if candidate is None:
+        candidates = self.generate()
+        if not candidates:
             return FAILED, None
-        verdict = self.safety(candidate)
-        if verdict is None:
+        chosen = self.safety(candidates)
+        if chosen is None:
             return DENIED, None
+        candidate, verdict = chosen
         self.deploy(candidate, verdict)
         return self.evaluate(verdict)
 
-    def generate(self) -> Candidate | None:
+    def generate(self) -> list[Candidate]:
         repo = self.ctx.repo()
         with self.phase(Phase.GENERATE) as report:
             repo.add_worktree(self.tree, self.base, branch=None)
             try:
-                candidate = self.generator.generate(self.finding, self.tree)
+                candidates = self.generator.generate(self.finding, self.tree)
             except GenerationFailed as exc:
                 report.fail(f"{self.generator.name}: {exc}")
-                self.update(status=FAILED, failure_reason=f"generation failed: {exc}")
+                self.update(
+                    status=FAILED,
+                    failure_reason=f"generation failed: {exc}",
+                    generation=exc.provenance or None,
+                )
                 self.cleanup()
-                candidate = None
+                candidates = []
             else:
+                first = candidates[0]
+                more = f" (best of {len(candidates)})" if len(candidates) > 1 else ""
                 report.summary = (
-                    f"{self.generator.name} {candidate.finding.kind} in {candidate.target_file}"
+                    f"{self.generator.name} {first.finding.kind} in {first.target_file}{more}"
                 )
                 self.update(
-                    target_file=candidate.target_file,
-                    files_changed=list(candidate.paths),
-                    lines_changed=candidate.lines_changed,
-                    generated_code=candidate.diff,
-                    change_type=candidate.change_type,
-                    stated_risk=candidate.stated_risk.value,
-                    impact=candidate.impact,
-                    rationale=candidate.rationale,
-                    summary=candidate.summary,
+                    generation=first.provenance if self.generator.name != "ruff_fix" else None,
+                    change_type=first.change_type,
+                    stated_risk=first.stated_risk.value,
                 )
         self.timed(Phase.GENERATE, report.duration)
-        if candidate is None:
+        if not candidates:
             for phase in (Phase.SAFETY, Phase.DEPLOY, Phase.EVALUATE):
                 self.cycle.skip_phase(self.id, phase, "no candidate")
-        return candidate
+        return candidates
 
-    def safety(self, candidate: Candidate) -> Verdict | None:
+    def judge(self, candidate: Candidate) -> tuple[Verdict, CandidateFacts]:
+        """One candidate through validation and the policy."""
         ctx = self.ctx
+        problems = validate(candidate, self.tree)
+        score = predicted_success(ctx.history, candidate.generator, candidate.finding.kind)
+        facts = facts_of(candidate, self.finding.area, score)
+        verdict = ctx.policy.judge(facts, require_approval=self.cycle.settings.require_approval)
+        for problem in reversed(problems):
+            verdict.deny(problem)
+        return verdict, facts
+
+    def safety(self, candidates: list[Candidate]) -> tuple[Candidate, Verdict] | None:
+        """Every candidate through SAFETY on its own; the best allowed one goes on."""
         with self.phase(Phase.SAFETY) as report:
-            problems = validate(candidate, self.tree)
-            score = predicted_success(ctx.history, candidate.generator, candidate.finding.kind)
-            facts = facts_of(candidate, self.finding.area, score)
-            verdict = ctx.policy.judge(facts, require_approval=self.cycle.settings.require_approval)
-            for problem in reversed(problems):
-                verdict.deny(problem)
+            judged = [(c, *self.judge(c)) for c in candidates]
+            ranked = sorted(
+                judged,
+                key=lambda j: (j[1].decision.rank, j[1].risk.rank, j[0].lines_changed),
+            )
+            candidate, verdict, facts = ranked[0]
             approval = verdict.decision is Decision.NEEDS_APPROVAL
-            self.update(
+            score = facts.predicted_success
+            fields: dict[str, Any] = dict(
                 risk_level=verdict.risk.value,
                 risk_reasons=verdict.reasons,
                 verdict=verdict.decision.value,
@@ -428,14 +441,38 @@ class Attempt:
                 files_changed=list(candidate.paths),
                 lines_changed=candidate.lines_changed,
                 generated_code=candidate.diff,
+                change_type=candidate.change_type,
+                stated_risk=candidate.stated_risk.value,
+                impact=candidate.impact,
+                rationale=candidate.rationale,
+                summary=candidate.summary,
             )
+            if len(judged) > 1:
+                generation = dict(candidate.provenance)
+                generation["candidates"] = [
+                    {
+                        "summary": c.summary,
+                        "decision": v.decision.value,
+                        "risk": v.risk.value,
+                        "reasons": v.reasons,
+                        "diff": c.diff,
+                        "chosen": c is candidate,
+                    }
+                    for c, v, _ in judged
+                ]
+                fields["generation"] = generation
+            self.update(**fields)
             if verdict.decision is Decision.DENY:
-                report.fail(f"denied: {verdict.why()}")
-                self.update(status=DENIED, failure_reason=f"denied: {verdict.why()}")
+                why = verdict.why()
+                if len(judged) > 1:
+                    why = f"all {len(judged)} candidates denied; the best: {why}"
+                report.fail(f"denied: {why}")
+                self.update(status=DENIED, failure_reason=f"denied: {why}")
                 self.cleanup()
             else:
                 gate = f"approval required ({verdict.why()})" if approval else "may promote itself"
-                report.summary = f"risk {verdict.risk.value} · {gate}" + (
+                best = f" · best of {len(judged)}" if len(judged) > 1 else ""
+                report.summary = f"risk {verdict.risk.value} · {gate}{best}" + (
                     " · dry-run" if self.cycle.dry_run else ""
                 )
         self.timed(Phase.SAFETY, report.duration)
@@ -443,7 +480,7 @@ class Attempt:
             for phase in (Phase.DEPLOY, Phase.EVALUATE):
                 self.cycle.skip_phase(self.id, phase, "denied")
             return None
-        return verdict
+        return candidate, verdict
 
     def deploy(self, candidate: Candidate, verdict: Verdict) -> None:
         ctx = self.ctx

@@ -99,11 +99,13 @@ IMPROVEMENT_COLUMNS: dict[str, type] = {
     "failure_reason": str,
     "policy_version": str,
     "policy_facts": str,
+    "generation": str,
     "verdict_detail": str,
     "phase_timings": str,
 }
 
 JSON_COLUMNS = {
+    "generation",
     "policy_facts",
     "verdict_detail",
     "analysis_results",

@@ -162,6 +162,9 @@ class Daemon:
         except Exception as exc:
             raise DaemonFailed(str(exc)) from None
         _ = self.rt.history  # opened now, so it records every event from here on
+        # Generators checked now (a missing model, an endpoint that does not answer), so the
+        # problem shows at start-up, not at the first cycle; the others keep working.
+        await asyncio.to_thread(self.rt.generators)
         for target in self.targets:
             await self.in_worker(self._recover, target)
         await self._listen()
@@ -418,8 +421,7 @@ class Daemon:
                 recent + [w for w in waiting if w["improvement_id"] not in seen],
             )
             self.config = result.config
-            self.rt.config = result.config
-            self.rt.policy = result.policy
+            self.rt.reconfigure(result.config, result.policy)
             if self.options.target is None:
                 self.targets = list(result.config.targets)
             if self.scheduler is not None and result.config.schedule != old_schedule:

@@ -27,7 +27,7 @@ class RuffFix:
         # Only lint findings carry `fixable`: it means ruff reported a safe fix for it.
         return finding.fixable and finding.file is not None
 
-    def generate(self, finding: Finding, tree: Path) -> Candidate:
+    def generate(self, finding: Finding, tree: Path) -> list[Candidate]:
         if not self.can_handle(finding) or finding.file is None:
             raise GenerationFailed(f"ruff_fix cannot act on {finding.kind}")
         path = tree / finding.file
@@ -62,16 +62,18 @@ class RuffFix:
         if after == before:
             raise GenerationFailed(f"ruff produced no change for {finding.kind} in {finding.file}")
         name = finding.message.split(":", 1)[0]
-        return Candidate(
-            generator=self.name,
-            finding=finding,
-            change_type=finding.change_type,
-            stated_risk=Risk.LOW,
-            summary=f"fix {finding.kind} ({name}) in {finding.file}",
-            impact=f"removes {finding.details.get('safe_fixes', finding.count)} {finding.kind} "
-            f"finding(s) in {finding.file}",
-            rationale=f"ruff {ruff_version()} has a safe fix for {finding.kind} ({name}): "
-            "a fix that ruff guarantees keeps the code's behaviour.",
-            changes=[FileChange(finding.file, before, after)],
-            provenance={"tool": "ruff", "version": ruff_version(), "rule": finding.kind},
-        )
+        return [
+            Candidate(
+                generator=self.name,
+                finding=finding,
+                change_type=finding.change_type,
+                stated_risk=Risk.LOW,
+                summary=f"fix {finding.kind} ({name}) in {finding.file}",
+                impact=f"removes {finding.details.get('safe_fixes', finding.count)} {finding.kind} "
+                f"finding(s) in {finding.file}",
+                rationale=f"ruff {ruff_version()} has a safe fix for {finding.kind} ({name}): "
+                "a fix that ruff guarantees keeps the code's behaviour.",
+                changes=[FileChange(finding.file, before, after)],
+                provenance={"tool": "ruff", "version": ruff_version(), "rule": finding.kind},
+            )
+        ]

@@ -1,0 +1,42 @@
+"""What every model backend offers the generator, whatever runs the model.
+
+A backend is checked before use (`check`: the model file is sane, the endpoint answers), then
+opened as a session for one attempt: count tokens with the model's own tokenizer (to fit the
+prompt in its context), and generate. Local models run in a child process (child.py).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class BackendError(Exception):
+    """The model could not be used or did not answer; the message says why."""
+
+
+@dataclass
+class Generation:
+    text: str
+    tokens: int | None = None
+    prompt_tokens: int | None = None
+    seconds: float | None = None
+
+
+class Session(Protocol):
+    context_length: int
+
+    def count(self, texts: list[str]) -> list[int]: ...
+
+    def generate(self, prompt: str, *, seed: int) -> Generation: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def check(self) -> None: ...
+
+    def session(self) -> AbstractContextManager[Session]: ...

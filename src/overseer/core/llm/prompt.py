@@ -1,0 +1,103 @@
+"""The prompt: what to fix, the code it is in, and changes of the same kind that were kept.
+
+Budgeted with the model's own tokenizer: ctransformers does not refuse a prompt longer than
+its context, it silently degrades, so the prompt is made to fit — examples go first, then the
+code shrinks to a window around the finding — or the attempt fails saying it cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from overseer.core.analyze.findings import Finding
+
+INSTRUCTIONS = """\
+You improve the code of a software project, one small change at a time.
+Fix the finding below by editing the file shown. Answer with exactly one JSON object, nothing else:
+{"target_file": "<path>", "change_type": "optimization|bugfix|feature|quality",
+ "risk_level": "low|medium|high", "impact": "<what gets better>", "rationale": "<why this is right>",
+ "edits": [{"search": "<exact text from the file>", "replace": "<new text>"}]}
+Each search text must be copied exactly from the file and occur in it exactly once.
+Keep the change small, keep behaviour unless the finding is a bug, and never weaken a test."""
+
+WINDOWS = (None, 400, 200, 120, 60, 30, 15)  # lines around the finding; None: the whole file
+SAFETY_MARGIN = 16  # tokens: chat templates and the tokenizer's own markers
+
+
+class PromptTooLong(Exception):
+    pass
+
+
+@dataclass
+class Prompt:
+    text: str
+    tokens: int
+    window: tuple[int, int] | None  # the lines of the file shown, when not all of it
+    examples: list[str] = field(default_factory=list)  # the attempts shown as examples
+
+
+def describe_finding(finding: Finding) -> str:
+    lines = [f"Finding: {finding.kind} in {finding.file}: {finding.message}"]
+    rows = finding.details.get("rows")
+    if rows:
+        lines.append(f"At line(s): {', '.join(map(str, rows[:10]))}")
+    if finding.kind == "failing_test":
+        lines.append(f"Failing test: {finding.details.get('test')}")
+    if finding.kind == "slow_test":
+        lines.append(
+            f"Slow test: {finding.details.get('test')} takes {finding.details.get('duration')} s"
+        )
+    return "\n".join(lines)
+
+
+def _code_block(
+    path: str, code: str, window: int | None, focus: int
+) -> tuple[str, tuple[int, int] | None]:
+    lines = code.splitlines(keepends=True)
+    if window is None or len(lines) <= window:
+        return f"File {path}:\n```\n{code}```\n", None
+    start = max(0, focus - 1 - window // 2)
+    end = min(len(lines), start + window)
+    shown = "".join(lines[start:end])
+    return (
+        f"File {path} (lines {start + 1}-{end} of {len(lines)}; edit only what is shown):\n```\n{shown}```\n",
+        (start + 1, end),
+    )
+
+
+def build_prompt(
+    finding: Finding,
+    path: str,
+    code: str,
+    examples: list[tuple[str, str]],
+    *,
+    budget: int,
+    count: Callable[[list[str]], list[int]],
+) -> Prompt:
+    """The largest prompt that fits `budget` tokens: all examples and the whole file if they
+    fit, else fewer examples, else a smaller window of code around the finding."""
+    head = INSTRUCTIONS + "\n\n" + describe_finding(finding) + "\n\n"
+    focus = (finding.details.get("rows") or [1])[0]
+    blocks = [
+        (iid, f"A change of this kind that was kept ({iid[:8]}):\n{text}\n\n")
+        for iid, text in examples
+    ]
+    options = []
+    for window in WINDOWS:
+        code_block, shown = _code_block(path, code, window, focus)
+        for keep in range(len(blocks), -1, -1):
+            chosen = blocks[:keep]
+            text = head + "".join(block for _, block in chosen) + code_block
+            options.append((text, shown, [iid for iid, _ in chosen]))
+        if shown is None and window is not None:
+            break
+    # Count them all at once: one round trip to the tokenizer, wherever it runs.
+    counts = count([text for text, _, _ in options])
+    for (text, shown, used), tokens in zip(options, counts, strict=True):
+        if tokens + SAFETY_MARGIN <= budget:
+            return Prompt(text, tokens, shown, used)
+    raise PromptTooLong(
+        f"even {WINDOWS[-1]} lines of {path} and the finding need {min(counts)} tokens; "
+        f"the model's context leaves {budget} for the prompt"
+    )

@@ -1,0 +1,257 @@
+"""The OpenAI-compatible backend against a real HTTP server on 127.0.0.1, and the llm
+generator through whole cycles on a real repository."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chat_server import Answer, ChatServer
+from helpers import Harness, git, rows
+from overseer.config import OpenAISettings
+from overseer.core.llm import BackendError
+from overseer.core.llm.openai_backend import OpenAIBackend
+
+GOOD = {
+    "target_file": "pkg/util.py",
+    "change_type": "quality",
+    "risk_level": "low",
+    "impact": "removes the unused imports",
+    "rationale": "json and os are never used in pkg/util.py",
+    "edits": [{"search": "import json\nimport os\n", "replace": ""}],
+}
+
+
+def settings(server: ChatServer, **kw) -> OpenAISettings:
+    return OpenAISettings(
+        **{
+            "backend": "openai",
+            "base_url": server.url,
+            "model": "coder",
+            "timeout": 2,
+            "retries": 2,
+            **kw,
+        }
+    )
+
+
+def backend(server, environ=None, **kw) -> OpenAIBackend:
+    return OpenAIBackend(settings(server, **kw), environ=environ or {}, sleep=lambda s: None)
+
+
+def generate(b: OpenAIBackend, prompt: str = "fix it"):
+    with b.session() as session:
+        return session.generate(prompt, seed=7)
+
+
+def test_a_chat_completion_and_what_was_sent():
+    with ChatServer(answers=[Answer(json.dumps(GOOD))]) as server:
+        b = backend(server, environ={"OPENAI_API_KEY": "sk-test-123456"})
+        b.check()
+        reply = generate(b)
+        [request] = server.requests
+    assert json.loads(reply.text) == GOOD and reply.tokens == 20
+    assert request["model"] == "coder" and request["seed"] == 7
+    assert request["temperature"] == 0.2 and request["max_tokens"] == 512
+    assert request["messages"][1] == {"role": "user", "content": "fix it"}
+    assert request["authorization"] == "Bearer sk-test-123456"
+    assert b.identity() == {"backend": "openai", "endpoint": server.url, "model": "coder"}
+
+
+def test_server_errors_are_retried_with_back_off():
+    with ChatServer(
+        answers=[Answer(status=500, body=b"{}"), Answer(status=503, body=b"{}"), Answer("ok")]
+    ) as server:
+        waits = []
+        b = OpenAIBackend(settings(server), environ={}, sleep=waits.append)
+        assert generate(b).text == "ok"
+    assert waits == [1, 2]
+
+
+def test_persistent_server_errors_fail_after_the_retries():
+    with ChatServer(default=Answer(status=500, body=b'{"error": "boom"}')) as server:
+        with pytest.raises(BackendError, match=r"failed 3 time\(s\): HTTP 500; HTTP 500; HTTP 500"):
+            generate(backend(server))
+        assert len(server.requests) == 3
+
+
+def test_a_client_error_is_not_retried():
+    with ChatServer(default=Answer(status=400, body=b'{"error": "bad"}')) as server:
+        with pytest.raises(BackendError, match="refused the request: HTTP 400"):
+            generate(backend(server))
+        assert len(server.requests) == 1
+
+
+def test_a_silent_server_times_out():
+    with ChatServer(default=Answer("late", delay=3)) as server:
+        with pytest.raises(BackendError, match="failed 2 time"):
+            generate(backend(server, retries=1))
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<html>502 Bad Gateway</html>", "not JSON"),
+        (b'{"object": "error"}', "not a chat completion"),
+        (b'{"choices": []}', "not a chat completion"),
+        (b'{"choices": [{"message": {"content": null}}]}', "not a chat completion"),
+    ],
+)
+def test_garbage_bodies_are_an_error_not_a_crash(body, reason):
+    with ChatServer(default=Answer(body=body)) as server:
+        with pytest.raises(BackendError, match=reason):
+            generate(backend(server))
+
+
+def test_start_up_checks_say_what_is_wrong():
+    with ChatServer(models=["other-model"]) as server:
+        with pytest.raises(BackendError, match="does not serve model 'coder'"):
+            backend(server).check()
+    with ChatServer(models_status=401) as server:
+        with pytest.raises(BackendError, match=r"refused us \(401\); is \$OPENAI_API_KEY set"):
+            backend(server).check()
+    unreachable = OpenAIBackend(
+        OpenAISettings(backend="openai", base_url="http://127.0.0.1:9/v1", model="m", timeout=2),
+        environ={},
+    )
+    with pytest.raises(BackendError, match="cannot reach http://127.0.0.1:9/v1"):
+        unreachable.check()
+
+
+# -- the llm generator through whole cycles --------------------------------------------------
+
+
+def llm_harness(tmp_path, repo, server, policy="autonomy: limited\n", **llm):
+    return Harness(tmp_path, repo, policy=policy, ruff_select=["F"])._with_generators(
+        [
+            {
+                "llm": {
+                    "backend": "openai",
+                    "base_url": server.url,
+                    "model": "coder",
+                    "timeout": 5,
+                    "retries": 0,
+                    **llm,
+                }
+            }
+        ]
+    )
+
+
+def test_a_models_change_goes_through_safety_and_is_promoted(tmp_path, repo):
+    with ChatServer(
+        default=Answer("Here you go:\n```json\n" + json.dumps(GOOD) + "\n```")
+    ) as server:
+        h = llm_harness(tmp_path, repo, server)
+        [attempt] = h.cycle().attempts
+        h.close()
+    assert attempt["status"] == "promoted", attempt["failure_reason"]
+    assert attempt["generator"] == "llm"
+    assert "import" not in (repo / "pkg/util.py").read_text()
+    assert git(repo, "log", "-1", "--format=%s").startswith(
+        "Autonomous improvement: quality: removes the unused imports"
+    )
+    generation = attempt["generation"]
+    assert generation["model"] == {"backend": "openai", "endpoint": server.url, "model": "coder"}
+    assert generation["settings"]["seed"] == 42 and generation["settings"]["temperature"] == 0.2
+    assert "Finding: F401" in generation["prompt"] and "File pkg/util.py" in generation["prompt"]
+    assert "import json" in generation["prompt"]
+    assert generation["replies"][0]["raw"].startswith("Here you go:")
+
+
+def test_an_unusable_reply_is_recorded_with_its_text_and_counts_as_a_failure(tmp_path, repo):
+    with ChatServer(default=Answer("I think you should refactor everything.")) as server:
+        h = llm_harness(tmp_path, repo, server)
+        [attempt] = h.cycle().attempts
+        h.close()
+    assert attempt["status"] == "failed"
+    assert (
+        "no usable reply from the model: the reply holds no JSON object with `edits`"
+        in attempt["failure_reason"]
+    )
+    assert attempt["generation"]["replies"][0]["raw"] == "I think you should refactor everything."
+    [outcome] = rows(tmp_path / "state", "outcomes")
+    assert outcome["kept"] == 0 and outcome["generator"] == "llm"
+
+
+def test_an_edit_whose_search_text_is_not_in_the_file_is_denied_never_applied(tmp_path, repo):
+    wrong = {**GOOD, "edits": [{"search": "import numpy\n", "replace": ""}]}
+    with ChatServer(default=Answer(json.dumps(wrong))) as server:
+        h = llm_harness(tmp_path, repo, server)
+        [attempt] = h.cycle().attempts
+        h.close()
+    assert attempt["status"] == "denied"
+    assert "its search text does not occur in the file" in attempt["failure_reason"]
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_n_best_each_candidate_through_safety_the_best_goes_on(tmp_path, repo):
+    ambiguous = {**GOOD, "edits": [{"search": "\n", "replace": ""}]}  # matches many times
+    risky = {**GOOD, "risk_level": "high"}
+    answers = [
+        Answer(json.dumps(ambiguous)),
+        Answer("no idea"),
+        Answer(json.dumps(risky)),
+        Answer(json.dumps(GOOD)),
+    ]
+    with ChatServer(answers=answers) as server:
+        h = llm_harness(tmp_path, repo, server, candidates=4)
+        [attempt] = h.cycle().attempts
+        seeds = [r["seed"] for r in server.requests]
+        h.close()
+    assert seeds == [42, 43, 44, 45]
+    assert attempt["status"] == "promoted" and attempt["risk_level"] == "low"
+    considered = attempt["generation"]["candidates"]
+    assert [c["decision"] for c in considered] == ["deny", "needs_approval", "allow"]
+    assert [c["chosen"] for c in considered] == [False, False, True]
+    assert attempt["generation"]["replies"][1]["error"].startswith("the reply holds no JSON")
+
+
+def test_kept_changes_of_the_same_kind_become_examples(tmp_path):
+    from helpers import SAMPLE, init_repo
+
+    repo = init_repo(
+        tmp_path / "proj", {**SAMPLE, "pkg/other.py": "import sys\n\n\ndef one():\n    return 1\n"}
+    )
+    other = {
+        **GOOD,
+        "target_file": "pkg/other.py",
+        "edits": [{"search": "import sys\n", "replace": ""}],
+    }
+    with ChatServer(answers=[Answer(json.dumps(GOOD)), Answer(json.dumps(other))]) as server:
+        h = llm_harness(tmp_path, repo, server)
+        first = h.cycle().attempts[0]
+        second = h.cycle().attempts[0]
+        prompts = [r["messages"][1]["content"] for r in server.requests]
+        h.close()
+    assert first["status"] == second["status"] == "promoted"
+    assert "A change of this kind that was kept" not in prompts[0]
+    assert f"A change of this kind that was kept ({first['improvement_id'][:8]})" in prompts[1]
+    assert second["generation"]["examples"] == [first["improvement_id"]]
+
+
+def test_an_unreachable_endpoint_is_reported_and_the_ruff_fixer_keeps_working(tmp_path, repo):
+    h = Harness(tmp_path, repo, policy="autonomy: limited\n", ruff_select=["F"])._with_generators(
+        [
+            "ruff_fix",
+            {
+                "llm": {
+                    "backend": "openai",
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "model": "m",
+                    "timeout": 1,
+                }
+            },
+        ]
+    )
+    result = h.cycle()
+    h.close()
+    errors = [e for e in h.events if e.kind == "ErrorRaised"]
+    assert (
+        errors
+        and "generator llm (openai) is off: cannot reach http://127.0.0.1:9/v1" in errors[0].message
+    )
+    assert (
+        result.attempts[0]["generator"] == "ruff_fix" and result.attempts[0]["status"] == "promoted"
+    )
