@@ -206,3 +206,18 @@ def test_run_once_survives_a_damaged_model_and_ruff_keeps_working(tmp_path, repo
         and "generators[1].llm.model_path" in check.stdout
         and "is truncated" in check.stdout
     )
+
+
+def test_a_model_damaged_after_start_up_fails_the_attempt_with_the_reason(tmp_path, repo, model):
+    damaged = tmp_path / "model.gguf"
+    damaged.write_bytes(model.read_bytes())
+    h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])._with_generators(
+        [{"llm": {"backend": "ctransformers", "model_path": str(damaged), "context_length": 2048}}]
+    )
+    assert [g.name for g in h.rt.generators()] == ["llm"]  # checked at start: fine
+    damaged.write_bytes(model.read_bytes()[:-1000])  # then someone truncates it
+    [attempt] = h.cycle().attempts
+    h.close()
+    assert attempt["status"] == "failed"
+    assert "generation failed:" in attempt["failure_reason"] and "is truncated" in attempt["failure_reason"]
+    assert rows(tmp_path / "state", "outcomes")[0]["kept"] == 0
