@@ -129,7 +129,12 @@ def test_benchmark_metrics_are_recorded_and_compared(tmp_path, repo):
         "duration": result.analysis.benchmark["duration"],
     }
     [row] = rows(h.state_dir)
-    assert row["performance_delta"] == 0.0
+    import json
+
+    benchmark = json.loads(row["evaluation"])["benchmark"]
+    assert benchmark["baseline"] == [2.0] * 5 and benchmark["candidate"] == [2.0] * 5  # 5 runs each
+    assert benchmark["verdict"] == "no clear difference"
+    assert row["performance_delta"] is None  # no effect: the delta stays empty, not 0 made up
     assert '"metrics": {"seconds": 2.0}' in row["analysis_results"]
 
 

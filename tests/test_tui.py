@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 
@@ -75,9 +76,7 @@ async def test_the_phases_advance_on_screen_during_a_cycle(tmp_path, repo, sockd
             deadline = time.monotonic() + 60
             while not finished and time.monotonic() < deadline:
                 shown = text_of(phases)
-                for line in shown.splitlines():
-                    if "▶" in line:
-                        seen_running.add(line.split("▶")[1].split()[0])
+                seen_running.update(re.findall(r"▶\s+([A-Z]+)", shown))
                 finished = "✔  RECORD" in shown
                 await pilot.pause(0.02)
             shown = text_of(phases)

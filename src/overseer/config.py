@@ -96,6 +96,11 @@ class TargetConfig(_Strict):
     test_timeout: Duration = 900.0
     benchmark_command: str | None = None
     benchmark_timeout: Duration = 600.0
+    benchmark_runs: Annotated[int, Field(ge=2, le=50)] = 5  # on each side, interleaved
+    benchmark_metric: str | None = Field(default=None, description="default: the first one printed")
+    benchmark_min_effect: Annotated[float, Field(ge=0)] = 2.0  # percent; smaller is noise
+    max_slowdown_percent: Annotated[float, Field(ge=0)] = 5.0  # slower than this fails a change
+    watch_after_promotion: bool = True  # run the tests (and benchmark) again once promoted
     memory_limit_mb: Annotated[int, Field(ge=64)] | None = 4096
     junit_xml: str | None = Field(
         default=None, description="where a non-pytest test command writes its JUnit XML report"
@@ -105,6 +110,7 @@ class TargetConfig(_Strict):
         default_factory=dict, description="extra environment for the target's test and benchmark"
     )
     slow_test_seconds: Annotated[float, Field(gt=0)] = 1.0
+    flaky_reruns: Annotated[int, Field(ge=0, le=10)] = 2  # a failing test is run again this often
 
     @field_validator("name")
     @classmethod

@@ -64,6 +64,14 @@ def event_line(e: dict[str, Any], style: Any = None) -> str | None:
             f"  ↩ {iid} rolled back by {e['user']} with revert {e['revert_commit'][:7]}: "
             f"{e['reason']}"
         )
+    if kind == "RegressionFound":
+        if e["action"] == "reverted":
+            return st(f"  ↩ {iid}: {e['reason']}; reverted", fg="red")
+        return st(
+            f"  ⚠ {iid}: {e['reason']}; NOT reverted, a human must: {e['detail']}",
+            fg="red",
+            bold=True,
+        )
     if kind == "ApprovalExpired":
         return st(
             f"  ⌛ {iid}: approval expired (waiting since {local_time(e['waited'])})", fg="yellow"

@@ -23,6 +23,7 @@ from overseer.core.history import (
     EXPIRED,
     PROMOTED,
     READY_TO_PROMOTE,
+    REGRESSED,
     REJECTED,
     ROLLED_BACK,
     WAITING,
@@ -162,6 +163,12 @@ def set_paused(
 def rollback(
     ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
 ) -> dict[str, Any]:
+    """Revert a promoted change (or one the post-promotion watch could not revert)."""
+    with ctx.lock(wait=5.0):
+        return revert_promoted(ctx, improvement_id, actor, reason or "rolled back by hand")
+
+
+def revert_promoted(ctx: Context, improvement_id: str, actor: Actor, reason: str) -> dict[str, Any]:
     """Revert a promoted change with a new commit on the target branch (history is not rewritten).
 
     The branch fast-forwards to the revert commit. Where it is checked out, git's own check
@@ -169,67 +176,65 @@ def rollback(
     the message says which files are in the way.
     """
     history, target = ctx.history, ctx.target
-    reason = reason or "rolled back by hand"
-    with ctx.lock(wait=5.0):
-        row = history.get(improvement_id)
-        if row["status"] != PROMOTED or not row["was_deployed"]:
-            raise ActionRefused(
-                f"attempt {improvement_id[:8]} is {row['status']}; only a promoted change can be rolled back"
-            )
-        repo = ctx.repo()
-        commit = row["git_commit_hash"]
-        if not repo.is_ancestor(commit, target.branch):
-            raise ActionRefused(
-                f"commit {commit[:7]} is not on {target.branch} any more; nothing to revert"
-            )
-        tree = ctx.worktree_path(f"revert-{new_id()}")
-        repo.add_worktree(tree, repo.branch_head(target.branch), branch=None)
+    row = history.get(improvement_id)
+    if row["status"] not in (PROMOTED, REGRESSED) or not row["was_deployed"]:
+        raise ActionRefused(
+            f"attempt {improvement_id[:8]} is {row['status']}; only a promoted change can be rolled back"
+        )
+    repo = ctx.repo()
+    commit = row["git_commit_hash"]
+    if not repo.is_ancestor(commit, target.branch):
+        raise ActionRefused(
+            f"commit {commit[:7]} is not on {target.branch} any more; nothing to revert"
+        )
+    tree = ctx.worktree_path(f"revert-{new_id()}")
+    repo.add_worktree(tree, repo.branch_head(target.branch), branch=None)
+    try:
+        subject = f"Autonomous improvement: {row['change_type']}: {row['summary']}"
+        message = (
+            f'Revert "{subject}"\n\nThis reverts commit {commit}.\n'
+            f"Reason: {reason} (rolled back by {actor.user})\n\n"
+            f"{TRAILER}: {improvement_id}\n{ROLLBACK_TRAILER}: {commit}\n"
+        )
         try:
-            subject = f"Autonomous improvement: {row['change_type']}: {row['summary']}"
-            message = (
-                f'Revert "{subject}"\n\nThis reverts commit {commit}.\n'
-                f"Reason: {reason} (rolled back by {actor.user})\n\n"
-                f"{TRAILER}: {improvement_id}\n{ROLLBACK_TRAILER}: {commit}\n"
-            )
-            try:
-                revert = make_revert(tree, commit, message, ctx.identity)
-            except RevertConflict as exc:
-                raise ActionRefused(
-                    f"reverting {commit[:7]} conflicts with later commits on {target.branch}; "
-                    f"nothing was changed, revert it by hand ({exc})"
-                ) from None
-            advance = advance_branch(
-                repo,
-                target.branch,
-                revert,
-                require_clean=False,
-                message=f"overseer: roll back {improvement_id}",
-            )
-            if not advance.moved:
-                raise ActionRefused(
-                    f"the revert commit is ready but {target.branch} was not moved: {advance.reason}"
-                )
-        finally:
-            repo.remove_worktree(tree)
-        push_result = push(repo, target.config.push, target.branch) if target.config.push else None
-        history.add_approval(improvement_id, "rolled_back", actor.user, actor.uid, reason)
-        history.update_attempt(
-            improvement_id,
-            status=ROLLED_BACK,
-            was_rolled_back=1,
-            rolled_back_at=history.now(),
-            rolled_back_by=actor.user,
-            rollback_reason=reason,
-            revert_commit_hash=revert,
-            push_result=push_result or row.get("push_result"),
+            revert = make_revert(tree, commit, message, ctx.identity)
+        except RevertConflict as exc:
+            raise ActionRefused(
+                f"reverting {commit[:7]} conflicts with later commits on {target.branch}; "
+                f"nothing was changed, revert it by hand ({exc})"
+            ) from None
+        advance = advance_branch(
+            repo,
+            target.branch,
+            revert,
+            require_clean=False,
+            message=f"overseer: roll back {improvement_id}",
         )
-        ctx.bus.emit(
-            ChangeRolledBack,
-            improvement_id=improvement_id,
-            revert_commit=revert,
-            user=actor.user,
-            reason=reason,
-        )
-        record_outcome(history, history.get(improvement_id))
-        trip_breaker_if_needed(history, ctx.bus, ctx.policy, target.name)
-        return history.get(improvement_id)
+        if not advance.moved:
+            raise ActionRefused(
+                f"the revert commit is ready but {target.branch} was not moved: {advance.reason}"
+            )
+    finally:
+        repo.remove_worktree(tree)
+    push_result = push(repo, target.config.push, target.branch) if target.config.push else None
+    history.add_approval(improvement_id, "rolled_back", actor.user, actor.uid, reason)
+    history.update_attempt(
+        improvement_id,
+        status=ROLLED_BACK,
+        was_rolled_back=1,
+        rolled_back_at=history.now(),
+        rolled_back_by=actor.user,
+        rollback_reason=reason,
+        revert_commit_hash=revert,
+        push_result=push_result or row.get("push_result"),
+    )
+    ctx.bus.emit(
+        ChangeRolledBack,
+        improvement_id=improvement_id,
+        revert_commit=revert,
+        user=actor.user,
+        reason=reason,
+    )
+    record_outcome(history, history.get(improvement_id))
+    trip_breaker_if_needed(history, ctx.bus, ctx.policy, target.name)
+    return history.get(improvement_id)

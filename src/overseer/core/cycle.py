@@ -22,7 +22,7 @@ from overseer.core.analyze.findings import Finding
 from overseer.core.candidate import Candidate, GenerationFailed
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy import branch_name, commit_message, deploy
-from overseer.core.evaluate import Evaluation, compare, performance_delta
+from overseer.core.evaluate import Evaluation, compare
 from overseer.core.events import (
     ApprovalRequested,
     AttemptFinished,
@@ -45,10 +45,13 @@ from overseer.core.history import (
     PROMOTED,
     PROMOTING,
     READY_TO_PROMOTE,
+    REGRESSED,
+    ROLLED_BACK,
     SETTLED_AGAINST,
     WAITING,
 )
 from overseer.core.learn import predicted_success, record_outcome
+from overseer.core.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.policy import Autonomy, CandidateFacts, Decision, Verdict
 from overseer.core.promote import advance_branch, push, rebase
 from overseer.core.ratelimit import RateLimiter, trip_breaker_if_needed
@@ -59,7 +62,7 @@ from overseer.core.testrun import TestReport, run_tests
 
 log = logging.getLogger(__name__)
 
-FINAL = (PROMOTED, FAILED, DENIED, DRY_RUN, INTERRUPTED, ERROR)
+FINAL = (PROMOTED, FAILED, DENIED, DRY_RUN, INTERRUPTED, ERROR, ROLLED_BACK, REGRESSED)
 
 
 def new_id() -> str:
@@ -78,10 +81,13 @@ class CycleResult:
 def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
     """Recover, retry waiting promotions, then run one cycle: the daemon's job, run once."""
     from overseer.core.recovery import recover
+    from overseer.core.watch import watch_pending
 
     with ctx.lock():
         recover(ctx)
         retry_ready(ctx)
+        if ctx.target.config.watch_after_promotion:
+            watch_pending(ctx)  # promotions a killed run never checked
         return Cycle(ctx, settings).run()
 
 
@@ -504,8 +510,10 @@ class Attempt:
         ctx = self.ctx
         with self.phase(Phase.EVALUATE) as report:
             evaluation = evaluate_tree(ctx, self.tree, self.analysis.tests, report)
-            if self.analysis.benchmark is not None and ctx.target.config.benchmark_command:
-                evaluation.benchmark, evaluation.performance_delta = self.benchmark()
+            if ctx.target.config.benchmark_command and evaluation.passed:
+                with commit_tree(ctx, f"bench-{self.id}", self.base) as base_tree:
+                    perf = measure_performance(ctx, base_tree, self.tree, report)
+                judge_performance(ctx, evaluation, perf)
             self.update(
                 tests_passed=evaluation.tests_passed,
                 tests_failed=evaluation.tests_failed,
@@ -519,18 +527,6 @@ class Attempt:
                 report.outcome = "failed"
         self.timed(Phase.EVALUATE, report.duration)
         return status, reason
-
-    def benchmark(self) -> tuple[dict[str, Any], float | None]:
-        from overseer.core.analyze.benchmark import run_benchmark
-        from overseer.core.testrun import build_test_env, resolve_test_command
-
-        cfg = self.ctx.target.config
-        assert cfg.benchmark_command
-        env = build_test_env(
-            self.tree, resolve_test_command(cfg, self.ctx.target.root), dict(cfg.env)
-        )
-        result = run_benchmark(cfg.benchmark_command, self.tree, env, cfg.benchmark_timeout)
-        return result, performance_delta(self.analysis.benchmark, result)
 
     def gate(self, verdict: Verdict, evaluation: Evaluation) -> tuple[str, str | None]:
         """After the tests: fail, stop (dry run), wait for a human, or promote."""
@@ -653,6 +649,12 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
         pushed=None if push_result is None else push_result.startswith("pushed"),
     )
     remove_attempt_tree(ctx, improvement_id)
+    if target.config.watch_after_promotion:
+        from overseer.core.watch import watch_promotion
+
+        watch_promotion(ctx, improvement_id)
+        row = history.get(improvement_id)
+        return row["status"], row.get("failure_reason") or row.get("rollback_reason")
     return PROMOTED, None
 
 

@@ -13,9 +13,6 @@ from typing import Any
 
 from overseer.core.testrun import TestReport
 
-# Metrics whose names say bigger is better; for every other metric smaller is better (time).
-HIGHER_IS_BETTER = ("throughput", "ops", "per_s", "per_sec", "rps", "score", "qps")
-
 
 @dataclass
 class Evaluation:
@@ -24,6 +21,7 @@ class Evaluation:
     new_failures: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
+    flaky: list[str] = field(default_factory=list)  # flipped when run again: not counted
     tests_passed: int = 0
     tests_failed: int = 0
     tests_skipped: int = 0
@@ -34,9 +32,16 @@ class Evaluation:
 
     def summary(self) -> str:
         text = f"{self.tests_passed} passed, {self.tests_failed} failed"
+        if self.flaky:
+            text += f", {len(self.flaky)} flaky (not counted)"
         text += f" (baseline {self.baseline.get('passed', 0)} passed, {self.baseline.get('failed', 0)} failed)"
-        if self.performance_delta is not None:
-            text += f", perf {self.performance_delta:+.1f} %"
+        perf = self.benchmark or {}
+        if perf.get("verdict") in ("faster", "slower"):
+            text += f", {perf['verdict']} {abs(perf['delta']):.1f} %"
+        elif perf.get("verdict") == "no clear difference":
+            text += f", performance within noise ({perf['low']:+.1f} … {perf['high']:+.1f} %)"
+        elif perf.get("error"):
+            text += ", performance unknown"
         if not self.passed:
             text += " — " + "; ".join(self.reasons)
         return text
@@ -48,6 +53,7 @@ class Evaluation:
             "new_failures": self.new_failures,
             "missing": self.missing,
             "fixed": self.fixed,
+            "flaky": self.flaky,
             "tests_passed": self.tests_passed,
             "tests_failed": self.tests_failed,
             "tests_skipped": self.tests_skipped,
@@ -59,8 +65,9 @@ class Evaluation:
 
 
 def compare(baseline: TestReport, candidate: TestReport) -> Evaluation:
-    failing_before = baseline.ids("failed", "error")
-    failing_after = candidate.ids("failed", "error")
+    flaky = set(baseline.flaky) | set(candidate.flaky)
+    failing_before = baseline.failing
+    failing_after = candidate.failing
     passed_before = baseline.ids("passed")
     ran_after = set(candidate.cases)
     ev = Evaluation(
@@ -74,15 +81,16 @@ def compare(baseline: TestReport, candidate: TestReport) -> Evaluation:
             "skipped": baseline.skipped,
         },
         output_tail=candidate.output_tail[-4000:],
+        flaky=sorted(flaky),
     )
     if candidate.timed_out:
         ev.passed = False
         ev.reasons.append(candidate.describe())
         return ev
     if baseline.has_junit and candidate.has_junit:
-        ev.new_failures = sorted(failing_after - failing_before)
+        ev.new_failures = sorted(failing_after - failing_before - flaky)
         ev.missing = sorted(passed_before - ran_after)
-        ev.fixed = sorted(failing_before & candidate.ids("passed"))
+        ev.fixed = sorted((failing_before & candidate.ids("passed")) - flaky)
         if ev.new_failures:
             ev.passed = False
             ev.reasons.append(
@@ -93,7 +101,7 @@ def compare(baseline: TestReport, candidate: TestReport) -> Evaluation:
             ev.reasons.append(
                 f"{len(ev.missing)} test(s) that passed before did not run: {', '.join(ev.missing[:5])}"
             )
-        if not candidate.ok and not failing_after and baseline.ok:
+        if not candidate.ok and not candidate.ids("failed", "error") and baseline.ok:
             ev.passed = False
             ev.reasons.append(
                 f"the test run failed (exit status {candidate.returncode}) without a failing test"
@@ -110,22 +118,3 @@ def compare(baseline: TestReport, candidate: TestReport) -> Evaluation:
                 "report to show the change adds no failure"
             )
     return ev
-
-
-def performance_delta(
-    baseline: dict[str, Any] | None, candidate: dict[str, Any] | None
-) -> float | None:
-    """Percent improvement of the first metric (positive = better), or None when unknown."""
-    if not baseline or not candidate or not baseline.get("ok") or not candidate.get("ok"):
-        return None
-    before, after = baseline["metrics"], candidate["metrics"]
-    common = [k for k in before if k in after]
-    if not common:
-        return None
-    metric = common[0]
-    b, a = before[metric], after[metric]
-    if b == 0:
-        return None
-    change = (a - b) / abs(b) * 100
-    higher_better = any(word in metric.lower() for word in HIGHER_IS_BETTER)
-    return round(change if higher_better else -change, 2)

@@ -169,6 +169,17 @@ class CycleFinished(Event):
 
 @_event
 @dataclass(frozen=True, kw_only=True)
+class RegressionFound(Event):
+    """The post-promotion watch found a regression, and reverted it or needs a human."""
+
+    improvement_id: str
+    reason: str
+    action: str  # reverted | needs a human
+    detail: str = ""
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
 class ApprovalExpired(Event):
     improvement_id: str
     waited: str  # since when it waited

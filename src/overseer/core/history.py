@@ -41,12 +41,13 @@ DENIED = "denied"
 DRY_RUN = "dry_run"
 INTERRUPTED = "interrupted"
 EXPIRED = "expired"
+REGRESSED = "regressed"  # promoted, then failed its post-promotion check, and not reverted
 ERROR = "error"
 
 IN_PROGRESS = (RUNNING, PROMOTING)
 WAITING = (AWAITING_APPROVAL, READY_TO_PROMOTE)
 # Attempts whose change must not be proposed again for the same code.
-SETTLED_AGAINST = (REJECTED, FAILED, DENIED, ROLLED_BACK, EXPIRED)
+SETTLED_AGAINST = (REJECTED, FAILED, DENIED, ROLLED_BACK, EXPIRED, REGRESSED)
 
 IMPROVEMENT_COLUMNS: dict[str, type] = {
     "improvement_id": str,
@@ -100,12 +101,14 @@ IMPROVEMENT_COLUMNS: dict[str, type] = {
     "policy_version": str,
     "policy_facts": str,
     "generation": str,
+    "watch": str,
     "verdict_detail": str,
     "phase_timings": str,
 }
 
 JSON_COLUMNS = {
     "generation",
+    "watch",
     "policy_facts",
     "verdict_detail",
     "analysis_results",

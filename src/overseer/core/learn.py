@@ -16,12 +16,13 @@ from overseer.core.history import (
     DRY_RUN,
     FAILED,
     PROMOTED,
+    REGRESSED,
     REJECTED,
     ROLLED_BACK,
     History,
 )
 
-KEPT = {PROMOTED: 1, ROLLED_BACK: 0, REJECTED: 0, FAILED: 0, DENIED: 0}
+KEPT = {PROMOTED: 1, ROLLED_BACK: 0, REGRESSED: 0, REJECTED: 0, FAILED: 0, DENIED: 0}
 
 
 def features_of(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from overseer.core.history import (
     FAILED,
     PROMOTED,
     READY_TO_PROMOTE,
+    REGRESSED,
     ROLLED_BACK,
     History,
 )
@@ -26,7 +27,7 @@ from overseer.core.policy import CompiledPolicy
 BREAKER = "overseer (circuit breaker)"
 # What the breaker counts: failures break the run of successes, promotions end it; the rest
 # (denied by policy, rejected, expired, interrupted) says nothing about whether changes work.
-COUNTED = (FAILED, ROLLED_BACK, PROMOTED)
+COUNTED = (FAILED, ROLLED_BACK, REGRESSED, PROMOTED)
 
 
 class RateLimiter:

@@ -110,6 +110,8 @@ class TestReport:
     output_tail: str
     has_junit: bool
     cases: dict[str, TestCase] = field(default_factory=dict)
+    nodeids: dict[str, str] = field(default_factory=dict)  # JUnit id → pytest node id
+    flaky: list[str] = field(default_factory=list)  # failed, then passed when run again
 
     @property
     def ok(self) -> bool:
@@ -119,15 +121,19 @@ class TestReport:
         return {i for i, c in self.cases.items() if c.outcome in outcomes}
 
     @property
+    def failing(self) -> set[str]:
+        """Tests that failed and kept failing when run again: the ones that count."""
+        return self.ids("failed", "error") - set(self.flaky)
+
+    @property
     def passed(self) -> int:
         return len(self.ids("passed"))
 
     @property
     def failed(self) -> int:
-        failing = len(self.ids("failed", "error"))
-        if not self.ok and failing == 0:
+        if not self.ok and not self.ids("failed", "error"):
             return 1  # the suite failed without saying which test: count the run itself
-        return failing
+        return len(self.failing)
 
     @property
     def skipped(self) -> int:
@@ -141,7 +147,9 @@ class TestReport:
         if not self.has_junit:
             state = "passed" if self.ok else f"failed (exit status {self.returncode})"
             return f"tests {state} (no JUnit report, so no per-test results)"
-        text = f"{self.passed} passed, {len(self.ids('failed', 'error'))} failed"
+        text = f"{self.passed} passed, {len(self.failing)} failed"
+        if self.flaky:
+            text += f", {len(self.flaky)} flaky"
         if self.skipped:
             text += f", {self.skipped} skipped"
         if not self.ok and not self.ids("failed", "error"):
@@ -217,22 +225,68 @@ def run_tests(
     *,
     on_progress: Callable[[int, int | None], None] | None = None,
     cancel: threading.Event | None = None,
+    rerun_failures: bool = True,
 ) -> TestReport:
-    """Run the target's tests in `tree` (one of our worktrees) and collect per-test results."""
+    """Run the target's tests in `tree` (one of our worktrees) and collect per-test results.
+
+    Failing tests are then run again, alone, up to `flaky_reruns` times: one that passes on a
+    re-run is flaky, and is neither held against a change nor credited to it.
+    """
+    report = _run_once(target, root, tree, on_progress=on_progress, cancel=cancel)
+    if rerun_failures and target.flaky_reruns:
+        _rerun_failures(target, root, tree, report, cancel)
+    return report
+
+
+def _rerun_failures(
+    target: TargetConfig, root: Path, tree: Path, report: TestReport, cancel: threading.Event | None
+) -> None:
+    failing = sorted(report.ids("failed", "error"))
+    nodeids = [report.nodeids[i] for i in failing if i in report.nodeids]
+    if not nodeids or report.timed_out:
+        return  # nothing failed, or no pytest: no way to run single tests again
+    remaining = set(failing)
+    flaky: set[str] = set()
+    for _ in range(target.flaky_reruns):
+        again = _run_once(
+            target, root, tree, cancel=cancel, only=[report.nodeids[i] for i in sorted(remaining)]
+        )
+        flipped = {
+            i for i in remaining if again.cases.get(i, TestCase("missing", 0)).outcome == "passed"
+        }
+        flaky |= flipped
+        remaining -= flipped
+        if not remaining:
+            break
+    report.flaky = sorted(flaky)
+
+
+def _run_once(
+    target: TargetConfig,
+    root: Path,
+    tree: Path,
+    *,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    cancel: threading.Event | None = None,
+    only: list[str] | None = None,
+) -> TestReport:
     command = resolve_test_command(target, root)
     with tempfile.TemporaryDirectory(prefix="overseer-tests-") as scratch:
         junit = Path(scratch) / "junit.xml"
         progress = Path(scratch) / "progress"
-        env = build_test_env(
-            tree,
-            command,
-            {
-                **target.env,
-                "PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 "
-                "-p no:cacheprovider -p overseer_progress",
-                "OVERSEER_PROGRESS_FILE": str(progress),
-            },
-        )
+        nodeids = Path(scratch) / "nodeids"
+        extra = {
+            **target.env,
+            "PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 "
+            "-p no:cacheprovider -p overseer_progress",
+            "OVERSEER_PROGRESS_FILE": str(progress),
+            "OVERSEER_NODEIDS_FILE": str(nodeids),
+        }
+        if only is not None:
+            selection = Path(scratch) / "only"
+            selection.write_text("".join(n + "\n" for n in only))
+            extra["OVERSEER_ONLY_FILE"] = str(selection)
+        env = build_test_env(tree, command, extra)
         watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
         try:
             result: CommandResult = run_command(
@@ -250,6 +304,11 @@ def run_tests(
         if target.junit_xml and not junit.exists():
             report_path = tree / target.junit_xml
         cases = parse_junit(report_path)
+        ids = {}
+        if nodeids.exists():
+            for line in nodeids.read_text(encoding="utf-8").splitlines():
+                junit_id, _, nodeid = line.partition("\t")
+                ids[junit_id] = nodeid
     return TestReport(
         command=command.command,
         interpreter=command.interpreter,
@@ -259,6 +318,12 @@ def run_tests(
         output_tail=result.output_tail[-8000:],
         has_junit=cases is not None,
         cases=cases or {},
+        # Only the failing tests' node ids are kept: those are the ones run again.
+        nodeids={
+            k: v
+            for k, v in ids.items()
+            if (cases or {}).get(k, TestCase("", 0)).outcome in ("failed", "error")
+        },
     )
 
 

@@ -46,9 +46,11 @@ class Analysis:
     def summary(self) -> str:
         t = self.tests
         parts = [f"{len(t.cases)} tests" if t.has_junit else "tests run (no per-test report)"]
-        failing = len(t.ids("failed", "error"))
+        failing = len(t.failing)
         if failing:
             parts.append(f"{failing} failing")
+        if t.flaky:
+            parts.append(f"{len(t.flaky)} flaky")
         parts.append(f"{len(self.slow_tests)} slow")
         parts.append(f"{self.lint.total} lint findings" if self.lint.ok else "lint failed")
         if self.benchmark is not None:
@@ -73,9 +75,10 @@ class Analysis:
                 "timed_out": t.timed_out,
                 "duration": t.duration,
                 "passed": t.passed,
-                "failed": len(t.ids("failed", "error")),
+                "failed": len(t.failing),
                 "skipped": t.skipped,
-                "failing": sorted(t.ids("failed", "error")),
+                "failing": sorted(t.failing),
+                "flaky": t.flaky,
                 "cached": self.tests_cached,
             },
             "lint": {
@@ -94,7 +97,22 @@ class Analysis:
 
 def findings_from_tests(tests: TestReport, slow_seconds: float) -> list[Finding]:
     findings = []
+    flaky = set(tests.flaky)
+    for test_id in sorted(flaky):
+        case = tests.cases[test_id]
+        findings.append(
+            Finding(
+                kind="flaky_test",
+                area="quality",
+                change_type="bugfix",
+                file=case.file,
+                message=f"{test_id} is flaky: it failed, then passed when run again",
+                details={"test": test_id},
+            )
+        )
     for test_id, case in sorted(tests.cases.items()):
+        if test_id in flaky:
+            continue
         if case.outcome in ("failed", "error"):
             findings.append(
                 Finding(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from overseer.core.analyze.findings import Finding
 from overseer.core.globs import first_match
 
-KIND_WEIGHT = {"failing_test": 3.0, "slow_test": 1.5}
+KIND_WEIGHT = {"failing_test": 3.0, "flaky_test": 2.0, "slow_regression": 2.0, "slow_test": 1.5}
 LINT_WEIGHT = 1.0
 UNACTIONABLE = 0.1
 TEST_FILE_PENALTY = 0.5

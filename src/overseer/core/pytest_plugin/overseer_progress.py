@@ -1,23 +1,50 @@
-"""A pytest plugin overseer loads into the target's test run to report progress live.
+"""A pytest plugin overseer loads into the target's test run (`-p overseer_progress`).
 
-It only appends lines to the file named by $OVERSEER_PROGRESS_FILE: `total N` once the tests
-are collected, then one `done` line per finished test. It changes nothing else.
+It changes nothing about the tests. Driven by environment variables:
+- OVERSEER_PROGRESS_FILE: `total N` once collected, then one `done` line per finished test.
+- OVERSEER_NODEIDS_FILE: one `<junit id>\\t<node id>` line per collected test, so a failing
+  test seen in the JUnit report can be run again by its node id.
+- OVERSEER_ONLY_FILE: node ids, one per line: only these tests run (the others are
+  deselected), for re-running failures to tell a flaky test from a broken one.
 """
 
 import os
+import re
 
-_path = os.environ.get("OVERSEER_PROGRESS_FILE")
+
+def _append(env, lines):
+    path = os.environ.get(env)
+    if path and lines:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
 
 
-def _write(line):
-    if _path:
-        with open(_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+def junit_id(nodeid):
+    """The `classname::name` pytest's JUnit report gives the test with this node id."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return ".".join(names[:-1]) + "::" + names[-1]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    only = os.environ.get("OVERSEER_ONLY_FILE")
+    if not only:
+        return
+    with open(only, encoding="utf-8") as f:
+        wanted = {line.strip() for line in f if line.strip()}
+    keep = [item for item in items if item.nodeid in wanted]
+    drop = [item for item in items if item.nodeid not in wanted]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
 
 
 def pytest_collection_finish(session):
-    _write(f"total {len(session.items)}")
+    _append("OVERSEER_PROGRESS_FILE", [f"total {len(session.items)}"])
+    _append("OVERSEER_NODEIDS_FILE", [f"{junit_id(i.nodeid)}\t{i.nodeid}" for i in session.items])
 
 
 def pytest_runtest_logfinish(nodeid, location):
-    _write("done")
+    _append("OVERSEER_PROGRESS_FILE", ["done"])
