@@ -7,7 +7,7 @@ from helpers import Harness, git, init_repo
 
 UTIL = "import json\n\n\ndef double(x):\n    return x * 2\n"
 # Fails every other run, whatever the code: a counter outside the repository says which run.
-FLAKY = '''import os
+FLAKY = """import os
 from pathlib import Path
 
 from pkg.util import double
@@ -22,11 +22,13 @@ def test_flips():
     n = int(counter.read_text()) if counter.exists() else 0
     counter.write_text(str(n + 1))
     assert n % 2 == 0, f"run {n} fails"
-'''
+"""
 
 
 def flaky_repo(tmp_path):
-    return init_repo(tmp_path / "proj", {"pkg/__init__.py": "", "pkg/util.py": UTIL, "tests/test_util.py": FLAKY})
+    return init_repo(
+        tmp_path / "proj", {"pkg/__init__.py": "", "pkg/util.py": UTIL, "tests/test_util.py": FLAKY}
+    )
 
 
 def test_a_test_that_fails_every_other_run_is_not_counted_against_the_change(tmp_path):
@@ -39,17 +41,27 @@ def test_a_test_that_fails_every_other_run_is_not_counted_against_the_change(tmp
     # then the post-promotion check: run 3 failed, run 4 (its re-run) passed.
     assert (tmp_path / "flips").read_text() == "5"
     assert attempt["status"] == "promoted", attempt["failure_reason"]
-    assert attempt["watch"]["verdict"] == "ok" and attempt["watch"]["flaky"] == ["tests.test_util::test_flips"]
+    assert attempt["watch"]["verdict"] == "ok" and attempt["watch"]["flaky"] == [
+        "tests.test_util::test_flips"
+    ]
     evaluation = attempt["evaluation"]
     assert evaluation["flaky"] == ["tests.test_util::test_flips"]
     assert evaluation["new_failures"] == [] and evaluation["fixed"] == []
     assert attempt["tests_failed"] == 0
-    assert "1 flaky (not counted)" in next(e.summary for e in h.events if e.kind == "PhaseFinished" and e.phase == "EVALUATE")
+    assert "1 flaky (not counted)" in next(
+        e.summary for e in h.events if e.kind == "PhaseFinished" and e.phase == "EVALUATE"
+    )
 
 
 def test_without_re_runs_the_same_flip_would_block_the_change(tmp_path):
     repo = flaky_repo(tmp_path)
-    h = Harness(tmp_path, repo, ruff_select=["F401"], env={"FLIP_FILE": str(tmp_path / "flips")}, flaky_reruns=0)
+    h = Harness(
+        tmp_path,
+        repo,
+        ruff_select=["F401"],
+        env={"FLIP_FILE": str(tmp_path / "flips")},
+        flaky_reruns=0,
+    )
     [attempt] = h.cycle().attempts
     h.close()
     assert attempt["status"] == "failed"

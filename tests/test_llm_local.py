@@ -219,5 +219,8 @@ def test_a_model_damaged_after_start_up_fails_the_attempt_with_the_reason(tmp_pa
     [attempt] = h.cycle().attempts
     h.close()
     assert attempt["status"] == "failed"
-    assert "generation failed:" in attempt["failure_reason"] and "is truncated" in attempt["failure_reason"]
+    assert (
+        "generation failed:" in attempt["failure_reason"]
+        and "is truncated" in attempt["failure_reason"]
+    )
     assert rows(tmp_path / "state", "outcomes")[0]["kept"] == 0

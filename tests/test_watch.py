@@ -16,7 +16,7 @@ from overseer.core.watch import watch_promotion
 
 UTIL = "import os\nimport time\n\n\ndef double(x):\n    return x * 2\n\n\ndef triple(x):\n    return x * 3\n"
 TESTS = "from pkg.util import double, triple\n\n\ndef test_math():\n    assert double(2) == 4 and triple(2) == 6\n"
-BENCH = '''import json
+BENCH = """import json
 import time
 
 from pkg.util import double
@@ -25,37 +25,57 @@ start = time.perf_counter()
 for _ in range(3):
     double(2)
 print(json.dumps({"seconds": time.perf_counter() - start}))
-'''
+"""
 SLOW_TRIPLE = {
     "target_file": "pkg/util.py",
     "change_type": "quality",
     "risk_level": "low",
     "impact": "spells out triple",
     "rationale": "clearer",
-    "edits": [{"search": "    return x * 3\n", "replace": "    time.sleep(0.05)\n    return x * 3\n"}],
+    "edits": [
+        {"search": "    return x * 3\n", "replace": "    time.sleep(0.05)\n    return x * 3\n"}
+    ],
 }
 
 
 def bench_repo(tmp_path):
     return init_repo(
         tmp_path / "proj",
-        {"pkg/__init__.py": "", "pkg/util.py": UTIL, "tests/test_util.py": TESTS, "bench.py": BENCH},
+        {
+            "pkg/__init__.py": "",
+            "pkg/util.py": UTIL,
+            "tests/test_util.py": TESTS,
+            "bench.py": BENCH,
+        },
     )
 
 
 def harness(tmp_path, repo, server, policy="autonomy: supervised\n", **target):
     return Harness(
-        tmp_path, repo, policy=policy, ruff_select=["F401"], benchmark_command=f"{sys.executable} bench.py", **target
-    )._with_generators([{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}])
+        tmp_path,
+        repo,
+        policy=policy,
+        ruff_select=["F401"],
+        benchmark_command=f"{sys.executable} bench.py",
+        **target,
+    )._with_generators(
+        [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+    )
 
 
 def test_the_bootstrap_calls_only_what_clears_the_noise():
-    noisy = compare_samples([1.0, 1.3, 0.8, 1.1, 0.9], [1.05, 0.85, 1.25, 0.95, 1.1], "seconds", min_effect=2)
+    noisy = compare_samples(
+        [1.0, 1.3, 0.8, 1.1, 0.9], [1.05, 0.85, 1.25, 0.95, 1.1], "seconds", min_effect=2
+    )
     assert noisy.verdict == "no clear difference" and noisy.performance_delta is None
     assert noisy.low < 0 < noisy.high
-    slower = compare_samples([1.0, 1.01, 0.99, 1.0, 1.02], [1.5, 1.52, 1.49, 1.51, 1.5], "seconds", min_effect=2)
+    slower = compare_samples(
+        [1.0, 1.01, 0.99, 1.0, 1.02], [1.5, 1.52, 1.49, 1.51, 1.5], "seconds", min_effect=2
+    )
     assert slower.verdict == "slower" and slower.performance_delta < -40 and slower.high < 0
-    faster = compare_samples([100, 101, 99, 100, 102], [150, 151, 149, 152, 150], "ops_per_s", min_effect=2)
+    faster = compare_samples(
+        [100, 101, 99, 100, 102], [150, 151, 149, 152, 150], "ops_per_s", min_effect=2
+    )
     assert faster.verdict == "faster" and faster.performance_delta > 40  # higher is better here
     tiny = compare_samples([1.0, 1.0, 1.0, 1.0], [0.99, 0.99, 0.99, 0.99], "seconds", min_effect=2)
     assert tiny.verdict == "no clear difference"  # real, but smaller than min_effect
@@ -64,7 +84,9 @@ def test_the_bootstrap_calls_only_what_clears_the_noise():
 
 def test_a_change_that_makes_the_benchmark_slower_is_not_promoted(tmp_path):
     repo = bench_repo(tmp_path)
-    bench_triple = BENCH.replace("import double", "import double, triple").replace("double(2)\n", "double(2)\n    triple(2)\n")
+    bench_triple = BENCH.replace("import double", "import double, triple").replace(
+        "double(2)\n", "double(2)\n    triple(2)\n"
+    )
     commit_file(repo, "bench.py", bench_triple, "measure triple too")
     head = git(repo, "rev-parse", "main")
     with ChatServer(default=Answer(json.dumps(SLOW_TRIPLE))) as server:
@@ -72,7 +94,10 @@ def test_a_change_that_makes_the_benchmark_slower_is_not_promoted(tmp_path):
         [attempt] = h.cycle(require_approval=False).attempts
         h.close()
     assert attempt["status"] == "failed"
-    assert "slower (seconds" in attempt["failure_reason"] and "max_slowdown_percent=5" in attempt["failure_reason"]
+    assert (
+        "slower (seconds" in attempt["failure_reason"]
+        and "max_slowdown_percent=5" in attempt["failure_reason"]
+    )
     assert attempt["evaluation"]["benchmark"]["verdict"] == "slower"
     assert git(repo, "rev-parse", "main") == head
 
@@ -86,7 +111,9 @@ def test_a_slowdown_that_shows_only_after_promotion_is_reverted_by_the_system(tm
         assert waiting["status"] == "awaiting_approval"
         assert waiting["evaluation"]["benchmark"]["verdict"] == "no clear difference"
         # Meanwhile a developer makes the benchmark call triple() too...
-        bench_triple = BENCH.replace("import double", "import double, triple").replace("double(2)\n", "double(2)\n    triple(2)\n")
+        bench_triple = BENCH.replace("import double", "import double, triple").replace(
+            "double(2)\n", "double(2)\n    triple(2)\n"
+        )
         commit_file(repo, "bench.py", bench_triple, "measure triple too")
         # ...and the change, rebased and retested, is approved and promoted; the watch measures.
         after = actions.approve(h.context(), waiting["improvement_id"], Actor("alice", 1000))
@@ -102,7 +129,7 @@ def test_a_slowdown_that_shows_only_after_promotion_is_reverted_by_the_system(tm
     assert rows(tmp_path / "state", "outcomes")[0]["kept"] == 0  # learned: not kept
 
 
-STRICT_TESTS = '''import os
+STRICT_TESTS = """import os
 from pathlib import Path
 
 from pkg import util
@@ -115,19 +142,30 @@ def test_double():
 def test_reexport_when_strict():
     if Path(os.environ["STRICT_FLAG"]).exists():
         assert util.json
-'''
+"""
 
 
 def test_a_regression_whose_revert_conflicts_is_left_for_a_human(tmp_path):
     util = "import json\n\n\ndef double(x):\n    return x * 2\n"
-    repo = init_repo(tmp_path / "proj", {"pkg/__init__.py": "", "pkg/util.py": util, "tests/test_util.py": STRICT_TESTS})
+    repo = init_repo(
+        tmp_path / "proj",
+        {"pkg/__init__.py": "", "pkg/util.py": util, "tests/test_util.py": STRICT_TESTS},
+    )
     flag = tmp_path / "strict"
-    h = Harness(tmp_path, repo, ruff_select=["F401"], env={"STRICT_FLAG": str(flag)}, watch_after_promotion=False)
+    h = Harness(
+        tmp_path,
+        repo,
+        ruff_select=["F401"],
+        env={"STRICT_FLAG": str(flag)},
+        watch_after_promotion=False,
+    )
     [attempt] = h.cycle().attempts
     assert attempt["status"] == "promoted" and attempt["watch"] is None
     # Before the (delayed) check, the environment turns strict and a developer edits the same lines.
     flag.write_text("on")
-    later = commit_file(repo, "pkg/util.py", "import sys\n\n\ndef double(x):\n    return x + x\n", "rewrite")
+    later = commit_file(
+        repo, "pkg/util.py", "import sys\n\n\ndef double(x):\n    return x + x\n", "rewrite"
+    )
     ctx = h.context()
     with ctx.lock():
         outcome = watch_promotion(ctx, attempt["improvement_id"])

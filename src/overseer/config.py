@@ -87,6 +87,18 @@ class GitIdentity(_Strict):
 DEFAULT_RUFF_SELECT = ["E", "F", "W", "UP", "B", "SIM", "PERF", "I"]
 
 
+class CISettings(_Strict):
+    """An external CI that judges pushed candidate branches instead of a local test run."""
+
+    status_command: str = Field(
+        description="prints pass, fail or pending (or JSON {status, junit}); gets $OVERSEER_BRANCH, "
+        "$OVERSEER_COMMIT and $OVERSEER_REMOTE"
+    )
+    timeout: Duration = 1800.0  # no verdict by then: the attempt fails
+    first_poll: Duration = 10.0  # then the wait doubles, up to max_poll
+    max_poll: Duration = 120.0
+
+
 class TargetConfig(_Strict):
     name: str | None = None
     path: Path
@@ -101,6 +113,7 @@ class TargetConfig(_Strict):
     benchmark_min_effect: Annotated[float, Field(ge=0)] = 2.0  # percent; smaller is noise
     max_slowdown_percent: Annotated[float, Field(ge=0)] = 5.0  # slower than this fails a change
     watch_after_promotion: bool = True  # run the tests (and benchmark) again once promoted
+    ci: CISettings | None = None
     memory_limit_mb: Annotated[int, Field(ge=64)] | None = 4096
     junit_xml: str | None = Field(
         default=None, description="where a non-pytest test command writes its JUnit XML report"
@@ -118,6 +131,12 @@ class TargetConfig(_Strict):
         if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise ValueError("use letters, digits, '.', '_' and '-' only")
         return name
+
+    @model_validator(mode="after")
+    def _ci_needs_a_remote(self) -> TargetConfig:
+        if self.ci is not None and not self.push:
+            raise ValueError("ci needs push: the remote the candidate branches are pushed to")
+        return self
 
     @field_validator("ruff_select")
     @classmethod

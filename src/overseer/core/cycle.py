@@ -20,6 +20,7 @@ from typing import Any
 from overseer.core.analyze import Analysis, AnalysisFailed, analyze, baseline_tests
 from overseer.core.analyze.findings import Finding
 from overseer.core.candidate import Candidate, GenerationFailed
+from overseer.core.ci import ci_evaluation
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy import branch_name, commit_message, deploy
 from overseer.core.evaluate import Evaluation, compare
@@ -53,7 +54,7 @@ from overseer.core.history import (
 from overseer.core.learn import predicted_success, record_outcome
 from overseer.core.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.policy import Autonomy, CandidateFacts, Decision, Verdict
-from overseer.core.promote import advance_branch, push, rebase
+from overseer.core.promote import advance_branch, delete_remote_branch, push, rebase
 from overseer.core.ratelimit import RateLimiter, trip_breaker_if_needed
 from overseer.core.repo import RepoError
 from overseer.core.safety import facts_of, validate
@@ -509,7 +510,20 @@ class Attempt:
     def evaluate(self, verdict: Verdict) -> tuple[str, str | None]:
         ctx = self.ctx
         with self.phase(Phase.EVALUATE) as report:
-            evaluation = evaluate_tree(ctx, self.tree, self.analysis.tests, report)
+            cfg = ctx.target.config
+            row = ctx.history.get(self.id)
+            if cfg.ci is not None and not self.cycle.dry_run:
+                evaluation = ci_evaluation(
+                    ctx,
+                    self.id,
+                    row["git_branch"],
+                    row["git_commit_hash"],
+                    self.tree,
+                    self.analysis.tests,
+                    report,
+                )
+            else:
+                evaluation = evaluate_tree(ctx, self.tree, self.analysis.tests, report)
             if ctx.target.config.benchmark_command and evaluation.passed:
                 with commit_tree(ctx, f"bench-{self.id}", self.base) as base_tree:
                     perf = measure_performance(ctx, base_tree, self.tree, report)
@@ -584,6 +598,9 @@ def remove_attempt_tree(ctx: Context, improvement_id: str, *, keep_branch: bool 
         repo.remove_worktree(tree)
     if not keep_branch:
         repo.delete_branch(branch_name(improvement_id))
+        cfg = ctx.target.config
+        if cfg.ci is not None and cfg.push:  # the copy pushed for CI goes too
+            delete_remote_branch(repo, cfg.push, branch_name(improvement_id))
 
 
 def promote_attempt(ctx: Context, improvement_id: str) -> tuple[str, str | None]:

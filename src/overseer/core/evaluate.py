@@ -28,9 +28,15 @@ class Evaluation:
     baseline: dict[str, int] = field(default_factory=dict)
     performance_delta: float | None = None
     benchmark: dict[str, Any] | None = None
+    ci: dict[str, Any] | None = None  # an external CI's polls, when it judged the change
     output_tail: str = ""
 
     def summary(self) -> str:
+        if self.ci is not None and not self.tests_passed and not self.tests_failed:
+            polls = self.ci.get("polls") or []
+            verdict = polls[-1]["status"] if polls else "no verdict"
+            text = f"CI: {verdict} after {len(polls)} poll(s)"
+            return text if self.passed else text + " — " + "; ".join(self.reasons)
         text = f"{self.tests_passed} passed, {self.tests_failed} failed"
         if self.flaky:
             text += f", {len(self.flaky)} flaky (not counted)"
@@ -60,6 +66,7 @@ class Evaluation:
             "baseline": self.baseline,
             "performance_delta": self.performance_delta,
             "benchmark": self.benchmark,
+            "ci": self.ci,
             "output_tail": self.output_tail,
         }
 

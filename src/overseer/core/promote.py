@@ -89,3 +89,9 @@ def push(repo: TargetRepo, remote: str, branch: str) -> str:
     except RepoError as exc:
         return f"push to {remote} failed: {exc}"
     return f"pushed {branch} to {remote}"
+
+
+def delete_remote_branch(repo: TargetRepo, remote: str, branch: str) -> None:
+    """Remove a candidate branch pushed for CI, once its attempt is settled (best effort)."""
+    with contextlib.suppress(RepoError):
+        repo.git("push", "--quiet", remote, "--delete", f"refs/heads/{branch}")

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from overseer.core.analyze import baseline_tests
+from overseer.core.ci import ci_evaluation
 from overseer.core.clock import iso
 from overseer.core.context import Actor, Context
 from overseer.core.evaluate import compare
@@ -62,8 +63,15 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
             )
         finally:
             _drop_parent_tree(ctx, improvement_id)
-        after = run_tests(ctx.target.config, ctx.target.root, tree, cancel=ctx.stop.cancelled)
-        evaluation = compare(before, after)
+        cfg = ctx.target.config
+        if cfg.ci is not None:  # teams whose tests run elsewhere: their CI judges the branch
+            evaluation = ci_evaluation(
+                ctx, improvement_id, ctx.target.branch, commit, tree, before, report
+            )
+        else:
+            evaluation = compare(
+                before, run_tests(cfg, ctx.target.root, tree, cancel=ctx.stop.cancelled)
+            )
         if ctx.target.config.benchmark_command and evaluation.passed:
             with commit_tree(ctx, f"watch-base-{improvement_id}", parent) as base:
                 judge_performance(ctx, evaluation, measure_performance(ctx, base, tree, report))
