@@ -80,3 +80,24 @@ def test_a_flaky_baseline_failure_is_not_credited_as_fixed_and_becomes_a_finding
     [attempt] = result.attempts
     assert attempt["evaluation"]["fixed"] == []
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_test_that_became_slower_over_commits_is_a_finding(tmp_path):
+    from helpers import commit_file
+
+    repo = init_repo(
+        tmp_path / "proj",
+        {"pkg/__init__.py": "", "pkg/util.py": UTIL.replace("import json\n", ""), "tests/test_util.py": "from pkg.util import double\n\n\ndef test_double():\n    assert double(2) == 4\n"},
+    )
+    h = Harness(tmp_path, repo, ruff_select=["F401"])
+    for n in range(3):  # three commits where the test is quick
+        commit_file(repo, f"notes{n}.txt", "x\n", f"commit {n}")
+        assert not [f for f in h.cycle(max_changes=0).analysis.findings if f.kind == "slow_regression"]
+    commit_file(repo, "pkg/util.py", "import time\n\n\ndef double(x):\n    time.sleep(0.3)\n    return x * 2\n", "slow")
+    analysis = h.cycle(max_changes=0).analysis
+    h.close()
+    [found] = [f for f in analysis.findings if f.kind == "slow_regression"]
+    assert found.area == "performance" and found.file == "tests/test_util.py"
+    assert "tests.test_util::test_double became slower:" in found.message
+    assert "(median of 3 earlier commits since" in found.message
+    assert found.score > 0  # ranked with the others

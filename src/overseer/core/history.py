@@ -243,6 +243,11 @@ class History:
                 pk="improvement_id",
                 if_not_exists=True,
             )
+            db["test_durations"].create(
+                {"target": str, "commit_sha": str, "test_id": str, "duration": float, "at": str},
+                pk=("target", "commit_sha", "test_id"),
+                if_not_exists=True,
+            )
             # Indexes for what is asked often on long histories: the waiting ones (status),
             # the rate-limit spend (target, recent start), pages newest first (start).
             for table, columns in (
@@ -254,6 +259,7 @@ class History:
                 ("phase_events", ["improvement_id"]),
                 ("phase_events", ["cycle_id"]),
                 ("approvals", ["improvement_id"]),
+                ("test_durations", ["target", "test_id", "at"]),
             ):
                 db[table].create_index(columns, if_not_exists=True)
             db["control"].create(
@@ -511,6 +517,50 @@ class History:
                 },
                 pk=("target", "commit_sha", "command_key"),
             )
+
+    # -- test durations over time -----------------------------------------------------------
+
+    def record_durations(self, target: str, commit_sha: str, durations: dict[str, float]) -> None:
+        at = self.now()
+        with self._lock, self.db.conn:
+            self.db["test_durations"].upsert_all(
+                (
+                    {
+                        "target": target,
+                        "commit_sha": commit_sha,
+                        "test_id": t,
+                        "duration": d,
+                        "at": at,
+                    }
+                    for t, d in durations.items()
+                ),
+                pk=("target", "commit_sha", "test_id"),
+            )
+
+    def earlier_durations(
+        self, target: str, commit_sha: str, commits: int = 10
+    ) -> dict[str, list[tuple[str, float]]]:
+        """Per test, its durations at up to `commits` earlier analysed commits, newest first."""
+        with self._lock:
+            recent = [
+                r["commit_sha"]
+                for r in self.db.query(
+                    "select commit_sha, max(at) as last from test_durations where target = ? "
+                    "and commit_sha != ? group by commit_sha order by last desc limit ?",
+                    [target, commit_sha, commits],
+                )
+            ]
+            if not recent:
+                return {}
+            rows = self.db.query(
+                f"select test_id, commit_sha, duration from test_durations where target = ? "
+                f"and commit_sha in ({', '.join('?' * len(recent))}) order by at desc",
+                [target, *recent],
+            )
+            found: dict[str, list[tuple[str, float]]] = {}
+            for r in rows:
+                found.setdefault(r["test_id"], []).append((r["commit_sha"], r["duration"]))
+        return found
 
     # -- outcomes (LEARN) -----------------------------------------------------------------
 

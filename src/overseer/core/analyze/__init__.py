@@ -138,6 +138,55 @@ def findings_from_tests(tests: TestReport, slow_seconds: float) -> list[Finding]
     return findings
 
 
+# A test "became slower" when it takes half as long again as it used to, at least this much
+# longer, and more than its own spread can explain.
+REGRESSION_FACTOR = 1.5
+REGRESSION_MIN_SECONDS = 0.1
+REGRESSION_MIN_COMMITS = 3
+
+
+def slow_regressions(
+    tests: TestReport, earlier: dict[str, list[tuple[str, float]]]
+) -> list[Finding]:
+    """Tests significantly slower than at the earlier analysed commits (the seed's Query Store
+    analysis of regressions over time)."""
+    import statistics
+
+    findings = []
+    for test_id, case in sorted(tests.cases.items()):
+        history = earlier.get(test_id, [])
+        if case.outcome != "passed" or len(history) < REGRESSION_MIN_COMMITS:
+            continue
+        before = [d for _, d in history]
+        median = statistics.median(before)
+        spread = statistics.median(abs(d - median) for d in before)
+        now = case.duration
+        if (
+            now > median * REGRESSION_FACTOR
+            and now - median > REGRESSION_MIN_SECONDS
+            and now > median + 3 * spread
+        ):
+            findings.append(
+                Finding(
+                    kind="slow_regression",
+                    area="performance",
+                    change_type="optimization",
+                    file=case.file,
+                    message=(
+                        f"{test_id} became slower: {now:.2f} s now, {median:.2f} s before "
+                        f"(median of {len(before)} earlier commits since {history[-1][0][:7]})"
+                    ),
+                    details={
+                        "test": test_id,
+                        "now": now,
+                        "before": median,
+                        "commits": [c for c, _ in history],
+                    },
+                )
+            )
+    return findings
+
+
 def baseline_tests(
     target: Target,
     commit: str,
@@ -164,6 +213,10 @@ def baseline_tests(
     if tests.timed_out:
         raise AnalysisFailed(f"baseline {tests.describe()}")
     history.put_baseline(target.key, commit, key, tests.to_dict())
+    # Kept per analysed commit, so a test that became slower over time can be found.
+    history.record_durations(
+        target.key, commit, {t: c.duration for t, c in tests.cases.items() if c.outcome == "passed"}
+    )
     return tests, False
 
 
@@ -215,6 +268,7 @@ def analyze(
                 history.put_baseline(target.key, commit, bench_key, benchmark)
 
     findings = findings_from_tests(tests, cfg.slow_test_seconds)
+    findings += slow_regressions(tests, history.earlier_durations(target.key, commit))
     if lint.ok:
         findings += lint_findings(lint)
     ranked = rank(findings, area=area, generator_for=generator_for, counts=history.success_counts())
