@@ -16,6 +16,7 @@ from overseer.core.events import AutonomyChanged, ErrorRaised, EventBus
 from overseer.core.generate import Generator, build_generators
 from overseer.core.history import History
 from overseer.core.policy import CompiledPolicy, load_policy
+from overseer.core.predictor import Predictor
 from overseer.core.repo import Identity
 from overseer.core.safety import protected_for
 from overseer.core.secrets import Redactor, redact_logs
@@ -41,6 +42,7 @@ class Runtime:
     redactor: Redactor
     _history: History | None = None
     _generators: list[Generator] | None = None
+    _predictor: Predictor | None = None
 
     @classmethod
     def create(
@@ -117,6 +119,13 @@ class Runtime:
             return TargetConfig.model_validate(saved)
         return TargetConfig(path=path, name=str(row["target"]), branch=str(row["target_branch"]))
 
+    @property
+    def predictor(self) -> Predictor:
+        """One per state directory, shared by every target: it learns from all of them."""
+        if self._predictor is None:
+            self._predictor = Predictor(self.history, self.state.root / "predictor")
+        return self._predictor
+
     def generators(self) -> list[Generator]:
         """The configured generators that work; each one that does not is reported once."""
         if self._generators is None:
@@ -151,4 +160,5 @@ class Runtime:
             state=self.state.ensure(),
             identity=Identity(self.config.git.name, self.config.git.email),
             generators=list(self.generators()),
+            predictor=self.predictor,
         )

@@ -7,7 +7,13 @@ from typing import Any
 
 from overseer.core.clock import parse_iso
 from overseer.core.context import SYSTEM, Actor, Context
-from overseer.core.cycle import finish_attempt, new_id, promote_attempt, remove_attempt_tree
+from overseer.core.cycle import (
+    finish_attempt,
+    new_id,
+    promote_attempt,
+    refit_predictor,
+    remove_attempt_tree,
+)
 from overseer.core.deploy import ROLLBACK_TRAILER, TRAILER
 from overseer.core.events import (
     ApprovalExpired,
@@ -236,5 +242,6 @@ def revert_promoted(ctx: Context, improvement_id: str, actor: Actor, reason: str
         reason=reason,
     )
     record_outcome(history, history.get(improvement_id))
+    refit_predictor(ctx)
     trip_breaker_if_needed(history, ctx.bus, ctx.policy, target.name)
     return history.get(improvement_id)

@@ -14,6 +14,7 @@ from overseer.core.generate import Generator
 from overseer.core.history import History
 from overseer.core.lock import TargetLock
 from overseer.core.policy import CompiledPolicy
+from overseer.core.predictor import Predictor
 from overseer.core.repo import Identity, TargetRepo
 from overseer.core.stop import StopToken
 from overseer.core.target import Target
@@ -70,6 +71,7 @@ class Context:
     identity: Identity
     generators: list[Generator] = field(default_factory=list)
     stop: StopToken = field(default_factory=StopToken)
+    predictor: Predictor | None = None
 
     def paused(self) -> dict[str, Any] | None:
         """The kill switch: while set, no cycle starts and nothing is promoted."""

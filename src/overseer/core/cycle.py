@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from overseer.core.history import (
     SETTLED_AGAINST,
     WAITING,
 )
-from overseer.core.learn import predicted_success, record_outcome
+from overseer.core.learn import record_outcome
 from overseer.core.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.policy import Autonomy, CandidateFacts, Decision, Verdict
 from overseer.core.promote import advance_branch, delete_remote_branch, push, rebase
@@ -218,6 +219,7 @@ class Cycle:
                     area=self.settings.area,
                     generator_for=self.generator_for,
                     cancel=ctx.stop.cancelled,
+                    rng=random.Random(self.cycle_id),  # Thompson sampling, repeatable per cycle
                 )
                 report.summary = analysis.summary()
         finally:
@@ -414,7 +416,7 @@ class Attempt:
         """One candidate through validation and the policy."""
         ctx = self.ctx
         problems = validate(candidate, self.tree)
-        score = predicted_success(ctx.history, candidate.generator, candidate.finding.kind)
+        score = predict(ctx, candidate_row(candidate)).probability
         facts = facts_of(candidate, self.finding.area, score)
         verdict = ctx.policy.judge(facts, require_approval=self.cycle.settings.require_approval)
         for problem in reversed(problems):
@@ -535,6 +537,8 @@ class Attempt:
                 evaluation=evaluation.to_dict(),
                 performance_delta=evaluation.performance_delta,
             )
+            # The prediction with the test results known: what success_score records.
+            self.update(success_score=predict(ctx, ctx.history.get(self.id)).probability)
             status, reason = self.gate(verdict, evaluation)
             report.summary = evaluation.summary() + f" · {status.replace('_', ' ')}"
             if status == FAILED:
@@ -577,6 +581,32 @@ class Attempt:
 
     def cleanup(self) -> None:
         remove_attempt_tree(self.ctx, self.id)
+
+
+def candidate_row(candidate: Candidate) -> dict[str, Any]:
+    """A candidate seen as the predictor sees an attempt, before its tests have run."""
+    return {
+        "generator": candidate.generator,
+        "finding_kind": candidate.finding.kind,
+        "change_type": candidate.change_type,
+        "stated_risk": candidate.stated_risk.value,
+        "lines_changed": candidate.lines_changed,
+        "files_changed": len(candidate.paths),
+        "target_file": candidate.target_file,
+    }
+
+
+def predict(ctx: Context, row: dict[str, Any]) -> Any:
+    from overseer.core.predictor import Prediction, Predictor
+
+    if ctx.predictor is None:
+        ctx.predictor = Predictor(ctx.history, ctx.state.root / "predictor")
+    try:
+        return ctx.predictor.predict(row)
+    except Exception:  # a broken model file must not stop a cycle: fall back to the prior
+        log.exception("the success predictor failed; using its prior")
+        ctx.predictor._model = None
+        return Prediction(0.5, "prior (the model failed)")
 
 
 def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -> Evaluation:
@@ -724,6 +754,23 @@ def _refresh(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
     return new, None
 
 
+def refit_predictor(ctx: Context) -> str | None:
+    """Refit after an outcome (the seed's sp_UpdateModelWeightsFromFeedback); says how it went."""
+    from overseer.core.predictor import Predictor
+
+    if ctx.predictor is None:
+        ctx.predictor = Predictor(ctx.history, ctx.state.root / "predictor")
+    try:
+        record = ctx.predictor.refit()
+    except Exception as exc:
+        log.exception("refitting the success predictor failed")
+        return f"refit failed: {exc}"
+    if record is None:
+        return None
+    brier = f", Brier {record['brier']:.3f}" if record.get("brier") is not None else ""
+    return f"v{record['version']} on {record['rows']} outcomes{brier}"
+
+
 def finish_attempt(
     ctx: Context,
     improvement_id: str,
@@ -742,6 +789,9 @@ def finish_attempt(
             report.skip("outcome pending: waits for a decision")
         else:
             report.summary = record_outcome(history, row)
+            refit = refit_predictor(ctx)
+            if refit:
+                report.summary += f"; predictor {refit}"
     timings[Phase.LEARN.value] = round(report.duration, 3)
     with ctx.bus.phase(Phase.RECORD, cycle_id, improvement_id) as report:
         fields: dict[str, Any] = {"phase": Phase.RECORD.value, "phase_timings": timings}

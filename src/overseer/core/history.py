@@ -121,6 +121,7 @@ JSON_COLUMNS = {
     "parameters",
     "detail",
     "features",
+    "reliability",
     "results",
 }
 
@@ -237,10 +238,26 @@ class History:
                     "generator": str,
                     "finding_kind": str,
                     "change_type": str,
+                    "target_file": str,
                     "kept": int,
                     "features": str,
                 },
                 pk="improvement_id",
+                if_not_exists=True,
+            )
+            db["predictor"].create(
+                {
+                    "version": int,
+                    "trained_at": str,
+                    "rows": int,
+                    "kept": int,
+                    "seconds": float,
+                    "path": str,
+                    "brier": float,
+                    "scored": int,
+                    "reliability": str,
+                },
+                pk="version",
                 if_not_exists=True,
             )
             db["test_durations"].create(
@@ -569,6 +586,39 @@ class History:
             self.db["outcomes"].upsert(
                 self.clean({"at": self.now(), **fields}), pk="improvement_id"
             )
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                _decode(dict(r)) for r in self.db.query("select * from outcomes order by at, rowid")
+            ]
+
+    def file_counts(self, target_file: str) -> tuple[int, int]:
+        """(kept, attempts) of earlier changes to this file."""
+        with self._lock:
+            row = next(
+                self.db.query(
+                    "select coalesce(sum(kept), 0) as kept, count(*) as n from outcomes where target_file = ?",
+                    [target_file],
+                )
+            )
+        return int(row["kept"]), int(row["n"])
+
+    def predictions_and_outcomes(self) -> list[tuple[float, int]]:
+        """(predicted success, kept) for attempts whose prediction was recorded before their outcome."""
+        with self._lock:
+            rows = self.db.query(
+                "select i.success_score as p, o.kept as y from outcomes o "
+                "join improvements i on i.improvement_id = o.improvement_id where i.success_score is not null"
+            )
+            return [(float(r["p"]), int(r["y"])) for r in rows]
+
+    def add_predictor_version(self, record: dict[str, Any]) -> None:
+        with self._lock, self.db.conn:
+            self.db["predictor"].insert(record)
+
+    def decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        return _decode(row)
 
     def success_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
         """(generator, finding kind) → (kept, attempts), from the recorded outcomes."""

@@ -60,13 +60,9 @@ def record_outcome(history: History, row: dict[str, Any]) -> str:
         generator=generator,
         finding_kind=kind,
         change_type=row.get("change_type"),
+        target_file=row.get("target_file"),
         kept=label,
         features=features_of(row),
     )
     kept, attempts = history.success_counts().get((generator, kind), (0, 0))
     return f"{generator} × {kind}: {kept}/{attempts} kept, next priority {learned_rate(kept, attempts):.2f}"
-
-
-def predicted_success(history: History, generator: str, kind: str) -> float:
-    kept, attempts = history.success_counts().get((generator, kind), (0, 0))
-    return round(learned_rate(kept, attempts), 3)

@@ -142,6 +142,8 @@ class SuccessRisk(_Strict):
 
     medium_below: Annotated[float, Field(ge=0, le=1)] = 0.35
     high_below: Annotated[float, Field(ge=0, le=1)] = 0.2
+    approval_below: Annotated[float, Field(ge=0, le=1)] = 0.25  # a human decides below this
+    drop_below: Annotated[float, Field(ge=0, le=1)] = 0.0  # denied below this (0: never)
 
 
 DEFAULT_SECRET_ENV = [
@@ -410,6 +412,18 @@ class CompiledPolicy:
 
         success = p.success
         if facts.predicted_success is not None:
+            if facts.predicted_success < success.drop_below:
+                raise_to(
+                    Risk.HIGH,
+                    Decision.DENY,
+                    f"predicted success {facts.predicted_success:.2f} < drop_below {success.drop_below}",
+                )
+            elif facts.predicted_success < success.approval_below:
+                raise_to(
+                    None,
+                    Decision.NEEDS_APPROVAL,
+                    f"predicted success {facts.predicted_success:.2f} < approval_below {success.approval_below}",
+                )
             if facts.predicted_success < success.high_below:
                 raise_to(
                     Risk.HIGH,

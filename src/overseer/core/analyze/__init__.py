@@ -8,6 +8,7 @@ on an unchanged head costs no test run. The user's checkout is never used.
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,6 +231,7 @@ def analyze(
     area: str,
     generator_for: Callable[[Finding], str | None],
     cancel: threading.Event | None = None,
+    rng: random.Random | None = None,
 ) -> Analysis:
     """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed."""
     cfg = target.config

@@ -8,6 +8,7 @@ a kind that keeps failing sinks.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from overseer.core.analyze.findings import Finding
@@ -31,7 +32,11 @@ def rank(
     area: str,
     generator_for: Callable[[Finding], str | None],
     counts: dict[tuple[str, str], tuple[int, int]],
+    rng: random.Random | None = None,
 ) -> list[Finding]:
+    """Best first. With `rng`, each generator × finding kind's success rate is drawn from its
+    Beta posterior (Thompson sampling) rather than taken at its mean: kinds that keep failing
+    are tried less, yet a kind with little history still gets its chances."""
     chosen = [f for f in findings if area == "auto" or f.area == area]
     for f in chosen:
         score = KIND_WEIGHT.get(f.kind, LINT_WEIGHT)
@@ -40,7 +45,10 @@ def rank(
             score *= UNACTIONABLE
         else:
             kept, attempts = counts.get((generator, f.kind), (0, 0))
-            score *= learned_rate(kept, attempts)
+            if rng is None:
+                score *= learned_rate(kept, attempts)
+            else:
+                score *= rng.betavariate(kept + 1, attempts - kept + 1)
         if f.file and first_match(TEST_PATHS, f.file):
             score *= TEST_FILE_PENALTY
         score *= 1 + min(f.count, 10) / 10
