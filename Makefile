@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tui_bench.py
 	$(BIN)/python bench/safety_corpus.py
 	$(BIN)/python bench/llm_bench.py
+	$(BIN)/python bench/predictor_bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache --select $(LINT_SELECT) --ignore $(LINT_IGNORE) src tests bench

@@ -163,3 +163,28 @@ def test_a_rollback_that_conflicts_is_left_for_a_human(harness, repo):
     assert git(repo, "rev-parse", "main") == later
     assert git(repo, "status", "--porcelain") == ""
     assert harness.history.get(attempt["improvement_id"])["status"] == "promoted"
+
+
+def test_a_rejections_reason_is_shown_next_to_a_similar_proposal(supervised, repo, tmp_path):
+    from helpers import commit_file, overseer
+
+    iid = waiting(supervised)["improvement_id"]
+    actions.reject(supervised.context(), iid, ALICE, "we re-export json for plugins")
+    # The code around it changes, so the same kind of change may be proposed again.
+    commit_file(
+        repo,
+        "pkg/util.py",
+        "import json\nimport os\n\n\ndef double(x):\n    return 2 * x\n",
+        "edit",
+    )
+    [again] = supervised.cycle().attempts
+    assert again["status"] == "awaiting_approval"
+    [earlier] = again["similar_rejections"]
+    assert earlier["improvement_id"] == iid and earlier["reason"] == "we re-export json for plugins"
+    assert earlier["user"] == "alice"
+    shown = overseer(
+        "show", again["improvement_id"], "--state-dir", str(supervised.state_dir)
+    ).stdout
+    assert (
+        f"rejected before: {iid[:8]} (pkg/util.py) by alice: we re-export json for plugins" in shown
+    )

@@ -96,10 +96,10 @@ def test_a_junit_report_from_ci_is_read_test_by_test(tmp_path, repo):
 
 
 def test_ci_needs_a_remote(tmp_path):
-    from overseer.config import TargetConfig
-
     import pytest
     from pydantic import ValidationError
+
+    from overseer.config import TargetConfig
 
     with pytest.raises(ValidationError, match="ci needs push"):
         TargetConfig(path=tmp_path, ci={"status_command": "true"})

@@ -87,13 +87,24 @@ def test_a_test_that_became_slower_over_commits_is_a_finding(tmp_path):
 
     repo = init_repo(
         tmp_path / "proj",
-        {"pkg/__init__.py": "", "pkg/util.py": UTIL.replace("import json\n", ""), "tests/test_util.py": "from pkg.util import double\n\n\ndef test_double():\n    assert double(2) == 4\n"},
+        {
+            "pkg/__init__.py": "",
+            "pkg/util.py": UTIL.replace("import json\n", ""),
+            "tests/test_util.py": "from pkg.util import double\n\n\ndef test_double():\n    assert double(2) == 4\n",
+        },
     )
     h = Harness(tmp_path, repo, ruff_select=["F401"])
     for n in range(3):  # three commits where the test is quick
         commit_file(repo, f"notes{n}.txt", "x\n", f"commit {n}")
-        assert not [f for f in h.cycle(max_changes=0).analysis.findings if f.kind == "slow_regression"]
-    commit_file(repo, "pkg/util.py", "import time\n\n\ndef double(x):\n    time.sleep(0.3)\n    return x * 2\n", "slow")
+        assert not [
+            f for f in h.cycle(max_changes=0).analysis.findings if f.kind == "slow_regression"
+        ]
+    commit_file(
+        repo,
+        "pkg/util.py",
+        "import time\n\n\ndef double(x):\n    time.sleep(0.3)\n    return x * 2\n",
+        "slow",
+    )
     analysis = h.cycle(max_changes=0).analysis
     h.close()
     [found] = [f for f in analysis.findings if f.kind == "slow_regression"]

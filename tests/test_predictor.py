@@ -14,7 +14,6 @@ from overseer.core.clock import FakeClock
 from overseer.core.history import History
 from overseer.core.policy import CompiledPolicy, Decision, Policy
 from overseer.core.predictor import MIN_OUTCOMES, Predictor
-
 from test_guards import facts
 
 
@@ -32,7 +31,9 @@ def attempt_row(n: int, kind: str, file: str) -> dict:
     }
 
 
-def simulate(history: History, predictor: Predictor, clock: FakeClock, count: int, rng: random.Random):
+def simulate(
+    history: History, predictor: Predictor, clock: FakeClock, count: int, rng: random.Random
+):
     """`count` attempts: GOOD kinds are kept 9 times in 10, BAD ones 1 in 10. Each prediction is
     made (and recorded) before the outcome, then the predictor learns from it."""
     seen: dict[str, list[float]] = {"GOOD": [], "BAD": []}
@@ -43,8 +44,24 @@ def simulate(history: History, predictor: Predictor, clock: FakeClock, count: in
         p = predictor.predict(row).probability
         seen[kind].append(p)
         kept = rng.random() < (0.9 if kind == "GOOD" else 0.1)
-        history.create_attempt(improvement_id=row["improvement_id"], target="t", status="promoted" if kept else "failed", success_score=p, generator="llm", finding_kind=kind, target_file=row["target_file"])
-        history.add_outcome(improvement_id=row["improvement_id"], generator="llm", finding_kind=kind, change_type="quality", target_file=row["target_file"], kept=int(kept), features=row)
+        history.create_attempt(
+            improvement_id=row["improvement_id"],
+            target="t",
+            status="promoted" if kept else "failed",
+            success_score=p,
+            generator="llm",
+            finding_kind=kind,
+            target_file=row["target_file"],
+        )
+        history.add_outcome(
+            improvement_id=row["improvement_id"],
+            generator="llm",
+            finding_kind=kind,
+            change_type="quality",
+            target_file=row["target_file"],
+            kept=int(kept),
+            features=row,
+        )
         predictor.refit()
     return seen
 
@@ -96,25 +113,51 @@ def test_the_predictor_survives_a_restart(tmp_path):
 
 def test_a_low_prediction_needs_a_human_and_can_drop_a_change():
     policy = Policy(autonomy="full", success={"approval_below": 0.3, "drop_below": 0.1})
-    assert CompiledPolicy(policy).judge(facts(predicted_success=0.25), require_approval=False).decision is Decision.NEEDS_APPROVAL
+    assert (
+        CompiledPolicy(policy).judge(facts(predicted_success=0.25), require_approval=False).decision
+        is Decision.NEEDS_APPROVAL
+    )
     dropped = CompiledPolicy(policy).judge(facts(predicted_success=0.05), require_approval=False)
     assert dropped.decision is Decision.DENY and "drop_below" in dropped.why()
-    assert CompiledPolicy(policy).judge(facts(predicted_success=0.6), require_approval=False).decision is Decision.ALLOW
+    assert (
+        CompiledPolicy(policy).judge(facts(predicted_success=0.6), require_approval=False).decision
+        is Decision.ALLOW
+    )
 
 
 def test_thompson_sampling_tries_what_keeps_failing_less_often():
     findings = [
-        Finding(kind="GOOD", area="quality", change_type="quality", file="a.py", message="", fixable=True),
-        Finding(kind="BAD", area="quality", change_type="quality", file="b.py", message="", fixable=True),
+        Finding(
+            kind="GOOD",
+            area="quality",
+            change_type="quality",
+            file="a.py",
+            message="",
+            fixable=True,
+        ),
+        Finding(
+            kind="BAD", area="quality", change_type="quality", file="b.py", message="", fixable=True
+        ),
     ]
     counts = {("llm", "GOOD"): (5, 10), ("llm", "BAD"): (3, 10)}
     firsts = [
-        rank(findings, area="auto", generator_for=lambda f: "llm", counts=counts, rng=random.Random(seed))[0].kind
+        rank(
+            findings,
+            area="auto",
+            generator_for=lambda f: "llm",
+            counts=counts,
+            rng=random.Random(seed),
+        )[0].kind
         for seed in range(300)
     ]
     assert firsts.count("GOOD") > 180 and firsts.count("BAD") > 20  # mostly the good, yet explored
     fresh = {("llm", "GOOD"): (0, 0), ("llm", "BAD"): (0, 0)}
-    untried = [rank(findings, area="auto", generator_for=lambda f: "llm", counts=fresh, rng=random.Random(s))[0].kind for s in range(300)]
+    untried = [
+        rank(
+            findings, area="auto", generator_for=lambda f: "llm", counts=fresh, rng=random.Random(s)
+        )[0].kind
+        for s in range(300)
+    ]
     assert 90 < untried.count("BAD") < 210  # no history: a fair coin
 
 
@@ -122,3 +165,30 @@ def test_scikit_learn_is_imported_only_to_learn():
     code = "import sys, json; import overseer.core.predictor, overseer.core.cycle, overseer.cli; print(json.dumps('sklearn' in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
+
+
+def test_overseer_stats(tmp_path):
+    from helpers import overseer
+
+    clock = FakeClock()
+    history = History(tmp_path / "state" / "history.sqlite3", clock)
+    predictor = Predictor(history, tmp_path / "state" / "predictor")
+    simulate(history, predictor, clock, 60, random.Random(3))
+    for n in range(60):  # the attempts the simulation made are real ones, of these types
+        history.update_attempt(
+            f"{n:012x}", change_type="quality", risk_level="low", dry_run=0, was_rolled_back=0
+        )
+    history.close()
+    out = overseer("stats", "--state-dir", str(tmp_path / "state"))
+    assert out.returncode == 0, out.stderr
+    assert "quality      low" in out.stdout
+    assert (
+        out.stdout.index("GOOD") < out.stdout.index("Least successful") < out.stdout.rindex("BAD")
+    )
+    assert "Predictor: model v" in out.stdout and "Brier" in out.stdout
+    data = json.loads(overseer("stats", "--json", "--state-dir", str(tmp_path / "state")).stdout)
+    assert (
+        data["most_successful"][0]["finding_kind"] == "GOOD"
+        and data["least_successful"][0]["finding_kind"] == "BAD"
+    )
+    assert data["predictor"]["rows"] == 60 and data["outcomes"] == 60

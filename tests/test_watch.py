@@ -8,7 +8,6 @@ import sys
 
 from chat_server import Answer, ChatServer
 from helpers import Harness, commit_file, git, init_repo, rows
-
 from overseer.core import actions
 from overseer.core.context import Actor
 from overseer.core.perf import compare_samples

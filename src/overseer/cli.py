@@ -495,6 +495,22 @@ def history(opts: Options, as_json: bool, target_name: str | None, limit: int) -
         click.echo(attempts_table(rows))
 
 
+@main.command()
+@common
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--target", "target_name", help="Only this target (its name).")
+def stats(opts: Options, as_json: bool, target_name: str | None) -> None:
+    """Success patterns by change type and risk, the best and worst finding kinds, and the
+    success predictor's version and calibration."""
+    from overseer.core.stats import compute_stats, stats_text
+
+    rt = opts.runtime()
+    if not rt.state.database.exists():
+        fail(f"no history in {rt.state.root} yet")
+    result = compute_stats(rt.history, target=target_name)
+    click.echo(json.dumps(result, indent=2) if as_json else stats_text(result))
+
+
 def _load_row(rt: Any, attempt_id: str) -> dict[str, Any]:
     from overseer.core.history import UnknownAttempt
 

@@ -260,6 +260,11 @@ def show_attempt(
     ]
     if r.get("failure_reason"):
         out.append(f"  why           {r['failure_reason']}")
+    for earlier in r.get("similar_rejections") or []:
+        out.append(
+            f"  rejected before: {earlier['improvement_id'][:8]} ({earlier.get('target_file')}) by "
+            f"{earlier['user']}: {earlier['reason']}"
+        )
     evaluation = r.get("evaluation") or {}
     for name in ("new_failures", "missing", "fixed"):
         if evaluation.get(name):

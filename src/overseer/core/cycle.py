@@ -455,6 +455,11 @@ class Attempt:
                 impact=candidate.impact,
                 rationale=candidate.rationale,
                 summary=candidate.summary,
+                # What people said when they rejected this kind of change before.
+                similar_rejections=self.ctx.history.rejections_like(
+                    candidate.finding.kind, candidate.target_file
+                )
+                or None,
             )
             if len(judged) > 1:
                 generation = dict(candidate.provenance)

@@ -102,11 +102,13 @@ IMPROVEMENT_COLUMNS: dict[str, type] = {
     "policy_facts": str,
     "generation": str,
     "watch": str,
+    "similar_rejections": str,
     "verdict_detail": str,
     "phase_timings": str,
 }
 
 JSON_COLUMNS = {
+    "similar_rejections",
     "generation",
     "watch",
     "policy_facts",
@@ -277,6 +279,8 @@ class History:
                 ("phase_events", ["cycle_id"]),
                 ("approvals", ["improvement_id"]),
                 ("test_durations", ["target", "test_id", "at"]),
+                ("outcomes", ["target_file"]),
+                ("outcomes", ["generator", "finding_kind"]),
             ):
                 db[table].create_index(columns, if_not_exists=True)
             db["control"].create(
@@ -587,6 +591,20 @@ class History:
                 self.clean({"at": self.now(), **fields}), pk="improvement_id"
             )
 
+    def rejections_like(
+        self, finding_kind: str, target_file: str | None, limit: int = 3
+    ) -> list[dict[str, Any]]:
+        """Human rejections of the same kind of change, those on the same file first."""
+        with self._lock:
+            rows = self.db.query(
+                "select i.improvement_id, i.target_file, i.summary, a.user, a.at, a.reason "
+                "from improvements i join approvals a on a.improvement_id = i.improvement_id "
+                "where a.decision = 'rejected' and i.finding_kind = ? "
+                "order by (i.target_file = ?) desc, a.at desc limit ?",
+                [finding_kind, target_file, limit],
+            )
+            return [dict(r) for r in rows]
+
     def outcomes(self) -> list[dict[str, Any]]:
         with self._lock:
             return [
@@ -619,6 +637,11 @@ class History:
 
     def decode(self, row: dict[str, Any]) -> dict[str, Any]:
         return _decode(row)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Read-only reports (stats); JSON columns decoded."""
+        with self._lock:
+            return [_decode(dict(r)) for r in self.db.query(sql, params or [])]
 
     def success_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
         """(generator, finding kind) → (kept, attempts), from the recorded outcomes."""

@@ -73,10 +73,8 @@ class Predictor:
     # -- state ------------------------------------------------------------------------------
 
     def latest(self) -> dict[str, Any] | None:
-        rows = list(self.history.db.query("select * from predictor order by version desc limit 1"))
-        if not rows:
-            return None
-        return self.history.decode(dict(rows[0]))
+        rows = self.history.query("select * from predictor order by version desc limit 1")
+        return rows[0] if rows else None
 
     def _load(self) -> None:
         if self._loaded:

@@ -45,7 +45,7 @@ LIST_COLUMNS = (
     "target_file", "generator", "finding_kind", "summary", "success_score", "tests_passed",
     "tests_failed", "tests_skipped", "performance_delta", "was_deployed", "was_rolled_back",
     "dry_run", "started_at", "completed_at", "rolled_back_at", "awaiting_since", "approved_by",
-    "git_branch", "git_commit_hash", "revert_commit_hash", "failure_reason",
+    "git_branch", "git_commit_hash", "revert_commit_hash", "failure_reason", "similar_rejections",
 )  # fmt: skip
 
 

@@ -45,6 +45,9 @@ def describe(row: dict[str, Any]) -> Group:
             head.append(f"  · {reason}\n")
     if row.get("failure_reason"):
         head.append(f"{row['failure_reason']}\n", style="yellow")
+    for earlier in row.get("similar_rejections") or []:
+        head.append("Rejected before: ", style="bold magenta")
+        head.append(f"{earlier.get('target_file')} by {earlier['user']}: {earlier['reason']}\n")
     if row.get("awaiting_since") and row["status"] in ("awaiting_approval", "ready_to_promote"):
         head.append(f"waiting since {clock_time(row['awaiting_since'])}\n", style="dim")
     parts: list[Any] = [head]
