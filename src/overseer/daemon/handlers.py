@@ -151,7 +151,7 @@ class Handlers:
             )
         ttl = d.config.approvers.expire_after
         pending = []
-        for row in history.attempts(statuses=WAITING, limit=200):
+        for row in history.attempts(statuses=(*WAITING, "regressed"), limit=200):
             item = light(row)
             since = row.get("awaiting_since")
             if since and row["status"] == "awaiting_approval":

@@ -317,7 +317,7 @@ class OverseerApp(App[None]):
             if action in ("approve", "reject"):
                 return True if row and row["status"] in WAITING else None
             if action == "rollback":
-                return True if row and row["status"] == "promoted" else None
+                return True if row and row["status"] in ("promoted", "regressed") else None
             return None if paused or self.status.get("state") == "running" else True
         return True
 
@@ -381,7 +381,7 @@ class OverseerApp(App[None]):
     @work(group="decision")
     async def action_rollback(self) -> None:
         row = self.dash(ChangesTable).selected()
-        if not row or row["status"] != "promoted":
+        if not row or row["status"] not in ("promoted", "regressed"):
             return
         commit = (row.get("git_commit_hash") or "")[:7]
         body = (

@@ -18,6 +18,7 @@ STATUS_STYLE = {
     "rejected": "dim",
     "expired": "dim",
     "interrupted": "red",
+    "regressed": "bold red",
 }
 
 
