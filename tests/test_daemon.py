@@ -349,6 +349,21 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, repo, so
                 pass
 
 
+async def test_a_stopping_daemon_leaves_its_successors_socket_alone(tmp_path, repo, sockdir):
+    # A new daemon may replace the socket while the old one is still shutting down; the file
+    # system may even give the new socket the old one's inode number.
+    opts = options(tmp_path, repo, sockdir)
+    path = opts.config.daemon.socket
+    async with run_daemon(opts) as daemon:
+        daemon.server.close()  # as in shutdown: the old socket's inode is free to reuse
+        await daemon.server.wait_closed()
+        path.unlink()
+        successor = socket.socket(socket.AF_UNIX)
+        successor.bind(str(path))
+        successor.close()
+    assert path.exists(), "the old daemon removed a socket that was not its own"
+
+
 async def test_without_a_daemon_the_client_says_so(sockdir):
     with pytest.raises(DaemonUnavailable, match="no daemon is running: there is no socket"):
         await Client(sockdir / "none.sock").connect()

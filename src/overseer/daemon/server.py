@@ -228,7 +228,8 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
         with contextlib.suppress(FileNotFoundError):
-            if self._owns_socket():
+            # Ours is closed by now: a socket that answers belongs to a successor.
+            if self._owns_socket() and not _answers(self.socket_path):
                 self.socket_path.unlink()
         self.worker.shutdown(wait=False, cancel_futures=True)
         if self.idle.is_set():
@@ -328,7 +329,8 @@ class Daemon:
     async def expire_approvals(self) -> None:
         if self.stop.stopping:
             return
-        await self.in_worker(self._expire)
+        with contextlib.suppress(asyncio.CancelledError):  # the daemon stopped meanwhile
+            await self.in_worker(self._expire)
 
     def _expire(self) -> None:
         from overseer.core.actions import expire_approvals
@@ -488,11 +490,14 @@ class Daemon:
         os.chmod(path, 0o660)
         if group is not None:
             os.chown(path, -1, group)
-        self._socket_inode = path.stat().st_ino
+        # Inode numbers are reused as soon as a file is deleted, so the identity is the inode
+        # and its change time: a daemon stopping while a new one starts must not remove the
+        # new one's socket.
+        self._socket_identity = _identity(path)
 
     def _owns_socket(self) -> bool:
         try:
-            return self.socket_path.stat().st_ino == getattr(self, "_socket_inode", None)
+            return _identity(self.socket_path) == getattr(self, "_socket_identity", None)
         except FileNotFoundError:
             return False
 
@@ -625,6 +630,11 @@ def _answers(path: Path) -> bool:
         return False
     finally:
         probe.close()
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)
 
 
 @contextlib.asynccontextmanager
