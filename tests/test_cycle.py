@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -57,6 +58,20 @@ def test_a_full_cycle_promotes_a_real_fix_and_records_everything(harness, repo):
     finished = [e["phase"] for e in events if e["kind"] == "PhaseFinished"]
     assert finished == [p.value for p in PHASES]
     assert all(e["outcome"] == "ok" for e in events if e["kind"] == "PhaseFinished")
+    # Each phase says how much of its time went to the target's tests, ruff and git.
+    spent = {
+        e["phase"]: (e["duration"], json.loads(e["detail"])["external_ms"])
+        for e in events
+        if e["kind"] == "PhaseFinished"
+    }
+    assert set(spent["ANALYZE"][1]) == {"tests", "ruff", "git"}
+    assert set(spent["GENERATE"][1]) == {"ruff", "git"}
+    assert set(spent["DEPLOY"][1]) == {"git"}
+    assert {"tests", "git"} <= set(spent["EVALUATE"][1])
+    assert spent["SAFETY"][1] == {} and spent["LEARN"][1] == {}
+    for duration, external in spent.values():
+        assert all(ms > 0 for ms in external.values())
+        assert sum(external.values()) <= duration * 1000 + 1  # a part of the phase, no more
     kinds = [e["kind"] for e in events]
     # The first run on a state directory audits the autonomy level it found.
     assert kinds[0] == "AutonomyChanged" and kinds[1] == "CycleStarted"

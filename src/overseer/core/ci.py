@@ -79,7 +79,9 @@ def ci_evaluation(
     started = ctx.clock.monotonic()
     wait = ci.first_poll
     while True:
-        result = run_command(ci.status_command, cwd=tree, env=env, timeout=POLL_TIMEOUT_SECONDS)
+        result = run_command(
+            ci.status_command, cwd=tree, env=env, timeout=POLL_TIMEOUT_SECONDS, kind="ci"
+        )
         status, junit = read_status(result.output_tail) if result.ok else ("unknown", None)
         polls.append(
             {"at": ctx.history.now(), "status": status, "output": result.output_tail[-300:]}

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from overseer.core import spent
 from overseer.core.clock import Clock, iso
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ class PhaseFinished(Event):
     duration: float
     outcome: str  # ok | failed | skipped
     summary: str
+    # Milliseconds of the phase spent waiting for external programs, by kind (tests, ruff,
+    # git, …): the rest of `duration` is overseer's own work.
+    external_ms: dict[str, float] = field(default_factory=dict)
 
 
 @_event
@@ -308,6 +312,7 @@ class EventBus:
         report = PhaseReport(self, phase, cycle_id, improvement_id)
         self.emit(PhaseStarted, cycle_id=cycle_id, improvement_id=improvement_id, phase=phase)
         started = self.clock.monotonic()
+        external_before = spent.totals()
         try:
             yield report
         except BaseException as exc:
@@ -324,6 +329,7 @@ class EventBus:
                 duration=round(report.duration, 3),
                 outcome=report.outcome,
                 summary=report.summary,
+                external_ms=spent.since(external_before),
             )
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import git
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
+from overseer.core.spent import spending
+
 GIT_TIMEOUT_SECONDS = 120.0
 
 # Settings for every git command we run: no hooks, no signing, no pager, no prompts.
@@ -66,15 +68,16 @@ def run_git(
     """Run one git command in `cwd` and return its stdout; failures raise RepoError."""
     full_env = {**os.environ, **_GIT_ENV, **(env or {})}
     try:
-        proc = subprocess.run(
-            ["git", *_GIT_OPTIONS, *args],
-            cwd=cwd,
-            env=full_env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        with spending("git"):
+            proc = subprocess.run(
+                ["git", *_GIT_OPTIONS, *args],
+                cwd=cwd,
+                env=full_env,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
     except subprocess.TimeoutExpired:
         raise RepoError(
             f"git {' '.join(args)} did not finish within {timeout:.0f} s in {cwd}"

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import resource
+import select
 import signal
 import subprocess
 import tempfile
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from overseer.core.spent import spending
 from overseer.core.stop import CycleStopped
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ def run_command(
     output_limit: int = OUTPUT_TAIL_BYTES,
     separate_stderr: bool = False,
     cancel: threading.Event | None = None,
+    kind: str = "command",
 ) -> CommandResult:
     """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
 
@@ -82,7 +86,8 @@ def run_command(
     are killed too, because a test suite must not leave processes running in our service.
     Output is kept up to its last `output_limit` bytes; stderr joins it unless
     `separate_stderr`, for commands whose stdout is data. When `cancel` is set while the
-    command runs, its group is killed and CycleStopped is raised.
+    command runs, its group is killed and CycleStopped is raised. The time is counted as
+    `kind` (tests, ruff, …) in the account of external time (core/spent.py).
     """
     if isinstance(command, str):
         argv: list[str] = ["/bin/sh", "-c", command]
@@ -97,7 +102,11 @@ def run_command(
         def preexec() -> None:
             _limit_memory(limit)
 
-    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
+    with (
+        spending(kind),
+        tempfile.TemporaryFile() as output,
+        tempfile.TemporaryFile() as errors,
+    ):
         started = time.monotonic()
         proc = subprocess.Popen(
             argv,
@@ -142,18 +151,40 @@ def run_command(
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float, cancel: threading.Event | None) -> bool:
-    """Wait for the process; False on timeout or cancellation (the caller kills the group)."""
+    """Wait for the process; False on timeout or cancellation (the caller kills the group).
+
+    A pidfd wakes us the moment the process exits; Popen.wait(timeout) polls with sleeps of
+    up to 50 ms, which every command would pay again (bench/cycle_overhead.py).
+    """
     deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        try:
-            proc.wait(timeout=min(remaining, 0.1) if cancel is not None else remaining)
-            return True
-        except subprocess.TimeoutExpired:
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux ≥ 5.3: poll
+        pidfd = None
+    try:
+        poller = select.poll()
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            step = min(remaining, 0.1) if cancel is not None else remaining
+            if pidfd is not None:
+                if poller.poll(math.ceil(step * 1000)):
+                    proc.wait()
+                    return True
+            else:
+                try:
+                    proc.wait(timeout=step)
+                    return True
+                except subprocess.TimeoutExpired:
+                    pass
             if cancel is not None and cancel.is_set():
                 return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _tail(file: IO[bytes], limit: int) -> str:

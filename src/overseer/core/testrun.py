@@ -296,6 +296,7 @@ def _run_once(
                 timeout=target.test_timeout,
                 memory_limit_mb=target.memory_limit_mb,
                 cancel=cancel,
+                kind="tests",
             )
         finally:
             if watcher:

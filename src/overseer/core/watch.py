@@ -23,7 +23,6 @@ from overseer.core.evaluate import compare
 from overseer.core.events import Phase, PhaseReport, RegressionFound
 from overseer.core.history import PROMOTED, REGRESSED
 from overseer.core.measure import commit_tree, judge_performance, measure_performance
-from overseer.core.ratelimit import trip_breaker_if_needed
 from overseer.core.repo import RepoError
 from overseer.core.testrun import run_tests
 

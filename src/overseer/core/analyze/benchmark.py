@@ -31,7 +31,7 @@ def parse_metrics(output: str) -> dict[str, float]:
 
 
 def run_benchmark(command: str, tree: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
-    result = run_command(command, cwd=tree, env=env, timeout=timeout)
+    result = run_command(command, cwd=tree, env=env, timeout=timeout, kind="benchmark")
     if not result.ok:
         return {"ok": False, "error": result.describe(), "output": result.output_tail[-2000:]}
     try:

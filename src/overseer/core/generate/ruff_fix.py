@@ -54,6 +54,7 @@ class RuffFix:
             stdin_text=before,
             output_limit=MAX_SOURCE_BYTES * 2,
             separate_stderr=True,
+            kind="ruff",
         )
         # ruff exits 1 when findings remain after fixing; the fixed source is on stdout anyway.
         if result.timed_out or result.returncode not in (0, 1):
