@@ -22,11 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
-	$(BIN)/python bench/daemon_bench.py
-	$(BIN)/python bench/tui_bench.py
-	$(BIN)/python bench/safety_corpus.py
-	$(BIN)/python bench/llm_bench.py
-	$(BIN)/python bench/predictor_bench.py
+	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache --select $(LINT_SELECT) --ignore $(LINT_IGNORE) src tests bench

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers import daemon_config, init_repo  # noqa: E402
 from overseer.core.events import ErrorRaised  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
+from summary import record  # noqa: E402
 
 EVENTS = 1000
 RATE = 200  # events per second, steady
@@ -158,6 +159,8 @@ def main() -> None:
         rows = []
         for n in (1, 20):
             p50, p99 = asyncio.run(latency(n, workdir, sockdir))
+            if n == 20:
+                record("event p99, 20 subscribers", f"{p99:.1f} ms", "< 20 ms", p99 < 20)
             rows.append(
                 (
                     f"event latency, {n} subscriber(s)",
@@ -166,6 +169,10 @@ def main() -> None:
                 )
             )
         idle = idle_and_status(workdir, sockdir)
+        rss, cpu, status = idle["idle_rss_mb"], idle["idle_cpu_percent"], idle["status_ms"]
+        record("idle daemon RSS", f"{rss:.0f} MB", "< 80 MB", rss < 80)
+        record("idle daemon CPU", f"{cpu:.2f} %", "~0 % (< 1 %)", cpu < 1)
+        record("`overseer status`", f"{status:.0f} ms", "< 300 ms", status < 300)
         rows.append(("idle daemon RSS", f"{idle['idle_rss_mb']:.1f} MB", "< 80 MB"))
         rows.append(("idle daemon CPU (10 s)", f"{idle['idle_cpu_percent']:.2f} %", "~0 %"))
         rows.append(("`overseer status` (median of 10)", f"{idle['status_ms']:.0f} ms", "< 300 ms"))

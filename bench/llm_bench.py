@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from overseer.config import CTransformersSettings  # noqa: E402
 from overseer.core.llm.child import cpu_library, patch_ctransformers_tokenize  # noqa: E402
 from overseer.core.llm.local_backend import LocalBackend  # noqa: E402
+from summary import record  # noqa: E402
 from tiny_model import build_tiny_llama_gguf  # noqa: E402
 
 RUNS = 11
@@ -78,6 +79,8 @@ def main() -> None:
         f"generation ratio (child / direct): {cgen / gen:.3f}; the pipe adds {(cgen - statistics.median(inside)) * 1000:.1f} ms"
     )
     print(f"total ratio without the start-up: {ratio:.3f}  (target ≤ 1.05)")
+    record("child / direct, without start-up", f"{ratio:.3f}", "≤ 1.05", ratio <= 1.05)
+    record("child process start-up", f"{startup * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from adversarial import Harness  # noqa: E402
+from summary import record  # noqa: E402
 
 
 def main() -> int:
@@ -42,6 +43,8 @@ def main() -> int:
     print(f"  with the right reason: {right}")
     print(f"  files written anywhere: {'none' if untouched else 'SOME'}")
     print(f"  escapes:              {escapes}")
+    record("adversarial candidates stopped", f"{stopped} of {len(outcomes)} ({len(kinds)} kinds)")
+    record("escapes", str(escapes), "0", escapes == 0)
     return 0 if escapes == 0 and right == len(outcomes) else 1
 
 
