@@ -12,18 +12,41 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import sqlite_utils
 
 from overseer.core.clock import Clock, iso
 from overseer.core.events import Event
 from overseer.core.secrets import Redactor
+
+
+def _import_sqlite_utils() -> ModuleType:
+    """sqlite-utils, without the numpy it imports only to map numpy types to column types.
+
+    We never store numpy values, and numpy's import is ~60 ms (more on a busy machine) of every
+    `overseer` command's start-up (bench/cycle_overhead.py). A None in sys.modules makes that
+    optional import fail as if numpy were absent; it is removed at once, so the predictor can
+    import numpy later. The daemon imports this at start-up, before any other thread runs.
+    """
+    if "numpy" in sys.modules:
+        import sqlite_utils
+
+        return sqlite_utils
+    sys.modules["numpy"] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils
+    finally:
+        del sys.modules["numpy"]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 SCHEMA_VERSION = 1
 
@@ -402,6 +425,19 @@ class History:
         with self._lock:
             row = next(self.db.query(f"select count(*) as n from improvements{where}", params))
         return int(row["n"])
+
+    def unclosed(self, target: str, statuses: tuple[str, ...]) -> list[str]:
+        """Attempts in `statuses` that were never closed (no `completed_at`), oldest first."""
+        with self._lock:
+            return [
+                r["improvement_id"]
+                for r in self.db.query(
+                    f"select improvement_id from improvements where target = ? and status in "
+                    f"({', '.join('?' * len(statuses))}) and completed_at is null "
+                    "order by started_at, rowid",
+                    [target, *statuses],
+                )
+            ]
 
     def fingerprint_statuses(self, fingerprint: str) -> list[str]:
         with self._lock:
