@@ -36,6 +36,7 @@ from overseer.core.events import (
     PhaseStarted,
     PromotionDeferred,
 )
+from overseer.core.faults import fault_point
 from overseer.core.generate import Generator
 from overseer.core.history import (
     AWAITING_APPROVAL,
@@ -166,6 +167,7 @@ class Cycle:
         except BaseException:
             self.finish("interrupted", "interrupted during ANALYZE", [])
             raise
+        fault_point("after:ANALYZE")
         attempts: list[dict[str, Any]] = []
         notes: list[str] = []
         try:
@@ -366,18 +368,22 @@ class Attempt:
             self.cleanup()
             ctx.bus.emit(AttemptFinished, improvement_id=self.id, status=INTERRUPTED, reason=reason)
             raise
+        fault_point("after:EVALUATE")
         finish_attempt(ctx, self.id, cycle_id=self.cycle.cycle_id, timings=self.timings)
         return ctx.history.get(self.id)
 
     def until_evaluated(self) -> tuple[str, str | None]:
         candidates = self.generate()
+        fault_point("after:GENERATE")
         if not candidates:
             return FAILED, None
         chosen = self.safety(candidates)
+        fault_point("after:SAFETY")
         if chosen is None:
             return DENIED, None
         candidate, verdict = chosen
         self.deploy(candidate, verdict)
+        fault_point("after:DEPLOY")
         return self.evaluate(verdict)
 
     def generate(self) -> list[Candidate]:
@@ -509,6 +515,7 @@ class Attempt:
                 identity=ctx.identity,
                 branch=branch,
             )
+            fault_point("deploy:after-commit")
             self.update(git_branch=branch, git_commit_hash=commit)
             where = branch or "a detached HEAD (dry run)"
             report.summary = f"{where} @ {commit[:7]}"
@@ -667,6 +674,7 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
         return READY_TO_PROMOTE, reason
     commit = row["git_commit_hash"]
     history.update_attempt(improvement_id, status=PROMOTING, phase=Phase.EVALUATE.value)
+    fault_point("promote:before-advance")
     message = f"overseer: promote {improvement_id}"
     advance = advance_branch(repo, target.branch, commit, require_clean=True, message=message)
     if advance.stale:
@@ -681,9 +689,11 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
         history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
         ctx.bus.emit(PromotionDeferred, improvement_id=improvement_id, reason=reason)
         return READY_TO_PROMOTE, reason
+    fault_point("promote:after-advance")
     push_result = None
     if target.config.push:
         push_result = push(repo, target.config.push, target.branch)
+        fault_point("promote:after-push")
     history.update_attempt(
         improvement_id,
         status=PROMOTED,
@@ -692,6 +702,7 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
         push_result=push_result,
         failure_reason=None,
     )
+    fault_point("promote:after-record")
     ctx.bus.emit(
         ChangePromoted,
         improvement_id=improvement_id,
@@ -798,6 +809,7 @@ def finish_attempt(
             if refit:
                 report.summary += f"; predictor {refit}"
     timings[Phase.LEARN.value] = round(report.duration, 3)
+    fault_point("after:LEARN")
     with ctx.bus.phase(Phase.RECORD, cycle_id, improvement_id) as report:
         fields: dict[str, Any] = {"phase": Phase.RECORD.value, "phase_timings": timings}
         if row["status"] in FINAL and not row.get("completed_at"):
@@ -813,3 +825,4 @@ def finish_attempt(
         status=row["status"],
         reason=row.get("failure_reason"),
     )
+    fault_point("after:RECORD")

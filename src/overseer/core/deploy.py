@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from overseer.core.candidate import Candidate
+from overseer.core.faults import fault_point
 from overseer.core.repo import Identity, commit_all_paths, run_git
 
 TRAILER = "Overseer-Improvement-Id"
@@ -59,4 +60,5 @@ def deploy(
     if branch:
         run_git(tree, "switch", "--quiet", "-c", branch)
     apply_changes(candidate, tree)
+    fault_point("deploy:before-commit")
     return commit_all_paths(tree, list(candidate.paths), message, identity)
