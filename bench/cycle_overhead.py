@@ -4,27 +4,32 @@
 
 The target is a real third-party project: its source distribution (with its tests) is
 downloaded from PyPI by this script, checked against its sha256, and committed into a scratch
-repository; nothing of it is kept in this repository. Each run times, on the same commit:
+repository; nothing of it is kept in this repository. Each run starts from a new commit on top
+of the release (so nothing about it is cached yet) and times, on that commit:
 
-- overseer, cold: `overseer run --once` with a fresh state directory (no cached baseline, so
-  ANALYZE runs the tests), the ruff fixer, no approval, promotion to the branch;
-- overseer, warm: the same after a dry-run cycle cached the baseline of that HEAD, so only the
-  candidate's tests run;
 - the shell pipeline: the test command, `ruff check --fix` on the rule and file overseer chose,
-  the test command again, `git commit`.
+  the test command again, `git commit`;
+- a cycle of the running daemon (`overseer run-now`, until its CycleFinished event), cold (the
+  first cycle on the commit: ANALYZE runs the tests) and warm (a second cycle on the same HEAD:
+  the baseline is cached, so only the candidate's tests run);
+- `overseer run --once`, the cron-style command, cold and warm, which also pays for starting
+  Python and importing overseer every time.
 
+Every cycle uses the ruff fixer, needs no approval and promotes its change to the branch.
 Ratios are overseer / shell, medians of the runs. Targets (issue 8): cold ≤ 1.15, warm ≤ 0.65.
-Where the cold cycle spends its time comes from its recorded phase events (duration and the
-external programs' share, `external_ms`); the supervisor's share is everything that is not the
-target's tests, ruff or git, including the process start-up outside any phase.
+Where a cold cycle spends its time comes from its recorded phase events (duration and the
+external programs' share, `external_ms`); the supervisor's own share is everything that is not
+the target's tests, ruff or git, including the time outside any phase (for `run --once`: the
+interpreter's start-up and imports).
 
-The post-promotion watch (which runs the tests a third time) is off here, as the shell pipeline
-has nothing like it; its cost is the test run it adds.
+The post-promotion watch (which runs the tests a third time) is off, as the shell pipeline has
+nothing like it; its cost is that one more test run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import io
 import json
@@ -42,6 +47,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin
 
+from overseer.client import Client
 from summary import record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,25 +128,25 @@ def reset(repo: Path, commit: str) -> None:
         git(repo, "branch", "-q", "-D", branch)
 
 
-def write_config(work: Path, repo: Path, state: Path, test_command: str) -> Path:
+def write_config(work: Path, repo: Path, name: str, test_command: str) -> Path:
     policy = work / "policy.yaml"
     policy.write_text(
         "version: 1\nautonomy: limited\nareas: [quality]\n"
         "limits: {per_hour: 100000, per_day: 100000, circuit_breaker: 0}\n"
     )
-    config = work / f"overseer-{state.name}.yaml"
+    config = work / f"overseer-{name}.yaml"
     config.write_text(
         json.dumps(
             {
-                "state_dir": str(state),
+                "state_dir": str(work / f"state-{name}"),
                 "policy": str(policy),
+                "schedule": {"every": "24h"},  # the daemon's cycles are the benchmark's run-now
                 "defaults": {"dry_run": False, "require_approval": False},
                 "targets": [
                     {
                         "path": str(repo),
                         "test_command": test_command,
                         "watch_after_promotion": False,
-                        "flaky_reruns": 0,
                     }
                 ],
             }
@@ -149,10 +155,10 @@ def write_config(work: Path, repo: Path, state: Path, test_command: str) -> Path
     return config
 
 
-def overseer_cycle(config: Path, *extra: str) -> float:
+def run_once(config: Path) -> float:
     started = time.perf_counter()
     proc = subprocess.run(
-        [*OVERSEER, "run", "--once", "--config", str(config), *extra],
+        [*OVERSEER, "run", "--once", "--config", str(config)],
         capture_output=True,
         text=True,
         env={**os.environ, **IDENTITY},
@@ -161,6 +167,43 @@ def overseer_cycle(config: Path, *extra: str) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"overseer run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return took
+
+
+class Daemon:
+    """`overseer daemon` as a service runs it; a cycle is `run-now` until CycleFinished."""
+
+    def __init__(self, config: Path, socket: Path) -> None:
+        self.socket = socket
+        env = {**os.environ, **IDENTITY, "OVERSEER_SOCKET": str(socket)}
+        self.proc = subprocess.Popen(
+            [*OVERSEER, "daemon", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the daemon did not start: {self.proc.stderr.read()}")
+            time.sleep(0.05)
+
+    def cycle(self) -> float:
+        return asyncio.run(self._cycle())
+
+    async def _cycle(self) -> float:
+        async with Client(self.socket, name="bench") as client:
+            await client.request("subscribe")
+            started = time.perf_counter()
+            await client.request("run_now")
+            async for event in client.events():
+                if event["kind"] == "CycleFinished":
+                    return time.perf_counter() - started
+        raise SystemExit(f"the daemon went away: {self.proc.stderr.read()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
 
 
 def last_attempt(state: Path) -> dict:
@@ -211,115 +254,115 @@ def main() -> None:
     args = parser.parse_args()
     data = fetch(args.project, args.cache)
     work = Path(tempfile.mkdtemp(prefix="overseer-cycle-bench-"))
+    sockdir = Path(tempfile.mkdtemp(prefix="ovc", dir="/tmp"))  # socket paths must be short
     try:
-        run(args, data, work)
+        run(args, data, work, sockdir / "d.sock")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(sockdir, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, data: bytes, work: Path) -> None:
+VARIANTS = ("shell", "daemon cold", "daemon warm", "once cold", "once warm")
+
+
+def run(args: argparse.Namespace, data: bytes, work: Path, socket: Path) -> None:
     repo = scratch_repo(data, work / "src")
     released = git(repo, "rev-parse", "HEAD")
     # The same interpreter (which has pytest) for both; no plugins a developer happened to
     # install into it, as in the target's own environment.
     test_command = f"{sys.executable} -m pytest -q -p no:cacheprovider"
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    cold_state, warm_state = work / "cold", work / "warm"
-    cold_config = write_config(work, repo, cold_state, test_command)
-    warm_config = write_config(work, repo, warm_state, test_command)
-
-    # Warm-up (untimed): fills the page cache and shows which rule and file overseer picks.
-    reset(repo, released)
-    overseer_cycle(cold_config)
-    first = last_attempt(cold_state)
-    if first["status"] != "promoted":
-        raise SystemExit(
-            f"the warm-up cycle was not promoted: {first['status']} ({first.get('failure_reason')})"
-        )
-    rule, file = first["finding_kind"], first["target_file"]
-    tests = f"{first['tests_passed']} passed, {first['tests_skipped']} skipped"
-    reset(repo, released)
-    shell_pipeline(repo, test_command, rule, file)
-
-    timings: dict[str, list[float]] = {"cold": [], "warm": [], "shell": []}
-    breakdown: list[dict] = []
-    for i in range(args.runs):
-        for kind in ("shell", "cold", "warm") if i % 2 else ("cold", "warm", "shell"):
+    once_config = write_config(work, repo, "once", test_command)
+    daemon = Daemon(write_config(work, repo, "daemon", test_command), socket)
+    try:
+        timings: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        breakdown: dict[str, list[dict]] = {"daemon cold": [], "once cold": []}
+        chosen: tuple[str, str] | None = None
+        for i in range(args.runs + 1):  # the first run warms the page cache, untimed
             reset(repo, released)
-            if kind == "shell":
-                timings["shell"].append(shell_pipeline(repo, test_command, rule, file))
-                continue
-            state = cold_state if kind == "cold" else warm_state
-            config = cold_config if kind == "cold" else warm_config
-            shutil.rmtree(state, ignore_errors=True)
-            if kind == "warm":  # a dry-run cycle caches the baseline of this HEAD
-                overseer_cycle(config, "--dry-run")
-                reset(repo, released)
-            took = overseer_cycle(config)
-            attempt = last_attempt(state)
-            if attempt["status"] != "promoted" or attempt["target_file"] != file:
-                raise SystemExit(
-                    f"{kind} run {i}: {attempt['status']} on "
-                    f"{attempt['target_file']}, expected promoted on {file}"
-                )
-            timings[kind].append(took)
-            if kind == "cold":
-                breakdown.append({"wall": took, "phases": attempt["phases"]})
-    report(args, timings, breakdown, rule, file, tests)
+            git(repo, "commit", "-q", "--allow-empty", "-m", f"run {i}")  # nothing cached here
+            commit = git(repo, "rev-parse", "HEAD")
+            order = [*VARIANTS[1:], "shell"] if i % 2 == 0 else list(VARIANTS)
+            for variant in order:
+                reset(repo, commit)
+                if variant == "shell":
+                    if chosen is None:
+                        continue  # known after overseer's first cycle
+                    took = shell_pipeline(repo, test_command, *chosen)
+                else:
+                    took = daemon.cycle() if variant.startswith("daemon") else run_once(once_config)
+                    state = work / f"state-{variant.split()[0]}"
+                    attempt = last_attempt(state)
+                    if attempt["status"] != "promoted" or attempt["base_commit"] != commit:
+                        raise SystemExit(
+                            f"{variant} run {i}: {attempt['status']} on {attempt['base_commit']}, "
+                            f"expected a promotion on {commit} ({attempt.get('failure_reason')})"
+                        )
+                    chosen = chosen or (attempt["finding_kind"], attempt["target_file"])
+                    tests = f"{attempt['tests_passed']} passed, {attempt['tests_skipped']} skipped"
+                    if variant in breakdown and i > 0:
+                        breakdown[variant].append({"wall": took, "phases": attempt["phases"]})
+                if i > 0:
+                    timings[variant].append(took)
+    finally:
+        daemon.stop()
+    assert chosen is not None
+    report(args, timings, breakdown, chosen, tests)
 
 
-def report(args, timings, breakdown, rule, file, tests) -> None:  # type: ignore[no-untyped-def]
+def report(args, timings, breakdown, chosen, tests) -> None:  # type: ignore[no-untyped-def]
     med = {k: statistics.median(v) for k, v in timings.items()}
-    cold, warm = med["cold"] / med["shell"], med["warm"] / med["shell"]
-    print(f"cycle_overhead: {args.project}, rule {rule} in {file}, {args.runs} runs each, medians")
+    rule, file = chosen
+    print(f"cycle_overhead: {args.project} ({tests}); first rule chosen: {rule} in {file}")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {platform.platform()}"
+        f"{platform.python_version()}, {platform.platform()}; medians of {args.runs} runs"
     )
-    if tests:
-        print(f"tests: {tests}")
     print()
-    print(f"{'':<28}{'seconds':>9}{'ratio':>8}{'target':>9}")
-    print(f"{'shell pipeline':<28}{med['shell']:>9.2f}")
-    for name, value, target in (("overseer, cold", cold, 1.15), ("overseer, warm", warm, 0.65)):
-        key = name.split(", ")[1]
-        verdict = "met" if value <= target else "MISSED"
-        print(f"{name:<28}{med[key]:>9.2f}{value:>8.2f}{'≤ ' + str(target):>9}  {verdict}")
-        record(f"{key} cycle / shell pipeline", f"{value:.2f}", f"≤ {target}", value <= target)
+    print(f"{'':<22}{'seconds':>9}{'ratio':>8}{'target':>9}")
+    print(f"{'shell pipeline':<22}{med['shell']:>9.2f}")
+    for variant in VARIANTS[1:]:
+        ratio = med[variant] / med["shell"]
+        target = 1.15 if variant.endswith("cold") else 0.65
+        verdict = "met" if ratio <= target else "MISSED"
+        name = variant.replace("once", "run --once")
+        print(f"{name:<22}{med[variant]:>9.2f}{ratio:>8.2f}{'≤ ' + str(target):>9}  {verdict}")
+        record(f"{name} / shell pipeline", f"{ratio:.2f}", f"≤ {target}", ratio <= target)
     print(
         "  (all runs, s: "
         + "; ".join(f"{k} " + " ".join(f"{t:.2f}" for t in v) for k, v in timings.items())
         + ")"
     )
-    print()
-    print("Where the cold cycle spends its time (ms, medians of the runs):")
-    print(f"{'phase':<22}{'wall':>8}" + "".join(f"{k:>8}" for k in EXTERNAL) + f"{'overseer':>10}")
-    own_total = []
-    rows = {p: [] for p in [*PHASES, "outside phases"]}
-    for run in breakdown:
-        inside = 0.0
-        own_run = 0.0
-        for phase in PHASES:
-            duration, external = run["phases"].get(phase, (0.0, {}))
-            wall = duration * 1000
-            inside += wall
-            parts = [external.get(k, 0.0) for k in EXTERNAL]
-            own = max(0.0, wall - sum(external.values()))
-            own_run += own
-            rows[phase].append([wall, *parts, own])
-        outside = run["wall"] * 1000 - inside  # process start, imports, recovery, the report
-        own_run += outside
-        rows["outside phases"].append([outside, 0.0, 0.0, 0.0, outside])
-        own_total.append(own_run)
-    for phase, values in rows.items():
-        cols = [statistics.median(c) for c in zip(*values, strict=True)]
-        print(f"{phase:<22}" + "".join(f"{c:>8.0f}" for c in cols[:-1]) + f"{cols[-1]:>10.0f}")
-    own = statistics.median(own_total)
-    record("supervisor's own share, cold", f"{own:.0f} ms of {med['cold'] * 1000:.0f} ms")
-    print(
-        f"supervisor's own share: {own:.0f} ms of {med['cold'] * 1000:.0f} ms "
-        f"({100 * own / (med['cold'] * 1000):.1f} %)"
-    )
+    for variant, runs in breakdown.items():
+        name = variant.replace("once", "run --once")
+        print()
+        print(f"Where a {name} cycle spends its time (ms, medians of the runs):")
+        print(
+            f"{'phase':<16}{'wall':>8}" + "".join(f"{k:>8}" for k in EXTERNAL) + f"{'overseer':>10}"
+        )
+        own_total = []
+        rows: dict[str, list[list[float]]] = {p: [] for p in [*PHASES, "outside phases"]}
+        for one in runs:
+            inside = own_run = 0.0
+            for phase in PHASES:
+                duration, external = one["phases"].get(phase, (0.0, {}))
+                wall = duration * 1000
+                inside += wall
+                own = max(0.0, wall - sum(external.values()))
+                own_run += own
+                rows[phase].append([wall, *(external.get(k, 0.0) for k in EXTERNAL), own])
+            outside = one["wall"] * 1000 - inside
+            own_run += outside
+            rows["outside phases"].append([outside, 0.0, 0.0, 0.0, outside])
+            own_total.append(own_run)
+        for phase, values in rows.items():
+            cols = [statistics.median(c) for c in zip(*values, strict=True)]
+            print(f"{phase:<16}" + "".join(f"{c:>8.0f}" for c in cols[:-1]) + f"{cols[-1]:>10.0f}")
+        own, wall = statistics.median(own_total), med[variant] * 1000
+        print(
+            f"the supervisor's own share: {own:.0f} ms of {wall:.0f} ms ({100 * own / wall:.1f} %)"
+        )
+        record(f"supervisor's own share, {name}", f"{own:.0f} ms of {wall:.0f} ms")
 
 
 if __name__ == "__main__":
