@@ -27,6 +27,7 @@ from overseer.core.history import (
     ROLLED_BACK,
     RUNNING,
     WAITING,
+    History,
     UnknownAttempt,
 )
 from overseer.core.repo import RepoError
@@ -173,8 +174,13 @@ def _clean_worktrees(ctx: Context, keep: set[str]) -> int:
 
 
 def _clean_branches(ctx: Context, keep: set[str]) -> int:
-    """Delete `overseer/<id>` branches of finished attempts; never a branch we did not make."""
-    repo = ctx.repo()
+    """Delete `overseer/<id>` branches of finished attempts; never a branch we did not make.
+
+    Ours are those whose tip carries our trailer for that id, and those named after an attempt
+    of this target in the history: a process killed between creating the branch and
+    committing on it leaves one that still points at the base commit.
+    """
+    repo, history = ctx.repo(), ctx.history
     out = repo.git("for-each-ref", "--format=%(refname:short)", "refs/heads/overseer/")
     removed = 0
     for name in out.splitlines():
@@ -185,8 +191,15 @@ def _clean_branches(ctx: Context, keep: set[str]) -> int:
             message = repo.git("log", "-1", "--format=%B", name)
         except RepoError:
             continue
-        if f"{TRAILER}: {iid}" not in message:
+        if f"{TRAILER}: {iid}" not in message and not _attempt_of(history, iid, ctx.target.name):
             continue  # not ours
         repo.delete_branch(name)
         removed += 1
     return removed
+
+
+def _attempt_of(history: History, improvement_id: str, target: str) -> bool:
+    try:
+        return history.get(improvement_id)["target"] == target
+    except UnknownAttempt:
+        return False
