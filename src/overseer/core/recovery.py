@@ -3,8 +3,10 @@
 Runs under the target's lock, so nothing it finds in progress has a live owner. An attempt
 left `running` or `promoting` is settled by what git says: if its commit is on the target
 branch it was promoted (the row is completed to say so), otherwise it is `interrupted` with
-the phase it died in. Worktrees and `overseer/*` branches that belong to no waiting attempt
-are removed; those of attempts awaiting a decision survive restarts.
+the phase it died in. An attempt whose outcome was settled but whose LEARN and RECORD never
+ran (the process died in between) is learned from and closed now. Worktrees and `overseer/*`
+branches that belong to no waiting attempt are removed; those of attempts awaiting a decision
+survive restarts.
 """
 
 from __future__ import annotations
@@ -39,12 +41,19 @@ log = logging.getLogger(__name__)
 class Recovery:
     closed: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)  # settled, then LEARN and RECORD run now
     worktrees_removed: int = 0
     branches_removed: int = 0
 
     @property
     def anything(self) -> bool:
-        return bool(self.closed or self.promoted or self.worktrees_removed or self.branches_removed)
+        return bool(
+            self.closed
+            or self.promoted
+            or self.finished
+            or self.worktrees_removed
+            or self.branches_removed
+        )
 
 
 def recover(ctx: Context) -> Recovery:
@@ -56,12 +65,12 @@ def recover(ctx: Context) -> Recovery:
     for row in history.attempts(target=target.name, statuses=IN_PROGRESS):
         iid, commit = row["improvement_id"], row.get("git_commit_hash")
         if commit and not row.get("dry_run") and repo.is_ancestor(commit, target.branch):
+            # Closed below, with LEARN and RECORD, like any promoted attempt.
             history.update_attempt(
                 iid,
                 status=PROMOTED,
                 was_deployed=1,
                 promoted_at=row.get("promoted_at") or now,
-                completed_at=now,
                 failure_reason="promoted; the process stopped before recording it (recovered at start-up)",
             )
             result.promoted.append(iid)
@@ -101,6 +110,7 @@ def recover(ctx: Context) -> Recovery:
                     rollback_reason="reverted; the process stopped before recording it (recovered at start-up)",
                 )
                 result.closed.append(row["improvement_id"])
+    result.finished = _finish_settled(ctx)
     with history.transaction():
         history.db.execute(
             "update cycles set status = ?, finished_at = ?, summary = coalesce(summary, ?) "
@@ -125,6 +135,19 @@ def recover(ctx: Context) -> Recovery:
             worktrees_removed=result.worktrees_removed,
         )
     return result
+
+
+def _finish_settled(ctx: Context) -> list[str]:
+    """LEARN and RECORD for attempts whose outcome is settled but which were never closed: the
+    process died between deciding (promoting, failing, denying) and recording, so the outcome
+    was neither learned from nor closed with `completed_at`."""
+    from overseer.core.cycle import FINAL, finish_attempt
+
+    finished = []
+    for iid in ctx.history.unclosed(ctx.target.name, FINAL):
+        finish_attempt(ctx, iid)
+        finished.append(iid)
+    return finished
 
 
 def kill_strays(root: Path) -> int:
