@@ -2,11 +2,12 @@
 
 Runs under the target's lock, so nothing it finds in progress has a live owner. An attempt
 left `running` or `promoting` is settled by what git says: if its commit is on the target
-branch it was promoted (the row is completed to say so), otherwise it is `interrupted` with
-the phase it died in. An attempt whose outcome was settled but whose LEARN and RECORD never
-ran (the process died in between) is learned from and closed now. Worktrees and `overseer/*`
-branches that belong to no waiting attempt are removed; those of attempts awaiting a decision
-survive restarts.
+branch it was promoted (the row is completed to say so); a human-approved one whose promotion
+died before the branch moved is approved still, and the next cycle promotes it; otherwise it
+is `interrupted` with the phase it died in. An attempt whose outcome was settled but whose
+LEARN and RECORD never ran (the process died in between) is learned from and closed now.
+Worktrees and `overseer/*` branches that belong to no waiting attempt are removed; those of
+attempts awaiting a decision survive restarts.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from overseer.core.history import (
     IN_PROGRESS,
     INTERRUPTED,
     PROMOTED,
+    PROMOTING,
+    READY_TO_PROMOTE,
     ROLLED_BACK,
     RUNNING,
     WAITING,
     History,
     UnknownAttempt,
 )
-from overseer.core.repo import RepoError
+from overseer.core.repo import RepoError, TargetRepo
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 class Recovery:
     closed: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)  # approved, back to ready_to_promote
     finished: list[str] = field(default_factory=list)  # settled, then LEARN and RECORD run now
     worktrees_removed: int = 0
     branches_removed: int = 0
@@ -50,6 +54,7 @@ class Recovery:
         return bool(
             self.closed
             or self.promoted
+            or self.resumed
             or self.finished
             or self.worktrees_removed
             or self.branches_removed
@@ -74,6 +79,16 @@ def recover(ctx: Context) -> Recovery:
                 failure_reason="promoted; the process stopped before recording it (recovered at start-up)",
             )
             result.promoted.append(iid)
+        elif row["status"] == PROMOTING and row.get("approved_by") and _intact(repo, iid, commit):
+            # A human's decision is not lost to a crash: the change waits, approved, as when
+            # the target was busy at the time of the approval.
+            history.update_attempt(
+                iid,
+                status=READY_TO_PROMOTE,
+                failure_reason=f"approved by {row['approved_by']}; promotion pending (the process "
+                "stopped while promoting it; recovered at start-up)",
+            )
+            result.resumed.append(iid)
         else:
             history.update_attempt(
                 iid,
@@ -219,6 +234,12 @@ def _clean_branches(ctx: Context, keep: set[str]) -> int:
         repo.delete_branch(name)
         removed += 1
     return removed
+
+
+def _intact(repo: TargetRepo, improvement_id: str, commit: str | None) -> bool:
+    """The attempt's branch is still at its commit: it can be promoted as it was approved."""
+    branch = branch_name(improvement_id)
+    return bool(commit) and repo.branch_exists(branch) and repo.branch_head(branch) == commit
 
 
 def _attempt_of(history: History, improvement_id: str, target: str) -> bool:
