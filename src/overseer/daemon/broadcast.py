@@ -4,6 +4,8 @@ The cycle publishes from its worker thread; the broadcaster hands the event to t
 loop, which appends it to each subscriber's own outbox. A subscriber whose outbox already holds
 `limit` events misses the new ones; when there is room again it is told how many it missed
 (an `EventsDropped` event) before the next one. Memory per subscriber is therefore bounded.
+Responses are bounded by the reader instead: it reads no further request while too many
+answers wait to be sent (see the server's `MAX_BACKLOG`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ class Outbox:
         self.limit = limit
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.events_queued = 0
+        self.responses_queued = 0
         self.dropped = 0
         self.subscribed = False
+        self.sent_some = asyncio.Event()  # set whenever a message went out
 
     def response(self, message: dict[str, Any]) -> None:
+        self.responses_queued += 1
         self.queue.put_nowait(message)
 
     def event(self, data: dict[str, Any]) -> None:
@@ -46,6 +51,9 @@ class Outbox:
     def sent(self, message: dict[str, Any]) -> None:
         if "event" in message:
             self.events_queued -= 1
+        else:
+            self.responses_queued -= 1
+        self.sent_some.set()
 
 
 class Broadcaster:

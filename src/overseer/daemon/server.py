@@ -56,6 +56,13 @@ T = TypeVar("T")
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
 MAX_SKIPPED_BYTES = 64 * 1024 * 1024  # an over-long line beyond this closes the connection
+# Requests read from one connection and not yet answered on the wire. Beyond it the daemon
+# reads no more from that client until it reads its answers: a client that writes and never
+# reads stalls itself, not the daemon's memory.
+MAX_BACKLOG = 32
+# How long answers still being worked out may take to go out after the client's end of
+# stream (a client may close its writing side and keep reading).
+ANSWER_GRACE = 5.0
 
 
 class DaemonFailed(Exception):
@@ -81,6 +88,12 @@ class Connection:
     handler: asyncio.Task[Any] | None = None
     greeted: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    answering: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def backlog(self) -> int:
+        """Requests read and not yet answered on the wire."""
+        return len(self.answering) + self.outbox.responses_queued
 
 
 class Daemon:
@@ -537,6 +550,8 @@ class Daemon:
         conn.tasks.add(sending)
         try:
             while True:
+                if conn.backlog >= MAX_BACKLOG and not await _room(conn, sending):
+                    break
                 try:
                     line = await reader.readuntil(b"\n")
                 except asyncio.IncompleteReadError:
@@ -570,9 +585,12 @@ class Daemon:
                     continue
                 task = asyncio.create_task(self._answer(conn, line))
                 conn.tasks.add(task)
+                conn.answering.add(task)
                 task.add_done_callback(conn.tasks.discard)
+                task.add_done_callback(conn.answering.discard)
         finally:
             self.broadcaster.remove(conn.outbox)
+            await _finish_answers(conn, sending)
             self.connections.discard(conn)
             await _drain_then_cancel(sending, conn.outbox)
             writer.close()
@@ -593,10 +611,38 @@ class Daemon:
             pass
 
 
+async def _room(conn: Connection, sending: asyncio.Task[None]) -> bool:
+    """Wait until the client has read enough answers to be given more; False if it is gone."""
+    while conn.backlog >= MAX_BACKLOG:
+        if sending.done():
+            return False
+        conn.outbox.sent_some.clear()
+        waiter = asyncio.ensure_future(conn.outbox.sent_some.wait())
+        try:
+            await asyncio.wait({waiter, sending}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+    return True
+
+
+async def _finish_answers(conn: Connection, sending: asyncio.Task[None]) -> None:
+    """Requests read before the end of the client's stream are still answered, unless the
+    client is gone altogether (its answers cannot be sent) or they take too long."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ANSWER_GRACE
+    while conn.answering and not sending.done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        await asyncio.wait(
+            {*conn.answering, sending}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+        )
+
+
 async def _drain_then_cancel(task: asyncio.Task[None], outbox: Outbox) -> None:
     """Let queued responses go out (briefly), then stop the sender."""
     for _ in range(20):
-        if outbox.queue.empty():
+        if outbox.queue.empty() or task.done():
             break
         await asyncio.sleep(0.01)
     task.cancel()
