@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1024 * 1024
+SQLITE_INT_MAX = 2**63 - 1  # a larger number cannot be a query parameter
 
 # Who may do what: reading is for anyone who can connect; deciding is for approvers.
 READ_OPS = frozenset({"hello", "ping", "status", "history", "show", "subscribe", "unsubscribe"})
@@ -82,7 +83,7 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
 
     class HistoryArgs(_Args):
         limit: int = Field(default=50, ge=1, le=1000)
-        offset: int = Field(default=0, ge=0)
+        offset: int = Field(default=0, ge=0, le=SQLITE_INT_MAX)
         target: str | None = None
         status: list[str] | None = None
         search: str | None = Field(default=None, max_length=200)
@@ -118,8 +119,22 @@ def decode_request(line: bytes) -> tuple[Any, Any]:
     """
     try:
         data = json.loads(line)
+        # A \ud800 escape parses into a string no database or file can hold: refuse it here,
+        # not deep inside whatever the request would have done with it.
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(
+            "bad_json",
+            "Not JSON",
+            f"the line holds a lone surrogate ({exc.object[exc.start : exc.end]!r}), "
+            "which is not a Unicode character",
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("bad_json", "Not JSON", f"the line is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(
+            "bad_json", "Not JSON", "the line nests arrays or objects too deeply to be read"
+        ) from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_request", "Bad request", "a request is a JSON object")
     from pydantic import ValidationError

@@ -64,6 +64,16 @@ class Handlers:
             return error(exc.request_id, exc.error)
         except ProtocolError as exc:
             return error(None, exc)
+        except Exception as exc:  # a request that breaks the parser still gets an answer
+            log.exception("reading a request failed")
+            return error(
+                None,
+                ProtocolError(
+                    "internal",
+                    "Internal error",
+                    f"the request could not be read: {type(exc).__name__} (see the daemon's log)",
+                ),
+            )
         if not conn.greeted and request.op != "hello":
             return error(
                 request.id,
