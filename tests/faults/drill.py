@@ -168,6 +168,7 @@ class Before:
     approvals: list[tuple[Any, ...]]
     spent: tuple[int, int]  # the rate-limit spend of the last hour and day
     breaker: Any
+    cycles: int  # finished so far
 
 
 class Drill:
@@ -202,24 +203,25 @@ class Drill:
             result = h.cycle()
         finally:
             h.close()
-        self.configure()  # the harness wrote the same policy file; keep ours authoritative
         [attempt] = result.attempts
         assert attempt["status"] == "awaiting_approval", attempt
         assert attempt["target_file"] == "pkg/waiting.py"
         return attempt["improvement_id"]
 
-    def wait_cycles(self, count: int, seconds: float = 60) -> list[dict[str, Any]]:
-        """Until `count` cycles have finished; returns the cycles' rows."""
+    def finished_cycles(self) -> list[dict[str, Any]]:
+        try:
+            return [c for c in rows(self.state, "cycles") if c["status"] != "running"]
+        except sqlite3.Error:  # no database yet
+            return []
+
+    def wait_cycles(self, before: Before, count: int = 1, seconds: float = 60) -> None:
+        """Until `count` more cycles than `before` knew of have finished."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            try:
-                cycles = rows(self.state, "cycles")
-            except sqlite3.Error:
-                cycles = []
-            if len([c for c in cycles if c["status"] != "running"]) >= count:
-                return cycles
+            if len(self.finished_cycles()) >= before.cycles + count:
+                return
             time.sleep(0.05)
-        raise AssertionError(f"{count} cycle(s) did not finish: {cycles}")
+        raise AssertionError(f"{count} more cycle(s) did not finish: {self.finished_cycles()}")
 
     def attempts(self) -> dict[str, dict[str, Any]]:
         return {r["improvement_id"]: r for r in rows(self.state)}
@@ -254,6 +256,7 @@ class Drill:
             approvals=self.approvals(),
             spent=spent,
             breaker=breaker,
+            cycles=len(self.finished_cycles()),
         )
 
     def approvals(self) -> list[tuple[Any, ...]]:

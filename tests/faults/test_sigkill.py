@@ -90,7 +90,7 @@ def test_sigkill_while_promoting_an_approved_change(drill, point, outcome):
         # own change (on util.py).
         assert drill.attempts()[waiting]["status"] == "ready_to_promote"
         restarted.run_now()
-        drill.wait_cycles(2)
+        drill.wait_cycles(before)
         outcome, spent = "promoted", 1
     assert restarted.stop() == 0, restarted.output()
 
