@@ -86,6 +86,11 @@ class DaemonProcess:
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the daemon itself used so far (not the commands a cycle runs)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
