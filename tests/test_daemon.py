@@ -322,10 +322,10 @@ async def test_approvals_expire_with_an_injected_clock(tmp_path, repo, sockdir):
         requested = await next_event(client, "ApprovalRequested")
         await next_event(client, "CycleFinished")
         clock.advance(1800)
-        await daemon.expire_approvals()
+        await daemon.housekeeping()
         assert (await client.request("status"))["pending_approvals"]
         clock.advance(1801)
-        await daemon.expire_approvals()
+        await daemon.housekeeping()
         expired = await next_event(client, "ApprovalExpired")
         assert expired["improvement_id"] == requested["improvement_id"]
         shown = await client.request("show", id=requested["improvement_id"])

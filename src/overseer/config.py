@@ -68,6 +68,9 @@ class DaemonSettings(_Strict):
     shutdown_grace: Duration = 60.0  # a running phase may finish within this on SIGTERM
     misfire_grace: Duration = 300.0  # a cycle that missed its time still runs within this
     event_queue: Annotated[int, Field(ge=10)] = 1000  # per subscriber, then drop-and-tell
+    # How often undecided approvals expire and what a cycle that could not write the history
+    # (a locked database, a full disk) left in progress is closed, once it can be written.
+    housekeeping_every: Annotated[Duration, Field(gt=0)] = 60.0
 
 
 class RunDefaults(_Strict):
@@ -216,6 +219,9 @@ GeneratorConfig = Annotated[
 
 class OverseerConfig(_Strict):
     state_dir: Path | None = None
+    # A write to the history database waits this long for another process's lock on it
+    # (someone's `sqlite3` shell, a backup) before the operation fails, saying so.
+    database_lock_timeout: Duration = 30.0
     schedule: Schedule = Schedule()
     approvers: Approvers = Approvers()
     daemon: DaemonSettings = DaemonSettings()

@@ -344,6 +344,8 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
                 f"this hour · {b['day']['used']}/{b['day']['limit']} today"
             )
         out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
+        if s.get("history_problem"):
+            out.append(f"HISTORY NOT WRITTEN: {s['history_problem']}")
     paused = s.get("paused")
     if paused:
         out.append(

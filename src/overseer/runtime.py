@@ -61,7 +61,12 @@ class Runtime:
         """The history database, opened on first use; from then on it records every event."""
         if self._history is None:
             self.state.ensure()
-            self._history = History(self.state.database, self.clock, self.redactor)
+            self._history = History(
+                self.state.database,
+                self.clock,
+                self.redactor,
+                busy_timeout=self.config.database_lock_timeout,
+            )
             self.bus.subscribe(self._history.record_event)
             self.note_autonomy()
         return self._history

@@ -27,6 +27,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -87,7 +88,8 @@ _numbers = itertools.count(1)
 
 
 class Daemon:
-    """`overseer daemon` as a real process, its log in a file (a pipe could fill and block it)."""
+    """`overseer daemon` as a real process. Its log goes through a pipe, as to journald (a
+    file would fill up with the drill's full disk), and a thread here keeps reading it."""
 
     def __init__(self, drill: Drill, fault: str | None = None, preexec: Any = None) -> None:
         self.drill = drill
@@ -96,18 +98,30 @@ class Daemon:
         env.pop("OVERSEER_FAULT", None)
         if fault:
             env["OVERSEER_FAULT"] = fault
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "overseer", "daemon", "--config", str(drill.config)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=preexec,
-            )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "overseer", "daemon", "--config", str(drill.config)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         drill.daemons.append(self)
 
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log.open("wb") as copy:
+            for line in self.proc.stdout:
+                copy.write(line)
+                copy.flush()
+                self._lines.append(line.decode(errors="replace"))
+
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        if self.proc.poll() is not None:
+            self._reader.join(timeout=10)
+        return "".join(self._lines)
 
     def wait_ready(self, seconds: float = 30) -> Daemon:
         deadline = time.monotonic() + seconds
@@ -196,9 +210,10 @@ class Drill:
     def start(self, fault: str | None = None, preexec: Any = None) -> Daemon:
         return Daemon(self, fault, preexec)
 
-    def seed_waiting(self) -> str:
-        """One real change waiting for approval (a cycle in this process, the same state)."""
-        h = Harness(self.tmp, self.repo, policy=POLICY, **TARGET)
+    def seed_waiting(self, **target: Any) -> str:
+        """One real change waiting for approval (a cycle in this process, the same state);
+        `target` overrides the drill's target settings (as `configure` does)."""
+        h = Harness(self.tmp, self.repo, policy=POLICY, **{**TARGET, **target})
         try:
             result = h.cycle()
         finally:

@@ -52,6 +52,7 @@ from overseer.core.history import (
     ROLLED_BACK,
     SETTLED_AGAINST,
     WAITING,
+    HistoryUnavailable,
 )
 from overseer.core.learn import record_outcome
 from overseer.core.measure import commit_tree, judge_performance, measure_performance
@@ -353,6 +354,15 @@ class Attempt:
         )
         try:
             self.until_evaluated()
+        except HistoryUnavailable:
+            # Nothing can be recorded now (locked by another process, disk full): leave no
+            # worktree behind if git can still remove it; the row is closed by recovery
+            # once the database is writable (recovery removes the worktree otherwise).
+            try:
+                self.cleanup()
+            except Exception:
+                log.warning("attempt %s: its worktree is left to recovery", self.id, exc_info=True)
+            raise
         except Exception as exc:
             log.exception("attempt %s failed unexpectedly", self.id)
             reason = f"overseer error: {type(exc).__name__}: {exc}"

@@ -10,9 +10,10 @@ places where a failure is most dangerous, and a drill starts the daemon with
 Actions:
 - `kill` (the default): SIGKILL this process right there. Nothing of ours runs after it: no
   `finally`, no handler, no flush — exactly what a real SIGKILL leaves behind.
-- `disk-full`: from there on no file of this process, nor of the commands it starts, may grow
-  (RLIMIT_FSIZE drops to 0, and SIGXFSZ is ignored, so writes fail with EFBIG), as when the
-  disk fills up. The process keeps running and must cope.
+- `disk-full[:SECONDS]`: from there on no file of this process, nor of the commands it starts,
+  may grow (RLIMIT_FSIZE drops to 0, and SIGXFSZ is ignored, so writes fail with EFBIG), as
+  when the disk fills up; with SECONDS, space is freed again after that long (the limit is
+  lifted; commands started meanwhile keep theirs). The process keeps running and must cope.
 
 The points, in the order a cycle meets them (the phase names are `events.Phase`'s):
 - `after:<PHASE>` for each of the seven phases: the phase's events and its row are written,
@@ -36,6 +37,7 @@ import logging
 import os
 import resource
 import signal
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,13 @@ ACTIONS = ("kill", "disk-full")
 ENV = "OVERSEER_FAULT"
 
 
+def _seconds(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
 def parse(spec: str) -> dict[str, str]:
     """`point[=action],…` as {point: action}; an unknown point or action is an error, so a
     drill with a typo fails loudly instead of never firing."""
@@ -62,8 +71,11 @@ def parse(spec: str) -> dict[str, str]:
         action = action or "kill"
         if point not in POINTS:
             raise ValueError(f"{ENV}: unknown fault point {point!r}; known: {', '.join(POINTS)}")
-        if action not in ACTIONS:
-            raise ValueError(f"{ENV}: unknown action {action!r} at {point}; known: kill, disk-full")
+        name, _, seconds = action.partition(":")
+        if name not in ACTIONS or (seconds and (name != "disk-full" or not _seconds(seconds))):
+            raise ValueError(
+                f"{ENV}: unknown action {action!r} at {point}; known: kill, disk-full[:SECONDS]"
+            )
         armed[point] = action
     return armed
 
@@ -79,9 +91,28 @@ def fault_point(name: str) -> None:
     if action == "kill":
         log.warning("fault drill: SIGKILL at %s", name)
         os.kill(os.getpid(), signal.SIGKILL)
-    elif action == "disk-full":
-        log.warning("fault drill: the disk is full from %s on", name)
-        _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        # Python ignores SIGXFSZ already (so a write fails with EFBIG instead of killing us);
-        # only the main thread may change a disposition, and the point may be in a worker.
+    elif action and action.startswith("disk-full"):
+        _, _, seconds = action.partition(":")
+        log.warning(
+            "fault drill: the disk is full from %s on%s",
+            name,
+            f", for {seconds} s" if seconds else "",
+        )
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        # Python ignores SIGXFSZ already (so a write fails with EFBIG instead of killing us),
+        # but subprocess restores its default in children: git would die mid-write, leaving
+        # its `.lock` files, where a real full disk gives it ENOSPC and it cleans up. Blocked
+        # in this thread (children inherit the mask, not undone by subprocess), the signal
+        # stays pending and their writes fail too, as on a full disk.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGXFSZ})
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+        if seconds:
+            freed = threading.Timer(float(seconds), _free_disk, (name, soft, hard))
+            freed.daemon = True
+            freed.start()
+
+
+def _free_disk(name: str, soft: int, hard: int) -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    log.warning("fault drill: the disk filled at %s has space again", name)
+

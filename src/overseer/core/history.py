@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import sys
 import threading
@@ -47,6 +48,8 @@ def _import_sqlite_utils() -> ModuleType:
 
 
 sqlite_utils = _import_sqlite_utils()
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -159,6 +162,24 @@ class UnknownAttempt(HistoryError):
     pass
 
 
+class HistoryUnavailable(HistoryError):
+    """The database cannot be used now: another process holds its lock, the disk is full, an
+    I/O error. The message names the file and says which."""
+
+
+# SQLite's errors that say the database cannot be used now, as opposed to a wrong query.
+_UNAVAILABLE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+)
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if key in JSON_COLUMNS and isinstance(value, str):
@@ -170,33 +191,73 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 class History:
     """Thread-safe access to the history database of one state directory."""
 
-    def __init__(self, path: Path, clock: Clock, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        redactor: Redactor | None = None,
+        *,
+        busy_timeout: float = 30.0,
+    ) -> None:
         self.path = path
         self.clock = clock
         self.redactor = redactor or Redactor([])
+        self.busy_timeout = busy_timeout  # how long a write waits for another process's lock
         self._lock = threading.RLock()
+        # Why the last write failed (locked, disk full), until a write succeeds again: the
+        # daemon's status shows it, and events say it once rather than once each.
+        self.problem: str | None = None
+        self._events_lost = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout)
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA busy_timeout = 30000")
-        self.db.enable_wal()
-        # In WAL mode NORMAL loses nothing when the process dies (SIGKILL included); only a
-        # power cut could lose the last transactions. It spares an fsync per event.
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self._create_schema()
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self.db.enable_wal()
+            # In WAL mode NORMAL loses nothing when the process dies (SIGKILL included); only a
+            # power cut could lose the last transactions. It spares an fsync per event.
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._create_schema()
+        except HistoryUnavailable:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._unavailable(exc) from exc
 
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
 
+    def _unavailable(self, exc: sqlite3.Error) -> HistoryError:
+        """What a failed statement means for the user, naming the file."""
+        name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+        if not name.startswith(_UNAVAILABLE):
+            raise exc  # a mistake of ours, not a state of the database: the traceback matters
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            what = f"is locked by another process (waited {self.busy_timeout:g} s)"
+        elif name == "SQLITE_FULL":
+            what = "cannot be written: the disk is full"
+        else:
+            what = "cannot be written"
+        return HistoryUnavailable(f"the history database {self.path} {what} ({name}: {exc})")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock, self.db.conn:
-            yield
+        """One write transaction; a database that cannot be written raises HistoryUnavailable."""
+        with self._lock:
+            try:
+                with self.db.conn:
+                    yield
+            except sqlite3.Error as exc:
+                error = self._unavailable(exc)
+                self.problem = str(error)
+                raise error from exc
+            self.problem = None
 
     def _create_schema(self) -> None:
         db = self.db
-        with self._lock, db.conn:
+        with self.transaction():
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
             db["improvements"].create(IMPROVEMENT_COLUMNS, pk="improvement_id", if_not_exists=True)
             db["cycles"].create(
@@ -321,13 +382,13 @@ class History:
         return self.redactor.value(fields) if self.redactor else fields
 
     def start_cycle(self, **fields: Any) -> None:
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["cycles"].insert(
                 self.clean({"started_at": self.now(), "status": RUNNING, **fields})
             )
 
     def finish_cycle(self, cycle_id: str, **fields: Any) -> None:
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["cycles"].update(cycle_id, self.clean({"finished_at": self.now(), **fields}))
 
     def get_cycle(self, cycle_id: str) -> dict[str, Any]:
@@ -339,14 +400,14 @@ class History:
     def create_attempt(self, **fields: Any) -> None:
         row = {"started_at": self.now(), "status": RUNNING, "was_deployed": 0, "was_rolled_back": 0}
         row.update(fields)
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["improvements"].insert(self.clean(row))
 
     def update_attempt(self, improvement_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(IMPROVEMENT_COLUMNS)
         if unknown:
             raise HistoryError(f"not columns of improvements: {sorted(unknown)}")
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["improvements"].update(improvement_id, self.clean(fields))
 
     def resolve_id(self, prefix: str) -> str:
@@ -486,8 +547,23 @@ class History:
             "summary": data.pop("summary", None),
             "detail": data or None,
         }
-        with self._lock, self.db.conn:
-            self.db["phase_events"].insert(self.clean(row))
+        try:
+            with self.transaction():
+                self.db["phase_events"].insert(self.clean(row))
+        except HistoryUnavailable as exc:
+            # Said once (not once per event, with a traceback each); the event itself still
+            # reaches every other subscriber and the log.
+            if not self._events_lost:
+                log.error("events are not recorded: %s", exc)
+            self._events_lost += 1
+            return
+        if self._events_lost:
+            log.warning(
+                "the history database %s is written again (%d event(s) could not be recorded)",
+                self.path,
+                self._events_lost,
+            )
+            self._events_lost = 0
 
     def events(
         self, *, improvement_id: str | None = None, cycle_id: str | None = None
@@ -508,7 +584,7 @@ class History:
     def add_approval(
         self, improvement_id: str, decision: str, user: str, uid: int, reason: str | None
     ) -> None:
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["approvals"].insert(
                 self.clean(
                     {
@@ -539,7 +615,7 @@ class History:
         return json.loads(rows[0]["value"]) if rows else None
 
     def set_control(self, key: str, value: dict[str, Any] | None) -> None:
-        with self._lock, self.db.conn:
+        with self.transaction():
             if value is None:
                 self.db.execute("delete from control where key = ?", [key])
             else:
@@ -563,7 +639,7 @@ class History:
     def put_baseline(
         self, target: str, commit_sha: str, command_key: str, results: dict[str, Any]
     ) -> None:
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["baselines"].upsert(
                 {
                     "target": target,
@@ -579,7 +655,7 @@ class History:
 
     def record_durations(self, target: str, commit_sha: str, durations: dict[str, float]) -> None:
         at = self.now()
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["test_durations"].upsert_all(
                 (
                     {
@@ -622,7 +698,7 @@ class History:
     # -- outcomes (LEARN) -----------------------------------------------------------------
 
     def add_outcome(self, **fields: Any) -> None:
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["outcomes"].upsert(
                 self.clean({"at": self.now(), **fields}), pk="improvement_id"
             )
@@ -668,7 +744,7 @@ class History:
             return [(float(r["p"]), int(r["y"])) for r in rows]
 
     def add_predictor_version(self, record: dict[str, Any]) -> None:
-        with self._lock, self.db.conn:
+        with self.transaction():
             self.db["predictor"].insert(record)
 
     def decode(self, row: dict[str, Any]) -> dict[str, Any]:

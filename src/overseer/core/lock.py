@@ -41,8 +41,13 @@ class TargetLock:
                         f"({self.path.stem}); try again when it has finished"
                     ) from None
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            # Only to name the holder in TargetBusy: a full disk must not leave the lock taken
+            # by a file descriptor no one will close.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
         return self
 

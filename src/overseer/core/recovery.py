@@ -61,7 +61,9 @@ class Recovery:
         )
 
 
-def recover(ctx: Context) -> Recovery:
+def recover(ctx: Context, cause: str | None = None) -> Recovery:
+    """Settle what was left in progress. `cause` says why it was left (the daemon's cycle that
+    ended early says what stopped it); by default the process that owned it stopped."""
     history, target = ctx.history, ctx.target
     repo = ctx.repo()
     result = Recovery()
@@ -95,7 +97,7 @@ def recover(ctx: Context) -> Recovery:
                 status=INTERRUPTED,
                 completed_at=now,
                 failure_reason=f"interrupted in phase {row.get('phase') or 'unknown'}: "
-                "the process stopped before the attempt finished",
+                + (cause or "the process stopped before the attempt finished"),
             )
             result.closed.append(iid)
     # A commit on the branch whose row does not say so (killed between moving and recording).
@@ -133,7 +135,7 @@ def recover(ctx: Context) -> Recovery:
             [
                 INTERRUPTED,
                 now,
-                "interrupted: the process stopped during the cycle",
+                f"interrupted: {cause or 'the process stopped during the cycle'}",
                 target.name,
                 RUNNING,
             ],

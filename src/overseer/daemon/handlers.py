@@ -199,6 +199,7 @@ class Handlers:
             "started_at": d.started_at.isoformat(),
             "socket": str(d.socket_path),
             "state_dir": str(rt.state.root),
+            "history_problem": history.problem,
         }
 
     async def op_history(self, conn: Connection, args: Any) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The cycle job has `max_instances=1` (a cycle never overlaps the previous one), `coalesce`
 (missed runs collapse into one) and a misfire grace time (a run missed by a suspend or a long
-cycle still happens if it is not too late). A second job expires approvals no one decided.
+cycle still happens if it is not too late). A second job does the housekeeping: it expires
+approvals no one decided and closes what a cycle that could not write the history left open.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from overseer.config import Schedule
 
 CYCLE_JOB = "cycle"
-EXPIRY_JOB = "expire-approvals"
-EXPIRY_EVERY_SECONDS = 60
+HOUSEKEEPING_JOB = "housekeeping"
 
 
 def trigger_for(schedule: Schedule) -> Any:
@@ -44,9 +44,10 @@ class CycleScheduler:
     def __init__(
         self,
         cycle: Callable[[], Awaitable[None]],
-        expire: Callable[[], Awaitable[None]],
+        housekeeping: Callable[[], Awaitable[None]],
         schedule: Schedule,
         misfire_grace: float,
+        housekeeping_every: float,
     ) -> None:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.schedule = schedule
@@ -61,9 +62,9 @@ class CycleScheduler:
             misfire_grace_time=int(misfire_grace),
         )
         self.scheduler.add_job(
-            expire,
-            IntervalTrigger(seconds=EXPIRY_EVERY_SECONDS),
-            id=EXPIRY_JOB,
+            housekeeping,
+            IntervalTrigger(seconds=housekeeping_every),
+            id=HOUSEKEEPING_JOB,
             max_instances=1,
             coalesce=True,
         )

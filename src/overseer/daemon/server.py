@@ -36,6 +36,7 @@ from overseer.core.events import (
     Event,
     ReloadFailed,
 )
+from overseer.core.history import HistoryError
 from overseer.core.lock import TargetBusy
 from overseer.core.policy import verdict_changes
 from overseer.core.problems import ProblemsError
@@ -123,6 +124,8 @@ class Daemon:
         self.exit_reason = ""
         self.cycle_lock = asyncio.Lock()
         self.current: dict[str, Any] | None = None
+        # Targets whose cycle ended early (name → why): the housekeeping recovers them.
+        self.unrecovered: dict[str, str | None] = {}
         self.started_at = self.rt.clock.now()
         self.connections: set[Connection] = set()
         self.targets: list[TargetConfig] = []
@@ -174,7 +177,10 @@ class Daemon:
             self.targets = self.rt.targets(self.options.target, self.options.test_command)
         except Exception as exc:
             raise DaemonFailed(str(exc)) from None
-        _ = self.rt.history  # opened now, so it records every event from here on
+        try:
+            _ = self.rt.history  # opened now, so it records every event from here on
+        except HistoryError as exc:  # locked by another process, a full disk
+            raise DaemonFailed(str(exc)) from None
         # Generators checked now (a missing model, an endpoint that does not answer), so the
         # problem shows at start-up, not at the first cycle; the others keep working.
         await asyncio.to_thread(self.rt.generators)
@@ -183,9 +189,10 @@ class Daemon:
         await self._listen()
         self.scheduler = CycleScheduler(
             self.scheduled_cycle,
-            self.expire_approvals,
+            self.housekeeping,
             self.config.schedule,
             self.config.daemon.misfire_grace,
+            self.config.daemon.housekeeping_every,
         )
         self.scheduler.start()
         self.tasks.append(asyncio.create_task(self._watch_files(), name="watch-config"))
@@ -277,15 +284,17 @@ class Daemon:
         ctx.stop = self.stop
         return ctx
 
-    def _recover(self, target: TargetConfig) -> None:
+    def _recover(self, target: TargetConfig, cause: str | None = None) -> None:
         from overseer.core.recovery import recover
 
         try:
             ctx = self.context(target)
             self.branches[ctx.target.name] = ctx.target.branch
             with ctx.lock(wait=10.0):
-                recover(ctx)
-        except (RepoError, TargetBusy) as exc:
+                recover(ctx, cause)
+        except (RepoError, TargetBusy, HistoryError, OSError) as exc:
+            # Tried again by the housekeeping (a locked database, a full disk pass).
+            self.unrecovered[target.name or target.path.name] = cause
             self.rt.bus.emit(ErrorRaised, where=str(target.path), message=str(exc))
 
     # -- cycles -----------------------------------------------------------------------------
@@ -329,31 +338,39 @@ class Daemon:
                 retry_ready(ctx)  # approvals that arrived while the cycle ran
         except CycleStopped as exc:
             log.info("cycle on %s stopped: %s", target.path, exc)
-        except (RepoError, TargetBusy) as exc:
-            self.rt.bus.emit(ErrorRaised, where=str(target.path), message=str(exc))
         except Exception as exc:
-            log.exception("cycle on %s failed", target.path)
-            self.rt.bus.emit(
-                ErrorRaised, where=str(target.path), message=f"{type(exc).__name__}: {exc}"
-            )
+            # What the cycle left in progress when it could not finish its record (the
+            # database locked by another process, a full disk, git failing) is closed by
+            # the housekeeping's recovery as soon as it can be, not only at the next cycle.
+            if isinstance(exc, RepoError | TargetBusy | HistoryError):
+                message = str(exc)
+            else:
+                log.exception("cycle on %s failed", target.path)
+                message = f"{type(exc).__name__}: {exc}"
+            self.unrecovered[target.name or target.path.name] = f"the cycle ended early: {message}"
+            self.rt.bus.emit(ErrorRaised, where=str(target.path), message=message)
         finally:
             self.current = None
 
-    async def expire_approvals(self) -> None:
+    async def housekeeping(self) -> None:
         if self.stop.stopping:
             return
         with contextlib.suppress(asyncio.CancelledError):  # the daemon stopped meanwhile
-            await self.in_worker(self._expire)
+            await self.in_worker(self._housekeeping)
 
-    def _expire(self) -> None:
+    def _housekeeping(self) -> None:
         from overseer.core.actions import expire_approvals
 
         for target in self.targets:
+            name = target.name or target.path.name
+            if name in self.unrecovered:
+                # Put back by _recover if the database still cannot be written.
+                self._recover(target, self.unrecovered.pop(name))
             try:
                 ctx = self.context(target)
                 with ctx.lock(wait=5.0):
                     expire_approvals(ctx, self.config.approvers.expire_after)
-            except (RepoError, TargetBusy) as exc:
+            except (RepoError, TargetBusy, HistoryError, OSError) as exc:
                 log.warning("expiring approvals on %s: %s", target.path, exc)
 
     # -- events -----------------------------------------------------------------------------
