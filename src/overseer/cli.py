@@ -163,7 +163,16 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
         **kw: Any,
     ) -> Any:
         configure_logging(debug)
-        return func(Options(config_path, state_dir, socket, debug), **kw)
+        try:
+            return func(Options(config_path, state_dir, socket, debug), **kw)
+        except Exception as exc:
+            if "overseer.core.history" not in sys.modules:  # not imported: not raised by it
+                raise
+            from overseer.core.history import HistoryUnavailable
+
+            if not isinstance(exc, HistoryUnavailable):
+                raise
+            fail(f"{exc}; nothing more was done (the next run closes what this one left open)")
 
     return wrapper
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 from faults.drill import hold_lock, release
+from helpers import overseer
 
 # Quick while the flag file is absent (the seed's cycle); once it exists the tests say that
 # they have started and wait for the go file, so the drill can take the lock at that moment.
@@ -42,25 +43,25 @@ def wait_for(path, seconds: float = 60) -> None:
         time.sleep(0.02)
 
 
-def test_a_daemon_does_not_start_on_a_locked_database(drill):
+def test_a_daemon_started_on_a_locked_database(drill):
+    """It starts (reading works), says what is wrong, and recovers once the lock is gone."""
     waiting = drill.seed_waiting()
-    drill.configure(database_lock_timeout=1)
+    drill.configure(database_lock_timeout=1, daemon={"housekeeping_every": 1})
     before = drill.before()
     locker = hold_lock(drill.database)
     try:
-        daemon = drill.start()
-        assert daemon.proc.wait(timeout=60) == 1
+        daemon = drill.start().wait_ready()
+        status = daemon.request("status")
+        assert f"the history database {drill.database} {LOCKED}" in status["history_problem"]
+        assert [p["improvement_id"] for p in status["pending_approvals"]] == [waiting]
+        assert "HISTORY NOT WRITTEN" in daemon.cli("status").stdout
     finally:
         release(locker)
-    said = daemon.output()
-    assert "the daemon did not start: the history database" in said and LOCKED in said
-    assert str(drill.database) in said
-    # Once the lock is gone it starts, with everything as it was.
-    restarted = drill.start().wait_ready()
-    assert [p["improvement_id"] for p in restarted.request("status")["pending_approvals"]] == [
-        waiting
-    ]
-    assert restarted.stop() == 0, restarted.output()
+    deadline = time.monotonic() + 30
+    while daemon.request("status")["history_problem"]:
+        assert time.monotonic() < deadline, daemon.output()
+        time.sleep(0.1)
+    assert daemon.stop() == 0, daemon.output()
     drill.assert_invariants(before, spent=0)
 
 
@@ -110,3 +111,23 @@ def test_the_database_locked_in_the_middle_of_a_cycle(drill):
         row["failure_reason"]
     )
 
+
+
+def test_commands_on_a_locked_database(drill):
+    """`run --once` says the database is locked and does nothing; reading works meanwhile."""
+    waiting = drill.seed_waiting()
+    drill.configure(database_lock_timeout=1)
+    before = drill.before()
+    locker = hold_lock(drill.database)
+    try:
+        run = overseer("run", "--once", "--config", str(drill.config), "--no-dry-run")
+        history = overseer("history", "--json", "--config", str(drill.config))
+    finally:
+        release(locker)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"overseer: the history database {drill.database} {LOCKED}" in run.stderr
+    assert "nothing more was done" in run.stderr and "Traceback" not in run.stderr
+    assert history.returncode == 0, history.stderr
+    assert waiting in history.stdout
+    assert drill.new_attempts(before) == [] and len(drill.finished_cycles()) == before.cycles
+    drill.assert_invariants(before, spent=0)

@@ -52,6 +52,33 @@ sqlite_utils = _import_sqlite_utils()
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+TABLES = (
+    "meta",
+    "improvements",
+    "cycles",
+    "phase_events",
+    "approvals",
+    "baselines",
+    "outcomes",
+    "predictor",
+    "test_durations",
+    "control",
+)
+# Indexes for what is asked often on long histories: the waiting ones (status), the
+# rate-limit spend (target, recent start), pages newest first (start).
+INDEXES = (
+    ("improvements", ["target", "status"]),
+    ("improvements", ["status", "started_at"]),
+    ("improvements", ["target", "started_at"]),
+    ("improvements", ["fingerprint"]),
+    ("improvements", ["started_at"]),
+    ("phase_events", ["improvement_id"]),
+    ("phase_events", ["cycle_id"]),
+    ("approvals", ["improvement_id"]),
+    ("test_durations", ["target", "test_id", "at"]),
+    ("outcomes", ["target_file"]),
+    ("outcomes", ["generator", "finding_kind"]),
+)
 
 # Statuses of an attempt. Only IN_PROGRESS ones may be left behind by a crash; start-up
 # recovery closes them. The others are where an attempt rests, for good or until a human acts.
@@ -255,8 +282,20 @@ class History:
                 raise error from exc
             self.problem = None
 
+    def _schema_is_current(self) -> bool:
+        """Whether every table and index exists at this version: then opening the database
+        writes nothing, so reading it works while another process holds its write lock."""
+        names = {r[0] for r in self.db.execute("select name from sqlite_master").fetchall()}
+        wanted = set(TABLES) | {"idx_" + "_".join([t, *cols]) for t, cols in INDEXES}
+        if not wanted <= names:
+            return False
+        row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
+
     def _create_schema(self) -> None:
         db = self.db
+        if self._schema_is_current():
+            return
         with self.transaction():
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
             db["improvements"].create(IMPROVEMENT_COLUMNS, pk="improvement_id", if_not_exists=True)
@@ -351,21 +390,7 @@ class History:
                 pk=("target", "commit_sha", "test_id"),
                 if_not_exists=True,
             )
-            # Indexes for what is asked often on long histories: the waiting ones (status),
-            # the rate-limit spend (target, recent start), pages newest first (start).
-            for table, columns in (
-                ("improvements", ["target", "status"]),
-                ("improvements", ["status", "started_at"]),
-                ("improvements", ["target", "started_at"]),
-                ("improvements", ["fingerprint"]),
-                ("improvements", ["started_at"]),
-                ("phase_events", ["improvement_id"]),
-                ("phase_events", ["cycle_id"]),
-                ("approvals", ["improvement_id"]),
-                ("test_durations", ["target", "test_id", "at"]),
-                ("outcomes", ["target_file"]),
-                ("outcomes", ["generator", "finding_kind"]),
-            ):
+            for table, columns in INDEXES:
                 db[table].create_index(columns, if_not_exists=True)
             db["control"].create(
                 {"key": str, "value": str, "at": str}, pk="key", if_not_exists=True
