@@ -4,6 +4,7 @@ system, or left for a human when the revert would conflict."""
 from __future__ import annotations
 
 import json
+import random
 import sys
 
 from chat_server import Answer, ChatServer
@@ -23,7 +24,9 @@ from pkg.util import double
 start = time.perf_counter()
 for _ in range(3):
     double(2)
-print(json.dumps({"seconds": time.perf_counter() - start}))
+# In steps of 10 ms: what these tests compare is either equal on both sides (no difference
+# can be called) or 150 ms apart, never scheduler noise.
+print(json.dumps({"seconds": 0.1 + round(time.perf_counter() - start, 2)}))
 """
 SLOW_TRIPLE = {
     "target_file": "pkg/util.py",
@@ -81,6 +84,31 @@ def test_the_bootstrap_calls_only_what_clears_the_noise():
     assert compare_samples([1.0], [2.0], "seconds", min_effect=2).verdict == "unknown"
 
 
+def test_noise_is_rarely_called_a_difference_and_a_real_one_is_found():
+    """Pure noise (20 % spread) is called faster or slower at most about 5 % of the time; with
+    3 runs a side never (too few to tell); a 30 % slowdown in 10 % noise is found."""
+    rng = random.Random(7)
+
+    def noise(n, scale=1.0, spread=0.2):
+        return [scale * rng.lognormvariate(0, spread) for _ in range(n)]
+
+    def called(n, trials):
+        verdicts = [
+            compare_samples(noise(n), noise(n), "seconds", min_effect=5).verdict
+            for _ in range(trials)
+        ]
+        return sum(v != "no clear difference" for v in verdicts) / trials
+
+    assert called(3, 40) == 0
+    assert called(5, 150) <= 0.06
+    found = [
+        compare_samples(noise(5, spread=0.1), noise(5, 1.3, 0.1), "seconds", min_effect=5)
+        for _ in range(40)
+    ]
+    assert sum(f.verdict == "slower" for f in found) >= 32
+    assert all(f.p_value is not None and f.p_value >= 1 / 2001 for f in found)
+
+
 def test_a_change_that_makes_the_benchmark_slower_is_not_promoted(tmp_path):
     repo = bench_repo(tmp_path)
     bench_triple = BENCH.replace("import double", "import double, triple").replace(
@@ -89,7 +117,7 @@ def test_a_change_that_makes_the_benchmark_slower_is_not_promoted(tmp_path):
     commit_file(repo, "bench.py", bench_triple, "measure triple too")
     head = git(repo, "rev-parse", "main")
     with ChatServer(default=Answer(json.dumps(SLOW_TRIPLE))) as server:
-        h = harness(tmp_path, repo, server, policy="autonomy: full\n", benchmark_runs=3)
+        h = harness(tmp_path, repo, server, policy="autonomy: full\n", benchmark_runs=4)
         [attempt] = h.cycle(require_approval=False).attempts
         h.close()
     assert attempt["status"] == "failed"
@@ -104,7 +132,7 @@ def test_a_change_that_makes_the_benchmark_slower_is_not_promoted(tmp_path):
 def test_a_slowdown_that_shows_only_after_promotion_is_reverted_by_the_system(tmp_path):
     repo = bench_repo(tmp_path)
     with ChatServer(default=Answer(json.dumps(SLOW_TRIPLE))) as server:
-        h = harness(tmp_path, repo, server, benchmark_runs=3)
+        h = harness(tmp_path, repo, server, benchmark_runs=4)
         [waiting] = h.cycle().attempts
         # Evaluated against a benchmark that never calls triple(): within noise.
         assert waiting["status"] == "awaiting_approval"
