@@ -42,6 +42,7 @@ from load import (  # noqa: E402
     run_now,
     wait_idle,
 )
+from summary import record  # noqa: E402
 
 WARM_UP = 2  # the first cycle runs the baseline tests; the second settles the caches
 TARGET = 1.05
@@ -167,6 +168,15 @@ def report(cycles: int, figures: dict) -> None:
         ),
         ("daemon RSS, after warm-up → end", f"{before:.1f} → {after:.1f} MB", ""),
     ]
+    record(
+        "cycle slowdown under load",
+        f"{ratio:.3f} (paired {paired:.3f}; cycles {min(quiet):.0f}–{max(quiet):.0f} ms quiet)",
+        f"≤ {TARGET:.2f}",
+        ratio <= TARGET,
+    )
+    record("daemon CPU per cycle, quiet → loaded", f"{cpu_quiet:.0f} → {cpu_loaded:.0f} ms")
+    record("events lost by healthy subscribers", str(lost), "0", lost == 0)
+    record("daemon RSS under load", f"{before:.1f} → {after:.1f} MB")
     width = max(len(r[0]) for r in rows)
     print()
     print(

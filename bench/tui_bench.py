@@ -216,6 +216,8 @@ async def history(workdir: Path, sockdir: Path) -> float:
                 "was_deployed": int(n % 6 == 0),
                 "was_rolled_back": int(n % 6 == 4),
                 "started_at": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00.000+00:00",
+                # Closed, as finished attempts are (recovery would learn from unclosed ones).
+                "completed_at": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:01:00.000+00:00",
             }
             for n in range(ROWS)
         ),

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from overseer.protocol import encode
+
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +26,9 @@ class Outbox:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Responses as messages; events as their encoded line, encoded once for every
+        # subscriber (50 subscribers must not cost 50 encodings of each event).
+        self.queue: asyncio.Queue[dict[str, Any] | bytes] = asyncio.Queue()
         self.events_queued = 0
         self.responses_queued = 0
         self.dropped = 0
@@ -35,21 +39,23 @@ class Outbox:
         self.responses_queued += 1
         self.queue.put_nowait(message)
 
-    def event(self, data: dict[str, Any]) -> None:
+    def event(self, data: dict[str, Any], line: bytes | None = None) -> None:
+        """Queue an event; `line` is its encoded `{"event": data}` when the caller has it."""
         if self.events_queued >= self.limit:
             self.dropped += 1
             return
         if self.dropped:
-            self._put_event({"kind": "EventsDropped", "at": data.get("at"), "count": self.dropped})
+            dropped = {"kind": "EventsDropped", "at": data.get("at"), "count": self.dropped}
+            self._put_event(encode({"event": dropped}))
             self.dropped = 0
-        self._put_event(data)
+        self._put_event(line or encode({"event": data}))
 
-    def _put_event(self, data: dict[str, Any]) -> None:
+    def _put_event(self, line: bytes) -> None:
         self.events_queued += 1
-        self.queue.put_nowait({"event": data})
+        self.queue.put_nowait(line)
 
-    def sent(self, message: dict[str, Any]) -> None:
-        if "event" in message:
+    def sent(self, message: dict[str, Any] | bytes) -> None:
+        if isinstance(message, bytes):
             self.events_queued -= 1
         else:
             self.responses_queued -= 1
@@ -68,9 +74,11 @@ class Broadcaster:
             self.loop.call_soon_threadsafe(self._fanout, data)
 
     def _fanout(self, data: dict[str, Any]) -> None:
+        line: bytes | None = None
         for outbox in list(self.outboxes):
             if outbox.subscribed:
-                outbox.event(data)
+                line = line or encode({"event": data})
+                outbox.event(data, line)
         for listener in list(self.listeners):
             try:
                 listener(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # How long a deciding request waits for its work before answering "queued".
 WAIT_FOR_WORK_SECONDS = 2.0
+# How long the history's part of a status may be reused when no event came meanwhile.
+STATUS_FRESH_SECONDS = 1.0
 
 LIST_COLUMNS = (
     "improvement_id", "target", "status", "phase", "change_type", "risk_level", "risk_reasons",
@@ -56,6 +59,8 @@ def light(row: dict[str, Any]) -> dict[str, Any]:
 class Handlers:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        # ((event serial, targets), monotonic time, what stored_status read)
+        self._stored_status: tuple[Any, float, dict[str, Any]] | None = None
 
     async def answer(self, conn: Connection, line: bytes) -> dict[str, Any]:
         try:
@@ -142,23 +147,26 @@ class Handlers:
     async def op_status(self, conn: Connection, args: Any) -> dict[str, Any]:
         return await asyncio.to_thread(self.status)
 
-    def status(self) -> dict[str, Any]:
+    def stored_status(self) -> dict[str, Any]:
+        """The part of the status read from the history: pause, budgets, pending approvals.
+
+        Read again after any event (every change to these is one: a decision, a pause, an
+        attempt) or when a second has passed (a spent change ages out of the hour); otherwise
+        a stream of status requests would query the database that the cycle is writing.
+        """
         d = self.daemon
+        key = (d.event_serial, tuple(t.name or t.path.name for t in d.targets))
+        now = time.monotonic()
+        cached = self._stored_status
+        if cached is not None and cached[0] == key and now - cached[1] < STATUS_FRESH_SECONDS:
+            return cached[2]
         rt = d.rt
         history = rt.history
-        paused = history.get_control("paused")
         limiter = RateLimiter(history, rt.policy, rt.clock)
-        targets = []
+        budgets = {}
         for t in d.targets:
             name = t.name or t.path.name
-            targets.append(
-                {
-                    "name": name,
-                    "path": str(t.path),
-                    "branch": t.branch or d.branches.get(name),
-                    "budget": limiter.budget(name),
-                }
-            )
+            budgets[name] = limiter.budget(name)
         ttl = d.config.approvers.expire_after
         pending = []
         for row in history.attempts(statuses=(*WAITING, "regressed"), limit=200):
@@ -167,6 +175,28 @@ class Handlers:
             if since and row["status"] == "awaiting_approval":
                 item["expires_at"] = (parse_iso(since) + timedelta(seconds=ttl)).isoformat()
             pending.append(item)
+        stored = {"paused": history.get_control("paused"), "budgets": budgets, "pending": pending}
+        self._stored_status = (key, now, stored)
+        return stored
+
+    def status(self) -> dict[str, Any]:
+        d = self.daemon
+        rt = d.rt
+        history = rt.history
+        stored = self.stored_status()
+        paused = stored["paused"]
+        pending = stored["pending"]
+        targets = []
+        for t in d.targets:
+            name = t.name or t.path.name
+            targets.append(
+                {
+                    "name": name,
+                    "path": str(t.path),
+                    "branch": t.branch or d.branches.get(name),
+                    "budget": stored["budgets"][name],
+                }
+            )
         next_run = d.scheduler.next_run() if d.scheduler else None
         if d.stop.stopping:
             state = "stopping"

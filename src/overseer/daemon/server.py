@@ -126,6 +126,7 @@ class Daemon:
         self.current: dict[str, Any] | None = None
         # Targets whose cycle ended early (name → why): the housekeeping recovers them.
         self.unrecovered: dict[str, str | None] = {}
+        self.event_serial = 0  # events emitted so far (the status cache's key)
         self.started_at = self.rt.clock.now()
         self.connections: set[Connection] = set()
         self.targets: list[TargetConfig] = []
@@ -378,6 +379,7 @@ class Daemon:
     def _publish(self, event: Event) -> None:
         """From the bus (any thread) to the loop's subscribers."""
         assert self.broadcaster is not None
+        self.event_serial += 1  # before the action that emitted it answers: status re-reads
         data = event.to_dict()
         self._track(data)
         self.broadcaster.publish(data)
@@ -621,7 +623,7 @@ class Daemon:
         try:
             while True:
                 message = await outbox.queue.get()
-                writer.write(encode(message))
+                writer.write(message if isinstance(message, bytes) else encode(message))
                 outbox.sent(message)
                 await writer.drain()
         except (ConnectionError, OSError):
