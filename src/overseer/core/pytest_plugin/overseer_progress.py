@@ -12,11 +12,16 @@ import os
 import re
 
 
+_FDS = {}  # path -> a descriptor kept open: one write per test, not an open and a close
+
+
 def _append(env, lines):
     path = os.environ.get(env)
     if path and lines:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in lines))
+        fd = _FDS.get(path)
+        if fd is None:
+            fd = _FDS[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(fd, "".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 def junit_id(nodeid):
