@@ -11,7 +11,6 @@ It changes nothing about the tests. Driven by environment variables:
 import os
 import re
 
-
 _FDS = {}  # path -> a descriptor kept open: one write per test, not an open and a close
 
 
