@@ -396,6 +396,48 @@ def test_a_secret_in_the_environment_never_reaches_the_history_or_the_log(tmp_pa
     assert secret not in out.stdout and secret not in out.stderr
 
 
+def test_a_secret_files_contents_never_reach_the_history_or_the_output(tmp_path):
+    """A model edits `.env` (next to a secret): denied as a protected path, and its diff — whose
+    context lines are the secret — is recorded and shown without them."""
+    import json
+
+    from chat_server import Answer, ChatServer
+    from helpers import Harness, init_repo, overseer
+
+    secret = "sk_live_9d8e7f6a5b4c3d2e1f0a"
+    repo = init_repo(
+        tmp_path / "proj",
+        {
+            "pkg/__init__.py": "",
+            "pkg/util.py": "import json\n\n\ndef double(x):\n    return x * 2\n",
+            ".env": f"API_KEY={secret}\nDEBUG=0\n",
+        },
+    )
+    reply = {
+        "target_file": ".env",
+        "change_type": "quality",
+        "risk_level": "low",
+        "impact": "quieter",
+        "rationale": "debug off is the default anyway",
+        "edits": [{"search": "DEBUG=0\n", "replace": "DEBUG=1\n"}],
+    }
+    with ChatServer(default=Answer(json.dumps(reply))) as server:
+        h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F401"])
+        h._with_generators(
+            [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+        )
+        [attempt] = h.cycle(require_approval=False).attempts
+        h.close()
+        shown = overseer("show", attempt["improvement_id"], "--state-dir", str(h.state_dir))
+    assert attempt["status"] == "denied"
+    assert "touches protected path .env" in attempt["failure_reason"]
+    assert "[the change to .env is not shown: it matches secrets.files" in attempt["generated_code"]
+    stored = b"".join(p.read_bytes() for p in h.state_dir.glob("history.sqlite3*"))
+    assert secret.encode() not in stored  # the reply (needed to replay) is kept, not the file
+    assert shown.returncode == 0 and secret not in shown.stdout + shown.stderr
+    assert ".env is not shown" in shown.stdout
+
+
 def test_changing_the_autonomy_level_is_audited(tmp_path, repo):
     from helpers import Harness, rows
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from overseer.core.analyze.findings import Finding
+from overseer.core.globs import first_match
 from overseer.core.policy import Risk
 
 
@@ -99,6 +100,23 @@ class Candidate:
     @property
     def diff(self) -> str:
         return "".join(c.diff() for c in self.changes)
+
+    def recorded_diff(self, secret_files: list[str] | tuple[str, ...]) -> str:
+        """The diff as the history, events and screens may show it: the change to a file that
+        matches `secrets.files` is named, its lines are not (its context lines are the
+        secret). Such a change is denied anyway, as a protected path."""
+        out = []
+        for change in self.changes:
+            pattern = first_match(secret_files, change.path)
+            if pattern is None:
+                out.append(change.diff())
+            else:
+                out.append(
+                    f"--- a/{change.path}\n+++ b/{change.path}\n"
+                    f"[the change to {change.path} is not shown: it matches secrets.files "
+                    f"{pattern!r}]\n"
+                )
+        return "".join(out)
 
     @property
     def lines_changed(self) -> int:

@@ -448,6 +448,7 @@ class Attempt:
                 key=lambda j: (j[1].decision.rank, j[1].risk.rank, j[0].lines_changed),
             )
             candidate, verdict, facts = ranked[0]
+            secret_files = self.ctx.policy.policy.secrets.files
             approval = verdict.decision is Decision.NEEDS_APPROVAL
             score = facts.predicted_success
             fields: dict[str, Any] = dict(
@@ -465,7 +466,7 @@ class Attempt:
                 target_file=candidate.target_file,
                 files_changed=list(candidate.paths),
                 lines_changed=candidate.lines_changed,
-                generated_code=candidate.diff,
+                generated_code=candidate.recorded_diff(secret_files),
                 change_type=candidate.change_type,
                 stated_risk=candidate.stated_risk.value,
                 impact=candidate.impact,
@@ -485,7 +486,7 @@ class Attempt:
                         "decision": v.decision.value,
                         "risk": v.risk.value,
                         "reasons": v.reasons,
-                        "diff": c.diff,
+                        "diff": c.recorded_diff(secret_files),
                         "chosen": c is candidate,
                     }
                     for c, v, _ in judged

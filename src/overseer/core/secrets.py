@@ -3,7 +3,8 @@
 The values of environment variables whose names match the policy's `secrets.env` patterns are
 replaced by `[secret NAME]` wherever they would appear — a test that prints its environment,
 a stack trace with a connection string. (Files matching `secrets.files` are protected paths, so
-they are neither read into prompts nor changed.)
+they are neither read into prompts nor changed; a candidate that tries is recorded with the
+change to such a file named but not shown — its diff's context lines would be the secret.)
 """
 
 from __future__ import annotations
