@@ -55,6 +55,34 @@ def test_overseers_own_safety_code_is_protected_when_it_is_the_target(tmp_path):
     assert "src/overseer/core/policy.py" in attempt["failure_reason"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "src/overseer/core/oracle.py",
+        "src/overseer/core/candidate.py",
+        "src/overseer/core/cycle.py",
+        "tests/test_guards.py",
+        "tests/faults/drill.py",
+    ],
+)
+def test_the_guards_and_their_tests_are_protected_when_overseer_is_the_target(tmp_path, path):
+    repo = init_repo(
+        tmp_path / "overseer-self",
+        {
+            "src/overseer/__init__.py": "",
+            "src/overseer/core/__init__.py": "",
+            "src/overseer/core/policy.py": "def policy():\n    return 1\n",
+            path: UTIL,
+        },
+    )
+    h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])
+    result = h.cycle(require_approval=False)
+    h.close()
+    [attempt] = result.attempts
+    assert attempt["status"] == "denied"
+    assert f"touches protected path {path}" in attempt["failure_reason"]
+
+
 def test_the_policy_file_inside_the_target_is_protected(tmp_path):
     from overseer.config import OverseerConfig, TargetConfig
     from overseer.runtime import Runtime

@@ -80,18 +80,43 @@ BUILTIN_PROTECTED = (
     ".overseer/**",
 )
 
-# When the target is overseer itself, the code that keeps it safe is off limits to it.
+# When the target is overseer itself, the code that keeps it safe is off limits to it: the
+# policy, the guards (paths, oracle, secrets, edit matching), the rate limits, the evaluation
+# and the gate that acts on it, git's side (deploy, promote, recovery), and the tests that
+# prove the guards — a change that weakens a guard's test weakens the guard.
 SELF_PROTECTED = (
     "config/**",
     "policies/**",
     "systemd/**",
     "src/overseer/core/policy.py",
     "src/overseer/core/safety.py",
+    "src/overseer/core/oracle.py",
+    "src/overseer/core/secrets.py",
+    "src/overseer/core/candidate.py",
+    "src/overseer/core/globs.py",
     "src/overseer/core/ratelimit.py",
     "src/overseer/core/evaluate.py",
+    "src/overseer/core/testrun.py",
+    "src/overseer/core/perf.py",
+    "src/overseer/core/measure.py",
+    "src/overseer/core/watch.py",
+    "src/overseer/core/ci.py",
+    "src/overseer/core/predictor.py",
+    "src/overseer/core/cycle.py",
     "src/overseer/core/sandbox.py",
-    "src/overseer/core/globs.py",
+    "src/overseer/core/deploy.py",
     "src/overseer/core/promote.py",
+    "src/overseer/core/recovery.py",
+    "src/overseer/core/lock.py",
+    "src/overseer/core/pytest_plugin/**",
+    "src/overseer/daemon/auth.py",
+    "tests/test_guards.py",
+    "tests/test_protected.py",
+    "tests/test_policy.py",
+    "tests/test_adversarial.py",
+    "tests/adversarial.py",
+    "tests/test_recovery.py",
+    "tests/faults/**",
 )
 
 
