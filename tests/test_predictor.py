@@ -125,6 +125,25 @@ def test_a_low_prediction_needs_a_human_and_can_drop_a_change():
     )
 
 
+def test_a_cycle_ranks_its_findings_by_sampling(tmp_path, repo, monkeypatch):
+    """The cycle's ANALYZE hands its per-cycle random source to the ranking (it once did not,
+    and every cycle ranked by the mean, never exploring)."""
+    import overseer.core.analyze as analyze_module
+    from helpers import Harness
+
+    seen = []
+
+    def ranking(findings, **kw):
+        seen.append(kw.get("rng"))
+        return rank(findings, **kw)
+
+    monkeypatch.setattr(analyze_module, "rank", ranking)
+    h = Harness(tmp_path, repo, ruff_select=["F401"])
+    h.cycle()
+    h.close()
+    assert len(seen) == 1 and isinstance(seen[0], random.Random)
+
+
 def test_thompson_sampling_tries_what_keeps_failing_less_often():
     findings = [
         Finding(

@@ -273,7 +273,13 @@ def analyze(
     findings += slow_regressions(tests, history.earlier_durations(target.key, commit))
     if lint.ok:
         findings += lint_findings(lint)
-    ranked = rank(findings, area=area, generator_for=generator_for, counts=history.success_counts())
+    ranked = rank(
+        findings,
+        area=area,
+        generator_for=generator_for,
+        counts=history.success_counts(),
+        rng=rng,
+    )
     return Analysis(
         commit=commit,
         tests=tests,
