@@ -120,6 +120,29 @@ def test_approve_reject_rollback_from_the_command_line(tmp_path, repo):
     assert shown["approvals"][0]["reason"] == "fine"
 
 
+def test_an_expired_approval_is_refused_without_a_daemon(tmp_path, repo):
+    """No daemon ran the expiry: the approval is still refused, and the attempt is recorded as
+    expired, not promoted."""
+    import time
+
+    state = str(tmp_path / "state")
+    cfg = config_file(tmp_path, repo)
+    first = overseer("run", "--once", "--config", cfg, "--state-dir", state, "--no-dry-run")
+    assert "awaiting approval" in first.stdout
+    [row] = json.loads(overseer("history", "--json", "--state-dir", state).stdout)
+    before = git(repo, "rev-parse", "main")
+    with open(cfg, "a") as f:
+        f.write("approvers: {expire_after: 1s}\n")
+    time.sleep(1.2)
+    late = overseer("approve", row["improvement_id"], "--state-dir", state, "--config", cfg)
+    assert late.returncode == 1
+    assert "is expired, not awaiting approval" in late.stderr, late.stderr
+    assert git(repo, "rev-parse", "main") == before
+    shown = json.loads(overseer("show", row["improvement_id"], "--json", "--state-dir", state).stdout)
+    assert shown["status"] == "expired"
+    assert [a["decision"] for a in shown["approvals"]] == ["expired"]
+
+
 def test_unknown_and_ambiguous_ids(tmp_path, repo):
     state = str(tmp_path / "state")
     overseer("run", "--once", "--target", str(repo), "--state-dir", state)

@@ -325,6 +325,9 @@ async def test_approvals_expire_with_an_injected_clock(tmp_path, repo, sockdir):
         await daemon.housekeeping()
         assert (await client.request("status"))["pending_approvals"]
         clock.advance(1801)
+        # Too late, even before the housekeeping has recorded it.
+        with pytest.raises(DaemonError, match="its approval expired"):
+            await client.request("approve", id=requested["improvement_id"], reason="late")
         await daemon.housekeeping()
         expired = await next_event(client, "ApprovalExpired")
         assert expired["improvement_id"] == requested["improvement_id"]

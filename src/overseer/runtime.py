@@ -166,4 +166,5 @@ class Runtime:
             identity=Identity(self.config.git.name, self.config.git.email),
             generators=list(self.generators()),
             predictor=self.predictor,
+            approval_expiry=self.config.approvers.expire_after,
         )

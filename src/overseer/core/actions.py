@@ -57,6 +57,17 @@ def record_approval(
     status = row["status"]
     if status not in WAITING:
         raise ActionRefused(f"attempt {improvement_id[:8]} is {status}, not awaiting approval")
+    since = row.get("awaiting_since") or row.get("started_at")
+    expiry = ctx.approval_expiry
+    if status == AWAITING_APPROVAL and expiry and since:
+        waited = (ctx.clock.now() - parse_iso(since)).total_seconds()
+        if waited >= expiry:
+            # The housekeeping may not have run yet (or no daemon runs): too late is too late.
+            raise ActionRefused(
+                f"attempt {improvement_id[:8]} waited for a decision since {since}, longer than "
+                f"approvers.expire_after ({expiry:g} s): its approval expired and it will not be "
+                "promoted; the next cycle may propose it again"
+            )
     if status == AWAITING_APPROVAL or not row.get("approved_by"):
         history.add_approval(improvement_id, "approved", actor.user, actor.uid, reason)
         history.update_attempt(
@@ -83,6 +94,8 @@ def approve(
     ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
 ) -> dict[str, Any]:
     with ctx.lock(wait=5.0):
+        if ctx.approval_expiry:
+            expire_approvals(ctx, ctx.approval_expiry)  # recorded as expired, then refused
         record_approval(ctx, improvement_id, actor, reason)
         return promote_approved(ctx, improvement_id)
 

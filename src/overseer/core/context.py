@@ -72,6 +72,8 @@ class Context:
     generators: list[Generator] = field(default_factory=list)
     stop: StopToken = field(default_factory=StopToken)
     predictor: Predictor | None = None
+    # approvers.expire_after: an approval asked for longer ago than this is not given.
+    approval_expiry: float | None = None
 
     def paused(self) -> dict[str, Any] | None:
         """The kill switch: while set, no cycle starts and nothing is promoted."""

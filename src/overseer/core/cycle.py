@@ -84,11 +84,14 @@ class CycleResult:
 
 def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
     """Recover, retry waiting promotions, then run one cycle: the daemon's job, run once."""
+    from overseer.core.actions import expire_approvals
     from overseer.core.recovery import recover
     from overseer.core.watch import watch_pending
 
     with ctx.lock():
         recover(ctx)
+        if ctx.approval_expiry:  # without a daemon, nothing else records them
+            expire_approvals(ctx, ctx.approval_expiry)
         retry_ready(ctx)
         if ctx.target.config.watch_after_promotion:
             watch_pending(ctx)  # promotions a killed run never checked
