@@ -352,6 +352,28 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, repo, so
                 pass
 
 
+async def test_a_socket_directory_others_could_write_is_refused(tmp_path, repo, sockdir):
+    """Whoever can write there could swap the socket and hear approvals: refused, saying so."""
+    opts = options(tmp_path, repo, sockdir)
+    directory = opts.config.daemon.socket.parent
+    directory.mkdir()
+    directory.chmod(0o777)
+    with pytest.raises(DaemonFailed, match=r"is writable by others \(mode 0777\)"):
+        async with run_daemon(opts):
+            pass
+    assert not opts.config.daemon.socket.exists()
+    if os.geteuid() == 0:  # CI runs as root: a directory of another user
+        directory.chmod(0o750)
+        os.chown(directory, 65534, -1)
+        with pytest.raises(DaemonFailed, match="belongs to uid 65534, not to this daemon"):
+            async with run_daemon(opts):
+                pass
+        os.chown(directory, 0, -1)
+    directory.chmod(0o750)
+    async with run_daemon(opts) as daemon, Client(daemon.socket_path) as client:
+        assert (await client.request("ping"))["pong"]
+
+
 async def test_a_stopping_daemon_leaves_its_successors_socket_alone(tmp_path, repo, sockdir):
     # A new daemon may replace the socket while the old one is still shutting down; the file
     # system may even give the new socket the old one's inode number.

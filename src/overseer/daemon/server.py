@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -506,6 +507,7 @@ class Daemon:
             path.parent.mkdir(parents=True, mode=0o750)
             if group is not None:
                 os.chown(path.parent, -1, group)
+        _check_socket_directory(path.parent)
         if path.exists() or path.is_symlink():
             if _answers(path):
                 raise DaemonFailed(
@@ -683,6 +685,24 @@ async def _skip_line(reader: asyncio.StreamReader, buffered: int) -> bool:
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             return False
     return False
+
+
+def _check_socket_directory(directory: Path) -> None:
+    """Whoever may write in the socket's directory may replace the socket with their own and
+    hear what clients send (approvals included): it must be ours and writable by us alone."""
+    info = directory.stat()
+    if info.st_uid != os.geteuid():
+        raise DaemonFailed(
+            f"the socket's directory {directory} belongs to uid {info.st_uid}, not to this "
+            f"daemon's user (uid {os.geteuid()}): another user could replace the socket; use a "
+            "directory of your own (--socket), or let systemd's RuntimeDirectory= make one"
+        )
+    if info.st_mode & 0o022:
+        raise DaemonFailed(
+            f"the socket's directory {directory} is writable by others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}): they could replace the socket; "
+            f"`chmod 750 {directory}` or choose another --socket"
+        )
 
 
 def _answers(path: Path) -> bool:
