@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+
+import pytest
 
 from helpers import SUPERVISED, git, overseer
 
@@ -141,6 +145,19 @@ def test_an_expired_approval_is_refused_without_a_daemon(tmp_path, repo):
     shown = json.loads(overseer("show", row["improvement_id"], "--json", "--state-dir", state).stdout)
     assert shown["status"] == "expired"
     assert [a["decision"] for a in shown["approvals"]] == ["expired"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs to give the repository to another user")
+def test_a_repository_of_another_user_is_a_clear_error(tmp_path, repo):
+    """git refuses it (safe.directory); overseer said "detached HEAD" instead of why."""
+    subprocess.run(["chown", "-R", "65534", str(repo)], check=True)
+    try:
+        out = overseer("run", "--once", "--target", str(repo), "--state-dir", str(tmp_path / "s"))
+    finally:
+        subprocess.run(["chown", "-R", str(os.geteuid()), str(repo)], check=True)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"git refuses to work in {repo}" in out.stderr
+    assert f"safe.directory {repo}" in out.stderr and "detached HEAD" not in out.stderr
 
 
 def test_unknown_and_ambiguous_ids(tmp_path, repo):

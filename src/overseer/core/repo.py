@@ -86,6 +86,14 @@ def run_git(
         raise RepoError(f"cannot run git in {cwd}: {exc}") from None
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
+        if "dubious ownership" in detail:
+            # The first thing a systemd deployment meets: say what to do about it.
+            raise RepoError(
+                f"git refuses to work in {cwd}: the repository belongs to another user than "
+                f"overseer's (uid {os.geteuid()}). Make overseer's user its owner, or trust it "
+                f"for that user: `git config --global --add safe.directory {cwd}` as that user "
+                f"(git says: {detail.splitlines()[0]})"
+            )
         raise RepoError(
             f"git {' '.join(args)} failed in {cwd}: {detail or f'exit status {proc.returncode}'}"
         )
@@ -110,15 +118,21 @@ class TargetRepo:
         return run_git(cwd or self.path, *args, env=env)
 
     def current_branch(self) -> str | None:
+        """The checked-out branch; None for a detached HEAD (git says nothing then: anything
+        it does say is another problem, and is raised)."""
         try:
             return self.git("symbolic-ref", "--quiet", "--short", "HEAD") or None
-        except RepoError:
+        except RepoError as exc:
+            if "fatal:" in str(exc) or "refuses" in str(exc):
+                raise
             return None
 
     def branch_head(self, branch: str) -> str:
         try:
             return self.git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
-        except RepoError:
+        except RepoError as exc:
+            if "fatal:" in str(exc) or "refuses" in str(exc):
+                raise
             raise RepoError(f"branch {branch!r} does not exist in {self.path}") from None
 
     def branch_exists(self, branch: str) -> bool:
