@@ -255,3 +255,22 @@ def test_an_unreachable_endpoint_is_reported_and_the_ruff_fixer_keeps_working(tm
     assert (
         result.attempts[0]["generator"] == "ruff_fix" and result.attempts[0]["status"] == "promoted"
     )
+
+
+def test_an_endpoint_that_comes_up_later_is_used_without_a_restart(tmp_path, repo, monkeypatch):
+    """At boot the model server may start after overseer: the generator is off at first and
+    checked again later, not off for the daemon's whole life."""
+    import overseer.runtime
+
+    with ChatServer(models_status=503) as server:
+        h = Harness(tmp_path, repo, ruff_select=["F"])._with_generators(
+            ["ruff_fix", {"llm": {"backend": "openai", "base_url": server.url, "model": "coder"}}]
+        )
+        assert [g.name for g in h.rt.generators()] == ["ruff_fix"]
+        server.models_status = 200
+        assert [g.name for g in h.rt.generators()] == ["ruff_fix"]  # not before its time
+        monkeypatch.setattr(overseer.runtime, "GENERATOR_RECHECK_SECONDS", 0.0)
+        assert sorted(g.name for g in h.rt.generators()) == ["llm", "ruff_fix"]
+        first = h.rt.generators()
+        assert h.rt.generators() is first  # all working: not checked again
+        h.close()

@@ -6,6 +6,7 @@ Shared by the CLI and (later) the daemon, so both see the same targets the same 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from overseer.locations import StateDir, resolve_state_dir
 
 log = logging.getLogger(__name__)
 
+# How often generators that failed their check (a model server not up yet) are checked again.
+GENERATOR_RECHECK_SECONDS = 300.0
+
 
 class TargetNotFound(Exception):
     pass
@@ -42,6 +46,8 @@ class Runtime:
     redactor: Redactor
     _history: History | None = None
     _generators: list[Generator] | None = None
+    _generators_off: bool = False  # some configured generator failed its check
+    _generators_checked: float = 0.0  # time.monotonic() of that check
     _predictor: Predictor | None = None
 
     @classmethod
@@ -132,8 +138,14 @@ class Runtime:
         return self._predictor
 
     def generators(self) -> list[Generator]:
-        """The configured generators that work; each one that does not is reported once."""
-        if self._generators is None:
+        """The configured generators that work; each one that does not is reported, and they
+        are checked again every GENERATOR_RECHECK_SECONDS: a model server that comes up after
+        overseer (at boot, say) is used from then on, without a restart."""
+        stale = (
+            self._generators_off
+            and time.monotonic() - self._generators_checked >= GENERATOR_RECHECK_SECONDS
+        )
+        if self._generators is None or stale:
             generators, problems = build_generators(
                 self.config.generators,
                 history=self.history,
@@ -143,7 +155,12 @@ class Runtime:
             for problem in problems:
                 log.error("%s", problem)
                 self.bus.emit(ErrorRaised, where="generators", message=problem)
+            if self._generators is not None:
+                for back in {g.name for g in generators} - {g.name for g in self._generators}:
+                    log.warning("generator %s works again", back)
             self._generators = generators
+            self._generators_off = bool(problems)
+            self._generators_checked = time.monotonic()
         return self._generators
 
     def reconfigure(self, config: OverseerConfig, policy: CompiledPolicy) -> None:
