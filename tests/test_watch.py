@@ -12,7 +12,7 @@ from helpers import Harness, commit_file, git, init_repo, rows
 from overseer.core import actions
 from overseer.core.context import Actor
 from overseer.core.perf import compare_samples
-from overseer.core.watch import watch_promotion
+from overseer.core.watch import watch_pending
 
 UTIL = "import os\nimport time\n\n\ndef double(x):\n    return x * 2\n\n\ndef triple(x):\n    return x * 3\n"
 TESTS = "from pkg.util import double, triple\n\n\ndef test_math():\n    assert double(2) == 4 and triple(2) == 6\n"
@@ -193,13 +193,15 @@ def test_a_regression_whose_revert_conflicts_is_left_for_a_human(tmp_path):
     later = commit_file(
         repo, "pkg/util.py", "import sys\n\n\ndef double(x):\n    return x + x\n", "rewrite"
     )
+    assert rows(tmp_path / "state", "outcomes")[0]["kept"] == 1  # learned when promoted
     ctx = h.context()
     with ctx.lock():
-        outcome = watch_promotion(ctx, attempt["improvement_id"])
+        checked = watch_pending(ctx)  # as at the next start: the delayed check
     row = h.history.get(attempt["improvement_id"])
     h.close()
-    assert outcome == "regressed"
+    assert checked == [attempt["improvement_id"]]
     assert row["status"] == "regressed"
+    assert rows(tmp_path / "state", "outcomes")[0]["kept"] == 0  # learned again: not kept
     assert "tests.test_util::test_reexport_when_strict" in row["failure_reason"]
     assert "It was not reverted" in row["failure_reason"] and "conflicts" in row["failure_reason"]
     assert git(repo, "rev-parse", "main") == later  # nothing forced

@@ -22,7 +22,9 @@ from overseer.core.context import Actor, Context
 from overseer.core.evaluate import compare
 from overseer.core.events import Phase, PhaseReport, RegressionFound
 from overseer.core.history import PROMOTED, REGRESSED
+from overseer.core.learn import record_outcome
 from overseer.core.measure import commit_tree, judge_performance, measure_performance
+from overseer.core.ratelimit import trip_breaker_if_needed
 from overseer.core.repo import RepoError
 from overseer.core.testrun import run_tests
 
@@ -138,6 +140,11 @@ def watch_pending(ctx: Context, *, limit: int = 20) -> list[str]:
             continue
         if (row.get("promoted_at") or "") < since:
             continue
-        done.append(row["improvement_id"])
-        watch_promotion(ctx, row["improvement_id"])
+        iid = row["improvement_id"]
+        done.append(iid)
+        if watch_promotion(ctx, iid) == "regressed":
+            # Its outcome was learned as kept when it was promoted; in a cycle LEARN follows
+            # the watch, here it must be learned again (a revert does that itself).
+            record_outcome(ctx.history, ctx.history.get(iid))
+            trip_breaker_if_needed(ctx.history, ctx.bus, ctx.policy, ctx.target.name)
     return done
