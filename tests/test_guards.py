@@ -75,6 +75,13 @@ def test_raises():
             "removes 1 assertion(s)",
         ),
         (None, "deletes the test file"),
+        # Assertions that cannot fail, or cannot run, are no assertions.
+        (TEST.replace("assert add(2, 2) == 4", "assert add(2, 2) == add(2, 2)"), "removes 1"),
+        (TEST.replace("assert add(2, 2) == 4", "assert True"), "removes 1 assertion(s)"),
+        (
+            TEST.replace("    assert add(2, 2) == 4\n", "    if False:\n        assert add(2, 2) == 4\n"),
+            "removes 1 assertion(s)",
+        ),
     ],
 )
 def test_the_oracle_guard_sees_weakened_tests(after, expected):
@@ -93,6 +100,28 @@ def test_the_oracle_guard_sees_weakened_tests(after, expected):
 )
 def test_the_oracle_guard_lets_honest_test_edits_be(after):
     assert examine(FileChange("tests/test_math.py", TEST, after)) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "before", "after", "expected"),
+    [
+        ("conftest.py", "", "collect_ignore = ['tests/test_slow.py']\n", "collect_ignore"),
+        ("tests/conftest.py", "import pytest\n", "import pytest\n\ndef pytest_ignore_collect(collection_path):\n    return True\n", "pytest_ignore_collect"),
+        (
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\naddopts = '-q'\n",
+            "[tool.pytest.ini_options]\naddopts = '-q --deselect tests/test_a.py::test_b'\n",
+            "--deselect",
+        ),
+        ("setup.cfg", "[tool:pytest]\n", "[tool:pytest]\naddopts = -k 'not slow'\n", "-k"),
+        ("pytest.ini", "[pytest]\n", "[pytest]\ntestpaths = tests/unit\n", "testpaths"),
+        # Nested test packages are test code too.
+        ("src/pkg/tests/test_x.py", TEST, TEST.replace("    assert add(2, 2) == 4\n", ""), "removes 1"),
+    ],
+)
+def test_the_oracle_guard_sees_fewer_tests_run(path, before, after, expected):
+    reasons = examine(FileChange(path, before, after))
+    assert any(expected in r for r in reasons), reasons
 
 
 def test_the_oracle_guard_only_watches_test_code():

@@ -2,8 +2,11 @@
 
 Tests are the oracle that decides whether a change is kept. A change that deletes or weakens
 assertions, adds skip or xfail marks, or loosens a numeric tolerance in test code would pass
-more easily without being better, so it is high risk whatever its generator says. Measured
-from the files' syntax trees before and after, not from the generator's description.
+more easily without being better, so it is high risk whatever its generator says. So is one
+that changes which tests run (`collect_ignore` in a conftest, `--deselect`/`--ignore`/`-k` in
+the pytest configuration). Measured from the files' syntax trees (and the configuration's
+text) before and after, not from the generator's description: an assertion that cannot fail
+(`assert x == x`, `assert True`) or cannot run (under `if False:`) does not count.
 """
 
 from __future__ import annotations
@@ -60,8 +63,10 @@ def measure(source: str) -> Oracle | None:
     except SyntaxError:
         return None
     oracle = Oracle()
-    for node in ast.walk(tree):
+    for node in _reachable(tree):
         if isinstance(node, ast.Assert):
+            if _cannot_fail(node.test):
+                continue
             oracle.assertions += 1
             if isinstance(node.test, ast.Compare):
                 oracle.comparisons += 1
@@ -85,19 +90,80 @@ def measure(source: str) -> Oracle | None:
     return oracle
 
 
+def _reachable(tree: ast.AST) -> list[ast.AST]:
+    """Every node, except those under `if False:`/`if 0:`/`while False:` (never run)."""
+    found: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if isinstance(node, ast.If | ast.While) and _constant_false(node.test):
+            todo.extend(node.orelse if isinstance(node, ast.If) else [])
+            todo.append(node.test)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _constant_false(test: ast.expr) -> bool:
+    return isinstance(test, ast.Constant) and not test.value
+
+
+def _cannot_fail(test: ast.expr) -> bool:
+    """`assert True`, `assert 1`, `assert x == x`: true whatever the code does."""
+    if isinstance(test, ast.Constant):
+        return bool(test.value)
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq | ast.Is | ast.GtE | ast.LtE)
+    ):
+        return ast.dump(test.left) == ast.dump(test.comparators[0])
+    return False
+
+
+# Configuration that decides which tests run; a change adding one of these runs fewer tests.
+TEST_SELECTION_FILES = ("conftest.py", "pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
+TEST_SELECTION_WORDS = (
+    "collect_ignore",
+    "pytest_ignore_collect",
+    "pytest_collection_modifyitems",
+    "--deselect",
+    "--ignore",
+    "norecursedirs",
+    "testpaths",
+    "python_files",
+    "python_functions",
+    "-k ",
+    "-m ",
+)
+
+
+def _selection(change: FileChange) -> list[str]:
+    name = change.path.rsplit("/", 1)[-1]
+    if name not in TEST_SELECTION_FILES:
+        return []
+    before, after = change.before or "", change.after or ""
+    added = [w.strip() for w in TEST_SELECTION_WORDS if after.count(w) > before.count(w)]
+    if not added:
+        return []
+    return [f"changes which tests run: adds {', '.join(added)} to {change.path}"]
+
+
 def examine(change: FileChange) -> list[str]:
     """Why this change weakens the tests, if it does (empty: it does not, as far as we see)."""
+    selection = _selection(change)
     if not is_test_path(change.path) or not change.path.endswith(".py"):
-        return []
+        return selection
     before = measure(change.before) if change.before is not None else Oracle()
     after = measure(change.after) if change.after is not None else None
     if before is None:
-        return []
+        return selection
     if change.after is None:
         return [f"deletes the test file {change.path} ({before.assertions} assertion(s))"]
     if after is None:
-        return []  # unparsable: validation rejects it with its own reason
-    reasons = []
+        return selection  # unparsable: validation rejects it with its own reason
+    reasons = selection
     if after.assertions < before.assertions:
         reasons.append(
             f"removes {before.assertions - after.assertions} assertion(s) from {change.path}"

@@ -56,7 +56,7 @@ class Autonomy(StrEnum):
 
 
 AREAS = ("performance", "quality", "features")
-TEST_PATHS = ("tests/**", "test/**", "test_*.py", "*_test.py", "conftest.py")
+TEST_PATHS = ("**/tests/**", "**/test/**", "test_*.py", "*_test.py", "conftest.py")
 Area = Literal["performance", "quality", "features"]
 ChangeType = Literal["optimization", "bugfix", "feature", "quality"]
 
