@@ -144,6 +144,32 @@ def test_a_cycle_ranks_its_findings_by_sampling(tmp_path, repo, monkeypatch):
     assert len(seen) == 1 and isinstance(seen[0], random.Random)
 
 
+def test_sampling_draws_once_per_kind_so_findings_of_a_kind_keep_their_order():
+    """Thompson sampling is over generator × kind: two findings of one kind share a draw, and
+    the one with more occurrences stays first whatever the draw."""
+    findings = [
+        Finding(
+            kind="F401",
+            area="quality",
+            change_type="quality",
+            file=name,
+            message="",
+            fixable=True,
+            count=count,
+        )
+        for name, count in (("few.py", 1), ("many.py", 3))
+    ]
+    for seed in range(50):
+        ranked = rank(
+            findings,
+            area="auto",
+            generator_for=lambda f: "ruff_fix",
+            counts={},
+            rng=random.Random(seed),
+        )
+        assert [f.file for f in ranked] == ["many.py", "few.py"]
+
+
 def test_thompson_sampling_tries_what_keeps_failing_less_often():
     findings = [
         Finding(

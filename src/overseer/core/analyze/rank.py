@@ -38,6 +38,7 @@ def rank(
     Beta posterior (Thompson sampling) rather than taken at its mean: kinds that keep failing
     are tried less, yet a kind with little history still gets its chances."""
     chosen = [f for f in findings if area == "auto" or f.area == area]
+    drawn: dict[tuple[str, str], float] = {}  # one draw per generator × kind, not per finding
     for f in chosen:
         score = KIND_WEIGHT.get(f.kind, LINT_WEIGHT)
         generator = generator_for(f)
@@ -48,7 +49,10 @@ def rank(
             if rng is None:
                 score *= learned_rate(kept, attempts)
             else:
-                score *= rng.betavariate(kept + 1, attempts - kept + 1)
+                key = (generator, f.kind)
+                if key not in drawn:
+                    drawn[key] = rng.betavariate(kept + 1, attempts - kept + 1)
+                score *= drawn[key]
         if f.file and first_match(TEST_PATHS, f.file):
             score *= TEST_FILE_PENALTY
         score *= 1 + min(f.count, 10) / 10
