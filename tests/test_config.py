@@ -145,7 +145,21 @@ def test_missing_and_unreadable_files(tmp_path):
         ),
         ("rules:\n  - name: a\n    verdict: maybe\n", "3: rules[0].verdict:"),
         ("rules:\n  - name: a\n    when: {path: [x]}\n", "3: rules[0].when.path: unknown key"),
-        ("rules:\n  - name: a\n  - name: a\n", "1: rules: rule names must be unique; repeated: a"),
+        (
+            "rules:\n  - name: a\n    risk: high\n  - name: a\n    risk: low\n",
+            "4: rules[1].name: rule names must be unique: 'a' is also rules[0]",
+        ),
+        # ...also when something else is wrong too
+        (
+            "rules:\n  - name: a\n    risk: tiny\n  - name: a\n    risk: low\n",
+            "4: rules[1].name: rule names must be unique",
+        ),
+        ("rules:\n  - name: a\n    when: {paths: [x]}\n", "2: rules[0]: a rule needs `risk:` or"),
+        (
+            "size: {medium_lines: 500, high_lines: 10, max_lines: 5}\n",
+            "1: size: expected medium_lines ≤ high_lines ≤ max_lines, got 500, 10, 5",
+        ),
+        ("success: {high_below: 0.5, medium_below: 0.3}\n", "1: success: high_below (0.5) is above"),
         (
             "rules:\n  - name: a\n    when: {change_type: [refactor]}\n",
             "3: rules[0].when.change_type[0]:",

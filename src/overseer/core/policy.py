@@ -12,9 +12,9 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from overseer.core.durations import Duration
 from overseer.core.globs import first_match
@@ -146,12 +146,27 @@ class Rule(_Strict):
     verdict: Decision | None = None
     reason: str = ""
 
+    @model_validator(mode="after")
+    def _does_something(self) -> Rule:
+        if self.risk is None and self.verdict is None:
+            raise ValueError("a rule needs `risk:` or `verdict:` (as written it changes nothing)")
+        return self
+
 
 class SizeLimits(_Strict):
     max_files: Annotated[int, Field(ge=1)] = 3
     max_lines: Annotated[int, Field(ge=1)] = 400
     medium_lines: Annotated[int, Field(ge=0)] = 20
     high_lines: Annotated[int, Field(ge=0)] = 100
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SizeLimits:
+        if not self.medium_lines <= self.high_lines <= self.max_lines:
+            raise ValueError(
+                f"expected medium_lines ≤ high_lines ≤ max_lines, got {self.medium_lines}, "
+                f"{self.high_lines}, {self.max_lines}"
+            )
+        return self
 
 
 class RateLimits(_Strict):
@@ -169,6 +184,15 @@ class SuccessRisk(_Strict):
     high_below: Annotated[float, Field(ge=0, le=1)] = 0.2
     approval_below: Annotated[float, Field(ge=0, le=1)] = 0.25  # a human decides below this
     drop_below: Annotated[float, Field(ge=0, le=1)] = 0.0  # denied below this (0: never)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SuccessRisk:
+        if self.high_below > self.medium_below:
+            raise ValueError(
+                f"high_below ({self.high_below:g}) is above medium_below "
+                f"({self.medium_below:g}): high risk must be the lower predicted success"
+            )
+        return self
 
 
 DEFAULT_SECRET_ENV = [
@@ -229,14 +253,29 @@ class Policy(_Strict):
     protected_paths: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=_default_rules)
 
-    @field_validator("rules")
     @classmethod
-    def _unique_names(cls, rules: list[Rule]) -> list[Rule]:
-        names = [r.name for r in rules]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")
-        return rules
+    def file_problems(cls, data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """Problems found in the file's data whatever else is wrong with it, each at its place
+        (yamlfile.validate asks): a rule name used twice, at the second one."""
+        found: list[tuple[tuple[Any, ...], str]] = []
+        rules = data.get("rules")
+        if not isinstance(rules, list):
+            return found
+        first: dict[str, int] = {}
+        for i, rule in enumerate(rules):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in first:
+                found.append(
+                    (
+                        ("rules", i, "name"),
+                        f"rule names must be unique: {name!r} is also rules[{first[name]}]",
+                    )
+                )
+            else:
+                first[name] = i
+        return found
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,10 @@ def validate(model: type[M], data: Any, lines: LineMap, file: str) -> M:
                 )
             ]
         )
+    extra = getattr(model, "file_problems", None)
+    for loc, message in extra(data) if extra else []:
+        line, found = lines.line_of(loc)
+        problems.append(Problem(file, line, render_key(found), message))
     try:
         result = model.model_validate(data)
     except ValidationError as exc:
