@@ -212,9 +212,17 @@ rules = st.lists(
             generator=st.one_of(st.none(), st.just(["llm"])),
             min_lines=st.one_of(st.none(), st.integers(0, 50)),
         ),
+        # A rule has a risk, a verdict or both (one with neither is refused by the policy).
         risk=st.one_of(st.none(), st.sampled_from(list(Risk))),
-        verdict=st.one_of(st.none(), st.sampled_from(list(Decision))),
+        verdict=st.sampled_from(list(Decision)),
         reason=st.text(max_size=20),
+    )
+    | st.builds(
+        Rule,
+        name=st.uuids().map(str),
+        when=st.builds(Conditions, paths=st.just(["**"])),
+        risk=st.sampled_from(list(Risk)),
+        verdict=st.none(),
     ),
     max_size=5,
 )

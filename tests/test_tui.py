@@ -180,6 +180,37 @@ async def test_rollback_with_capital_r_names_the_commit_and_reverts(tmp_path, re
             )
 
 
+async def test_rollback_from_the_history_screen(tmp_path, repo, sockdir):
+    """Any deployed change can be rolled back, not only those the dashboard lists."""
+    opts = options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+    async with run_daemon(opts) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("n")
+            table = app.query_one(ChangesTable)
+            await until(
+                pilot,
+                lambda: (table.selected() or {}).get("status") == "promoted",
+                what="a promoted change",
+            )
+            iid = table.selected()["improvement_id"]
+            await pilot.press("h")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "HistoryScreen")
+            screen = app.screen
+            await until(pilot, lambda: (screen.selected() or {}).get("improvement_id") == iid)
+            assert screen.check_action("rollback", ()) is True
+            await pilot.press("R")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
+            await pilot.press("y")
+            await until(
+                pilot, lambda: daemon.rt.history.get(iid)["status"] == "rolled_back", what="revert"
+            )
+            assert git(repo, "log", "-1", "--format=%s").startswith('Revert "Autonomous')
+            await until(pilot, lambda: (screen.selected() or {}).get("status") == "rolled_back")
+            assert screen.check_action("rollback", ()) is None  # nothing left to roll back
+
+
 async def test_keys_that_do_not_apply_are_disabled(tmp_path, repo, sockdir):
     async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
         app = app_for(daemon)

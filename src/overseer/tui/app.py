@@ -27,7 +27,7 @@ from overseer.tui.model import CycleView, clock_time
 from overseer.tui.screens.attempt import AttemptScreen
 from overseer.tui.screens.history import HistoryScreen
 from overseer.tui.screens.modals import ConfirmScreen, HelpScreen, ReasonScreen
-from overseer.tui.widgets.changes import WAITING, ChangesTable
+from overseer.tui.widgets.changes import ROLLBACKABLE, WAITING, ChangesTable
 from overseer.tui.widgets.detail import Detail
 from overseer.tui.widgets.phases import Phases
 from overseer.tui.widgets.status_bar import StatusBar
@@ -317,7 +317,7 @@ class OverseerApp(App[None]):
             if action in ("approve", "reject"):
                 return True if row and row["status"] in WAITING else None
             if action == "rollback":
-                return True if row and row["status"] in ("promoted", "regressed") else None
+                return True if row and row["status"] in ROLLBACKABLE else None
             return None if paused or self.status.get("state") == "running" else True
         return True
 
@@ -381,18 +381,26 @@ class OverseerApp(App[None]):
     @work(group="decision")
     async def action_rollback(self) -> None:
         row = self.dash(ChangesTable).selected()
-        if not row or row["status"] not in ("promoted", "regressed"):
-            return
+        if row:
+            await self.roll_back(row)
+
+    async def roll_back(self, row: dict[str, Any]) -> bool:
+        """Confirm, naming the commit, then ask the daemon to revert it (from a worker: the
+        dashboard's `R` and the history screen's). True when it was asked."""
+        if row["status"] not in ROLLBACKABLE:
+            return False
         commit = (row.get("git_commit_hash") or "")[:7]
         body = (
             f"Revert commit {commit} ({row.get('summary') or row.get('target_file')}) with a new "
             f"commit on the target branch. Nothing is rewritten."
         )
-        if await self.push_screen_wait(ConfirmScreen(f"Roll back {commit}?", body, "Roll back")):
-            result = await self.request(
-                "rollback", id=row["improvement_id"], reason="rolled back from the TUI"
-            )
-            self.report(result, f"{row['improvement_id'][:8]} rolled back")
+        if not await self.push_screen_wait(ConfirmScreen(f"Roll back {commit}?", body, "Roll back")):
+            return False
+        result = await self.request(
+            "rollback", id=row["improvement_id"], reason="rolled back from the TUI"
+        )
+        self.report(result, f"{row['improvement_id'][:8]} rolled back")
+        return True
 
     @work(group="decision")
     async def action_run_now(self) -> None:

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from overseer.tui.model import clock_time
-from overseer.tui.widgets.changes import STATUS_STYLE, short_status
+from overseer.tui.widgets.changes import ROLLBACKABLE, STATUS_STYLE, short_status
 
 PAGE = 100
 
@@ -27,6 +27,7 @@ class HistoryScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("right_square_bracket,pagedown", "page(1)", "Next page"),
         Binding("left_square_bracket,pageup", "page(-1)", "Previous page"),
+        Binding("R", "rollback", "Roll back"),
     ]
 
     def __init__(self) -> None:
@@ -34,6 +35,29 @@ class HistoryScreen(Screen[None]):
         self.page_start = 0
         self.total_rows = 0
         self.filter_text: str | None = None
+        self.rows: dict[str, dict[str, Any]] = {}  # this page's attempts, by id
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.rows.get(key or "")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "rollback":  # any deployed change, however old, not only the dashboard's
+            row = self.selected() if self.is_mounted else None
+            return True if row and row["status"] in ROLLBACKABLE else None
+        return True
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.refresh_bindings()
+
+    @work(group="decision")
+    async def action_rollback(self) -> None:
+        row = self.selected()
+        if row and await self.app.roll_back(row):  # type: ignore[attr-defined]
+            self.load()
 
     def compose(self) -> ComposeResult:
         yield Static("History", id="history-title")
@@ -83,6 +107,7 @@ class HistoryScreen(Screen[None]):
         self.total_rows = page["total"]
         table = self.query_one(DataTable)
         table.clear()
+        self.rows = {r["improvement_id"]: r for r in page["attempts"]}
         for r in page["attempts"]:
             delta = r.get("performance_delta")
             table.add_row(
@@ -111,7 +136,7 @@ class HistoryScreen(Screen[None]):
         )
         where = f" matching “{self.filter_text}”" if self.filter_text else ""
         title.update(
-            f"History — {shown} of {self.total_rows} attempts{where}  ([ ] pages, / filter, enter opens)"
+            f"History — {shown} of {self.total_rows} attempts{where}  ([ ] pages, / filter, enter opens, R rolls back)"
         )
 
     def action_page(self, step: int) -> None:

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 WAITING = ("awaiting_approval", "ready_to_promote")
+ROLLBACKABLE = ("promoted", "regressed")  # deployed and not yet reverted
 STATUS_STYLE = {
     "awaiting_approval": "bold yellow",
     "ready_to_promote": "yellow",
