@@ -334,7 +334,30 @@ def test_cooldown_after_a_rollback(tmp_path):
     )
     assert "cooling down after a rollback" in limiter.why_not("proj", dry_run=False)
     assert limiter.budget("proj")["cooldown_until"]
+    history.close()
+    history = History(tmp_path / "h.sqlite3", clock)  # a restart does not end the cooldown
+    policy = CompiledPolicy(Policy(limits={"cooldown_after_rollback": "30m"}))
+    limiter = RateLimiter(history, policy, clock)
+    assert "cooling down after a rollback" in limiter.why_not("proj", dry_run=False)
     clock.advance(1801)
+    assert limiter.why_not("proj", dry_run=False) is None
+
+
+def test_pending_approvals_at_once_are_limited_across_a_restart(tmp_path):
+    clock = FakeClock()
+    policy = CompiledPolicy(Policy(limits={"pending_approvals": 2, "per_hour": 10}))
+    history = History(tmp_path / "h.sqlite3", clock)
+    attempt(history, 1, "awaiting_approval", at=clock.now())
+    assert RateLimiter(history, policy, clock).why_not("proj", dry_run=False) is None
+    attempt(history, 2, "ready_to_promote", at=clock.now())  # approved, not yet promoted
+    history.close()
+    history = History(tmp_path / "h.sqlite3", clock)
+    limiter = RateLimiter(history, policy, clock)
+    assert "2 changes wait for a decision (limits.pending_approvals=2)" in limiter.why_not(
+        "proj", dry_run=False
+    )
+    assert limiter.why_not("proj", dry_run=True) is None  # a dry run waits for no one
+    history.update_attempt("000000000001", status="rejected")
     assert limiter.why_not("proj", dry_run=False) is None
 
 
