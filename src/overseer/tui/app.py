@@ -307,6 +307,8 @@ class OverseerApp(App[None]):
             return not paused  # hidden while paused: `p` resumes then
         if action == "resume":
             return paused
+        if not self.dashboard_ready:
+            return None  # starting or closing: Textual asks while the screens come and go
         on_dashboard = self.screen is self.screen_stack[0]
         if action in ("approve", "reject", "rollback", "run_now", "history") and not on_dashboard:
             return False  # other screens have keys of their own

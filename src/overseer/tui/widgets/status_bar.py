@@ -48,10 +48,16 @@ class StatusBar(Static):
             return line
         state = s.get("state", "?")
         if state == "paused":
-            who = (s.get("paused") or {}).get("user", "?")
-            line.append(f"  ⏸ PAUSED by {who}", style="bold yellow")
+            paused = s.get("paused") or {}
+            line.append(f"  ⏸ PAUSED by {paused.get('user', '?')}", style="bold yellow")
+            reason = str(paused.get("reason") or "")
+            if reason:  # the circuit breaker says why; `p` resumes
+                shown = reason if len(reason) <= 70 else reason[:69] + "…"
+                line.append(f": {shown}", style="yellow")
         else:
             line.append(f"  {state.upper()}", style="bold")
+        if s.get("history_problem"):  # locked by another process, disk full
+            line.append("  ⚠ HISTORY NOT WRITTEN", style="bold red")
         line.append(f"  {str(s.get('autonomy', '?')).upper()}")
         line.append(
             "  dry-run on" if s.get("dry_run") else "  dry-run off",
