@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
-from helpers import Harness, git
+from helpers import Harness, git, rows
 
 STATUS = """import json, os, sys
 from pathlib import Path
@@ -52,6 +53,17 @@ def test_ci_polls_until_a_verdict_and_the_change_is_promoted(tmp_path, repo):
     assert attempt["status"] == "promoted", attempt["failure_reason"]
     polls = attempt["evaluation"]["ci"]["polls"]
     assert [p["status"] for p in polls] == ["pending", "pending", "pass"]
+    # Each poll was also recorded as it happened (a crash while waiting loses none).
+    recorded = [
+        json.loads(e["detail"])
+        for e in rows(tmp_path / "state", "phase_events")
+        if e["kind"] == "CIPolled" and e["improvement_id"] == attempt["improvement_id"]
+    ]
+    assert [(r["poll"], r["status"]) for r in recorded][:3] == [
+        (1, "pending"),
+        (2, "pending"),
+        (3, "pass"),
+    ]
     seen = (tmp_path / "seen").read_text().splitlines()
     assert seen[0] == f"overseer/{attempt['improvement_id']} {attempt['git_commit_hash']}"
     assert git(remote, "rev-parse", "main") == attempt["git_commit_hash"]  # promoted and pushed

@@ -64,6 +64,8 @@ def event_line(e: dict[str, Any], style: Any = None) -> str | None:
             f"  ↩ {iid} rolled back by {e['user']} with revert {e['revert_commit'][:7]}: "
             f"{e['reason']}"
         )
+    if kind == "CIPolled":
+        return f"  ⋯ {iid}: CI says {e['status']} for {e['commit'][:7]} (poll {e['poll']})"
     if kind == "RegressionFound":
         if e["action"] == "reverted":
             return st(f"  ↩ {iid}: {e['reason']}; reverted", fg="red")

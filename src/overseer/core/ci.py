@@ -16,6 +16,7 @@ from typing import Any
 
 from overseer.core.context import Context
 from overseer.core.evaluate import Evaluation, compare
+from overseer.core.events import CIPolled
 from overseer.core.promote import push
 from overseer.core.sandbox import run_command
 from overseer.core.stop import CycleStopped
@@ -85,6 +86,14 @@ def ci_evaluation(
         status, junit = read_status(result.output_tail) if result.ok else ("unknown", None)
         polls.append(
             {"at": ctx.history.now(), "status": status, "output": result.output_tail[-300:]}
+        )
+        ctx.bus.emit(
+            CIPolled,
+            improvement_id=improvement_id,
+            commit=commit,
+            poll=len(polls),
+            status=status,
+            output=result.output_tail[-300:],
         )
         report.progress(f"CI: {status} (poll {len(polls)})")
         if status in ("pass", "fail"):

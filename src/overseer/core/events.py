@@ -173,6 +173,19 @@ class CycleFinished(Event):
 
 @_event
 @dataclass(frozen=True, kw_only=True)
+class CIPolled(Event):
+    """One poll of the external CI's status command: recorded as it happens, so a crash while
+    waiting for CI loses none of them."""
+
+    improvement_id: str
+    commit: str
+    poll: int
+    status: str  # pass | fail | pending | unknown
+    output: str = ""
+
+
+@_event
+@dataclass(frozen=True, kw_only=True)
 class RegressionFound(Event):
     """The post-promotion watch found a regression, and reverted it or needs a human."""
 
