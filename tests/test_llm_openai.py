@@ -274,3 +274,42 @@ def test_an_endpoint_that_comes_up_later_is_used_without_a_restart(tmp_path, rep
         first = h.rt.generators()
         assert h.rt.generators() is first  # all working: not checked again
         h.close()
+
+
+def test_a_failing_test_is_shown_with_the_code_it_exercises(tmp_path):
+    """The fix for a failing test is usually in the code under test: the prompt shows it, and
+    the model's edit of it goes through, not only edits of the test."""
+    from helpers import init_repo
+
+    repo = init_repo(
+        tmp_path / "proj",
+        {
+            "pyproject.toml": "[project]\nname = 'proj'\nversion = '0'\n",
+            "src/pkg/__init__.py": "",
+            "src/pkg/util.py": "def double(x):\n    return x * 3\n",
+            "tests/test_util.py": "from pkg.util import double\n\n\n"
+            "def test_double():\n    assert double(2) == 4\n",
+        },
+    )
+    fix = {
+        "target_file": "src/pkg/util.py",
+        "change_type": "bugfix",
+        "risk_level": "low",
+        "impact": "double doubles",
+        "rationale": "x * 3 triples",
+        "edits": [{"search": "return x * 3", "replace": "return x * 2"}],
+    }
+    with ChatServer(default=Answer(json.dumps(fix))) as server:
+        h = Harness(tmp_path, repo, policy="autonomy: supervised\n", ruff_select=["F401"])
+        h._with_generators(
+            [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+        )
+        [attempt] = h.cycle().attempts
+        h.close()
+        prompt = server.requests[-1]["messages"][-1]["content"]
+    assert attempt["finding"]["kind"] == "failing_test"
+    assert "Code under test — File src/pkg/util.py:" in prompt and "return x * 3" in prompt
+    assert "File tests/test_util.py:" in prompt
+    assert attempt["target_file"] == "src/pkg/util.py"
+    assert attempt["status"] == "awaiting_approval", attempt["failure_reason"]
+    assert attempt["tests_failed"] == 0 and attempt["tests_passed"] == 1

@@ -10,6 +10,7 @@ including for replies that could not be used.
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from overseer.core.secrets import Redactor
 
 MAX_SOURCE_BYTES = 512 * 1024
 EXAMPLE_DIFF_CHARS = 1500
+# Findings about a test, whose fix is usually in the code the test exercises.
+TEST_FINDINGS = ("failing_test", "flaky_test", "slow_test", "slow_regression")
+CONTEXT_FILES = 2  # modules of the code under test shown with the test
 
 
 class LLMGenerator:
@@ -101,6 +105,10 @@ class LLMGenerator:
                     self.examples(finding),
                     budget=budget,
                     count=session.count,
+                    context=[
+                        (other, self.redactor.text(text))
+                        for other, text in self.code_under_test(finding, code, tree)
+                    ],
                 )
                 record["prompt"] = prompt.text
                 record["prompt_tokens"] = prompt.tokens
@@ -128,6 +136,45 @@ class LLMGenerator:
             reasons = "; ".join(r.get("error", "") for r in record["replies"])
             raise GenerationFailed(f"no usable reply from the model: {reasons}", provenance=record)
         return candidates
+
+    def code_under_test(self, finding: Finding, code: str, tree: Path) -> list[tuple[str, str]]:
+        """For a failing or slow test, the project's modules its file imports (up to
+        CONTEXT_FILES, found in the tree, never a secret file): the fix is usually there, and
+        a model shown only the test could only edit the test."""
+        if finding.kind not in TEST_FINDINGS or finding.file is None:
+            return []
+        try:
+            parsed = ast.parse(code)
+        except SyntaxError:
+            return []
+        modules: list[str] = []
+        for node in ast.walk(parsed):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.append(node.module)
+            elif isinstance(node, ast.Import):
+                modules.extend(alias.name for alias in node.names)
+        found: list[tuple[str, str]] = []
+        for module in dict.fromkeys(modules):
+            rel = self._module_file(tree, module)
+            if rel is not None and rel != finding.file and rel not in dict(found):
+                found.append((rel, (tree / rel).read_text(encoding="utf-8", errors="replace")))
+            if len(found) >= CONTEXT_FILES:
+                break
+        return found
+
+    def _module_file(self, tree: Path, module: str) -> str | None:
+        """The file of `module` in the tree (src layout or flat), if it is the project's own."""
+        stem = module.replace(".", "/")
+        for rel in (f"src/{stem}.py", f"src/{stem}/__init__.py", f"{stem}.py", f"{stem}/__init__.py"):
+            path = tree / rel
+            if (
+                first_match(self.secret_files, rel) is None
+                and not path.is_symlink()
+                and path.is_file()
+                and 0 < path.stat().st_size <= MAX_SOURCE_BYTES
+            ):
+                return rel
+        return None
 
     def _candidate(self, finding: Finding, reply: Any, n: int, record: dict[str, Any]) -> Candidate:
         summary = (

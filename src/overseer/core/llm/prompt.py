@@ -14,7 +14,7 @@ from overseer.core.analyze.findings import Finding
 
 INSTRUCTIONS = """\
 You improve the code of a software project, one small change at a time.
-Fix the finding below by editing the file shown. Answer with exactly one JSON object, nothing else:
+Fix the finding below by editing the file(s) shown. Answer with exactly one JSON object, nothing else:
 {"target_file": "<path>", "change_type": "optimization|bugfix|feature|quality",
  "risk_level": "low|medium|high", "impact": "<what gets better>", "rationale": "<why this is right>",
  "edits": [{"search": "<exact text from the file>", "replace": "<new text>"}]}
@@ -74,22 +74,31 @@ def build_prompt(
     *,
     budget: int,
     count: Callable[[list[str]], list[int]],
+    context: list[tuple[str, str]] | None = None,
 ) -> Prompt:
     """The largest prompt that fits `budget` tokens: all examples and the whole file if they
-    fit, else fewer examples, else a smaller window of code around the finding."""
+    fit, else fewer examples, else a smaller window of code around the finding. `context` is
+    other files worth showing (the code a failing or slow test exercises), dropped before the
+    examples when they do not fit."""
     head = INSTRUCTIONS + "\n\n" + describe_finding(finding) + "\n\n"
     focus = (finding.details.get("rows") or [1])[0]
     blocks = [
         (iid, f"A change of this kind that was kept ({iid[:8]}):\n{text}\n\n")
         for iid, text in examples
     ]
+    context = context or []
     options = []
     for window in WINDOWS:
         code_block, shown = _code_block(path, code, window, focus)
-        for keep in range(len(blocks), -1, -1):
-            chosen = blocks[:keep]
-            text = head + "".join(block for _, block in chosen) + code_block
-            options.append((text, shown, [iid for iid, _ in chosen]))
+        for n in range(len(context), -1, -1):
+            others = "".join(
+                "Code under test — " + _code_block(other, text, window, 1)[0]
+                for other, text in context[:n]
+            )
+            for keep in range(len(blocks), -1, -1):
+                chosen = blocks[:keep]
+                text = head + "".join(block for _, block in chosen) + others + code_block
+                options.append((text, shown, [iid for iid, _ in chosen]))
         if shown is None and window is not None:
             break
     # Count them all at once: one round trip to the tokenizer, wherever it runs.
