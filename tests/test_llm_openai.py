@@ -313,3 +313,22 @@ def test_a_failing_test_is_shown_with_the_code_it_exercises(tmp_path):
     assert attempt["target_file"] == "src/pkg/util.py"
     assert attempt["status"] == "awaiting_approval", attempt["failure_reason"]
     assert attempt["tests_failed"] == 0 and attempt["tests_passed"] == 1
+
+
+def test_an_endpoint_that_does_not_answer_is_not_held_against_the_finding(tmp_path, repo):
+    """503s until the retries run out: the attempt is an error (not learned from, not counted
+    by the circuit breaker), and the next cycle tries the same finding again."""
+    with ChatServer(default=Answer(status=503, body=b"{}")) as server:
+        h = Harness(tmp_path, repo, ruff_select=["F401"])._with_generators(
+            [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+        )
+        [first] = h.cycle().attempts
+        assert first["status"] == "error"
+        assert "generation failed: " in first["failure_reason"]
+        assert first["failure_reason"].endswith("it will be tried again")
+        server.default = Answer(json.dumps({**GOOD, "target_file": first["target_file"]}))
+        [second] = h.cycle().attempts
+        h.close()
+    assert second["fingerprint"] == first["fingerprint"]  # the same finding, tried again
+    learned = {o["improvement_id"] for o in rows(tmp_path / "state", "outcomes")}
+    assert first["improvement_id"] not in learned and second["improvement_id"] in learned

@@ -131,6 +131,9 @@ class GenerationFailed(Exception):
     """A generator could not produce a usable candidate; the message says why, and
     `provenance` keeps what it tried (a prompt, a model's raw reply) for the record."""
 
-    def __init__(self, message: str, provenance: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, provenance: dict[str, Any] | None = None, *, transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.provenance = provenance or {}
+        self.transient = transient  # the generator's service did not answer; it may later

@@ -407,9 +407,12 @@ class Attempt:
                 candidates = self.generator.generate(self.finding, self.tree)
             except GenerationFailed as exc:
                 report.fail(f"{self.generator.name}: {exc}")
+                # A service that did not answer is not the finding's fault: an error (not
+                # learned from, not counted by the breaker), tried again by the next cycle.
                 self.update(
-                    status=FAILED,
-                    failure_reason=f"generation failed: {exc}",
+                    status=ERROR if exc.transient else FAILED,
+                    failure_reason=f"generation failed: {exc}"
+                    + ("; it will be tried again" if exc.transient else ""),
                     generation=exc.provenance or None,
                 )
                 self.cleanup()

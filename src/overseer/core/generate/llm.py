@@ -20,6 +20,7 @@ from overseer.core.candidate import Candidate, GenerationFailed
 from overseer.core.globs import first_match
 from overseer.core.history import PROMOTED, History
 from overseer.core.llm import Backend, BackendError, build_backend
+from overseer.core.llm.backend import BackendUnavailable
 from overseer.core.llm.prompt import PromptTooLong, build_prompt
 from overseer.core.llm.reply import ReplyRejected, parse_reply
 from overseer.core.secrets import Redactor
@@ -130,6 +131,8 @@ class LLMGenerator:
                         entry["error"] = str(exc)
                         continue
                     candidates.append(self._candidate(finding, parsed, n, record))
+        except BackendUnavailable as exc:
+            raise GenerationFailed(str(exc), provenance=record, transient=True) from None
         except (BackendError, PromptTooLong) as exc:
             raise GenerationFailed(str(exc), provenance=record) from None
         if not candidates:

@@ -16,6 +16,11 @@ class BackendError(Exception):
     """The model could not be used or did not answer; the message says why."""
 
 
+class BackendUnavailable(BackendError):
+    """The model's endpoint did not answer (down, timing out, overloaded): it may later, so
+    an attempt it ends is not held against the finding."""
+
+
 @dataclass
 class Generation:
     text: str

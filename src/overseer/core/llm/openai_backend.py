@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from overseer.config import OpenAISettings
-from overseer.core.llm.backend import BackendError, Generation, Session
+from overseer.core.llm.backend import BackendError, BackendUnavailable, Generation, Session
 
 SYSTEM = "You are a careful software engineer. You answer with one JSON object and nothing else."
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -144,4 +144,6 @@ class _HTTPSession:
                 prompt_tokens=usage.get("prompt_tokens"),
                 seconds=round(time.monotonic() - started, 3),
             )
-        raise BackendError(f"{s.base_url} failed {s.retries + 1} time(s): {'; '.join(errors)}")
+        raise BackendUnavailable(
+            f"{s.base_url} failed {s.retries + 1} time(s): {'; '.join(errors)}"
+        )
