@@ -259,6 +259,10 @@ def test_approval_dialog(snap_compare, replay):
     async def approve(pilot) -> None:
         await settled(pilot)
         await pilot.press("a")
+        for _ in range(250):  # until the dialog is up, however busy the machine
+            if pilot.app.screen.__class__.__name__ == "ConfirmScreen":
+                break
+            await pilot.pause(0.02)
         await pilot.pause(0.3)
 
     assert snap_compare(OverseerApp(replay.path), terminal_size=SIZE, run_before=approve)
