@@ -99,6 +99,29 @@ async def test_run_now_then_approve_promotes(tmp_path, repo, sockdir):
             assert approval["uid"] == os.getuid()
 
 
+async def test_a_paused_daemon_promotes_nothing_until_resumed(tmp_path, repo, sockdir):
+    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+        async with Client(daemon.socket_path) as client:
+            await client.request("subscribe")
+            await client.request("run_now")
+            requested = await next_event(client, "ApprovalRequested")
+            await next_event(client, "CycleFinished")
+            before = git(repo, "rev-parse", "main")
+            await client.request("pause", reason="incident")
+            after = await client.request("approve", id=requested["improvement_id"], reason="ok")
+            # The decision is kept; the promotion waits for the kill switch to be lifted.
+            assert after["status"] == "ready_to_promote"
+            assert git(repo, "rev-parse", "main") == before
+            with pytest.raises(DaemonError):
+                await client.request("run_now")  # paused: no cycle either
+            await client.request("resume")
+            await client.request("run_now")
+            await next_event(client, "CycleFinished")
+            row = daemon.rt.history.get(requested["improvement_id"])
+            assert row["status"] == "promoted"
+            assert git(repo, "merge-base", "--is-ancestor", row["git_commit_hash"], "main") == ""
+
+
 async def test_reject_and_rollback_over_the_socket(tmp_path, repo, sockdir):
     async with run_daemon(
         options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})

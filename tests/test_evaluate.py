@@ -131,6 +131,20 @@ def test_a_candidate_that_deletes_a_passing_test_is_not_promoted():
     assert verdict.missing == ["t::b"]
 
 
+def test_a_candidate_that_adds_a_failing_test_is_not_promoted():
+    from overseer.core.evaluate import compare
+    from overseer.core.testrun import TestCase, TestReport
+
+    def report(cases):
+        return TestReport("pytest", "x", 0, False, 1.0, "", True, cases)
+
+    base = report({"t::a": TestCase("passed", 0.1)})
+    more = report({"t::a": TestCase("passed", 0.1), "t::new": TestCase("failed", 0.1)})
+    verdict = compare(base, more)
+    assert not verdict.passed
+    assert verdict.new_failures == ["t::new"]
+
+
 def test_failures_already_at_the_base_are_not_held_against_the_candidate():
     from overseer.core.evaluate import compare
     from overseer.core.testrun import TestCase, TestReport
