@@ -129,6 +129,37 @@ async def test_a_listed_approver_may_decide_and_is_recorded(tmp_path, repo, sock
         assert daemon.rt.history.get_control("paused")["uid"] == NOBODY
 
 
+async def test_a_member_of_an_approvers_group_may_decide(tmp_path, repo, sockdir):
+    import grp
+
+    group = grp.getgrgid(NOBODY).gr_name  # nobody's own group ("nogroup" on Debian)
+    path, config = daemon_config(
+        tmp_path,
+        repo,
+        sockdir / "run" / "s.sock",
+        daemon={"socket_group": NOBODY},
+        approvers={"groups": [group]},
+    )
+    async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
+        hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
+        assert hello["result"]["approver"] is True
+        assert approve["error"]["type"] == "not_found"  # allowed; there is just no such attempt
+        assert pause["ok"] and daemon.rt.history.get_control("paused")["uid"] == NOBODY
+    # The same without the group: refused, and the refusal names who may.
+    path, config = daemon_config(
+        tmp_path,
+        repo,
+        sockdir / "run" / "s.sock",
+        daemon={"socket_group": NOBODY},
+        approvers={"groups": ["root"]},
+    )
+    async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
+        hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
+        assert hello["result"]["approver"] is False
+        assert pause["error"]["type"] == "not_authorized", pause
+        assert "is not an approver" in pause["error"]["message"]
+
+
 async def test_without_the_socket_group_another_uid_cannot_even_connect(tmp_path, repo, sockdir):
     path, config = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock")
     async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
