@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -86,6 +87,12 @@ def test_sd_notify_ready_status_watchdog_and_stopping(tmp_path, repo, sockdir):
             messages.append(notify.recv(4096).decode())
         ready = next(m for m in messages if "READY=1" in m)
         assert "STATUS=idle" in ready
+        # During a cycle systemd's status names the phase (`systemctl status` shows it).
+        assert "cycle started" in daemon.cli("run-now").stdout
+        while not any(re.search(r"STATUS=cycle \w{8} on proj: ANALYZE", m) for m in messages):
+            messages.append(notify.recv(4096).decode())
+        while not any(m.startswith("STATUS=idle") for m in messages[-1:]):
+            messages.append(notify.recv(4096).decode())  # back to idle when it ends
         code, err = daemon.stop()
         while not any("STOPPING=1" in m for m in messages):
             messages.append(notify.recv(4096).decode())
