@@ -319,3 +319,47 @@ def test_without_a_daemon_the_cli_says_so(tmp_path, repo, sockdir):
     assert json.loads(again.stdout)["paused"]["reason"] == "maintenance"
     blocked = overseer("run", "--once", "--target", str(repo), "--no-dry-run", env=env)
     assert blocked.returncode == 1 and "overseer is paused" in blocked.stderr
+
+
+def test_the_log_is_plain_lines_on_a_terminal_and_json_lines_otherwise(tmp_path, repo, sockdir):
+    """journald gets one JSON object per line; a person at a terminal gets readable lines."""
+    import pty
+    import select
+
+    config, _ = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock")
+    env = {**os.environ, **GIT_ENV, "OVERSEER_SOCKET": str(sockdir / "run" / "s.sock")}
+    argv = [sys.executable, "-m", "overseer", "daemon", "--config", str(config)]
+
+    def read_some(fd: int) -> str:  # what is there within a second, never blocking longer
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        return os.read(fd, 4096).decode(errors="replace") if ready else ""
+
+    def first_lines(stderr, read) -> list[str]:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        text, deadline = "", time.monotonic() + 30
+        try:
+            while "ready: " not in text and time.monotonic() < deadline:
+                text += read()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        return [line for line in text.replace("\r", "").splitlines() if "ready: " in line]
+
+    primary, secondary = pty.openpty()
+    try:
+        [on_terminal] = first_lines(secondary, lambda: read_some(primary))
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert not on_terminal.startswith("{")
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO +overseer\.daemon\.server: ready: ", on_terminal)
+
+    reader, writer = os.pipe()
+    try:
+        [in_a_pipe] = first_lines(writer, lambda: read_some(reader))
+    finally:
+        os.close(reader)
+        os.close(writer)
+    record = json.loads(in_a_pipe)
+    assert record["level"] == "info" and record["message"].startswith("ready: ")
+    assert set(record) == {"at", "level", "logger", "message"}
