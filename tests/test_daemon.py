@@ -482,3 +482,26 @@ async def test_a_reload_says_which_attempts_the_new_policy_would_judge_different
             assert changed["before"] == {"decision": "needs_approval", "risk": "low"}
             assert changed["after"] == {"decision": "deny", "risk": "high"}
             assert any("touches protected path pkg/util.py" in why for why in changed["why"])
+
+
+async def test_the_cycle_job_runs_one_at_a_time_coalesced_with_a_grace_time():
+    from apscheduler.triggers.cron import CronTrigger
+
+    from overseer.config import Schedule
+    from overseer.daemon.scheduler import CYCLE_JOB, HOUSEKEEPING_JOB, CycleScheduler
+
+    async def nothing() -> None:
+        pass
+
+    scheduler = CycleScheduler(nothing, nothing, Schedule(cron="*/30 9-17 * * mon-fri"), 300, 60)
+    scheduler.start()
+    try:
+        job = scheduler.scheduler.get_job(CYCLE_JOB)
+        assert job.max_instances == 1 and job.coalesce is True
+        assert job.misfire_grace_time == 300
+        assert isinstance(job.trigger, CronTrigger)
+        assert scheduler.next_run() is not None
+        housekeeping = scheduler.scheduler.get_job(HOUSEKEEPING_JOB)
+        assert housekeeping.trigger.interval.total_seconds() == 60
+    finally:
+        scheduler.scheduler.shutdown(wait=False)
