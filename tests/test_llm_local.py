@@ -177,6 +177,23 @@ def test_a_cycle_with_the_tiny_model_records_its_unusable_reply(tmp_path, repo, 
     assert generation["prompt_tokens"] <= 2048 - 24
     assert rows(tmp_path / "state", "outcomes")[0]["kept"] == 0
 
+    # Replayed from the record alone: the same model file (by its hash), prompt, settings and
+    # seed give the same reply.
+    import hashlib
+
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == generation["model"]["model_sha256"]
+    settings = generation["settings"]
+    replay = local(
+        model,
+        context_length=settings["context_length"],
+        max_new_tokens=settings["max_new_tokens"],
+        temperature=settings["temperature"],
+    )
+    with replay.session() as session:
+        for reply in generation["replies"]:
+            again = session.generate(generation["prompt"], seed=reply["seed"])
+            assert again.text == reply["raw"] and again.tokens == reply["tokens"]
+
 
 def test_run_once_survives_a_damaged_model_and_ruff_keeps_working(tmp_path, repo, model):
     bad = tmp_path / "bad.gguf"
