@@ -82,6 +82,12 @@ class ChatServer:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
+    def generator(self, **settings: Any) -> dict[str, Any]:
+        """The configuration entry of an `llm` generator that uses this server."""
+        return {
+            "llm": {"backend": "openai", "base_url": self.url, "model": "coder", **settings}
+        }
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"

@@ -93,11 +93,20 @@ def sockdir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-async def test_another_uid_may_read_but_not_decide(tmp_path, repo, sockdir):
+def nobody_may_connect(tmp_path, repo, sockdir, approvers) -> DaemonOptions:
+    """A daemon whose socket nobody's group may open, with these approvers."""
     path, config = daemon_config(
-        tmp_path, repo, sockdir / "run" / "s.sock", daemon={"socket_group": NOBODY}
+        tmp_path,
+        repo,
+        sockdir / "run" / "s.sock",
+        daemon={"socket_group": NOBODY},
+        approvers=approvers,
     )
-    async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
+    return DaemonOptions(config=config, config_path=path)
+
+
+async def test_another_uid_may_read_but_not_decide(tmp_path, repo, sockdir):
+    async with run_daemon(nobody_may_connect(tmp_path, repo, sockdir, {})) as daemon:
         assert os.stat(daemon.socket_path).st_gid == NOBODY
         hello, status, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert (
@@ -113,14 +122,8 @@ async def test_another_uid_may_read_but_not_decide(tmp_path, repo, sockdir):
 
 
 async def test_a_listed_approver_may_decide_and_is_recorded(tmp_path, repo, sockdir):
-    path, config = daemon_config(
-        tmp_path,
-        repo,
-        sockdir / "run" / "s.sock",
-        daemon={"socket_group": NOBODY},
-        approvers={"users": ["nobody"]},
-    )
-    async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
+    opts = nobody_may_connect(tmp_path, repo, sockdir, {"users": ["nobody"]})
+    async with run_daemon(opts) as daemon:
         hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert hello["result"]["approver"] is True
         assert approve["error"]["type"] == "not_found"  # allowed; there is just no such attempt
@@ -133,27 +136,13 @@ async def test_a_member_of_an_approvers_group_may_decide(tmp_path, repo, sockdir
     import grp
 
     group = grp.getgrgid(NOBODY).gr_name  # nobody's own group ("nogroup" on Debian)
-    path, config = daemon_config(
-        tmp_path,
-        repo,
-        sockdir / "run" / "s.sock",
-        daemon={"socket_group": NOBODY},
-        approvers={"groups": [group]},
-    )
-    async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
+    async with run_daemon(nobody_may_connect(tmp_path, repo, sockdir, {"groups": [group]})) as daemon:
         hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert hello["result"]["approver"] is True
         assert approve["error"]["type"] == "not_found"  # allowed; there is just no such attempt
         assert pause["ok"] and daemon.rt.history.get_control("paused")["uid"] == NOBODY
     # The same without the group: refused, and the refusal names who may.
-    path, config = daemon_config(
-        tmp_path,
-        repo,
-        sockdir / "run" / "s.sock",
-        daemon={"socket_group": NOBODY},
-        approvers={"groups": ["root"]},
-    )
-    async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
+    async with run_daemon(nobody_may_connect(tmp_path, repo, sockdir, {"groups": ["root"]})) as daemon:
         hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert hello["result"]["approver"] is False
         assert pause["error"]["type"] == "not_authorized", pause

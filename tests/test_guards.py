@@ -484,7 +484,7 @@ def test_a_secret_files_contents_never_reach_the_history_or_the_output(tmp_path)
     with ChatServer(default=Answer(json.dumps(reply))) as server:
         h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F401"])
         h._with_generators(
-            [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+            [server.generator(retries=0)]
         )
         [attempt] = h.cycle(require_approval=False).attempts
         h.close()

@@ -264,7 +264,7 @@ def test_an_endpoint_that_comes_up_later_is_used_without_a_restart(tmp_path, rep
 
     with ChatServer(models_status=503) as server:
         h = Harness(tmp_path, repo, ruff_select=["F"])._with_generators(
-            ["ruff_fix", {"llm": {"backend": "openai", "base_url": server.url, "model": "coder"}}]
+            ["ruff_fix", server.generator()]
         )
         assert [g.name for g in h.rt.generators()] == ["ruff_fix"]
         server.models_status = 200
@@ -302,7 +302,7 @@ def test_a_failing_test_is_shown_with_the_code_it_exercises(tmp_path):
     with ChatServer(default=Answer(json.dumps(fix))) as server:
         h = Harness(tmp_path, repo, policy="autonomy: supervised\n", ruff_select=["F401"])
         h._with_generators(
-            [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+            [server.generator(retries=0)]
         )
         [attempt] = h.cycle().attempts
         h.close()
@@ -320,7 +320,7 @@ def test_an_endpoint_that_does_not_answer_is_not_held_against_the_finding(tmp_pa
     by the circuit breaker), and the next cycle tries the same finding again."""
     with ChatServer(default=Answer(status=503, body=b"{}")) as server:
         h = Harness(tmp_path, repo, ruff_select=["F401"])._with_generators(
-            [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+            [server.generator(retries=0)]
         )
         [first] = h.cycle().attempts
         assert first["status"] == "error"

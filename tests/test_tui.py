@@ -63,6 +63,16 @@ async def a_change_waiting(pilot) -> str:
     return table.selected_id()
 
 
+async def a_promoted_change(pilot) -> dict:
+    """Run a cycle under a policy that promotes it; the dashboard's row of that change."""
+    await pilot.press("n")
+    table = pilot.app.query_one(ChangesTable)
+    await until(
+        pilot, lambda: (table.selected() or {}).get("status") == "promoted", what="a promoted change"
+    )
+    return table.selected()
+
+
 async def test_the_phases_advance_on_screen_during_a_cycle(tmp_path, repo, sockdir):
     async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
         app = app_for(daemon)
@@ -89,9 +99,10 @@ async def test_the_phases_advance_on_screen_during_a_cycle(tmp_path, repo, sockd
             shown = text_of(phases)
             for name in ("ANALYZE", "GENERATE", "SAFETY", "DEPLOY", "EVALUATE"):
                 assert f"✔  {name}" in shown, shown
-            assert "–  LEARN" in shown and "outcome pending" in shown
-            assert {"ANALYZE", "EVALUATE"} <= seen_running  # seen while they ran
-            assert "awaiting approval" in text_of(app.query_one("#events"))
+            assert "–  LEARN" in shown and "outcome pending" in shown, shown
+            assert {"ANALYZE", "EVALUATE"} <= seen_running, seen_running  # seen while they ran
+            events = text_of(app.query_one("#events"))
+            assert "awaiting approval" in events, events
 
 
 async def test_approve_with_a_promotes_the_change(tmp_path, repo, sockdir):
@@ -159,14 +170,7 @@ async def test_rollback_with_capital_r_names_the_commit_and_reverts(tmp_path, re
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
-            await pilot.press("n")
-            table = app.query_one(ChangesTable)
-            await until(
-                pilot,
-                lambda: (table.selected() or {}).get("status") == "promoted",
-                what="a promoted change",
-            )
-            row = table.selected()
+            row = await a_promoted_change(pilot)
             await pilot.press("R")
             await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
             assert row["git_commit_hash"][:7] in text_of(app.screen.query_one(".dialog-title"))
@@ -187,14 +191,7 @@ async def test_rollback_from_the_history_screen(tmp_path, repo, sockdir):
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
-            await pilot.press("n")
-            table = app.query_one(ChangesTable)
-            await until(
-                pilot,
-                lambda: (table.selected() or {}).get("status") == "promoted",
-                what="a promoted change",
-            )
-            iid = table.selected()["improvement_id"]
+            iid = (await a_promoted_change(pilot))["improvement_id"]
             await pilot.press("h")
             await until(pilot, lambda: app.screen.__class__.__name__ == "HistoryScreen")
             screen = app.screen

@@ -61,7 +61,7 @@ def harness(tmp_path, repo, server, policy="autonomy: supervised\n", **target):
         benchmark_command=f"{sys.executable} bench.py",
         **target,
     )._with_generators(
-        [{"llm": {"backend": "openai", "base_url": server.url, "model": "coder", "retries": 0}}]
+        [server.generator(retries=0)]
     )
 
 

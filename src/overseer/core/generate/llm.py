@@ -156,14 +156,15 @@ class LLMGenerator:
                 modules.append(node.module)
             elif isinstance(node, ast.Import):
                 modules.extend(alias.name for alias in node.names)
-        found: list[tuple[str, str]] = []
-        for module in dict.fromkeys(modules):
+        files: list[str] = []  # in the order the test imports them
+        for module in modules:
             rel = self._module_file(tree, module)
-            if rel is not None and rel != finding.file and rel not in dict(found):
-                found.append((rel, (tree / rel).read_text(encoding="utf-8", errors="replace")))
-            if len(found) >= CONTEXT_FILES:
-                break
-        return found
+            if rel is not None and rel != finding.file and rel not in files:
+                files.append(rel)
+        return [
+            (rel, (tree / rel).read_text(encoding="utf-8", errors="replace"))
+            for rel in files[:CONTEXT_FILES]
+        ]
 
     def _module_file(self, tree: Path, module: str) -> str | None:
         """The file of `module` in the tree (src layout or flat), if it is the project's own."""

@@ -78,8 +78,8 @@ def build_prompt(
 ) -> Prompt:
     """The largest prompt that fits `budget` tokens: all examples and the whole file if they
     fit, else fewer examples, else a smaller window of code around the finding. `context` is
-    other files worth showing (the code a failing or slow test exercises), dropped before the
-    examples when they do not fit."""
+    other files worth showing (the code a failing or slow test exercises): the examples go
+    before them when they do not all fit."""
     head = INSTRUCTIONS + "\n\n" + describe_finding(finding) + "\n\n"
     focus = (finding.details.get("rows") or [1])[0]
     blocks = [
