@@ -13,7 +13,7 @@ from overseer.core.candidate import FileChange
 from overseer.core.clock import FakeClock, iso
 from overseer.core.events import EventBus
 from overseer.core.history import History
-from overseer.core.oracle import examine
+from overseer.core.oracle import command_files, examine
 from overseer.core.policy import (
     BUILTIN_PROTECTED,
     CandidateFacts,
@@ -113,7 +113,7 @@ def test_the_oracle_guard_lets_honest_test_edits_be(after):
             "[tool.pytest.ini_options]\naddopts = '-q --deselect tests/test_a.py::test_b'\n",
             "--deselect",
         ),
-        ("setup.cfg", "[tool:pytest]\n", "[tool:pytest]\naddopts = -k 'not slow'\n", "-k"),
+        ("setup.cfg", "[tool:pytest]\n", "[tool:pytest]\naddopts = -k 'not slow'\n", "-k 'not slow'"),
         ("pytest.ini", "[pytest]\n", "[pytest]\ntestpaths = tests/unit\n", "testpaths"),
         # Nested test packages are test code too.
         ("src/pkg/tests/test_x.py", TEST, TEST.replace("    assert add(2, 2) == 4\n", ""), "removes 1"),
@@ -122,6 +122,114 @@ def test_the_oracle_guard_lets_honest_test_edits_be(after):
 def test_the_oracle_guard_sees_fewer_tests_run(path, before, after, expected):
     reasons = examine(FileChange(path, before, after))
     assert any(expected in r for r in reasons), reasons
+
+
+IMPORTS = """import pytest
+
+
+def test_import_json():
+    import json  # noqa: F401
+
+
+class TestImports:
+    def test_import_os(self):
+        import os  # noqa: F401
+
+    def test_placeholder(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        # What ruff's F401 fix does to a test that exists to import something.
+        (IMPORTS.replace("    import json  # noqa: F401\n", "    pass\n"), "empties 1 test(s)"),
+        (
+            IMPORTS.replace("        import os  # noqa: F401\n", '        """Imports."""\n'),
+            "TestImports.test_import_os",
+        ),
+        (IMPORTS.replace("    import json  # noqa: F401\n", "    ...\n"), "empties 1 test(s)"),
+        (IMPORTS.replace("    import json  # noqa: F401\n", "    return\n"), "empties 1 test(s)"),
+        (IMPORTS.replace("def test_import_json():\n    import json  # noqa: F401\n", ""), "deletes 1 test(s)"),
+        (IMPORTS.replace("def test_import_json", "def helper_json"), "deletes 1 test(s)"),
+        (IMPORTS.replace("class TestImports", "class Imports"), "deletes 2 test(s)"),
+        (IMPORTS.replace("import pytest\n", "import pytest\nimport unittest\n").replace("    import json  # noqa: F401\n", "    raise unittest.SkipTest('later')\n"), "adds 1 skip/xfail"),
+    ],
+)
+def test_the_oracle_guard_sees_tests_lost_or_emptied(after, expected):
+    reasons = examine(FileChange("tests/test_imports.py", IMPORTS, after))
+    assert any(expected in r for r in reasons), reasons
+
+
+def test_a_placeholder_test_staying_empty_or_a_new_test_is_no_loss():
+    more = IMPORTS + "\n\ndef test_import_re():\n    import re  # noqa: F401\n"
+    assert examine(FileChange("tests/test_imports.py", IMPORTS, more)) == []
+    cosmetic = IMPORTS.replace("        pass\n", "        pass  # to do\n")
+    assert examine(FileChange("tests/test_imports.py", IMPORTS, cosmetic)) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "before", "after", "expected"),
+    [
+        # Any change to a conftest's hooks or collection settings, in any direction.
+        (
+            "tests/conftest.py",
+            "def pytest_collection_modifyitems(items):\n    items.sort(key=str)\n",
+            "def pytest_collection_modifyitems(items):\n    del items[1:]\n",
+            "pytest_collection_modifyitems",
+        ),
+        ("conftest.py", "collect_ignore = []\n", "collect_ignore = ['x']\n", "collect_ignore"),
+        ("conftest.py", "", "pytest_plugins = ['evil']\n", "pytest_plugins"),
+        ("tests/test_a.py", "", "import pytest\npytestmark = pytest.mark.skip\n", "pytestmark"),
+        # Any pytest option in any file pytest reads them from, not only known words.
+        (
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\naddopts = '-q'\n",
+            "[tool.pytest.ini_options]\naddopts = '-q -p no:randomly --maxfail=1'\n",
+            "addopts",
+        ),
+        (
+            "pyproject.toml",
+            "[project]\nname = 'x'\n",
+            "[project]\nname = 'x'\n[tool.pytest.ini_options]\nminversion = '7'\n",
+            "minversion",
+        ),
+        ("tox.ini", "[pytest]\nmarkers = slow\n", "[pytest]\n", "removes markers"),
+        ("sub/pytest.ini", "[pytest]\n", "[pytest]\npython_classes = Nothing\n", "python_classes"),
+    ],
+)
+def test_the_oracle_guard_sees_changes_to_what_pytest_collects(path, before, after, expected):
+    reasons = examine(FileChange(path, before, after))
+    assert any(expected in r and "changes which tests run" in r for r in reasons), reasons
+
+
+def test_configuration_outside_pytest_and_other_files_are_not_oracle_changes():
+    toml = "[project]\nname = 'x'\n[tool.pytest.ini_options]\naddopts = '-q'\n"
+    assert examine(FileChange("pyproject.toml", toml, toml.replace("'x'", "'y'"))) == []
+    assert examine(FileChange("setup.cfg", "[metadata]\nname = x\n", "[metadata]\nname = y\n")) == []
+
+
+def test_a_file_the_test_command_runs_is_part_of_the_oracle(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "test.sh").write_text("pytest -q\n")
+    (tmp_path / "Makefile").write_text("test:\n\tpytest\n")
+    (tmp_path / "ci.ini").write_text("[pytest]\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")
+    assert command_files("bash scripts/test.sh", tmp_path) == ("scripts/test.sh",)
+    assert command_files("./scripts/test.sh --fast", tmp_path) == ("scripts/test.sh",)
+    assert command_files("make test", tmp_path) == ("Makefile",)
+    assert command_files("python -m pytest -c ci.ini tests/test_a.py", tmp_path) == ("ci.ini",)
+    assert command_files("cd . && make test", tmp_path) == ("Makefile",)
+    assert command_files("/usr/bin/python -m pytest ../x", tmp_path) == ()
+    assert command_files("unbalanced 'quote", tmp_path) == ()
+    assert command_files("python -c 'import x' ci.ini", tmp_path) == ()  # python's -c is code
+    assert command_files("python -c '" + "x" * 5000 + "'", tmp_path) == ()
+    change = FileChange("scripts/test.sh", "pytest -q\n", "pytest -q -k 'not slow'\n")
+    reasons = examine(change, runner_files=("scripts/test.sh",))
+    assert reasons == ["changes which tests run: scripts/test.sh is run by the test command"]
+    assert examine(change) == []
 
 
 def test_the_oracle_guard_only_watches_test_code():
@@ -212,10 +320,18 @@ rules = st.lists(
             generator=st.one_of(st.none(), st.just(["llm"])),
             min_lines=st.one_of(st.none(), st.integers(0, 50)),
         ),
-        # A rule has a risk, a verdict or both (one with neither is refused by the policy).
+        # A rule has a risk, a verdict or both (one with neither, or with only `verdict:
+        # allow`, changes nothing and is refused by the policy).
         risk=st.one_of(st.none(), st.sampled_from(list(Risk))),
-        verdict=st.sampled_from(list(Decision)),
+        verdict=st.sampled_from([Decision.NEEDS_APPROVAL, Decision.DENY]),
         reason=st.text(max_size=20),
+    )
+    | st.builds(
+        Rule,
+        name=st.uuids().map(str),
+        when=st.builds(Conditions, paths=st.just(["**"])),
+        risk=st.sampled_from(list(Risk)),
+        verdict=st.just(Decision.ALLOW),
     )
     | st.builds(
         Rule,
@@ -230,6 +346,7 @@ policies = st.builds(
     Policy,
     autonomy=st.sampled_from(["observe", "supervised", "limited", "full"]),
     full_max_auto_risk=st.sampled_from(list(Risk)),
+    oracle_changes=st.sampled_from([Decision.NEEDS_APPROVAL, Decision.DENY]),
     rules=rules,
     protected_paths=st.lists(st.sampled_from(["pkg/**", "docs/**", "*.cfg"]), max_size=2),
 )
@@ -260,18 +377,25 @@ paths = st.lists(
     lines=st.integers(0, 500),
     success=st.one_of(st.none(), st.floats(0, 1)),
     require=st.booleans(),
+    oracle=st.lists(st.sampled_from(["removes 1 assertion(s)", "empties 1 test(s)"]), max_size=1),
 )
 def test_no_policy_lowers_the_stated_risk_or_lets_a_protected_path_through(
-    policy, stated, chosen, lines, success, require
+    policy, stated, chosen, lines, success, require, oracle
 ):
     compiled = CompiledPolicy(policy)
     verdict = compiled.judge(
         facts(
-            paths=tuple(chosen), stated_risk=stated, lines_changed=lines, predicted_success=success
+            paths=tuple(chosen),
+            stated_risk=stated,
+            lines_changed=lines,
+            predicted_success=success,
+            oracle=tuple(oracle),
         ),
         require_approval=require,
     )
     assert verdict.risk.rank >= stated.rank
+    if oracle:  # a change that weakens the tests never promotes itself, whatever the policy
+        assert verdict.decision is not Decision.ALLOW and verdict.risk is Risk.HIGH
     if any(compiled.protected_match(p) for p in chosen) or any(
         p in (".git/config", "poetry.lock", ".github/workflows/ci.yml", ".env") for p in chosen
     ):
@@ -471,6 +595,8 @@ def test_a_secret_files_contents_never_reach_the_history_or_the_output(tmp_path)
             "pkg/__init__.py": "",
             "pkg/util.py": "import json\n\n\ndef double(x):\n    return x * 2\n",
             ".env": f"API_KEY={secret}\nDEBUG=0\n",
+            "tests/test_util.py": "from pkg.util import double\n\n\n"
+            "def test_double():\n    assert double(2) == 4\n",
         },
     )
     reply = {

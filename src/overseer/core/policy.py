@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from overseer.core.durations import Duration
 from overseer.core.globs import first_match
@@ -150,6 +150,11 @@ class Rule(_Strict):
     def _does_something(self) -> Rule:
         if self.risk is None and self.verdict is None:
             raise ValueError("a rule needs `risk:` or `verdict:` (as written it changes nothing)")
+        if self.risk is None and self.verdict is Decision.ALLOW:
+            raise ValueError(
+                "`verdict: allow` cannot loosen anything (a verdict only gets stricter: allow < "
+                "needs_approval < deny), so as written this rule changes nothing"
+            )
         return self
 
 
@@ -246,12 +251,24 @@ class Policy(_Strict):
     max_changes_per_run: Annotated[int, Field(ge=0)] = 1
     areas: list[Area] = Field(default_factory=lambda: ["quality"])
     full_max_auto_risk: Risk = Risk.MEDIUM
+    # A change that weakens the tests (see core/oracle.py) waits for a human, or is denied.
+    oracle_changes: Decision = Decision.NEEDS_APPROVAL
     size: SizeLimits = SizeLimits()
     limits: RateLimits = RateLimits()
     success: SuccessRisk = SuccessRisk()
     secrets: Secrets = Secrets()
     protected_paths: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=_default_rules)
+
+    @field_validator("oracle_changes")
+    @classmethod
+    def _oracle_needs_a_human(cls, value: Decision) -> Decision:
+        if value is Decision.ALLOW:
+            raise ValueError(
+                "a change that weakens the tests never promotes itself: `allow` is not "
+                "accepted here (needs_approval or deny)"
+            )
+        return value
 
     @classmethod
     def file_problems(cls, data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
@@ -467,8 +484,10 @@ class CompiledPolicy:
                 Risk.MEDIUM, None, f"changes {facts.lines_changed} lines (> {size.medium_lines})"
             )
 
+        # Whatever the autonomy level and full_max_auto_risk: the tests decide what is kept,
+        # so a change to what they check is for a human to judge (oracle_changes never allows).
         for reason in facts.oracle:
-            raise_to(Risk.HIGH, None, f"oracle: {reason}")
+            raise_to(Risk.HIGH, p.oracle_changes, f"oracle: {reason}")
         if facts.change_type == "bugfix":
             tests = [path for path in facts.paths if first_match(TEST_PATHS, path)]
             if tests:

@@ -146,8 +146,19 @@ def validate(candidate: Candidate, tree: Path) -> list[str]:
     return problems
 
 
-def facts_of(candidate: Candidate, area: str, predicted_success: float | None) -> CandidateFacts:
-    oracle = tuple(reason for change in candidate.changes for reason in examine(change))
+def facts_of(
+    candidate: Candidate,
+    area: str,
+    predicted_success: float | None,
+    *,
+    runner_files: tuple[str, ...] = (),
+) -> CandidateFacts:
+    """`runner_files`: the repository files the test command runs (oracle.command_files)."""
+    oracle = tuple(
+        reason
+        for change in candidate.changes
+        for reason in examine(change, runner_files=runner_files)
+    )
     return CandidateFacts(
         paths=candidate.paths,
         change_type=candidate.change_type,
