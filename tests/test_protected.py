@@ -7,6 +7,8 @@ import pytest
 from helpers import Harness, git, init_repo, rows
 
 UTIL = "import json\nimport os\n\n\ndef double(x):\n    return x * 2\n"
+# Without a test that runs, nothing is evaluable and no change is even proposed.
+SMOKE = {"tests/test_smoke.py": "def test_smoke():\n    assert sum([1, 1]) == 2\n"}
 
 
 @pytest.mark.parametrize("autonomy", ["supervised", "limited", "full"])
@@ -45,6 +47,7 @@ def test_overseers_own_safety_code_is_protected_when_it_is_the_target(tmp_path):
             "src/overseer/__init__.py": "",
             "src/overseer/core/__init__.py": "",
             "src/overseer/core/policy.py": UTIL,
+            **SMOKE,
         },
     )
     h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])
@@ -73,6 +76,7 @@ def test_the_guards_and_their_tests_are_protected_when_overseer_is_the_target(tm
             "src/overseer/core/__init__.py": "",
             "src/overseer/core/policy.py": "def policy():\n    return 1\n",
             path: UTIL,
+            **SMOKE,
         },
     )
     h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])

@@ -127,6 +127,9 @@ class TargetConfig(_Strict):
     )
     slow_test_seconds: Annotated[float, Field(gt=0)] = 1.0
     flaky_reruns: Annotated[int, Field(ge=0, le=10)] = 2  # a failing test is run again this often
+    # A test run with fewer tests than this cannot show that a change is harmless: nothing is
+    # promoted on it. 0 accepts a repository without tests (lint fixes judged by nothing).
+    min_tests: Annotated[int, Field(ge=0)] = 1
 
     @field_validator("name")
     @classmethod

@@ -276,9 +276,13 @@ def show_attempt(
             f"{earlier['user']}: {earlier['reason']}"
         )
     evaluation = r.get("evaluation") or {}
-    for name in ("new_failures", "missing", "fixed"):
+    for name in ("new_failures", "fixed"):
         if evaluation.get(name):
             out.append(f"  {name.replace('_', ' '):<13} {', '.join(evaluation[name][:10])}")
+    lost = evaluation.get("lost") or evaluation.get("missing") or {}  # `missing`: older rows
+    if lost:
+        items = lost.items() if isinstance(lost, dict) else ((t, "absent") for t in lost)
+        out.append(f"  {'lost':<13} " + ", ".join(f"{t} ({what})" for t, what in list(items)[:10]))
     if approvals:
         out.append("Decisions")
         for a in approvals:

@@ -73,15 +73,21 @@ rules:
 NOTES = "the user's own notes, never committed\n"
 # The drills are about overseer's record, not about test output: a test command that costs a
 # Python start-up, not a pytest session's.
-FAST_TESTS = (
-    f"{shlex.quote(sys.executable)} -c "
-    "'from pkg.util import double; import pkg.waiting; assert double(2) == 4'"
+# A runner that is not pytest must say which tests ran (or nothing is evaluable): these
+# commands end by writing a one-test JUnit report where `junit_xml` points.
+JUNIT_REPORT = (
+    "open('drill-report.xml', 'w').write("
+    "'<testsuite><testcase classname=\"drill\" name=\"double\"/></testsuite>')\n"
+)
+FAST_TESTS = f"{shlex.quote(sys.executable)} -c " + shlex.quote(
+    "from pkg.util import double; import pkg.waiting; assert double(2) == 4\n" + JUNIT_REPORT
 )
 TARGET = {
     "ruff_select": ["F401"],
     "watch_after_promotion": False,
     "test_timeout": 60,
     "test_command": FAST_TESTS,
+    "junit_xml": "drill-report.xml",
 }
 
 _numbers = itertools.count(1)

@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 
+from faults.drill import JUNIT_REPORT
 from test_sandbox import processes_with
 
 MARK = "318.25"  # the sleeps only this drill starts
@@ -22,7 +23,7 @@ if os.path.exists(sys.argv[1]):
 from pkg.util import double
 import pkg.waiting
 assert double(2) == 4
-"""
+""" + JUNIT_REPORT
 
 
 def test_a_hanging_test_command_and_its_children_are_killed(drill):

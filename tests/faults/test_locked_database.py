@@ -8,7 +8,7 @@ import shlex
 import sys
 import time
 
-from faults.drill import hold_lock, release
+from faults.drill import JUNIT_REPORT, hold_lock, release
 from helpers import overseer
 
 # Quick while the flag file is absent (the seed's cycle); once it exists the tests say that
@@ -24,7 +24,7 @@ if os.path.exists(flag):
 from pkg.util import double
 import pkg.waiting
 assert double(2) == 4
-"""
+""" + JUNIT_REPORT
 LOCKED = "is locked by another process (waited 1 s)"
 
 

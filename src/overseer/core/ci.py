@@ -111,7 +111,9 @@ def ci_evaluation(
     if cases is not None:  # per-test results: judged like a local run's
         code = 0 if status == "pass" else 1
         evaluation = compare(
-            baseline, TestReport("ci", "external CI", code, False, 0.0, "", True, cases)
+            baseline,
+            TestReport("ci", "external CI", code, False, 0.0, "", True, cases),
+            min_tests=ctx.target.config.min_tests,
         )
     else:
         evaluation.passed = status == "pass"

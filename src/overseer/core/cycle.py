@@ -56,13 +56,14 @@ from overseer.core.history import (
 )
 from overseer.core.learn import record_outcome
 from overseer.core.measure import commit_tree, judge_performance, measure_performance
+from overseer.core.oracle import command_files
 from overseer.core.policy import Autonomy, CandidateFacts, Decision, Verdict
 from overseer.core.promote import advance_branch, delete_remote_branch, push, rebase
 from overseer.core.ratelimit import RateLimiter, trip_breaker_if_needed
 from overseer.core.repo import RepoError
 from overseer.core.safety import facts_of, validate
 from overseer.core.stop import CycleStopped
-from overseer.core.testrun import TestReport, run_tests
+from overseer.core.testrun import TestReport, resolve_test_command, run_tests
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +440,10 @@ class Attempt:
         ctx = self.ctx
         problems = validate(candidate, self.tree)
         score = predict(ctx, candidate_row(candidate)).probability
-        facts = facts_of(candidate, self.finding.area, score)
+        command = resolve_test_command(ctx.target.config, ctx.target.root).command
+        facts = facts_of(
+            candidate, self.finding.area, score, runner_files=command_files(command, self.tree)
+        )
         verdict = ctx.policy.judge(facts, require_approval=self.cycle.settings.require_approval)
         for problem in reversed(problems):
             verdict.deny(problem)
@@ -647,7 +651,7 @@ def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -
         on_progress=lambda done, total: report.progress("tests", done, total),
         cancel=ctx.stop.cancelled,
     )
-    return compare(baseline, candidate)
+    return compare(baseline, candidate, min_tests=ctx.target.config.min_tests)
 
 
 def remove_attempt_tree(ctx: Context, improvement_id: str, *, keep_branch: bool = False) -> None:

@@ -1,9 +1,10 @@
 """EVALUATE: does the candidate keep every test that passed at its base passing?
 
 The candidate's tests run in its own worktree and are compared test by test with the cached
-baseline of its base commit. A candidate that adds a failing test, loses a test, times out, or
-cannot be shown to be harmless (the suite fails and there is no per-test report to say which
-test) does not pass. Failing tests that already failed at the base are not held against it.
+baseline of its base commit. A candidate that adds a failing test, loses a test (skipped,
+xfailed, deselected or absent where it passed), times out, or whose run cannot be evaluated
+(nothing collected, collection errors, pytest stopped, no per-test report) does not pass.
+Failing tests that already failed at the base are not held against it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ class Evaluation:
     passed: bool
     reasons: list[str] = field(default_factory=list)
     new_failures: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
+    # Tests that passed at the base and did not pass on the candidate, without failing:
+    # test id → what became of it (skipped, xfailed, absent).
+    lost: dict[str, str] = field(default_factory=dict)
     fixed: list[str] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)  # flipped when run again: not counted
     tests_passed: int = 0
@@ -57,7 +60,7 @@ class Evaluation:
             "passed": self.passed,
             "reasons": self.reasons,
             "new_failures": self.new_failures,
-            "missing": self.missing,
+            "lost": self.lost,
             "fixed": self.fixed,
             "flaky": self.flaky,
             "tests_passed": self.tests_passed,
@@ -71,12 +74,16 @@ class Evaluation:
         }
 
 
-def compare(baseline: TestReport, candidate: TestReport) -> Evaluation:
+def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) -> Evaluation:
+    """The candidate's run against the baseline's, test by test.
+
+    No evaluation, no pass: a candidate whose run is not evaluable (nothing collected, a file
+    that does not import, pytest stopped, no per-test report) fails, and so does one that
+    loses a test — a test that passed at the base and is now failed, errored, skipped,
+    xfailed, deselected or absent. A baseline that is not evaluable is refused earlier, by
+    ANALYZE (it is the target's problem, not the change's); here it fails the comparison too.
+    """
     flaky = set(baseline.flaky) | set(candidate.flaky)
-    failing_before = baseline.failing
-    failing_after = candidate.failing
-    passed_before = baseline.ids("passed")
-    ran_after = set(candidate.cases)
     ev = Evaluation(
         passed=True,
         tests_passed=candidate.passed,
@@ -94,34 +101,34 @@ def compare(baseline: TestReport, candidate: TestReport) -> Evaluation:
         ev.passed = False
         ev.reasons.append(candidate.describe())
         return ev
-    if baseline.has_junit and candidate.has_junit:
-        ev.new_failures = sorted(failing_after - failing_before - flaky)
-        ev.missing = sorted(passed_before - ran_after)
-        ev.fixed = sorted((failing_before & candidate.ids("passed")) - flaky)
-        if ev.new_failures:
+    for side, report in (("baseline", baseline), ("candidate", candidate)):
+        why = report.not_evaluable(min_tests)
+        if why:
             ev.passed = False
-            ev.reasons.append(
-                f"{len(ev.new_failures)} test(s) fail that passed before: {', '.join(ev.new_failures[:5])}"
-            )
-        if ev.missing:
-            ev.passed = False
-            ev.reasons.append(
-                f"{len(ev.missing)} test(s) that passed before did not run: {', '.join(ev.missing[:5])}"
-            )
-        if not candidate.ok and not candidate.ids("failed", "error") and baseline.ok:
-            ev.passed = False
-            ev.reasons.append(
-                f"the test run failed (exit status {candidate.returncode}) without a failing test"
-            )
+            ev.reasons.append(f"the {side}'s test run cannot be evaluated: {why}")
+    if not ev.passed:
         return ev
-    # Without per-test results, only the exit status speaks.
-    if not candidate.ok:
+    failing_before = baseline.failing
+    failing_after = candidate.failing
+    passed_after = candidate.ids("passed")
+    ev.new_failures = sorted(failing_after - failing_before - flaky)
+    ev.lost = {
+        test: candidate.cases[test].outcome if test in candidate.cases else "absent"
+        for test in sorted(baseline.ids("passed") - passed_after - flaky - set(ev.new_failures))
+    }
+    ev.fixed = sorted((failing_before & passed_after) - flaky)
+    if ev.new_failures:
         ev.passed = False
-        if baseline.ok:
-            ev.reasons.append(f"tests fail on the candidate (exit status {candidate.returncode})")
-        else:
-            ev.reasons.append(
-                "tests fail both at the base and on the candidate, and there is no per-test "
-                "report to show the change adds no failure"
-            )
+        ev.reasons.append(
+            f"{len(ev.new_failures)} test(s) fail that passed before: {', '.join(ev.new_failures[:5])}"
+        )
+    if ev.lost:
+        ev.passed = False
+        shown = ", ".join(f"{test} ({what})" for test, what in list(ev.lost.items())[:5])
+        ev.reasons.append(f"{len(ev.lost)} test(s) that passed before did not pass: {shown}")
+    if not candidate.ok and not candidate.ids("failed", "error") and baseline.ok:
+        ev.passed = False
+        ev.reasons.append(
+            f"the test run failed (exit status {candidate.returncode}) without a failing test"
+        )
     return ev

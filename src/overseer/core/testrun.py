@@ -30,6 +30,16 @@ from overseer.core.sandbox import CommandResult, run_command
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 # pytest's exit status when it collected no tests: not a failure of the code under test.
 PYTEST_NO_TESTS = 5
+# pytest's exit statuses that mean the suite did not run (as opposed to 1: tests failed).
+PYTEST_STOPPED = {
+    2: "pytest was interrupted (exit status 2)",
+    3: "pytest hit an internal error (exit status 3)",
+    4: "pytest was called wrongly, a usage error (exit status 4)",
+}
+# What a shell says with these exit statuses.
+SHELL_STATUS = {126: "the test command is not executable", 127: "the test command was not found"}
+# Outcomes of a test case in a report.
+COLLECTION_ERROR = "collection_error"  # a test file that could not even be imported
 # Our environment must not leak into the target's: its own venv, not ours.
 _STRIPPED_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")
 
@@ -92,7 +102,7 @@ def _absolutize(command: str, tree: Path, root: Path) -> str:
 class TestCase:
     __test__ = False  # not a pytest test class, whatever its name
 
-    outcome: str  # passed | failed | error | skipped
+    outcome: str  # passed | failed | error | skipped | xfailed | collection_error
     duration: float
     file: str | None = None
     message: str | None = None
@@ -138,6 +148,56 @@ class TestReport:
     @property
     def skipped(self) -> int:
         return len(self.ids("skipped"))
+
+    @property
+    def collection_errors(self) -> list[str]:
+        """The test files that could not be collected (a syntax error, an import that fails)."""
+        return sorted(
+            c.file or i for i, c in self.cases.items() if c.outcome == COLLECTION_ERROR
+        )
+
+    @property
+    def tests_run(self) -> int:
+        return sum(1 for c in self.cases.values() if c.outcome != COLLECTION_ERROR)
+
+    def not_evaluable(self, min_tests: int = 1) -> str | None:
+        """Why this run cannot tell whether a change is good, or None when it can.
+
+        A suite that did not run, or ran so little that nothing was checked, is no evidence:
+        comparing two such runs would call any change harmless. (A timeout is said apart.)
+        """
+        if self.timed_out:
+            return None
+        status = self.returncode
+        if status is not None and status < 0:
+            return f"the test command was killed by signal {-status}"
+        if status in SHELL_STATUS:
+            return f"{SHELL_STATUS[status]} (exit status {status})"
+        if self.collection_errors:
+            files = self.collection_errors
+            return (
+                f"{len(files)} test file(s) could not be collected: {', '.join(files[:5])}"
+                + (" …" if len(files) > 5 else "")
+            )
+        if self.has_junit and status in PYTEST_STOPPED:
+            return PYTEST_STOPPED[status]
+        if not self.has_junit:
+            return (
+                f"the test command (exit status {status}) wrote no per-test report, so which "
+                "tests ran is unknown: run pytest, or set junit_xml to the JUnit XML report "
+                "your runner writes"
+            )
+        if self.tests_run < min_tests:
+            if self.tests_run == 0:
+                return "no tests were collected" + (
+                    f" (exit status {status})" if status not in (0, PYTEST_NO_TESTS) else ""
+                )
+            return f"only {self.tests_run} test(s) ran, fewer than min_tests={min_tests}"
+        return None
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the output, for a person to see what the runner said."""
+        return "\n".join(self.output_tail.rstrip().splitlines()[-lines:])
 
     def describe(self) -> str:
         if self.timed_out:
@@ -192,6 +252,12 @@ def parse_junit(path: Path) -> dict[str, TestCase] | None:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
                 message = (child.get("message") or child.text or "")[:500] or None
+                if child.tag == "skipped" and child.get("type") == "pytest.xfail":
+                    outcome = "xfailed"
+                elif child.tag == "error" and not classname and child.get("message") == (
+                    "collection failure"
+                ):
+                    outcome = COLLECTION_ERROR  # pytest's record of a file it could not import
                 break
         try:
             duration = float(case.get("time", "0") or 0)

@@ -72,7 +72,9 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
             )
         else:
             evaluation = compare(
-                before, run_tests(cfg, ctx.target.root, tree, cancel=ctx.stop.cancelled)
+                before,
+                run_tests(cfg, ctx.target.root, tree, cancel=ctx.stop.cancelled),
+                min_tests=cfg.min_tests,
             )
         if ctx.target.config.benchmark_command and evaluation.passed:
             with commit_tree(ctx, f"watch-base-{improvement_id}", parent) as base:

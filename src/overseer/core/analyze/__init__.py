@@ -26,7 +26,12 @@ from overseer.core.testrun import TestReport, build_test_env, resolve_test_comma
 
 
 class AnalysisFailed(Exception):
-    """The baseline could not be established, so nothing can be evaluated against it."""
+    """The baseline could not be established, so nothing can be evaluated against it.
+    `output_tail`: the last lines the test runner printed, for a person to see why."""
+
+    def __init__(self, message: str, output_tail: str = "") -> None:
+        super().__init__(message)
+        self.output_tail = output_tail
 
 
 @dataclass
@@ -212,7 +217,16 @@ def baseline_tests(
         cancel=cancel,
     )
     if tests.timed_out:
-        raise AnalysisFailed(f"baseline {tests.describe()}")
+        raise AnalysisFailed(f"baseline {tests.describe()}", tests.tail())
+    why = tests.not_evaluable(target.config.min_tests)
+    if why:
+        # Not cached: the fix is usually outside the repository (a missing dependency, a
+        # wrong test_command), and the next cycle should see it fixed without a new commit.
+        raise AnalysisFailed(
+            f"the tests at {commit[:7]} cannot be evaluated: {why}; nothing can be promoted "
+            "until they can",
+            tests.tail(),
+        )
     history.put_baseline(target.key, commit, key, tests.to_dict())
     # Kept per analysed commit, so a test that became slower over time can be found.
     history.record_durations(
