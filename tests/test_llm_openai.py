@@ -311,6 +311,9 @@ def test_a_failing_test_is_shown_with_the_code_it_exercises(tmp_path):
     assert "Code under test — File src/pkg/util.py:" in prompt and "return x * 3" in prompt
     assert "File tests/test_util.py:" in prompt
     assert attempt["target_file"] == "src/pkg/util.py"
+    # Named from the edits before SAFETY has applied them (it said "in None").
+    [generated] = [e for e in h.events if e.kind == "PhaseFinished" and e.phase == "GENERATE"]
+    assert generated.summary == "llm failing_test in src/pkg/util.py"
     assert attempt["status"] == "awaiting_approval", attempt["failure_reason"]
     assert attempt["tests_failed"] == 0 and attempt["tests_passed"] == 1
 
