@@ -311,6 +311,9 @@ def test_a_failing_test_is_shown_with_the_code_it_exercises(tmp_path):
     assert "Code under test — File src/pkg/util.py:" in prompt and "return x * 3" in prompt
     assert "File tests/test_util.py:" in prompt
     assert attempt["target_file"] == "src/pkg/util.py"
+    # Named from the edits before SAFETY has applied them (it said "in None").
+    [generated] = [e for e in h.events if e.kind == "PhaseFinished" and e.phase == "GENERATE"]
+    assert generated.summary == "llm failing_test in src/pkg/util.py"
     assert attempt["status"] == "awaiting_approval", attempt["failure_reason"]
     assert attempt["tests_failed"] == 0 and attempt["tests_passed"] == 1
 
@@ -332,3 +335,80 @@ def test_an_endpoint_that_does_not_answer_is_not_held_against_the_finding(tmp_pa
     assert second["fingerprint"] == first["fingerprint"]  # the same finding, tried again
     learned = {o["improvement_id"] for o in rows(tmp_path / "state", "outcomes")}
     assert first["improvement_id"] not in learned and second["improvement_id"] in learned
+
+
+# -- replies that cannot be read ------------------------------------------------------------
+
+# 5 MB of an object that never closes: json's decoder recursed on it until RecursionError,
+# which ended the attempt as an `error`, unrecorded and retried every cycle.
+HOSTILE = '{"edits": [' * (5 * 1024 * 1024 // len('{"edits": ['))
+
+
+def test_a_five_megabyte_hostile_reply_is_a_recorded_failed_generation(tmp_path, repo):
+    from overseer.core.generate.llm import MAX_RECORDED_REPLY_CHARS
+    from overseer.core.llm.reply import MAX_REPLY_CHARS
+
+    with ChatServer(default=Answer(HOSTILE)) as server:
+        h = llm_harness(tmp_path, repo, server)
+        [attempt] = h.cycle().attempts
+        again = h.cycle()
+        asked = len(server.requests)
+        h.close()
+    assert attempt["status"] == "failed", attempt["failure_reason"]
+    reason = f"the reply is {len(HOSTILE):,} characters long; at most {MAX_REPLY_CHARS:,} are read"
+    assert attempt["failure_reason"].endswith(f"no usable reply from the model: {reason}")
+    [entry] = attempt["generation"]["replies"]
+    assert entry["error"] == reason
+    cut = len(HOSTILE) - MAX_RECORDED_REPLY_CHARS
+    assert entry["raw"] == HOSTILE[:MAX_RECORDED_REPLY_CHARS] + (
+        f"\n[… {cut:,} more characters not kept: the reply had {len(HOSTILE):,}]"
+    )
+    [outcome] = rows(tmp_path / "state", "outcomes")
+    assert outcome["kept"] == 0 and outcome["improvement_id"] == attempt["improvement_id"]
+    # Settled like any failed generation: the same finding on the same code is not asked again.
+    assert again.attempts == [] and asked == 1
+    assert "already made on the same code" in again.summary and "(failed)" in again.summary
+
+
+def test_a_reply_with_nul_and_lone_surrogate_characters_is_recorded_storably(tmp_path, repo):
+    """JSON may carry "\\u0000" and "\\udc80"; SQLite's UTF-8 cannot store the latter."""
+    wrong = {**GOOD, "edits": [{"search": "import json\nimport os\n", "replace": "\udc80"}]}
+    text = "nul \x00 and a lone \ud800 surrogate\n" + json.dumps(wrong, ensure_ascii=False)
+    with ChatServer(default=Answer(text)) as server:
+        h = llm_harness(tmp_path, repo, server)
+        [attempt] = h.cycle().attempts
+        again = h.cycle()
+        asked = len(server.requests)
+        h.close()
+    assert attempt["status"] == "failed", attempt["failure_reason"]
+    [entry] = attempt["generation"]["replies"]
+    assert entry["error"] == "edit 1 holds text that is not valid Unicode (a lone surrogate)"
+    assert entry["raw"].startswith("nul \ufffd and a lone \ufffd surrogate\n")
+    assert '"replace": "\ufffd"' in entry["raw"]
+    assert again.attempts == [] and asked == 1
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_bug_in_reading_one_reply_costs_that_reply_not_the_attempt(tmp_path, repo, monkeypatch):
+    """parse_reply raises nothing but ReplyRejected; were a bug to make it, the generator still
+    records that reply as unusable, with the exception as its reason, and reads the next one.
+    (The bug is simulated: the reader fails on its first call, then is the real one.)"""
+    import overseer.core.generate.llm as generator_module
+
+    real, calls = generator_module.parse_reply, []
+
+    def fails_once(text):
+        calls.append(text)
+        if len(calls) == 1:
+            raise RuntimeError("a bug \x00 \udc80")
+        return real(text)
+
+    monkeypatch.setattr(generator_module, "parse_reply", fails_once)
+    with ChatServer(default=Answer(json.dumps(GOOD))) as server:
+        h = llm_harness(tmp_path, repo, server, candidates=2)
+        [attempt] = h.cycle().attempts
+        h.close()
+    assert attempt["status"] == "promoted", attempt["failure_reason"]
+    first, second = attempt["generation"]["replies"]
+    assert first["error"] == "the reply could not be read: RuntimeError: a bug \ufffd \ufffd"
+    assert first["raw"] == json.dumps(GOOD) and "error" not in second

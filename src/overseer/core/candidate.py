@@ -95,7 +95,9 @@ class Candidate:
 
     @property
     def target_file(self) -> str | None:
-        return self.changes[0].path if self.changes else None
+        # Before SAFETY applies a model's edits there are no changes yet, only edits' paths.
+        paths = self.paths
+        return paths[0] if paths else None
 
     @property
     def diff(self) -> str:

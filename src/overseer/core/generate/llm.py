@@ -6,11 +6,16 @@ model for N candidates (N-best, one seed each), and reads each reply. The edits 
 SAFETY, not here: a reply is only a proposal. Everything needed to replay the attempt — the
 prompt, the model's identity, the sampling settings, the raw replies — goes into the history,
 including for replies that could not be used.
+
+A reply that cannot be used is a failed generation, never a crash: its reason and its text are
+recorded (the text capped at MAX_RECORDED_REPLY_CHARS and made storable), so the attempt is
+settled and learned from like any other failure.
 """
 
 from __future__ import annotations
 
 import ast
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +27,32 @@ from overseer.core.history import PROMOTED, History
 from overseer.core.llm import Backend, BackendError, build_backend
 from overseer.core.llm.backend import BackendUnavailable
 from overseer.core.llm.prompt import PromptTooLong, build_prompt
-from overseer.core.llm.reply import ReplyRejected, parse_reply
+from overseer.core.llm.reply import ReplyRejected, parse_reply, storable
 from overseer.core.secrets import Redactor
+
+log = logging.getLogger(__name__)
 
 MAX_SOURCE_BYTES = 512 * 1024
 EXAMPLE_DIFF_CHARS = 1500
 # Findings about a test, whose fix is usually in the code the test exercises.
 TEST_FINDINGS = ("failing_test", "flaky_test", "slow_test", "slow_regression")
 CONTEXT_FILES = 2  # modules of the code under test shown with the test
+# Of each reply, what the history keeps: enough to see what the model did, while a reply of
+# megabytes (runaway sampling, a hostile endpoint) does not grow every row that holds it.
+MAX_RECORDED_REPLY_CHARS = 64 * 1024
+MAX_REASON_CHARS = 500  # of an unexpected exception's message, as a reply's reason
+
+
+def recorded_reply(text: str) -> str:
+    """A reply's text as the history keeps it: capped, with a marker saying how much was cut,
+    and storable (no NUL, no lone surrogate)."""
+    if len(text) > MAX_RECORDED_REPLY_CHARS:
+        cut = len(text) - MAX_RECORDED_REPLY_CHARS
+        text = (
+            text[:MAX_RECORDED_REPLY_CHARS]
+            + f"\n[… {cut:,} more characters not kept: the reply had {len(text):,}]"
+        )
+    return storable(text)
 
 
 class LLMGenerator:
@@ -120,17 +143,25 @@ class LLMGenerator:
                     reply = session.generate(prompt.text, seed=seed)
                     entry: dict[str, Any] = {
                         "seed": seed,
-                        "raw": self.redactor.text(reply.text),
+                        "raw": "",
                         "tokens": reply.tokens,
                         "seconds": reply.seconds,
                     }
                     record["replies"].append(entry)
                     try:
+                        # Redacted before it is cut, so no secret is kept half.
+                        entry["raw"] = recorded_reply(self.redactor.text(reply.text))
                         parsed = parse_reply(reply.text)
+                        candidates.append(self._candidate(finding, parsed, n, record))
                     except ReplyRejected as exc:
                         entry["error"] = str(exc)
-                        continue
-                    candidates.append(self._candidate(finding, parsed, n, record))
+                    except Exception as exc:
+                        # parse_reply raises nothing else; if it ever does, the reply is still
+                        # an unusable one with a reason, not an attempt lost to an error.
+                        log.exception("reading reply %d of the model failed", n)
+                        entry["error"] = storable(
+                            f"the reply could not be read: {type(exc).__name__}: {exc}"
+                        )[:MAX_REASON_CHARS]
         except BackendUnavailable as exc:
             raise GenerationFailed(str(exc), provenance=record, transient=True) from None
         except (BackendError, PromptTooLong) as exc:
