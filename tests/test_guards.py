@@ -555,31 +555,6 @@ def test_the_redactor():
     }
 
 
-def test_a_secret_in_the_environment_never_reaches_the_history_or_the_log(tmp_path):
-    from helpers import SAMPLE, init_repo, overseer
-
-    secret = "tok_5f3a9c1e7d2b8a4f6e0c"
-    leaky = 'import os\n\n\ndef test_leaks_its_environment():\n    print("using", os.environ["DEPLOY_TOKEN"])\n    assert False, os.environ["DEPLOY_TOKEN"]\n'
-    repo = init_repo(tmp_path / "proj", {**SAMPLE, "tests/test_leak.py": leaky})
-    state = tmp_path / "state"
-    out = overseer(
-        "run",
-        "--once",
-        "--target",
-        str(repo),
-        "--state-dir",
-        str(state),
-        "--debug",
-        env={"DEPLOY_TOKEN": secret},
-    )
-    assert out.returncode == 0, out.stderr
-    assert "test_leaks_its_environment" in out.stdout or (state / "history.sqlite3").exists()
-    stored = b"".join(p.read_bytes() for p in state.glob("history.sqlite3*"))
-    assert b"[secret DEPLOY_TOKEN]" in stored  # the failing test's output was recorded...
-    assert secret.encode() not in stored  # ...without the secret
-    assert secret not in out.stdout and secret not in out.stderr
-
-
 def test_a_secret_files_contents_never_reach_the_history_or_the_output(tmp_path):
     """A model edits `.env` (next to a secret): denied as a protected path, and its diff — whose
     context lines are the secret — is recorded and shown without them."""

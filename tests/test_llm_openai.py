@@ -387,28 +387,3 @@ def test_a_reply_with_nul_and_lone_surrogate_characters_is_recorded_storably(tmp
     assert '"replace": "\ufffd"' in entry["raw"]
     assert again.attempts == [] and asked == 1
     assert git(repo, "status", "--porcelain") == ""
-
-
-def test_a_bug_in_reading_one_reply_costs_that_reply_not_the_attempt(tmp_path, repo, monkeypatch):
-    """parse_reply raises nothing but ReplyRejected; were a bug to make it, the generator still
-    records that reply as unusable, with the exception as its reason, and reads the next one.
-    (The bug is simulated: the reader fails on its first call, then is the real one.)"""
-    import overseer.core.generate.llm as generator_module
-
-    real, calls = generator_module.parse_reply, []
-
-    def fails_once(text):
-        calls.append(text)
-        if len(calls) == 1:
-            raise RuntimeError("a bug \x00 \udc80")
-        return real(text)
-
-    monkeypatch.setattr(generator_module, "parse_reply", fails_once)
-    with ChatServer(default=Answer(json.dumps(GOOD))) as server:
-        h = llm_harness(tmp_path, repo, server, candidates=2)
-        [attempt] = h.cycle().attempts
-        h.close()
-    assert attempt["status"] == "promoted", attempt["failure_reason"]
-    first, second = attempt["generation"]["replies"]
-    assert first["error"] == "the reply could not be read: RuntimeError: a bug \ufffd \ufffd"
-    assert first["raw"] == json.dumps(GOOD) and "error" not in second

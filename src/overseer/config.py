@@ -125,6 +125,11 @@ class TargetConfig(_Strict):
     env: dict[str, str] = Field(
         default_factory=dict, description="extra environment for the target's test and benchmark"
     )
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="secret variables (policy secrets.env) the target's commands may still see; "
+        "their values stay redacted in everything overseer writes",
+    )
     slow_test_seconds: Annotated[float, Field(gt=0)] = 1.0
     flaky_reruns: Annotated[int, Field(ge=0, le=10)] = 2  # a failing test is run again this often
     # A test run with fewer tests than this cannot show that a change is harmless: nothing is

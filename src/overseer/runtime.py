@@ -20,7 +20,7 @@ from overseer.core.policy import CompiledPolicy, load_policy
 from overseer.core.predictor import Predictor
 from overseer.core.repo import Identity
 from overseer.core.safety import protected_for
-from overseer.core.secrets import Redactor, redact_logs
+from overseer.core.secrets import Redactor, install, redact_logs
 from overseer.core.target import resolve_target
 from overseer.locations import StateDir, resolve_state_dir
 
@@ -58,8 +58,9 @@ class Runtime:
         state = StateDir(resolve_state_dir(state_dir, config.state_dir))
         policy = load_policy(config.policy)
         redactor = Redactor(policy.policy.secrets.env)
+        install(redactor)  # every capture point (test output, model replies) uses this one
         redact_logs(redactor)
-        bus = EventBus(clock, redact=redactor.value if redactor else None)
+        bus = EventBus(clock, redact=redactor.value)
         return cls(config, state, clock, bus, policy, redactor)
 
     @property
@@ -166,6 +167,8 @@ class Runtime:
     def reconfigure(self, config: OverseerConfig, policy: CompiledPolicy) -> None:
         self.config = config
         self.policy = policy
+        # The history, the bus, the log filters and the capture points all hold this one.
+        self.redactor.configure(policy.policy.secrets.env)
         self._generators = None  # rebuilt (and checked) with the new settings
 
     def context(self, target_config: TargetConfig) -> Context:

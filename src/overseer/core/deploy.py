@@ -12,6 +12,7 @@ from pathlib import Path
 from overseer.core.candidate import Candidate
 from overseer.core.faults import fault_point
 from overseer.core.repo import Identity, commit_all_paths, run_git
+from overseer.core.secrets import redact
 
 TRAILER = "Overseer-Improvement-Id"
 ROLLBACK_TRAILER = "Overseer-Reverts"
@@ -34,7 +35,8 @@ def commit_message(candidate: Candidate, improvement_id: str, risk: str, reasons
         "",
         f"{TRAILER}: {improvement_id}",
     ]
-    return "\n".join(lines) + "\n"
+    # The parts came redacted from their sources; this is the last line before git, forever.
+    return redact("\n".join(lines) + "\n")
 
 
 def apply_changes(candidate: Candidate, tree: Path) -> None:

@@ -404,7 +404,7 @@ class History:
 
     def clean(self, fields: dict[str, Any]) -> dict[str, Any]:
         """What may be written: every value with secrets redacted."""
-        return self.redactor.value(fields) if self.redactor else fields
+        return self.redactor.value(fields)
 
     def start_cycle(self, **fields: Any) -> None:
         with self.transaction():

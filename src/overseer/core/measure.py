@@ -37,7 +37,7 @@ def measure_performance(
     runs = 0
 
     def runner(tree: Path):  # type: ignore[no-untyped-def]
-        env = build_test_env(tree, command, dict(cfg.env))
+        env = build_test_env(tree, command, dict(cfg.env), cfg.pass_env)
 
         def run() -> dict[str, Any]:
             nonlocal runs

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from overseer.core.durations import Duration
 from overseer.core.globs import first_match
+from overseer.core.secrets import DEFAULT_SECRET_ENV
 from overseer.core.yamlfile import load_model
 
 
@@ -200,16 +201,6 @@ class SuccessRisk(_Strict):
         return self
 
 
-DEFAULT_SECRET_ENV = [
-    "*TOKEN*",
-    "*SECRET*",
-    "*PASSWORD*",
-    "*PASSWD*",
-    "*API_KEY*",
-    "*PRIVATE_KEY*",
-    "AWS_*",
-    "*CREDENTIALS*",
-]
 DEFAULT_SECRET_FILES = [
     ".env",
     ".env.*",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from overseer.core.secrets import redact
 from overseer.core.spent import spending
 from overseer.core.stop import CycleStopped
 
@@ -78,6 +79,7 @@ def run_command(
     separate_stderr: bool = False,
     cancel: threading.Event | None = None,
     kind: str = "command",
+    redact_output: bool = True,
 ) -> CommandResult:
     """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
 
@@ -88,6 +90,10 @@ def run_command(
     `separate_stderr`, for commands whose stdout is data. When `cancel` is set while the
     command runs, its group is killed and CycleStopped is raised. The time is counted as
     `kind` (tests, ruff, …) in the account of external time (core/spent.py).
+
+    What the command printed is redacted as it is captured (core/secrets.py), unless the
+    caller says its output is data, not a message (`redact_output=False`: ruff's fixed source,
+    which is the file itself and is never shown raw).
     """
     if isinstance(command, str):
         argv: list[str] = ["/bin/sh", "-c", command]
@@ -140,6 +146,8 @@ def run_command(
         duration = time.monotonic() - started
         tail = _tail(output, output_limit)
         error_tail = _tail(errors, OUTPUT_TAIL_BYTES)
+        if redact_output:
+            tail, error_tail = redact(tail), redact(error_tail)
     return CommandResult(
         command=shown,
         returncode=None if timed_out else proc.returncode,

@@ -26,6 +26,7 @@ from typing import Any
 
 from overseer.config import TargetConfig
 from overseer.core.sandbox import CommandResult, run_command
+from overseer.core.secrets import redact, withheld
 
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 # pytest's exit status when it collected no tests: not a failure of the code under test.
@@ -246,12 +247,14 @@ def parse_junit(path: Path) -> dict[str, TestCase] | None:
     for case in root.iter("testcase"):
         classname = case.get("classname", "")
         name = case.get("name", "")
-        test_id = f"{classname}::{name}" if classname else name
+        # Ids and messages are the target's own text (a parametrized id, an assertion that
+        # prints a value): redacted here, as they are read, before any finding quotes them.
+        test_id = redact(f"{classname}::{name}" if classname else name)
         outcome, message = "passed", None
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                message = (child.get("message") or child.text or "")[:500] or None
+                message = redact(child.get("message") or child.text or "")[:500] or None
                 if child.tag == "skipped" and child.get("type") == "pytest.xfail":
                     outcome = "xfailed"
                 elif child.tag == "error" and not classname and child.get("message") == (
@@ -267,10 +270,14 @@ def parse_junit(path: Path) -> dict[str, TestCase] | None:
     return cases
 
 
-def build_test_env(tree: Path, command: TestCommand, extra: dict[str, str]) -> dict[str, str]:
+def build_test_env(
+    tree: Path, command: TestCommand, extra: dict[str, str], pass_env: list[str] | None = None
+) -> dict[str, str]:
+    """The environment of the target's commands: ours, without our own settings and without
+    secret variables (the tests run code a model wrote) except those in `pass_env`."""
     env = {
         k: v
-        for k, v in os.environ.items()
+        for k, v in withheld(os.environ, pass_env or ()).items()
         if k not in _STRIPPED_ENV and not k.startswith("OVERSEER_")
     }
     if command.venv is not None:
@@ -352,7 +359,7 @@ def _run_once(
             selection = Path(scratch) / "only"
             selection.write_text("".join(n + "\n" for n in only))
             extra["OVERSEER_ONLY_FILE"] = str(selection)
-        env = build_test_env(tree, command, extra)
+        env = build_test_env(tree, command, extra, target.pass_env)
         watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
         try:
             result: CommandResult = run_command(

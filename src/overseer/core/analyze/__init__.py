@@ -278,7 +278,9 @@ def analyze(
         benchmark = history.get_baseline(target.key, commit, bench_key)
         if benchmark is None:
             report.progress("running the benchmark")
-            env = build_test_env(worktree(), resolve_test_command(cfg, target.root), dict(cfg.env))
+            env = build_test_env(
+                worktree(), resolve_test_command(cfg, target.root), dict(cfg.env), cfg.pass_env
+            )
             benchmark = run_benchmark(cfg.benchmark_command, worktree(), env, cfg.benchmark_timeout)
             if benchmark.get("ok"):
                 history.put_baseline(target.key, commit, bench_key, benchmark)

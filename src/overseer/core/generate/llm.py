@@ -148,10 +148,14 @@ class LLMGenerator:
                         "seconds": reply.seconds,
                     }
                     record["replies"].append(entry)
+                    # Redacted as it arrives: a model that echoes a secret (in its rationale,
+                    # its impact, its code) gets it into nothing — not the record, not the
+                    # commit message, not the code. Redacted before it is cut, so no secret
+                    # is kept half.
+                    text = self.redactor.text(reply.text)
                     try:
-                        # Redacted before it is cut, so no secret is kept half.
-                        entry["raw"] = recorded_reply(self.redactor.text(reply.text))
-                        parsed = parse_reply(reply.text)
+                        entry["raw"] = recorded_reply(text)
+                        parsed = parse_reply(text)
                         candidates.append(self._candidate(finding, parsed, n, record))
                     except ReplyRejected as exc:
                         entry["error"] = str(exc)

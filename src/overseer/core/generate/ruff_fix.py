@@ -15,6 +15,7 @@ from overseer.core.analyze.lint import ruff_command, ruff_version
 from overseer.core.candidate import Candidate, FileChange, GenerationFailed
 from overseer.core.policy import Risk
 from overseer.core.sandbox import run_command
+from overseer.core.secrets import redact
 
 RUFF_FIX_TIMEOUT_SECONDS = 60.0
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
@@ -55,10 +56,12 @@ class RuffFix:
             output_limit=MAX_SOURCE_BYTES * 2,
             separate_stderr=True,
             kind="ruff",
+            redact_output=False,  # the fixed file itself: redacting it would change the code
         )
+        stderr = redact(result.stderr_tail)
         # ruff exits 1 when findings remain after fixing; the fixed source is on stdout anyway.
         if result.timed_out or result.returncode not in (0, 1):
-            raise GenerationFailed(f"ruff --fix: {result.describe()}: {result.stderr_tail[-500:]}")
+            raise GenerationFailed(f"ruff --fix: {result.describe()}: {stderr[-500:]}")
         after = result.output_tail
         if after == before:
             raise GenerationFailed(f"ruff produced no change for {finding.kind} in {finding.file}")
