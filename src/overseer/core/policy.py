@@ -481,8 +481,10 @@ class CompiledPolicy:
             raise_to(Risk.HIGH, p.oracle_changes, f"oracle: {reason}")
         if facts.change_type == "bugfix":
             tests = [path for path in facts.paths if first_match(TEST_PATHS, path)]
-            if tests:
-                raise_to(Risk.HIGH, None, f"claims a fix but edits tests: {', '.join(tests)}")
+            if tests:  # the test that decides whether the fix works, changed with it
+                raise_to(
+                    Risk.HIGH, p.oracle_changes, f"claims a fix but edits tests: {', '.join(tests)}"
+                )
 
         success = p.success
         if facts.predicted_success is not None:
