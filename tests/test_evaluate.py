@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from adversarial import LEVELS
 from helpers import Harness, git, init_repo, rows
 from overseer.core.policy import Risk
 
@@ -223,15 +224,19 @@ LIB = "import os\n\n\ndef double(x):\n    return x * 2\n"
 LIB_TEST = "from lib import double\n\n\ndef test_double():\n    assert double(2) == 4\n"
 
 
-def test_a_repository_whose_tests_cannot_be_collected_promotes_nothing(tmp_path):
+@pytest.mark.parametrize(("level", "policy"), LEVELS, ids=[level for level, _ in LEVELS])
+def test_a_repository_whose_tests_cannot_be_collected_promotes_nothing(tmp_path, level, policy):
     """A test file with a syntax error: pytest runs nothing. The ruff fix that breaks the real
-    test must not be promoted, and the finding must not be held against the change."""
+    test must not be promoted, at any level, and the finding must not be held against the
+    change."""
+    import yaml
+
     repo = init_repo(
         tmp_path / "proj",
         {"lib.py": LIB, "tests/test_lib.py": LIB_TEST, "tests/test_broken.py": "def test_(:\n"},
     )
     head = git(repo, "rev-parse", "main")
-    h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F401"])
+    h = Harness(tmp_path, repo, policy=yaml.safe_dump(policy), ruff_select=["F401"])
     result = h.cycle()
     h.close()
     assert result.status == "failed" and result.attempts == []

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from adversarial import LEVELS
 from chat_server import Answer, ChatServer
 from helpers import Harness, git, rows
 from overseer.config import OpenAISettings
@@ -344,12 +345,17 @@ def test_an_endpoint_that_does_not_answer_is_not_held_against_the_finding(tmp_pa
 HOSTILE = '{"edits": [' * (5 * 1024 * 1024 // len('{"edits": ['))
 
 
-def test_a_five_megabyte_hostile_reply_is_a_recorded_failed_generation(tmp_path, repo):
+@pytest.mark.parametrize(("level", "policy"), LEVELS, ids=[level for level, _ in LEVELS])
+def test_a_five_megabyte_hostile_reply_is_a_recorded_failed_generation(
+    tmp_path, repo, level, policy
+):
+    import yaml
+
     from overseer.core.generate.llm import MAX_RECORDED_REPLY_CHARS
     from overseer.core.llm.reply import MAX_REPLY_CHARS
 
     with ChatServer(default=Answer(HOSTILE)) as server:
-        h = llm_harness(tmp_path, repo, server)
+        h = llm_harness(tmp_path, repo, server, policy=yaml.safe_dump(policy))
         [attempt] = h.cycle().attempts
         again = h.cycle()
         asked = len(server.requests)

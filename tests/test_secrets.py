@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 import yaml
 
+from adversarial import LEVELS
 from chat_server import Answer, ChatServer
 from helpers import SAMPLE, git, init_repo, overseer, rows
 
@@ -38,12 +40,15 @@ def leaked(text: str | bytes) -> list[str]:
     return [name for name, value in SECRETS.items() if value in text]
 
 
-def run_once(tmp_path, repo, *generators, pass_env=(), extra_env=None):
+def run_once(tmp_path, repo, *generators, pass_env=(), extra_env=None, policy=None):
     config = tmp_path / "overseer.yaml"
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(policy or {"autonomy": "supervised"}))
     config.write_text(
         yaml.safe_dump(
             {
                 "state_dir": str(tmp_path / "state"),
+                "policy": str(policy_file),
                 "generators": list(generators) or ["ruff_fix"],
                 "targets": [
                     {
@@ -63,6 +68,7 @@ def run_once(tmp_path, repo, *generators, pass_env=(), extra_env=None):
         "--config",
         str(config),
         "--no-dry-run",
+        "--no-require-approval",
         "--debug",
         env={**SECRETS, **(extra_env or {})},
     )
@@ -88,11 +94,13 @@ def everything_written(tmp_path, repo) -> dict[str, str]:
     return written
 
 
-def test_a_failing_test_and_a_model_that_echo_secrets_leak_nothing(tmp_path):
+@pytest.mark.parametrize(("level", "policy"), LEVELS, ids=[level for level, _ in LEVELS])
+def test_a_failing_test_and_a_model_that_echo_secrets_leak_nothing(tmp_path, level, policy):
     """Tokens in the environment (passed to the tests on purpose), a failing test that prints
     them and puts them in its assertion message, and a model that echoes them back in its
     rationale, its impact and its code: the prompt, the commit messages, the history, the
-    events and the logs contain none of them."""
+    events and the logs contain none of them — at every level, including those where the
+    change promotes itself onto the branch."""
     repo = init_repo(
         tmp_path / "proj",
         {**SAMPLE, "pkg/util.py": UTIL, "tests/test_deploy.py": LEAKY_TEST},
@@ -116,6 +124,7 @@ def test_a_failing_test_and_a_model_that_echo_secrets_leak_nothing(tmp_path):
             repo,
             server.generator(retries=0),
             pass_env=["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"],
+            policy=policy,
         )
         prompts = [m["content"] for r in server.requests for m in r["messages"]]
     assert out.returncode == 0, out.stderr
@@ -124,14 +133,17 @@ def test_a_failing_test_and_a_model_that_echo_secrets_leak_nothing(tmp_path):
     assert attempt["finding_kind"] == "failing_test", attempt["finding_kind"]
     assert prompts, "the model was never asked"
     assert "token=[secret GITHUB_TOKEN] key=[secret AWS_SECRET_ACCESS_KEY]" in "\n".join(prompts)
-    assert attempt["git_branch"] and attempt["git_commit_hash"], attempt["failure_reason"]
+    assert attempt["git_commit_hash"], attempt["failure_reason"]
+    if level == "full/high":  # a low-risk fix by the model's account: it promotes itself
+        assert attempt["status"] == "promoted", attempt["failure_reason"]
 
     assert leaked("\n".join(prompts)) == []
     for where, text in everything_written(tmp_path, repo).items():
         assert leaked(text) == [], where
     assert leaked(out.stdout) == [] and leaked(out.stderr) == []
-    message = git(repo, "log", "-1", "--format=%B", attempt["git_branch"])
-    assert "[secret GITHUB_TOKEN]" in message  # the rationale is there, without the value
+    if attempt["status"] in ("promoted", "awaiting_approval"):
+        message = git(repo, "log", "-1", "--format=%B", attempt["git_commit_hash"])
+        assert "[secret GITHUB_TOKEN]" in message  # the rationale is there, without the value
 
 
 def test_secret_variables_are_withheld_from_the_targets_commands(tmp_path):
