@@ -1,20 +1,36 @@
 """A broken generator never starves the others: a generator that fails on its own account (its
 model does not load, its endpoint does not answer) hands the finding to the next one in the same
-attempt, and rests until its check passes again — with real repositories, the real tiny model
-and the scripted chat server."""
+attempt, rests until its check passes again, and is shown as off — with real repositories, the
+real tiny model, the scripted chat server, a real daemon and the real command line."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+import shutil
 from datetime import timedelta
 
 import pytest
 
 from chat_server import Answer, ChatServer
-from helpers import Harness, git, init_repo, rows
+from helpers import (
+    Harness,
+    daemon_config,
+    git,
+    init_repo,
+    next_event,
+    overseer,
+    rows,
+    short_dir,
+)
+from overseer.client import Client
 from overseer.core.clock import FakeClock, iso
 from overseer.core.generate import GeneratorFault
 from overseer.core.generate.health import RECHECK_SECONDS, GeneratorHealthBoard
+from overseer.daemon.server import DaemonOptions, run_daemon
+from overseer.tui.widgets.status_bar import StatusBar
+from test_tui import SIZE, app_for, connected, text_of, until
 from tiny_model import build_tiny_llama_gguf
 
 UNUSABLE = "I think you should refactor everything."
@@ -23,6 +39,13 @@ UNUSABLE = "I think you should refactor everything."
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return build_tiny_llama_gguf(tmp_path_factory.mktemp("model") / "tiny.gguf")
+
+
+@pytest.fixture
+def sockdir():
+    path = short_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def unloadable(model, path):
@@ -249,3 +272,68 @@ def test_the_health_record_keeps_since_when_and_checks_only_what_is_due():
         "next_check": None,
     }
     assert changes == [(None, True), (True, False), (False, False), (False, True)]
+
+
+# -- shown to people -------------------------------------------------------------------------
+
+
+def daemon_options(tmp_path, repo, sockdir, server):
+    path, config = daemon_config(
+        tmp_path,
+        repo,
+        sockdir / "run" / "s.sock",
+        generators=[server.generator(retries=0), "ruff_fix"],
+    )
+    return DaemonOptions(config=config, config_path=path)
+
+
+async def a_cycle(client) -> None:
+    await client.request("subscribe")
+    await client.request("run_now")
+    await next_event(client, "CycleFinished")
+
+
+async def test_overseer_status_shows_an_off_generator_and_why(tmp_path, repo, sockdir):
+    with ChatServer(default=Answer(status=503, body=b"{}")) as server:
+        opts = daemon_options(tmp_path, repo, sockdir, server)
+        socket = str(opts.config.daemon.socket)
+        async with run_daemon(opts) as daemon, Client(daemon.socket_path) as client:
+            before = await asyncio.to_thread(overseer, "status", env={"OVERSEER_SOCKET": socket})
+            await a_cycle(client)
+            status = await asyncio.to_thread(overseer, "status", env={"OVERSEER_SOCKET": socket})
+            as_json = await asyncio.to_thread(
+                overseer, "status", "--json", env={"OVERSEER_SOCKET": socket}
+            )
+        offline = await asyncio.to_thread(
+            overseer,
+            "status",
+            env={"OVERSEER_SOCKET": socket, "OVERSEER_STATE_DIR": str(tmp_path / "state")},
+        )
+    assert before.returncode == 0 and "\ngenerator " not in before.stdout
+    assert status.returncode == 0, status.stderr
+    why = f"{server.url} failed 1 time(s): HTTP 503"
+    [line] = [line for line in status.stdout.splitlines() if line.startswith("generator ")]
+    assert line.startswith("generator llm (openai) OFF since ")
+    assert f": {why} — checked again at " in line
+    shown = json.loads(as_json.stdout)["generators"]
+    assert [(g["name"], g["healthy"]) for g in shown] == [("llm", False), ("ruff_fix", True)]
+    assert shown[0]["reason"] == why
+    # Without the daemon: what it last recorded, said to be that.
+    assert offline.returncode == 3
+    [line] = [line for line in offline.stdout.splitlines() if line.startswith("generator ")]
+    assert "generator llm (openai) OFF since " in line and " (last recorded " in line
+    assert line.split(": ", 1)[1].startswith(why)
+
+
+async def test_the_tui_status_bar_shows_llm_off_and_why_on_hover(tmp_path, repo, sockdir):
+    with ChatServer(default=Answer(status=503, body=b"{}")) as server:
+        async with run_daemon(daemon_options(tmp_path, repo, sockdir, server)) as daemon:
+            app = app_for(daemon)
+            async with app.run_test(size=SIZE) as pilot:
+                await connected(pilot)
+                bar = app.query_one(StatusBar)
+                assert "OFF" not in text_of(bar) and bar.tooltip is None
+                await pilot.press("n")
+                await until(pilot, lambda: "llm OFF" in text_of(bar), what="llm OFF shown")
+                assert "llm (openai) is off since " in str(bar.tooltip)
+                assert f"{server.url} failed 1 time(s): HTTP 503" in str(bar.tooltip)
