@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer.config import OverseerConfig, TargetConfig
+from overseer.core.clock import Clock
 from overseer.core.context import Context, RunSettings
 from overseer.core.events import Event
 from overseer.runtime import Runtime
@@ -121,7 +122,14 @@ def snapshot(repo: Path) -> dict[str, Any]:
 class Harness:
     """A Runtime on a real state directory, recording every event it emits."""
 
-    def __init__(self, tmp_path: Path, repo: Path, policy: str | None = LIMITED, **target: Any):
+    def __init__(
+        self,
+        tmp_path: Path,
+        repo: Path,
+        policy: str | None = LIMITED,
+        clock: Clock | None = None,
+        **target: Any,
+    ):
         self.tmp_path = tmp_path
         self.repo = repo
         self.state_dir = tmp_path / "state"
@@ -132,7 +140,7 @@ class Harness:
         self.config = OverseerConfig(
             policy=policy_path, targets=[TargetConfig(path=repo, name="proj", **target)]
         )
-        self.rt = Runtime.create(self.config, self.state_dir)
+        self.rt = Runtime.create(self.config, self.state_dir, clock)
         self.events: list[Event] = []
         self.rt.bus.subscribe(self.events.append)
 

@@ -225,7 +225,9 @@ def test_run_once_survives_a_damaged_model_and_ruff_keeps_working(tmp_path, repo
     )
 
 
-def test_a_model_damaged_after_start_up_fails_the_attempt_with_the_reason(tmp_path, repo, model):
+def test_a_model_damaged_after_start_up_turns_the_generator_off_with_the_reason(
+    tmp_path, repo, model
+):
     damaged = tmp_path / "model.gguf"
     damaged.write_bytes(model.read_bytes())
     h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])._with_generators(
@@ -235,9 +237,12 @@ def test_a_model_damaged_after_start_up_fails_the_attempt_with_the_reason(tmp_pa
     damaged.write_bytes(model.read_bytes()[:-1000])  # then someone truncates it
     [attempt] = h.cycle().attempts
     h.close()
-    assert attempt["status"] == "failed"
+    # The model's fault, not the finding's: an error, not learned from, and the model is off.
+    assert attempt["status"] == "error"
     assert (
         "generation failed:" in attempt["failure_reason"]
         and "is truncated" in attempt["failure_reason"]
     )
-    assert rows(tmp_path / "state", "outcomes")[0]["kept"] == 0
+    assert rows(tmp_path / "state", "outcomes") == []
+    [llm] = h.rt.generator_status()
+    assert llm["healthy"] is False and "is truncated" in llm["reason"]

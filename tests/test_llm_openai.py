@@ -11,6 +11,8 @@ from adversarial import LEVELS
 from chat_server import Answer, ChatServer
 from helpers import Harness, git, rows
 from overseer.config import OpenAISettings
+from overseer.core.clock import FakeClock
+from overseer.core.generate.health import RECHECK_SECONDS
 from overseer.core.llm import BackendError
 from overseer.core.llm.openai_backend import OpenAIBackend
 
@@ -258,22 +260,24 @@ def test_an_unreachable_endpoint_is_reported_and_the_ruff_fixer_keeps_working(tm
     )
 
 
-def test_an_endpoint_that_comes_up_later_is_used_without_a_restart(tmp_path, repo, monkeypatch):
+def test_an_endpoint_that_comes_up_later_is_used_without_a_restart(tmp_path, repo):
     """At boot the model server may start after overseer: the generator is off at first and
     checked again later, not off for the daemon's whole life."""
-    import overseer.runtime
-
+    clock = FakeClock()
     with ChatServer(models_status=503) as server:
-        h = Harness(tmp_path, repo, ruff_select=["F"])._with_generators(
+        h = Harness(tmp_path, repo, clock=clock, ruff_select=["F"])._with_generators(
             ["ruff_fix", server.generator()]
         )
         assert [g.name for g in h.rt.generators()] == ["ruff_fix"]
         server.models_status = 200
+        clock.advance(RECHECK_SECONDS - 1)
         assert [g.name for g in h.rt.generators()] == ["ruff_fix"]  # not before its time
-        monkeypatch.setattr(overseer.runtime, "GENERATOR_RECHECK_SECONDS", 0.0)
-        assert sorted(g.name for g in h.rt.generators()) == ["llm", "ruff_fix"]
-        first = h.rt.generators()
-        assert h.rt.generators() is first  # all working: not checked again
+        clock.advance(1)
+        assert [g.name for g in h.rt.generators()] == ["ruff_fix", "llm"]
+        server.models_status = 503
+        clock.advance(RECHECK_SECONDS)
+        # All working: not checked again (that would find the 503 and turn it off).
+        assert [g.name for g in h.rt.generators()] == ["ruff_fix", "llm"]
         h.close()
 
 
@@ -321,9 +325,11 @@ def test_a_failing_test_is_shown_with_the_code_it_exercises(tmp_path):
 
 def test_an_endpoint_that_does_not_answer_is_not_held_against_the_finding(tmp_path, repo):
     """503s until the retries run out: the attempt is an error (not learned from, not counted
-    by the circuit breaker), and the next cycle tries the same finding again."""
+    by the circuit breaker), the generator rests, and once its check passes again the same
+    finding is tried again."""
+    clock = FakeClock()
     with ChatServer(default=Answer(status=503, body=b"{}")) as server:
-        h = Harness(tmp_path, repo, ruff_select=["F401"])._with_generators(
+        h = Harness(tmp_path, repo, clock=clock, ruff_select=["F401"])._with_generators(
             [server.generator(retries=0)]
         )
         [first] = h.cycle().attempts
@@ -331,6 +337,8 @@ def test_an_endpoint_that_does_not_answer_is_not_held_against_the_finding(tmp_pa
         assert "generation failed: " in first["failure_reason"]
         assert first["failure_reason"].endswith("it will be tried again")
         server.default = Answer(json.dumps({**GOOD, "target_file": first["target_file"]}))
+        assert h.cycle().attempts == []  # resting: not asked
+        clock.advance(RECHECK_SECONDS)
         [second] = h.cycle().attempts
         h.close()
     assert second["fingerprint"] == first["fingerprint"]  # the same finding, tried again

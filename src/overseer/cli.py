@@ -358,7 +358,8 @@ def daemon(opts: Options, target: Path | None, test_command: str | None) -> None
 @common
 @click.option("--json", "as_json", is_flag=True)
 def status(opts: Options, as_json: bool) -> None:
-    """What the daemon is doing: state, autonomy, phase, next run, budget, pending approvals."""
+    """What the daemon is doing: state, autonomy, phase, next run, budget, generators that are
+    off and why, pending approvals."""
     from overseer.client import DaemonUnavailable
     from overseer.render import status_text
 
@@ -366,15 +367,21 @@ def status(opts: Options, as_json: bool) -> None:
         result = opts.daemon("status")
     except DaemonUnavailable as exc:
         rt = opts.runtime()
+        stored = rt.state.database.exists()
+        # The generators' health as the last run recorded it; checking them here could wait
+        # on an endpoint, and a model that loads badly would pass the check anyway.
+        health = (rt.history.get_control("generators") if stored else None) or {}
         offline = {
             "state": "not running",
             "reason": str(exc),
-            "paused": rt.history.get_control("paused") if rt.state.database.exists() else None,
+            "paused": rt.history.get_control("paused") if stored else None,
             "pending_approvals": rt.history.attempts(
                 statuses=("awaiting_approval", "ready_to_promote")
             )
-            if rt.state.database.exists()
+            if stored
             else [],
+            "generators": health.get("generators", []),
+            "generators_at": health.get("at"),
             "state_dir": str(rt.state.root),
         }
         if as_json:

@@ -352,6 +352,14 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
         out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
         if s.get("history_problem"):
             out.append(f"HISTORY NOT WRITTEN: {s['history_problem']}")
+    for g in s.get("generators") or []:
+        if g.get("healthy") is False:
+            line = f"generator {g.get('label') or g['name']} OFF since {local_time(g.get('since'))}"
+            if offline:  # what the last run found; nobody checks it again until the next
+                line += f" (last recorded {local_time(s.get('generators_at'))}): {g.get('reason')}"
+            else:
+                line += f": {g.get('reason')} — checked again at {local_time(g.get('next_check'))}"
+            out.append(line)
     paused = s.get("paused")
     if paused:
         out.append(

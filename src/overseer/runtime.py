@@ -5,17 +5,19 @@ Shared by the CLI and (later) the daemon, so both see the same targets the same 
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from overseer.config import OverseerConfig, TargetConfig
-from overseer.core.clock import Clock, SystemClock
+from overseer.core.clock import Clock, SystemClock, iso
 from overseer.core.context import Context
 from overseer.core.events import AutonomyChanged, ErrorRaised, EventBus
 from overseer.core.generate import Generator, build_generators
-from overseer.core.history import History
+from overseer.core.generate.health import GeneratorHealth, GeneratorHealthBoard
+from overseer.core.history import History, HistoryError
 from overseer.core.policy import CompiledPolicy, load_policy
 from overseer.core.predictor import Predictor
 from overseer.core.repo import Identity
@@ -25,9 +27,6 @@ from overseer.core.target import resolve_target
 from overseer.locations import StateDir, resolve_state_dir
 
 log = logging.getLogger(__name__)
-
-# How often generators that failed their check (a model server not up yet) are checked again.
-GENERATOR_RECHECK_SECONDS = 300.0
 
 
 class TargetNotFound(Exception):
@@ -45,9 +44,7 @@ class Runtime:
     policy: CompiledPolicy
     redactor: Redactor
     _history: History | None = None
-    _generators: list[Generator] | None = None
-    _generators_off: bool = False  # some configured generator failed its check
-    _generators_checked: float = 0.0  # time.monotonic() of that check
+    _health: GeneratorHealthBoard | None = None
     _predictor: Predictor | None = None
 
     @classmethod
@@ -138,38 +135,56 @@ class Runtime:
             self._predictor = Predictor(self.history, self.state.root / "predictor")
         return self._predictor
 
-    def generators(self) -> list[Generator]:
-        """The configured generators that work; each one that does not is reported, and they
-        are checked again every GENERATOR_RECHECK_SECONDS: a model server that comes up after
-        overseer (at boot, say) is used from then on, without a restart."""
-        stale = (
-            self._generators_off
-            and time.monotonic() - self._generators_checked >= GENERATOR_RECHECK_SECONDS
-        )
-        if self._generators is None or stale:
-            generators, problems = build_generators(
+    def generator_health(self) -> GeneratorHealthBoard:
+        """One health record per configured generator, kept for this configuration's life."""
+        if self._health is None:
+            generators = build_generators(
                 self.config.generators,
                 history=self.history,
                 secret_files=tuple(self.policy.policy.secrets.files),
                 redactor=self.redactor,
             )
-            for problem in problems:
-                log.error("%s", problem)
-                self.bus.emit(ErrorRaised, where="generators", message=problem)
-            if self._generators is not None:
-                for back in {g.name for g in generators} - {g.name for g in self._generators}:
-                    log.warning("generator %s works again", back)
-            self._generators = generators
-            self._generators_off = bool(problems)
-            self._generators_checked = time.monotonic()
-        return self._generators
+            board = GeneratorHealthBoard(generators, self.clock)
+            board.on_change = functools.partial(self._generator_health_changed, board)
+            self._health = board
+        return self._health
+
+    def generators(self) -> list[Generator]:
+        """The configured generators that work now. One that does not (its check failed, or
+        it failed on its own account during a cycle) is reported and left out, and checked
+        again after a rest: a model server that comes up after overseer (at boot, say) is used
+        from then on, without a restart."""
+        return self.generator_health().usable()
+
+    def generator_status(self) -> list[dict[str, Any]]:
+        """Each configured generator's health as last seen, checking nothing (for `status`)."""
+        return self._health.snapshot() if self._health is not None else []
+
+    def _generator_health_changed(
+        self, board: GeneratorHealthBoard, record: GeneratorHealth, before: bool | None
+    ) -> None:
+        if record.healthy:
+            if before is False:
+                log.warning("generator %s works again", record.label)
+        else:
+            problem = f"generator {record.label} is off: {record.reason}"
+            log.error("%s", problem)
+            self.bus.emit(ErrorRaised, where="generators", message=problem)
+        # Kept in the history so that `overseer status` without a daemon can say what the
+        # last run found.
+        try:
+            self.history.set_control(
+                "generators", {"at": iso(self.clock.now()), "generators": board.snapshot()}
+            )
+        except HistoryError as exc:
+            log.warning("the generators' health was not recorded: %s", exc)
 
     def reconfigure(self, config: OverseerConfig, policy: CompiledPolicy) -> None:
         self.config = config
         self.policy = policy
         # The history, the bus, the log filters and the capture points all hold this one.
         self.redactor.configure(policy.policy.secrets.env)
-        self._generators = None  # rebuilt (and checked) with the new settings
+        self._health = None  # rebuilt (and checked) with the new settings
 
     def context(self, target_config: TargetConfig) -> Context:
         target = resolve_target(target_config)
@@ -184,7 +199,8 @@ class Runtime:
             clock=self.clock,
             state=self.state.ensure(),
             identity=Identity(self.config.git.name, self.config.git.email),
-            generators=list(self.generators()),
+            generators=self.generators(),
+            generator_health=self.generator_health(),
             predictor=self.predictor,
             approval_expiry=self.config.approvers.expire_after,
         )

@@ -130,12 +130,17 @@ class Candidate:
 
 
 class GenerationFailed(Exception):
-    """A generator could not produce a usable candidate; the message says why, and
-    `provenance` keeps what it tried (a prompt, a model's raw reply) for the record."""
+    """A generator could not produce a usable candidate for this finding; the message says why,
+    and `provenance` keeps what it tried (a prompt, a model's raw reply) for the record."""
 
-    def __init__(
-        self, message: str, provenance: dict[str, Any] | None = None, *, transient: bool = False
-    ) -> None:
+    def __init__(self, message: str, provenance: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.provenance = provenance or {}
-        self.transient = transient  # the generator's service did not answer; it may later
+
+
+class GeneratorFault(GenerationFailed):
+    """The generator itself cannot work now — its model does not load, its endpoint does not
+    answer, it ran out of its time limit — whatever the finding. Not held against the finding:
+    the next generator able to act on it is tried instead, and this one rests until its check
+    passes again. (A reply that cannot be used, or a prompt too long for the model, is about
+    the finding: a plain GenerationFailed.)"""

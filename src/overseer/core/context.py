@@ -11,6 +11,7 @@ from typing import Any
 from overseer.core.clock import Clock
 from overseer.core.events import EventBus
 from overseer.core.generate import Generator
+from overseer.core.generate.health import GeneratorHealthBoard
 from overseer.core.history import History
 from overseer.core.lock import TargetLock
 from overseer.core.policy import CompiledPolicy
@@ -70,6 +71,9 @@ class Context:
     state: StateDir
     identity: Identity
     generators: list[Generator] = field(default_factory=list)
+    # Told when a generator fails on its own account, so the rest of the cycle and the next
+    # ones skip it; None: nobody keeps count (a cycle handed its generators directly).
+    generator_health: GeneratorHealthBoard | None = None
     stop: StopToken = field(default_factory=StopToken)
     predictor: Predictor | None = None
     # approvers.expire_after: an approval asked for longer ago than this is not given.

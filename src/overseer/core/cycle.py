@@ -20,7 +20,7 @@ from typing import Any
 
 from overseer.core.analyze import Analysis, AnalysisFailed, analyze, baseline_tests
 from overseer.core.analyze.findings import Finding
-from overseer.core.candidate import Candidate, GenerationFailed
+from overseer.core.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.ci import ci_evaluation
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy import branch_name, commit_message, deploy
@@ -120,14 +120,67 @@ class Cycle:
         policy = ctx.policy
         self.dry_run = settings.dry_run or policy.autonomy is Autonomy.OBSERVE
         self.max_changes = min(settings.max_changes, policy.policy.max_changes_per_run)
-        self.by_name: dict[str, Generator] = {g.name: g for g in ctx.generators}
+        # Attempts in these states settle a finding (for the generator that made them).
+        self.settled_statuses = (
+            set(WAITING) | set(SETTLED_AGAINST) | ({DRY_RUN} if self.dry_run else set())
+        )
         self.skipped: list[str] = []
 
     def generator_for(self, finding: Finding) -> str | None:
+        generator = self.claimant(finding)
+        return generator.name if generator is not None else None
+
+    def claimant(self, finding: Finding) -> Generator | None:
+        """The first configured generator able to act on the finding that is not off."""
         for generator in self.ctx.generators:
-            if generator.can_handle(finding):
-                return generator.name
+            if self.usable(generator) and generator.can_handle(finding):
+                return generator
         return None
+
+    def usable(self, generator: Generator) -> bool:
+        # One that failed on its own account earlier in this cycle is off for the rest of it.
+        health = self.ctx.generator_health
+        return health is None or health.is_healthy(generator)
+
+    def generator_failed(self, generator: Generator, reason: str) -> None:
+        if self.ctx.generator_health is not None:
+            self.ctx.generator_health.failed(generator, reason)
+
+    def fallback(
+        self, finding: Finding, base: str, tried: list[Generator]
+    ) -> tuple[Generator, str] | None:
+        """The generator to try next on a finding whose generator failed on its own account,
+        and its fingerprint: the first one able to act on it that is not off, not tried yet,
+        and has not settled this finding on the same code already."""
+        for generator in self.ctx.generators:
+            if any(generator is t for t in tried):
+                continue
+            if not self.usable(generator) or not generator.can_handle(finding):
+                continue
+            fingerprint = self.fingerprint(generator, finding, base)
+            if fingerprint is not None and not self.settled(fingerprint):
+                return generator, fingerprint
+        return None
+
+    def fingerprint(self, generator: Generator, finding: Finding, base: str) -> str | None:
+        """What an attempt is known by: the generator, the finding and the file's content (so
+        the same change is not proposed again for the same code, and is when the code
+        changed). None: the file is not in `base`."""
+        blob = ""
+        if finding.file:
+            try:
+                blob = self.ctx.repo().git("rev-parse", f"{base}:{finding.file}")
+            except RepoError:
+                return None
+        return hashlib.sha256(
+            f"{generator.name}|{finding.kind}|{finding.file}|{blob}".encode()
+        ).hexdigest()[:16]
+
+    def settled(self, fingerprint: str) -> list[str]:
+        """The statuses by which earlier attempts already decided this fingerprint."""
+        return sorted(
+            self.settled_statuses.intersection(self.ctx.history.fingerprint_statuses(fingerprint))
+        )
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -240,28 +293,21 @@ class Cycle:
 
         Lazy, so a repository with thousands of findings costs only what the run attempts.
         A dry run also skips changes already dry-run on the same code: re-evaluating them
-        would tell nothing new.
+        would tell nothing new. What settles a finding is an attempt by the same generator, so
+        one a broken generator is off for stays open to it once it works again.
         """
-        repo = self.ctx.repo()
-        skip = set(WAITING) | set(SETTLED_AGAINST) | ({DRY_RUN} if self.dry_run else set())
         for finding in analysis.findings:
-            name = self.generator_for(finding)
-            if name is None:
+            generator = self.claimant(finding)
+            if generator is None:
                 continue
-            blob = ""
-            if finding.file:
-                try:
-                    blob = repo.git("rev-parse", f"{base}:{finding.file}")
-                except RepoError:
-                    continue
-            fingerprint = hashlib.sha256(
-                f"{name}|{finding.kind}|{finding.file}|{blob}".encode()
-            ).hexdigest()[:16]
-            seen = skip.intersection(self.ctx.history.fingerprint_statuses(fingerprint))
+            fingerprint = self.fingerprint(generator, finding, base)
+            if fingerprint is None:
+                continue
+            seen = self.settled(fingerprint)
             if seen:
-                self.skipped.append(f"{finding.label} ({', '.join(sorted(seen))})")
+                self.skipped.append(f"{finding.label} ({', '.join(seen)})")
                 continue
-            yield finding, self.by_name[name], fingerprint
+            yield finding, generator, fingerprint
 
     def skip_phase(self, improvement_id: str | None, phase: Phase, why: str) -> None:
         bus = self.ctx.bus
@@ -404,17 +450,29 @@ class Attempt:
         repo = self.ctx.repo()
         with self.phase(Phase.GENERATE) as report:
             repo.add_worktree(self.tree, self.base, branch=None)
+            faults: list[dict[str, Any]] = []  # generators that failed on their own account
             try:
-                candidates = self.generator.generate(self.finding, self.tree)
-            except GenerationFailed as exc:
-                report.fail(f"{self.generator.name}: {exc}")
-                # A service that did not answer is not the finding's fault: an error (not
-                # learned from, not counted by the breaker), tried again by the next cycle.
+                candidates = self.first_candidates(faults)
+            except GeneratorFault:
+                # No generator able to act on the finding works now: not the finding's fault.
+                # An error (not learned from, not counted by the breaker), so it is tried again
+                # by a later cycle, by the first of them that works again.
+                named = "; ".join(f"{f['generator']}: {f['reason']}" for f in faults)
+                why = named if len(faults) > 1 else faults[0]["reason"]
+                report.fail(named)
                 self.update(
-                    status=ERROR if exc.transient else FAILED,
-                    failure_reason=f"generation failed: {exc}"
-                    + ("; it will be tried again" if exc.transient else ""),
-                    generation=exc.provenance or None,
+                    status=ERROR,
+                    failure_reason=f"generation failed: {why}; it will be tried again",
+                    generation={"generators_failed": faults},
+                )
+                self.cleanup()
+                candidates = []
+            except GenerationFailed as exc:
+                report.fail(f"{self.generator.name}: {exc}" + self.after_faults(faults))
+                self.update(
+                    status=FAILED,
+                    failure_reason=f"generation failed: {exc}",
+                    generation=self.with_faults(exc.provenance, faults) or None,
                 )
                 self.cleanup()
                 candidates = []
@@ -424,8 +482,13 @@ class Attempt:
                 report.summary = (
                     f"{self.generator.name} {first.finding.kind} in {first.target_file}{more}"
                 )
+                report.summary += self.after_faults(faults)
+                if faults:
+                    for candidate in candidates:  # SAFETY records the N-best from these
+                        candidate.provenance["generators_failed"] = faults
+                generation = first.provenance if self.generator.name != "ruff_fix" else {}
                 self.update(
-                    generation=first.provenance if self.generator.name != "ruff_fix" else None,
+                    generation=self.with_faults(generation, faults) or None,
                     change_type=first.change_type,
                     stated_risk=first.stated_risk.value,
                 )
@@ -434,6 +497,49 @@ class Attempt:
             for phase in (Phase.SAFETY, Phase.DEPLOY, Phase.EVALUATE):
                 self.cycle.skip_phase(self.id, phase, "no candidate")
         return candidates
+
+    def first_candidates(self, faults: list[dict[str, Any]]) -> list[Candidate]:
+        """The candidates of the generator that claimed the finding or, when it fails on its
+        own account (a model that does not load, an endpoint down), of the next one able to
+        act on it, in the same attempt: a broken generator listed first must not starve the
+        others. Each such failure turns its generator off and is noted in `faults`.
+
+        The attempt then belongs to the generator that produced the candidates (or failed on
+        the finding): its row and fingerprint are that generator's, so what it settles is
+        settled for it alone."""
+        tried: list[Generator] = []
+        while True:
+            tried.append(self.generator)
+            try:
+                return self.generator.generate(self.finding, self.tree)
+            except GeneratorFault as exc:
+                faults.append(
+                    {
+                        "generator": self.generator.name,
+                        "reason": str(exc),
+                        "generation": exc.provenance or None,
+                    }
+                )
+                self.cycle.generator_failed(self.generator, str(exc))
+                self.ctx.stop.checkpoint("the next generator")
+                after = self.cycle.fallback(self.finding, self.base, tried)
+                if after is None:
+                    raise
+                self.generator, self.fingerprint = after
+                self.update(generator=self.generator.name, fingerprint=self.fingerprint)
+
+    @staticmethod
+    def with_faults(
+        generation: dict[str, Any] | None, faults: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A generation record that also says which generators failed before, and why."""
+        return {**(generation or {}), "generators_failed": faults} if faults else generation or {}
+
+    @staticmethod
+    def after_faults(faults: list[dict[str, Any]]) -> str:
+        if not faults:
+            return ""
+        return f" (after {', '.join(f['generator'] for f in faults)} failed)"
 
     def judge(self, candidate: Candidate) -> tuple[Verdict, CandidateFacts]:
         """One candidate through validation and the policy."""

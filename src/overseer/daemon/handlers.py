@@ -220,6 +220,8 @@ class Handlers:
             "next_run": next_run.isoformat() if next_run else None,
             "current": dict(d.current) if d.current else None,
             "targets": targets,
+            # Each configured generator: name, label, healthy, and when off why and until when.
+            "generators": rt.generator_status(),
             "pending_approvals": pending,
             "queue": d.queued,
             "clients": len(d.connections),

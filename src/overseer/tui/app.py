@@ -68,10 +68,15 @@ class OverseerApp(App[None]):
     @property
     def dashboard_ready(self) -> bool:
         """The dashboard's widgets exist (not yet mounted, or already gone when closing)."""
+        # All of them: while the app closes they go one by one, and a status that arrives
+        # when the status bar is still there but the changes table is not would crash it.
+        # (Checked and used in one step of the event loop, so none can go in between.)
         return (
             self.is_running
             and bool(self.screen_stack)
-            and bool(self.screen_stack[0].query(StatusBar))
+            and all(
+                self.screen_stack[0].query(w) for w in (StatusBar, Phases, ChangesTable, Detail)
+            )
         )
 
     def dash(self, selector: Any, expect_type: Any = None) -> Any:

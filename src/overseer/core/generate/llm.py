@@ -10,6 +10,11 @@ including for replies that could not be used.
 A reply that cannot be used is a failed generation, never a crash: its reason and its text are
 recorded (the text capped at MAX_RECORDED_REPLY_CHARS and made storable), so the attempt is
 settled and learned from like any other failure.
+
+When the model itself fails (it does not load, its process dies or runs out of its time limit,
+its endpoint does not answer) the generator raises GeneratorFault, so the cycle gives the
+finding to the next generator and rests this one; a reply that cannot be used, a prompt too
+long or a request the model refuses is about the finding, a plain GenerationFailed.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ from typing import Any
 
 from overseer.config import LLMSettings
 from overseer.core.analyze.findings import Finding
-from overseer.core.candidate import Candidate, GenerationFailed
+from overseer.core.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.globs import first_match
 from overseer.core.history import PROMOTED, History
 from overseer.core.llm import Backend, BackendError, build_backend
-from overseer.core.llm.backend import BackendUnavailable
+from overseer.core.llm.backend import RequestRefused
 from overseer.core.llm.prompt import PromptTooLong, build_prompt
 from overseer.core.llm.reply import ReplyRejected, parse_reply, storable
 from overseer.core.secrets import Redactor
@@ -76,6 +81,17 @@ class LLMGenerator:
     def __repr__(self) -> str:
         return f"LLMGenerator({self.backend.identity().get('backend')})"
 
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.settings.backend})"
+
+    def check(self) -> None:
+        """The model file is sane, the endpoint answers and serves the model; else why not."""
+        try:
+            self.backend.check()
+        except BackendError as exc:
+            raise GeneratorFault(str(exc)) from None
+
     def can_handle(self, finding: Finding) -> bool:
         if not finding.file or not finding.file.endswith(".py"):
             return False
@@ -107,8 +123,12 @@ class LLMGenerator:
             )
         code = path.read_text(encoding="utf-8", errors="replace")
         s = self.settings
+        try:
+            model = self.backend.identity()
+        except OSError as exc:  # the model file went away since the check: hashing it fails
+            raise GeneratorFault(f"the model cannot be read: {exc}") from None
         record: dict[str, Any] = {
-            "model": self.backend.identity(),
+            "model": model,
             "settings": {
                 "temperature": s.temperature,
                 "max_new_tokens": s.max_new_tokens,
@@ -166,10 +186,12 @@ class LLMGenerator:
                         entry["error"] = storable(
                             f"the reply could not be read: {type(exc).__name__}: {exc}"
                         )[:MAX_REASON_CHARS]
-        except BackendUnavailable as exc:
-            raise GenerationFailed(str(exc), provenance=record, transient=True) from None
-        except (BackendError, PromptTooLong) as exc:
+        except (RequestRefused, PromptTooLong) as exc:
             raise GenerationFailed(str(exc), provenance=record) from None
+        except BackendError as exc:
+            # It did not load, died, ran out of its time limit or its endpoint is down: no
+            # finding would fare better now.
+            raise GeneratorFault(str(exc), provenance=record) from None
         if not candidates:
             reasons = "; ".join(r.get("error", "") for r in record["replies"])
             raise GenerationFailed(f"no usable reply from the model: {reasons}", provenance=record)

@@ -23,6 +23,12 @@ MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
 class RuffFix:
     name = "ruff_fix"
+    label = "ruff_fix"
+
+    def check(self) -> None:
+        # Nothing of its own to check: ruff is what the analysis runs too, so without it no
+        # finding would reach a generator.
+        return None
 
     def can_handle(self, finding: Finding) -> bool:
         # Only lint findings carry `fixable`: it means ruff reported a safe fix for it.

@@ -3,6 +3,9 @@
 A backend is checked before use (`check`: the model file is sane, the endpoint answers), then
 opened as a session for one attempt: count tokens with the model's own tokenizer (to fit the
 prompt in its context), and generate. Local models run in a child process (child.py).
+
+A BackendError says the model could not be used at all (it did not load, its process died or
+ran out of time, its endpoint is down); a RequestRefused, that it turned down one request.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ class BackendError(Exception):
 class BackendUnavailable(BackendError):
     """The model's endpoint did not answer (down, timing out, overloaded): it may later, so
     an attempt it ends is not held against the finding."""
+
+
+class RequestRefused(BackendError):
+    """The model works but refused this one request (too long for the context it really has,
+    say): about what was asked, not about the model, so the model stays in use."""
 
 
 @dataclass

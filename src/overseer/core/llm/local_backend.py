@@ -1,8 +1,9 @@
 """Local models (ctransformers, llama-cpp-python), loaded and run in a child process.
 
 The child is a new process group with a memory limit; every request has a time limit. When the
-child crashes (a segfault on a malformed model file), hangs, or runs out of memory, the attempt
-fails with that reason and the daemon carries on. The model file's header is checked in this
+child crashes (a segfault on a malformed model file), hangs, or runs out of memory, the model
+is reported unusable with that reason (the `llm` generator then rests, and the next generator is
+given the finding) and the daemon carries on. The model file's header is checked in this
 process first, so most broken files never reach native code.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from overseer.config import CTransformersSettings, LlamaCppSettings
-from overseer.core.llm.backend import BackendError, Generation
+from overseer.core.llm.backend import BackendError, Generation, RequestRefused
 from overseer.core.llm.header import ModelFileError, check_model_file
 
 PACKAGES = {"ctransformers": "ctransformers", "llama_cpp": "llama_cpp"}
@@ -161,7 +162,10 @@ class ChildSession:
             )
         answer = json.loads(line)
         if not answer.get("ok"):
-            raise BackendError(f"the model failed while {what}: {answer.get('error')}")
+            # The model loaded, then an error in Python (not a crash) refused this input, such
+            # as a prompt beyond its context; a model that cannot load is no use for any.
+            refused = BackendError if what == "loading" else RequestRefused
+            raise refused(f"the model failed while {what}: {answer.get('error')}")
         return answer
 
     def load(self) -> None:

@@ -14,10 +14,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from overseer.config import OpenAISettings
-from overseer.core.llm.backend import BackendError, BackendUnavailable, Generation, Session
+from overseer.core.llm.backend import (
+    BackendError,
+    BackendUnavailable,
+    Generation,
+    RequestRefused,
+    Session,
+)
 
 SYSTEM = "You are a careful software engineer. You answer with one JSON object and nothing else."
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+# Refusals of one request's content; 401, 403 or 404 would refuse every request alike.
+ABOUT_THE_REQUEST = {400, 413, 422}
 
 
 class OpenAIBackend:
@@ -124,7 +132,10 @@ class _HTTPSession:
                 errors.append(f"HTTP {exc.code}")
                 if exc.code in RETRYABLE:
                     continue
-                raise BackendError(f"{s.base_url} refused the request: HTTP {exc.code}") from None
+                # A server whose context is smaller than configured answers 400 (or 413) to
+                # one long prompt; other prompts still go through.
+                refused = RequestRefused if exc.code in ABOUT_THE_REQUEST else BackendError
+                raise refused(f"{s.base_url} refused the request: HTTP {exc.code}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 errors.append(str(getattr(exc, "reason", exc)))
                 continue

@@ -1,4 +1,5 @@
-"""The top line: connection, daemon state, autonomy, dry-run, next cycle, budget."""
+"""The top line: connection, daemon state, generators that are off (why: on hover), autonomy,
+dry-run, next cycle, budget."""
 
 from __future__ import annotations
 
@@ -31,6 +32,21 @@ class StatusBar(Static):
         if status is not None:
             self.status = status
         self.update(self.status_text())
+        # The bar has room for "llm OFF", not for why: the reason is one hover away.
+        off = self.generators_off()
+        self.tooltip = (
+            "\n".join(
+                f"{g.get('label') or g['name']} is off since {clock_time(g.get('since'))[:5]}: "
+                f"{g.get('reason')} (checked again at {clock_time(g.get('next_check'))[:5]})"
+                for g in off
+            )
+            or None
+        )
+
+    def generators_off(self) -> list[dict[str, Any]]:
+        if self.connection != "connected":
+            return []
+        return [g for g in self.status.get("generators") or [] if g.get("healthy") is False]
 
     def status_text(self) -> Text:
         s = self.status
@@ -58,6 +74,8 @@ class StatusBar(Static):
             line.append(f"  {state.upper()}", style="bold")
         if s.get("history_problem"):  # locked by another process, disk full
             line.append("  ⚠ HISTORY NOT WRITTEN", style="bold red")
+        for g in self.generators_off():
+            line.append(f"  {g['name']} OFF", style="bold red")
         line.append(f"  {str(s.get('autonomy', '?')).upper()}")
         line.append(
             "  dry-run on" if s.get("dry_run") else "  dry-run off",
