@@ -315,7 +315,8 @@ requests = st.builds(
 def harmless(request: dict[str, Any], attempt: str) -> dict[str, Any]:
     """The request, made invalid if it might be a valid decision: a fuzzer that happened to
     write `pause` or an approval of the waiting attempt would change state, rightly."""
-    if request.get("op") not in WRITE_OPS:
+    op = request.get("op")
+    if not isinstance(op, str) or op not in WRITE_OPS:  # an op may be any JSON: a list, say
         return request
     args = request.get("args", {})
     if not isinstance(args, dict):
