@@ -100,6 +100,34 @@ def test_when_the_branch_moved_the_change_is_rebased_and_tested_again(supervised
     )
 
 
+def test_when_the_branch_moved_to_a_head_that_cannot_be_evaluated_the_change_waits(
+    supervised, repo
+):
+    """The new head's tests cannot be collected: that is no fault of the change, which keeps
+    waiting, untouched, and is promoted once the head can be evaluated again."""
+    iid = waiting(supervised)["improvement_id"]
+    commit = git(repo, "rev-parse", f"overseer/{iid}")
+    broken = commit_file(repo, "tests/test_broken.py", "def test_(:\n", "a user's broken test")
+
+    after = actions.approve(supervised.context(), iid, ALICE)
+
+    assert after["status"] == "ready_to_promote"
+    assert "promotion deferred: main moved to" in after["failure_reason"]
+    assert "could not be collected: tests/test_broken.py" in after["failure_reason"]
+    assert git(repo, "rev-parse", "main") == broken
+    assert git(repo, "rev-parse", f"overseer/{iid}") == commit  # not rebased, not settled
+    assert rows(supervised.state_dir, "outcomes") == []
+
+    git(repo, "rm", "--quiet", "tests/test_broken.py")
+    git(repo, "commit", "--quiet", "-m", "fix the broken test")
+    fixed = git(repo, "rev-parse", "main")
+    supervised.cycle()  # the next cycle promotes what was approved and waiting
+    [row] = [r for r in rows(supervised.state_dir) if r["improvement_id"] == iid]
+    assert row["status"] == "promoted", row["failure_reason"]
+    assert git(repo, "rev-parse", "main") == row["git_commit_hash"]
+    assert git(repo, "rev-parse", "main~1") == fixed  # rebased onto the fix, tested there
+
+
 def test_when_the_branch_moved_and_the_change_conflicts_it_fails_without_forcing(supervised, repo):
     iid = waiting(supervised)["improvement_id"]
     moved = commit_file(

@@ -805,11 +805,17 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
     message = f"overseer: promote {improvement_id}"
     advance = advance_branch(repo, target.branch, commit, require_clean=True, message=message)
     if advance.stale:
-        commit, failure = _refresh(ctx, improvement_id)
-        if failure:
-            history.update_attempt(improvement_id, status=FAILED, failure_reason=failure)
+        refreshed = _refresh(ctx, improvement_id)
+        if refreshed.wait:
+            reason = f"promotion deferred: {refreshed.wait}"
+            history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
+            ctx.bus.emit(PromotionDeferred, improvement_id=improvement_id, reason=reason)
+            return READY_TO_PROMOTE, reason
+        if refreshed.failure:
+            history.update_attempt(improvement_id, status=FAILED, failure_reason=refreshed.failure)
             remove_attempt_tree(ctx, improvement_id)
-            return FAILED, failure
+            return FAILED, refreshed.failure
+        commit = refreshed.commit
         advance = advance_branch(repo, target.branch, commit, require_clean=True, message=message)
     if not advance.moved:
         reason = f"promotion deferred: {advance.reason}"
@@ -848,16 +854,28 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
     return PROMOTED, None
 
 
-def _refresh(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
-    """Rebase a waiting change onto the branch's new head and test it there again."""
+@dataclass
+class Refreshed:
+    """A waiting change brought onto the branch's new head: its new commit, or why not."""
+
+    commit: str = ""
+    failure: str | None = None  # the change failed there: settled against it
+    wait: str | None = None  # the new head cannot be evaluated: the target's problem, retried
+
+
+def _refresh(ctx: Context, improvement_id: str) -> Refreshed:
+    """Rebase a waiting change onto the branch's new head and test it there again.
+
+    The new head's baseline comes first: when it cannot be evaluated (nothing collected, a
+    test file that does not import) that is no fault of the change, which keeps waiting,
+    untouched, until the head can be."""
     repo, target = ctx.repo(), ctx.target
     tree = ctx.worktree_path(improvement_id)
     if not tree.exists():
-        return "", "its worktree is gone, so it cannot be rebased onto the moved branch"
+        return Refreshed(
+            failure="its worktree is gone, so it cannot be rebased onto the moved branch"
+        )
     tip = repo.branch_head(target.branch)
-    new = rebase(tree, tip, ctx.identity)
-    if new is None:
-        return "", f"{target.branch} moved to {tip[:7]} and the change no longer applies there"
     row = ctx.history.get(improvement_id)
     analysis_tree = ctx.worktree_path(f"baseline-{improvement_id}")
 
@@ -877,10 +895,16 @@ def _refresh(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
             )
         except AnalysisFailed as exc:
             report.fail(str(exc))
-            return "", f"the tests at the new head {tip[:7]} could not run: {exc}"
+            return Refreshed(wait=f"{target.branch} moved to {tip[:7]}, and {exc}")
         finally:
             if analysis_tree.exists():
                 repo.remove_worktree(analysis_tree)
+        new = rebase(tree, tip, ctx.identity)
+        if new is None:
+            report.fail("the change no longer applies")
+            return Refreshed(
+                failure=f"{target.branch} moved to {tip[:7]} and the change no longer applies there"
+            )
         evaluation = evaluate_tree(ctx, tree, baseline, report)
         report.summary = f"rebased onto {tip[:7]}: " + evaluation.summary()
     ctx.history.update_attempt(
@@ -893,8 +917,8 @@ def _refresh(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
         evaluation=evaluation.to_dict(),
     )
     if not evaluation.passed:
-        return "", f"after rebasing onto {tip[:7]}: " + "; ".join(evaluation.reasons)
-    return new, None
+        return Refreshed(failure=f"after rebasing onto {tip[:7]}: " + "; ".join(evaluation.reasons))
+    return Refreshed(commit=new)
 
 
 def refit_predictor(ctx: Context) -> str | None:

@@ -15,7 +15,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from overseer.core.analyze import baseline_tests
+from overseer.core.analyze import AnalysisFailed, baseline_tests
 from overseer.core.ci import ci_evaluation
 from overseer.core.clock import iso
 from overseer.core.context import Actor, Context
@@ -63,6 +63,14 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
                 report=report,
                 cancel=ctx.stop.cancelled,
             )
+        except AnalysisFailed as exc:
+            # The parent cannot be evaluated (its baseline is usually cached from ANALYZE, so
+            # something outside the repository broke): no evidence either way, no revert.
+            history.update_attempt(
+                improvement_id, watch={"verdict": "skipped", "why": str(exc), "at": history.now()}
+            )
+            report.progress(f"post-promotion check skipped: {exc}")
+            return "skipped"
         finally:
             _drop_parent_tree(ctx, improvement_id)
         cfg = ctx.target.config
