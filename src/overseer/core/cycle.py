@@ -14,6 +14,7 @@ import logging
 import random
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from overseer.core.events import (
     CycleStarted,
     Phase,
     PhaseFinished,
+    PhaseReport,
     PhaseStarted,
     PromotionDeferred,
 )
@@ -97,6 +99,16 @@ def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
         if ctx.target.config.watch_after_promotion:
             watch_pending(ctx)  # promotions a killed run never checked
         return Cycle(ctx, settings).run()
+
+
+@contextmanager
+def _said(report: PhaseReport) -> Iterator[None]:
+    """An analysis that fails says why in its own words, without the exception's name."""
+    try:
+        yield
+    except AnalysisFailed as exc:
+        report.fail(str(exc))
+        raise
 
 
 def retry_ready(ctx: Context) -> list[str]:
@@ -269,7 +281,7 @@ class Cycle:
             return tree
 
         try:
-            with ctx.bus.phase(Phase.ANALYZE, self.cycle_id) as report:
+            with ctx.bus.phase(Phase.ANALYZE, self.cycle_id) as report, _said(report):
                 analysis = analyze(
                     ctx.target,
                     base,
