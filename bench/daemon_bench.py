@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import daemon_config, init_repo  # noqa: E402
-from overseer.core.events import ErrorRaised  # noqa: E402
+from overseer.core.plumbing.events import ErrorRaised  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
 from summary import record  # noqa: E402
 

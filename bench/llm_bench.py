@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from overseer.config import CTransformersSettings  # noqa: E402
-from overseer.core.llm.child import cpu_library, patch_ctransformers_tokenize  # noqa: E402
-from overseer.core.llm.local_backend import LocalBackend  # noqa: E402
+from overseer.core.generate.llm.child import cpu_library, patch_ctransformers_tokenize  # noqa: E402
+from overseer.core.generate.llm.local_backend import LocalBackend  # noqa: E402
 from summary import record  # noqa: E402
 from tiny_model import build_tiny_llama_gguf  # noqa: E402
 

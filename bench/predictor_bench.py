@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from overseer.core.clock import FakeClock
-from overseer.core.history import History
-from overseer.core.predictor import Predictor
+from overseer.base.clock import FakeClock
+from overseer.core.learn.predictor import Predictor
+from overseer.core.record.history import History
 from summary import record
 
 ROWS = 10_000

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import daemon_config, init_repo  # noqa: E402
-from overseer.core.events import ErrorRaised, PhaseProgress  # noqa: E402
+from overseer.core.plumbing.events import ErrorRaised, PhaseProgress  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
 from overseer.tui.app import OverseerApp  # noqa: E402
 from summary import record  # noqa: E402
@@ -141,7 +141,7 @@ async def latency(workdir: Path, sockdir: Path) -> dict[str, float]:
                 await pilot.pause(0.05)
             # A cycle in EVALUATE, so progress has a phase to show.
             bus = daemon.rt.bus
-            from overseer.core.events import CycleStarted, PhaseStarted
+            from overseer.core.plumbing.events import CycleStarted, PhaseStarted
 
             bus.emit(
                 CycleStarted,
@@ -190,8 +190,8 @@ async def latency(workdir: Path, sockdir: Path) -> dict[str, float]:
 async def history(workdir: Path, sockdir: Path) -> float:
     import sqlite_utils
 
-    from overseer.core.clock import SystemClock
-    from overseer.core.history import History
+    from overseer.base.clock import SystemClock
+    from overseer.core.record.history import History
 
     repo = init_repo(workdir / "repo-history")
     path, config = daemon_config(workdir, repo, sockdir / "hist.sock")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from helpers import git, init_repo
 from overseer.core.analyze.findings import Finding
-from overseer.core.candidate import Candidate, Edit, FileChange
-from overseer.core.oracle import command_files
-from overseer.core.policy import CompiledPolicy, Decision, Policy, Risk
-from overseer.core.safety import facts_of, validate
+from overseer.core.generate.candidate import Candidate, Edit, FileChange
+from overseer.core.safety.oracle import command_files
+from overseer.core.safety.policy import CompiledPolicy, Decision, Policy, Risk
+from overseer.core.safety.validate import facts_of, validate
 
 UTIL = "import json\nimport os\n\n\ndef double(x):\n    return x * 2\n\n\ndef triple(x):\n    return x * 3\n"
 TEST = (

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from overseer.base.clock import Clock
 from overseer.config import OverseerConfig, TargetConfig
-from overseer.core.clock import Clock
 from overseer.core.context import Context, RunSettings
-from overseer.core.events import Event
+from overseer.core.plumbing.events import Event
 from overseer.runtime import Runtime
 
 GIT_ENV = {

@@ -10,9 +10,9 @@ import pytest
 from adversarial import LEVELS, Harness, corpus
 from helpers import Harness as CycleHarness
 from helpers import git
-from overseer.core.candidate import Candidate
 from overseer.core.context import RunSettings
 from overseer.core.cycle import run_cycle
+from overseer.core.generate.candidate import Candidate
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ WEAK_FILES = {
 def weakening_entries():
     """What a hostile (or careless) generator does to the oracle, each claiming risk low."""
     from adversarial import Hostile
-    from overseer.core.candidate import Edit
+    from overseer.core.generate.candidate import Edit
 
     test = "tests/test_lib.py"
     return [

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from overseer.base.durations import parse_duration
+from overseer.base.problems import ProblemsError
 from overseer.config import (
     Approvers,
     DaemonSettings,
@@ -14,9 +16,7 @@ from overseer.config import (
     RunDefaults,
     load_config,
 )
-from overseer.core.durations import parse_duration
-from overseer.core.policy import Policy, load_policy
-from overseer.core.problems import ProblemsError
+from overseer.core.safety.policy import Policy, load_policy
 
 ROOT = Path(__file__).parents[1]
 

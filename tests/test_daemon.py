@@ -13,8 +13,8 @@ import time
 import pytest
 
 from helpers import LIMITED, daemon_config, git, next_event, rows, short_dir
+from overseer.base.clock import FakeClock
 from overseer.client import Client, DaemonError, DaemonUnavailable
-from overseer.core.clock import FakeClock
 from overseer.daemon.server import DaemonFailed, DaemonOptions, run_daemon
 
 
@@ -285,7 +285,7 @@ async def test_abrupt_disconnects_do_not_hurt(tmp_path, repo, sockdir):
 async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(
     tmp_path, repo, sockdir
 ):
-    from overseer.core.events import ErrorRaised
+    from overseer.core.plumbing.events import ErrorRaised
 
     opts = options(tmp_path, repo, sockdir, daemon={"event_queue": 200})
     async with run_daemon(opts) as daemon:

@@ -13,7 +13,7 @@ import pytest
 
 from adversarial import LEVELS
 from helpers import Harness, git, init_repo, rows
-from overseer.core.policy import Risk
+from overseer.core.safety.policy import Risk
 
 # The module re-exports `json` without using it: ruff's F401 fix removes the import, and the
 # test that relies on the re-export breaks. A real, deterministic breaking candidate.
@@ -121,7 +121,7 @@ def test_a_candidate_that_breaks_a_test_is_not_promoted(tmp_path, layout, test_c
 
 def report(cases: dict[str, str], returncode: int = 0, *, junit: bool = True):
     """A test run's report, as parsed from JUnit: test id → outcome."""
-    from overseer.core.testrun import TestCase, TestReport
+    from overseer.core.evaluate.testrun import TestCase, TestReport
 
     return TestReport(
         "pytest",
@@ -136,7 +136,7 @@ def report(cases: dict[str, str], returncode: int = 0, *, junit: bool = True):
 
 
 def test_a_candidate_that_deletes_a_passing_test_is_not_promoted():
-    from overseer.core.evaluate import compare
+    from overseer.core.evaluate.compare import compare
 
     verdict = compare(report({"t::a": "passed", "t::b": "passed"}), report({"t::a": "passed"}))
     assert not verdict.passed
@@ -146,7 +146,7 @@ def test_a_candidate_that_deletes_a_passing_test_is_not_promoted():
 @pytest.mark.parametrize("outcome", ["skipped", "xfailed"])
 def test_a_passing_test_that_is_skipped_or_xfailed_on_the_candidate_is_lost(outcome):
     """179 passed + 1 skipped against 180 passed is not a pass."""
-    from overseer.core.evaluate import compare
+    from overseer.core.evaluate.compare import compare
 
     base = {f"t::{n}": "passed" for n in range(180)}
     verdict = compare(report(base), report({**base, "t::7": outcome}))
@@ -156,14 +156,14 @@ def test_a_passing_test_that_is_skipped_or_xfailed_on_the_candidate_is_lost(outc
 
 
 def test_tests_skipped_at_the_base_may_stay_skipped():
-    from overseer.core.evaluate import compare
+    from overseer.core.evaluate.compare import compare
 
     cases = {"t::a": "passed", "t::b": "skipped", "t::c": "xfailed"}
     assert compare(report(cases), report(cases)).passed
 
 
 def test_a_candidate_that_adds_a_failing_test_is_not_promoted():
-    from overseer.core.evaluate import compare
+    from overseer.core.evaluate.compare import compare
 
     verdict = compare(report({"t::a": "passed"}), report({"t::a": "passed", "t::new": "failed"}, 1))
     assert not verdict.passed
@@ -171,7 +171,7 @@ def test_a_candidate_that_adds_a_failing_test_is_not_promoted():
 
 
 def test_failures_already_at_the_base_are_not_held_against_the_candidate():
-    from overseer.core.evaluate import compare
+    from overseer.core.evaluate.compare import compare
 
     base = report({"t::a": "failed", "t::b": "passed"}, 1)
     assert compare(base, base).passed
@@ -197,7 +197,7 @@ def test_failures_already_at_the_base_are_not_held_against_the_candidate():
 )
 def test_no_evaluation_no_promotion(candidate, why):
     """A run that did not run tests is no evidence, on either side."""
-    from overseer.core.evaluate import compare
+    from overseer.core.evaluate.compare import compare
 
     good = report({"t::a": "passed"})
     for base, cand, side in ((good, candidate, "candidate"), (candidate, good, "baseline")):
@@ -210,7 +210,7 @@ def test_no_evaluation_no_promotion(candidate, why):
 
 
 def test_min_tests_sets_how_much_must_run():
-    from overseer.core.evaluate import compare
+    from overseer.core.evaluate.compare import compare
 
     two = report({"t::a": "passed", "t::b": "passed"})
     assert not compare(two, two, min_tests=3).passed
@@ -280,7 +280,7 @@ def test_min_tests_zero_lets_a_repository_without_tests_take_lint_fixes(tmp_path
 
 def test_a_change_that_makes_a_passing_test_skip_is_not_promoted(tmp_path):
     """The static guard cannot see it (the test file is untouched): the evaluation does."""
-    from overseer.core.candidate import Candidate, Edit
+    from overseer.core.generate.candidate import Candidate, Edit
 
     repo = init_repo(
         tmp_path / "proj",

@@ -24,9 +24,9 @@ from helpers import (
     rows,
     short_dir,
 )
+from overseer.base.clock import FakeClock, iso
 from overseer.client import Client
-from overseer.core.clock import FakeClock, iso
-from overseer.core.generate import GeneratorFault
+from overseer.core.generate.candidate import GeneratorFault
 from overseer.core.generate.health import RECHECK_SECONDS, GeneratorHealthBoard
 from overseer.daemon.server import DaemonOptions, run_daemon
 from overseer.tui.widgets.status_bar import StatusBar

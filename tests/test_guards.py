@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from overseer.core.candidate import FileChange
-from overseer.core.clock import FakeClock, iso
-from overseer.core.events import EventBus
-from overseer.core.history import History
-from overseer.core.oracle import command_files, examine
-from overseer.core.policy import (
+from overseer.base.clock import FakeClock, iso
+from overseer.core.generate.candidate import FileChange
+from overseer.core.plumbing.events import EventBus
+from overseer.core.plumbing.secrets import Redactor
+from overseer.core.record.history import History
+from overseer.core.safety.oracle import command_files, examine
+from overseer.core.safety.policy import (
     BUILTIN_PROTECTED,
     CandidateFacts,
     CompiledPolicy,
@@ -24,13 +25,12 @@ from overseer.core.policy import (
     Risk,
     Rule,
 )
-from overseer.core.ratelimit import (
+from overseer.core.safety.ratelimit import (
     BREAKER,
     RateLimiter,
     consecutive_failures,
     trip_breaker_if_needed,
 )
-from overseer.core.secrets import Redactor
 
 TEST = """import math
 import pytest

@@ -11,10 +11,10 @@ import pytest
 from helpers import Harness, overseer, rows
 from overseer.config import CTransformersSettings
 from overseer.core.analyze.findings import Finding
-from overseer.core.llm import BackendError
-from overseer.core.llm.header import ModelFileError, check_model_file
-from overseer.core.llm.local_backend import ChildSession, LocalBackend
-from overseer.core.llm.prompt import PromptTooLong, build_prompt
+from overseer.core.generate.llm import BackendError
+from overseer.core.generate.llm.header import ModelFileError, check_model_file
+from overseer.core.generate.llm.local_backend import ChildSession, LocalBackend
+from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt
 from tiny_model import build_tiny_llama_gguf
 
 

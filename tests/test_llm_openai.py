@@ -10,11 +10,11 @@ import pytest
 from adversarial import LEVELS
 from chat_server import Answer, ChatServer
 from helpers import Harness, git, rows
+from overseer.base.clock import FakeClock
 from overseer.config import OpenAISettings
-from overseer.core.clock import FakeClock
 from overseer.core.generate.health import RECHECK_SECONDS
-from overseer.core.llm import BackendError
-from overseer.core.llm.openai_backend import OpenAIBackend
+from overseer.core.generate.llm import BackendError
+from overseer.core.generate.llm.openai_backend import OpenAIBackend
 
 GOOD = {
     "target_file": "pkg/util.py",
@@ -359,8 +359,8 @@ def test_a_five_megabyte_hostile_reply_is_a_recorded_failed_generation(
 ):
     import yaml
 
-    from overseer.core.generate.llm import MAX_RECORDED_REPLY_CHARS
-    from overseer.core.llm.reply import MAX_REPLY_CHARS
+    from overseer.core.generate.llm.reply import MAX_REPLY_CHARS
+    from overseer.core.generate.model import MAX_RECORDED_REPLY_CHARS
 
     with ChatServer(default=Answer(HOSTILE)) as server:
         h = llm_harness(tmp_path, repo, server, policy=yaml.safe_dump(policy))

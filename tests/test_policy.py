@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from overseer.core.globs import glob_match
-from overseer.core.policy import (
+from overseer.base.globs import glob_match
+from overseer.core.safety.policy import (
     CandidateFacts,
     CompiledPolicy,
     Conditions,

@@ -8,12 +8,12 @@ import random
 import subprocess
 import sys
 
+from overseer.base.clock import FakeClock
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.rank import rank
-from overseer.core.clock import FakeClock
-from overseer.core.history import History
-from overseer.core.policy import CompiledPolicy, Decision, Policy
-from overseer.core.predictor import MIN_OUTCOMES, Predictor
+from overseer.core.learn.predictor import MIN_OUTCOMES, Predictor
+from overseer.core.record.history import History
+from overseer.core.safety.policy import CompiledPolicy, Decision, Policy
 from test_guards import facts
 
 
@@ -207,7 +207,7 @@ def test_thompson_sampling_tries_what_keeps_failing_less_often():
 
 
 def test_scikit_learn_is_imported_only_to_learn():
-    code = "import sys, json; import overseer.core.predictor, overseer.core.cycle, overseer.cli; print(json.dumps('sklearn' in sys.modules))"
+    code = "import sys, json; import overseer.core.learn.predictor, overseer.core.cycle, overseer.cli; print(json.dumps('sklearn' in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
 

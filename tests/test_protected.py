@@ -46,7 +46,7 @@ def test_overseers_own_safety_code_is_protected_when_it_is_the_target(tmp_path):
         {
             "src/overseer/__init__.py": "",
             "src/overseer/core/__init__.py": "",
-            "src/overseer/core/policy.py": UTIL,
+            "src/overseer/core/safety/policy.py": UTIL,
             **SMOKE,
         },
     )
@@ -55,14 +55,14 @@ def test_overseers_own_safety_code_is_protected_when_it_is_the_target(tmp_path):
     h.close()
     [attempt] = result.attempts
     assert attempt["status"] == "denied"
-    assert "src/overseer/core/policy.py" in attempt["failure_reason"]
+    assert "src/overseer/core/safety/policy.py" in attempt["failure_reason"]
 
 
 @pytest.mark.parametrize(
     "path",
     [
-        "src/overseer/core/oracle.py",
-        "src/overseer/core/candidate.py",
+        "src/overseer/core/safety/oracle.py",
+        "src/overseer/core/generate/candidate.py",
         "src/overseer/core/cycle.py",
         "tests/test_guards.py",
         "tests/faults/drill.py",
@@ -74,7 +74,7 @@ def test_the_guards_and_their_tests_are_protected_when_overseer_is_the_target(tm
         {
             "src/overseer/__init__.py": "",
             "src/overseer/core/__init__.py": "",
-            "src/overseer/core/policy.py": "def policy():\n    return 1\n",
+            "src/overseer/core/safety/policy.py": "def policy():\n    return 1\n",
             path: UTIL,
             **SMOKE,
         },

@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overseer.core.candidate import Edit
-from overseer.core.llm.reply import (
+from overseer.core.generate.candidate import Edit
+from overseer.core.generate.llm.reply import (
     MAX_OBJECT_STARTS,
     MAX_REPLY_CHARS,
     Reply,
     ReplyRejected,
     parse_reply,
 )
-from overseer.core.policy import Risk
+from overseer.core.safety.policy import Risk
 
 GOOD = {
     "target_file": "pkg/util.py",

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from overseer.core.sandbox import run_command
+from overseer.core.plumbing.sandbox import run_command
 
 
 def processes_with(marker: str, under: Path) -> list[int]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from overseer.base.problems import Problem, ProblemsError
 from overseer.config import LLMGenerator, load_config
-from overseer.core.policy import load_policy
-from overseer.core.problems import Problem, ProblemsError
-from overseer.core.repo import RepoError, TargetRepo
+from overseer.core.plumbing.repo import RepoError, TargetRepo
+from overseer.core.safety.policy import load_policy
 
 
 def check_config(path: Path) -> list[Problem]:
@@ -28,7 +28,7 @@ def check_config(path: Path) -> list[Problem]:
             problems.extend(exc.problems)
     for index, generator in enumerate(config.generators):
         if isinstance(generator, LLMGenerator):
-            from overseer.core.llm import BackendError, build_backend
+            from overseer.core.generate.llm import BackendError, build_backend
 
             key = "model_path" if hasattr(generator.llm, "model_path") else "base_url"
             file, line = config.where("generators", index, "llm", key)

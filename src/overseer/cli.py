@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from overseer.core.problems import ProblemsError
+from overseer.base.problems import ProblemsError
 
 if TYPE_CHECKING:
     from overseer.config import OverseerConfig
@@ -166,9 +166,9 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(Options(config_path, state_dir, socket, debug), **kw)
         except Exception as exc:
-            if "overseer.core.history" not in sys.modules:  # not imported: not raised by it
+            if "overseer.core.record.history" not in sys.modules:  # not imported: not raised by it
                 raise
-            from overseer.core.history import HistoryUnavailable
+            from overseer.core.record.history import HistoryUnavailable
 
             if not isinstance(exc, HistoryUnavailable):
                 raise
@@ -237,9 +237,9 @@ def run(
         fail("`overseer run` needs --once; the long-running mode is `overseer daemon`", 2)
     from overseer.core.context import RunSettings
     from overseer.core.cycle import run_cycle
-    from overseer.core.lock import TargetBusy
-    from overseer.core.repo import RepoError
-    from overseer.core.testrun import resolve_test_command
+    from overseer.core.evaluate.testrun import resolve_test_command
+    from overseer.core.plumbing.lock import TargetBusy
+    from overseer.core.plumbing.repo import RepoError
     from overseer.render import EventPrinter, attempts_table
     from overseer.runtime import TargetNotFound
 
@@ -518,7 +518,7 @@ def history(opts: Options, as_json: bool, target_name: str | None, limit: int) -
 def stats(opts: Options, as_json: bool, target_name: str | None) -> None:
     """Success patterns by change type and risk, the best and worst finding kinds, and the
     success predictor's version and calibration."""
-    from overseer.core.stats import compute_stats, stats_text
+    from overseer.core.learn.stats import compute_stats, stats_text
 
     rt = opts.runtime()
     if not rt.state.database.exists():
@@ -528,7 +528,7 @@ def stats(opts: Options, as_json: bool, target_name: str | None) -> None:
 
 
 def _load_row(rt: Any, attempt_id: str) -> dict[str, Any]:
-    from overseer.core.history import UnknownAttempt
+    from overseer.core.record.history import UnknownAttempt
 
     if not rt.state.database.exists():
         fail(f"no history in {rt.state.root}")
@@ -592,8 +592,8 @@ def _act_directly(
 ) -> dict[str, Any]:
     from overseer.core import actions
     from overseer.core.context import Actor
-    from overseer.core.lock import TargetBusy
-    from overseer.core.repo import RepoError
+    from overseer.core.plumbing.lock import TargetBusy
+    from overseer.core.plumbing.repo import RepoError
     from overseer.render import EventPrinter
 
     rt = opts.runtime()
@@ -651,7 +651,7 @@ def policy_group() -> None:
 @click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
 def policy_check(opts: Options, file: Path | None) -> None:
     """Check a policy file (default: the configuration's policy) and list every problem."""
-    from overseer.core.policy import load_policy
+    from overseer.core.safety.policy import load_policy
 
     file = file or opts.config.policy
     if file is None:
@@ -672,7 +672,7 @@ def policy_check(opts: Options, file: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def policy_explain(opts: Options, attempt_id: str, as_json: bool) -> None:
     """Which facts and rules produced an attempt's verdict, and what the current policy says."""
-    from overseer.core.policy import rejudge
+    from overseer.core.safety.policy import rejudge
 
     rt = opts.runtime()
     row = _load_row(rt, attempt_id)

@@ -21,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from overseer.core.durations import Duration
-from overseer.core.problems import Problem, ProblemsError
-from overseer.core.yamlfile import LineMap, load_yaml, validate
+from overseer.base.durations import Duration
+from overseer.base.problems import Problem, ProblemsError
+from overseer.base.yamlfile import LineMap, load_yaml, validate
 
 
 class _Strict(BaseModel):

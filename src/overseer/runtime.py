@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer.base.clock import Clock, SystemClock, iso
 from overseer.config import OverseerConfig, TargetConfig
-from overseer.core.clock import Clock, SystemClock, iso
 from overseer.core.context import Context
-from overseer.core.events import AutonomyChanged, ErrorRaised, EventBus
-from overseer.core.generate import Generator, build_generators
+from overseer.core.generate.generators import Generator, build_generators
 from overseer.core.generate.health import GeneratorHealth, GeneratorHealthBoard
-from overseer.core.history import History, HistoryError
-from overseer.core.policy import CompiledPolicy, load_policy
-from overseer.core.predictor import Predictor
-from overseer.core.repo import Identity
-from overseer.core.safety import protected_for
-from overseer.core.secrets import Redactor, install, redact_logs
-from overseer.core.target import resolve_target
+from overseer.core.learn.predictor import Predictor
+from overseer.core.plumbing.events import AutonomyChanged, ErrorRaised, EventBus
+from overseer.core.plumbing.repo import Identity
+from overseer.core.plumbing.secrets import Redactor, install, redact_logs
+from overseer.core.plumbing.target import resolve_target
+from overseer.core.record.history import History, HistoryError
+from overseer.core.safety.policy import CompiledPolicy, load_policy
+from overseer.core.safety.validate import protected_for
 from overseer.locations import StateDir, resolve_state_dir
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers import GIT_ENV, PYPROJECT, Harness, daemon_config, git, init_repo, overseer, rows
-from overseer.core.clock import SystemClock
-from overseer.core.history import History
+from overseer.base.clock import SystemClock
+from overseer.core.record.history import History
 
 TRAILER = "Overseer-Improvement-Id"
 WAITING = ("awaiting_approval", "ready_to_promote")
@@ -254,7 +254,7 @@ class Drill:
         return git(self.repo, "rev-parse", "main")
 
     def _spend(self) -> tuple[tuple[int, int], Any]:
-        from overseer.core.ratelimit import consecutive_failures
+        from overseer.core.safety.ratelimit import consecutive_failures
 
         history = History(self.database, SystemClock())
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from overseer.core.clock import parse_iso
+from overseer.base.clock import parse_iso
 from overseer.core.context import SYSTEM, Actor, Context
 from overseer.core.cycle import (
     finish_attempt,
@@ -14,8 +14,10 @@ from overseer.core.cycle import (
     refit_predictor,
     remove_attempt_tree,
 )
-from overseer.core.deploy import ROLLBACK_TRAILER, TRAILER
-from overseer.core.events import (
+from overseer.core.deploy.commit import ROLLBACK_TRAILER, TRAILER
+from overseer.core.deploy.promote import RevertConflict, advance_branch, make_revert, push
+from overseer.core.learn.outcomes import record_outcome
+from overseer.core.plumbing.events import (
     ApprovalExpired,
     ChangeApproved,
     ChangeRejected,
@@ -24,7 +26,7 @@ from overseer.core.events import (
     DaemonResumed,
     EventBus,
 )
-from overseer.core.history import (
+from overseer.core.record.history import (
     AWAITING_APPROVAL,
     EXPIRED,
     PROMOTED,
@@ -35,9 +37,7 @@ from overseer.core.history import (
     WAITING,
     History,
 )
-from overseer.core.learn import record_outcome
-from overseer.core.promote import RevertConflict, advance_branch, make_revert, push
-from overseer.core.ratelimit import trip_breaker_if_needed
+from overseer.core.safety.ratelimit import trip_breaker_if_needed
 
 
 class ActionRefused(Exception):

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overseer.core.clock import Clock
-from overseer.core.events import EventBus
-from overseer.core.generate import Generator
+from overseer.base.clock import Clock
+from overseer.core.generate.generators import Generator
 from overseer.core.generate.health import GeneratorHealthBoard
-from overseer.core.history import History
-from overseer.core.lock import TargetLock
-from overseer.core.policy import CompiledPolicy
-from overseer.core.predictor import Predictor
-from overseer.core.repo import Identity, TargetRepo
-from overseer.core.stop import StopToken
-from overseer.core.target import Target
+from overseer.core.learn.predictor import Predictor
+from overseer.core.plumbing.events import EventBus
+from overseer.core.plumbing.lock import TargetLock
+from overseer.core.plumbing.repo import Identity, TargetRepo
+from overseer.core.plumbing.stop import StopToken
+from overseer.core.plumbing.target import Target
+from overseer.core.record.history import History
+from overseer.core.safety.policy import CompiledPolicy
 from overseer.locations import StateDir
 
 

@@ -21,12 +21,17 @@ from typing import Any
 
 from overseer.core.analyze import Analysis, AnalysisFailed, analyze, baseline_tests
 from overseer.core.analyze.findings import Finding
-from overseer.core.candidate import Candidate, GenerationFailed, GeneratorFault
-from overseer.core.ci import ci_evaluation
 from overseer.core.context import Context, RunSettings
-from overseer.core.deploy import branch_name, commit_message, deploy
-from overseer.core.evaluate import Evaluation, compare
-from overseer.core.events import (
+from overseer.core.deploy.commit import branch_name, commit_message, deploy
+from overseer.core.deploy.promote import advance_branch, delete_remote_branch, push, rebase
+from overseer.core.evaluate.ci import ci_evaluation
+from overseer.core.evaluate.compare import Evaluation, compare
+from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
+from overseer.core.evaluate.testrun import TestReport, resolve_test_command, run_tests
+from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
+from overseer.core.generate.generators import Generator
+from overseer.core.learn.outcomes import record_outcome
+from overseer.core.plumbing.events import (
     ApprovalRequested,
     AttemptFinished,
     ChangePromoted,
@@ -38,9 +43,10 @@ from overseer.core.events import (
     PhaseStarted,
     PromotionDeferred,
 )
-from overseer.core.faults import fault_point
-from overseer.core.generate import Generator
-from overseer.core.history import (
+from overseer.core.plumbing.faults import fault_point
+from overseer.core.plumbing.repo import RepoError
+from overseer.core.plumbing.stop import CycleStopped
+from overseer.core.record.history import (
     AWAITING_APPROVAL,
     DENIED,
     DRY_RUN,
@@ -56,16 +62,10 @@ from overseer.core.history import (
     WAITING,
     HistoryUnavailable,
 )
-from overseer.core.learn import record_outcome
-from overseer.core.measure import commit_tree, judge_performance, measure_performance
-from overseer.core.oracle import command_files
-from overseer.core.policy import Autonomy, CandidateFacts, Decision, Verdict
-from overseer.core.promote import advance_branch, delete_remote_branch, push, rebase
-from overseer.core.ratelimit import RateLimiter, trip_breaker_if_needed
-from overseer.core.repo import RepoError
-from overseer.core.safety import facts_of, validate
-from overseer.core.stop import CycleStopped
-from overseer.core.testrun import TestReport, resolve_test_command, run_tests
+from overseer.core.safety.oracle import command_files
+from overseer.core.safety.policy import Autonomy, CandidateFacts, Decision, Verdict
+from overseer.core.safety.ratelimit import RateLimiter, trip_breaker_if_needed
+from overseer.core.safety.validate import facts_of, validate
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ class CycleResult:
 def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
     """Recover, retry waiting promotions, then run one cycle: the daemon's job, run once."""
     from overseer.core.actions import expire_approvals
+    from overseer.core.evaluate.watch import watch_pending
     from overseer.core.recovery import recover
-    from overseer.core.watch import watch_pending
 
     with ctx.lock():
         recover(ctx)
@@ -748,7 +748,7 @@ def candidate_row(candidate: Candidate) -> dict[str, Any]:
 
 
 def predict(ctx: Context, row: dict[str, Any]) -> Any:
-    from overseer.core.predictor import Prediction, Predictor
+    from overseer.core.learn.predictor import Prediction, Predictor
 
     if ctx.predictor is None:
         ctx.predictor = Predictor(ctx.history, ctx.state.root / "predictor")
@@ -858,7 +858,7 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
     )
     remove_attempt_tree(ctx, improvement_id)
     if target.config.watch_after_promotion:
-        from overseer.core.watch import watch_promotion
+        from overseer.core.evaluate.watch import watch_promotion
 
         watch_promotion(ctx, improvement_id)
         row = history.get(improvement_id)
@@ -935,7 +935,7 @@ def _refresh(ctx: Context, improvement_id: str) -> Refreshed:
 
 def refit_predictor(ctx: Context) -> str | None:
     """Refit after an outcome (the seed's sp_UpdateModelWeightsFromFeedback); says how it went."""
-    from overseer.core.predictor import Predictor
+    from overseer.core.learn.predictor import Predictor
 
     if ctx.predictor is None:
         ctx.predictor = Predictor(ctx.history, ctx.state.root / "predictor")

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from overseer.core.context import Context
-from overseer.core.deploy import ROLLBACK_TRAILER, TRAILER, branch_name
-from overseer.core.events import AttemptsRecovered
-from overseer.core.history import (
+from overseer.core.deploy.commit import ROLLBACK_TRAILER, TRAILER, branch_name
+from overseer.core.plumbing.events import AttemptsRecovered
+from overseer.core.plumbing.repo import RepoError, TargetRepo
+from overseer.core.record.history import (
     IN_PROGRESS,
     INTERRUPTED,
     PROMOTED,
@@ -35,7 +36,6 @@ from overseer.core.history import (
     History,
     UnknownAttempt,
 )
-from overseer.core.repo import RepoError, TargetRepo
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from overseer import __version__
+from overseer.base.clock import parse_iso
 from overseer.core import actions
-from overseer.core.clock import parse_iso
 from overseer.core.context import Actor
-from overseer.core.history import WAITING, UnknownAttempt
-from overseer.core.lock import TargetBusy
-from overseer.core.ratelimit import RateLimiter
-from overseer.core.repo import RepoError
+from overseer.core.plumbing.lock import TargetBusy
+from overseer.core.plumbing.repo import RepoError
+from overseer.core.record.history import WAITING, UnknownAttempt
+from overseer.core.safety.ratelimit import RateLimiter
 from overseer.daemon.auth import why_not
 from overseer.daemon.scheduler import describe
 from overseer.protocol import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from overseer.config import OverseerConfig, load_config
-from overseer.core.policy import CompiledPolicy, load_policy
+from overseer.core.safety.policy import CompiledPolicy, load_policy
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from overseer.base.clock import Clock, iso
+from overseer.base.problems import ProblemsError
 from overseer.config import OverseerConfig, TargetConfig
-from overseer.core.clock import Clock, iso
 from overseer.core.context import Context, RunSettings
-from overseer.core.events import (
+from overseer.core.plumbing.events import (
     ConfigReloaded,
     CycleSkipped,
     DaemonStarted,
@@ -37,12 +38,11 @@ from overseer.core.events import (
     Event,
     ReloadFailed,
 )
-from overseer.core.history import HistoryError
-from overseer.core.lock import TargetBusy
-from overseer.core.policy import verdict_changes
-from overseer.core.problems import ProblemsError
-from overseer.core.repo import RepoError
-from overseer.core.stop import CycleStopped, StopToken
+from overseer.core.plumbing.lock import TargetBusy
+from overseer.core.plumbing.repo import RepoError
+from overseer.core.plumbing.stop import CycleStopped, StopToken
+from overseer.core.record.history import HistoryError
+from overseer.core.safety.policy import verdict_changes
 from overseer.daemon import reload as reloading
 from overseer.daemon.auth import Peer, is_approver, peer_of
 from overseer.daemon.broadcast import Broadcaster, Outbox

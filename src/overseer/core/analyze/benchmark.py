@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from overseer.core.sandbox import run_command
+from overseer.core.plumbing.sandbox import run_command
 
 
 def parse_metrics(output: str) -> dict[str, float]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer.core.analyze.findings import Finding
-from overseer.core.sandbox import run_command
+from overseer.core.plumbing.sandbox import run_command
 
 RUFF_TIMEOUT_SECONDS = 300.0
 RUFF_OUTPUT_LIMIT = 256 * 1024 * 1024

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from overseer.base.globs import first_match
 from overseer.core.analyze.findings import Finding
-from overseer.core.globs import first_match
 
 KIND_WEIGHT = {"failing_test": 3.0, "flaky_test": 2.0, "slow_regression": 2.0, "slow_test": 1.5}
 LINT_WEIGHT = 1.0

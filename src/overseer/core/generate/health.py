@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from overseer.core.candidate import GenerationFailed
-from overseer.core.clock import Clock, iso
-from overseer.core.generate import Generator
+from overseer.base.clock import Clock, iso
+from overseer.core.generate.candidate import GenerationFailed
+from overseer.core.generate.generators import Generator
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,134 @@
+"""EVALUATE: does the candidate keep every test that passed at its base passing?
+
+The candidate's tests run in its own worktree and are compared test by test with the cached
+baseline of its base commit. A candidate that adds a failing test, loses a test (skipped,
+xfailed, deselected or absent where it passed), times out, or whose run cannot be evaluated
+(nothing collected, collection errors, pytest stopped, no per-test report) does not pass.
+Failing tests that already failed at the base are not held against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from overseer.core.evaluate.testrun import TestReport
+
+
+@dataclass
+class Evaluation:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    new_failures: list[str] = field(default_factory=list)
+    # Tests that passed at the base and did not pass on the candidate, without failing:
+    # test id → what became of it (skipped, xfailed, absent).
+    lost: dict[str, str] = field(default_factory=dict)
+    fixed: list[str] = field(default_factory=list)
+    flaky: list[str] = field(default_factory=list)  # flipped when run again: not counted
+    tests_passed: int = 0
+    tests_failed: int = 0
+    tests_skipped: int = 0
+    baseline: dict[str, int] = field(default_factory=dict)
+    performance_delta: float | None = None
+    benchmark: dict[str, Any] | None = None
+    ci: dict[str, Any] | None = None  # an external CI's polls, when it judged the change
+    output_tail: str = ""
+
+    def summary(self) -> str:
+        if self.ci is not None and not self.tests_passed and not self.tests_failed:
+            polls = self.ci.get("polls") or []
+            verdict = polls[-1]["status"] if polls else "no verdict"
+            text = f"CI: {verdict} after {len(polls)} poll(s)"
+            return text if self.passed else text + " — " + "; ".join(self.reasons)
+        text = f"{self.tests_passed} passed, {self.tests_failed} failed"
+        if self.flaky:
+            text += f", {len(self.flaky)} flaky (not counted)"
+        text += f" (baseline {self.baseline.get('passed', 0)} passed, {self.baseline.get('failed', 0)} failed)"
+        perf = self.benchmark or {}
+        if perf.get("verdict") in ("faster", "slower"):
+            text += f", {perf['verdict']} {abs(perf['delta']):.1f} %"
+        elif perf.get("verdict") == "no clear difference":
+            text += f", performance within noise ({perf['low']:+.1f} … {perf['high']:+.1f} %)"
+        elif perf.get("error"):
+            text += ", performance unknown"
+        if not self.passed:
+            text += " — " + "; ".join(self.reasons)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "reasons": self.reasons,
+            "new_failures": self.new_failures,
+            "lost": self.lost,
+            "fixed": self.fixed,
+            "flaky": self.flaky,
+            "tests_passed": self.tests_passed,
+            "tests_failed": self.tests_failed,
+            "tests_skipped": self.tests_skipped,
+            "baseline": self.baseline,
+            "performance_delta": self.performance_delta,
+            "benchmark": self.benchmark,
+            "ci": self.ci,
+            "output_tail": self.output_tail,
+        }
+
+
+def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) -> Evaluation:
+    """The candidate's run against the baseline's, test by test.
+
+    No evaluation, no pass: a candidate whose run is not evaluable (nothing collected, a file
+    that does not import, pytest stopped, no per-test report) fails, and so does one that
+    loses a test — a test that passed at the base and is now failed, errored, skipped,
+    xfailed, deselected or absent. A baseline that is not evaluable is refused earlier, by
+    ANALYZE (it is the target's problem, not the change's); here it fails the comparison too.
+    """
+    flaky = set(baseline.flaky) | set(candidate.flaky)
+    ev = Evaluation(
+        passed=True,
+        tests_passed=candidate.passed,
+        tests_failed=candidate.failed,
+        tests_skipped=candidate.skipped,
+        baseline={
+            "passed": baseline.passed,
+            "failed": baseline.failed,
+            "skipped": baseline.skipped,
+        },
+        output_tail=candidate.output_tail[-4000:],
+        flaky=sorted(flaky),
+    )
+    if candidate.timed_out:
+        ev.passed = False
+        ev.reasons.append(candidate.describe())
+        return ev
+    for side, report in (("baseline", baseline), ("candidate", candidate)):
+        why = report.not_evaluable(min_tests)
+        if why:
+            ev.passed = False
+            ev.reasons.append(f"the {side}'s test run cannot be evaluated: {why}")
+    if not ev.passed:
+        return ev
+    failing_before = baseline.failing
+    failing_after = candidate.failing
+    passed_after = candidate.ids("passed")
+    ev.new_failures = sorted(failing_after - failing_before - flaky)
+    ev.lost = {
+        test: candidate.cases[test].outcome if test in candidate.cases else "absent"
+        for test in sorted(baseline.ids("passed") - passed_after - flaky - set(ev.new_failures))
+    }
+    ev.fixed = sorted((failing_before & passed_after) - flaky)
+    if ev.new_failures:
+        ev.passed = False
+        ev.reasons.append(
+            f"{len(ev.new_failures)} test(s) fail that passed before: {', '.join(ev.new_failures[:5])}"
+        )
+    if ev.lost:
+        ev.passed = False
+        shown = ", ".join(f"{test} ({what})" for test, what in list(ev.lost.items())[:5])
+        ev.reasons.append(f"{len(ev.lost)} test(s) that passed before did not pass: {shown}")
+    if not candidate.ok and not candidate.ids("failed", "error") and baseline.ok:
+        ev.passed = False
+        ev.reasons.append(
+            f"the test run failed (exit status {candidate.returncode}) without a failing test"
+        )
+    return ev

@@ -1,0 +1,256 @@
+"""The `llm` generator: a language model writes the candidate change.
+
+For one finding it builds a prompt (the finding, the code — fitted to the model's context with
+the model's own tokenizer — and up to k changes of the same kind that were kept), asks the
+model for N candidates (N-best, one seed each), and reads each reply. The edits are applied by
+SAFETY, not here: a reply is only a proposal. Everything needed to replay the attempt — the
+prompt, the model's identity, the sampling settings, the raw replies — goes into the history,
+including for replies that could not be used.
+
+A reply that cannot be used is a failed generation, never a crash: its reason and its text are
+recorded (the text capped at MAX_RECORDED_REPLY_CHARS and made storable), so the attempt is
+settled and learned from like any other failure.
+
+When the model itself fails (it does not load, its process dies or runs out of its time limit,
+its endpoint does not answer) the generator raises GeneratorFault, so the cycle gives the
+finding to the next generator and rests this one; a reply that cannot be used, a prompt too
+long or a request the model refuses is about the finding, a plain GenerationFailed.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+from typing import Any
+
+from overseer.base.globs import first_match
+from overseer.config import LLMSettings
+from overseer.core.analyze.findings import Finding
+from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
+from overseer.core.generate.llm import Backend, BackendError, build_backend
+from overseer.core.generate.llm.backend import RequestRefused
+from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt
+from overseer.core.generate.llm.reply import ReplyRejected, parse_reply, storable
+from overseer.core.plumbing.secrets import Redactor
+from overseer.core.record.history import PROMOTED, History
+
+log = logging.getLogger(__name__)
+
+MAX_SOURCE_BYTES = 512 * 1024
+EXAMPLE_DIFF_CHARS = 1500
+# Findings about a test, whose fix is usually in the code the test exercises.
+TEST_FINDINGS = ("failing_test", "flaky_test", "slow_test", "slow_regression")
+CONTEXT_FILES = 2  # modules of the code under test shown with the test
+# Of each reply, what the history keeps: enough to see what the model did, while a reply of
+# megabytes (runaway sampling, a hostile endpoint) does not grow every row that holds it.
+MAX_RECORDED_REPLY_CHARS = 64 * 1024
+MAX_REASON_CHARS = 500  # of an unexpected exception's message, as a reply's reason
+
+
+def recorded_reply(text: str) -> str:
+    """A reply's text as the history keeps it: capped, with a marker saying how much was cut,
+    and storable (no NUL, no lone surrogate)."""
+    if len(text) > MAX_RECORDED_REPLY_CHARS:
+        cut = len(text) - MAX_RECORDED_REPLY_CHARS
+        text = (
+            text[:MAX_RECORDED_REPLY_CHARS]
+            + f"\n[… {cut:,} more characters not kept: the reply had {len(text):,}]"
+        )
+    return storable(text)
+
+
+class LLMGenerator:
+    name = "llm"
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        history: History | None = None,
+        *,
+        secret_files: tuple[str, ...] = (),
+        redactor: Redactor | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend or build_backend(settings)
+        self.history = history
+        self.secret_files = secret_files
+        self.redactor = redactor or Redactor([])
+
+    def __repr__(self) -> str:
+        return f"LLMGenerator({self.backend.identity().get('backend')})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.settings.backend})"
+
+    def check(self) -> None:
+        """The model file is sane, the endpoint answers and serves the model; else why not."""
+        try:
+            self.backend.check()
+        except BackendError as exc:
+            raise GeneratorFault(str(exc)) from None
+
+    def can_handle(self, finding: Finding) -> bool:
+        if not finding.file or not finding.file.endswith(".py"):
+            return False
+        return first_match(self.secret_files, finding.file) is None  # never read into a prompt
+
+    def examples(self, finding: Finding) -> list[tuple[str, str]]:
+        """Changes of the same kind that were kept, newest first."""
+        if self.history is None or not self.settings.examples:
+            return []
+        rows = self.history.attempts(statuses=(PROMOTED,), limit=50)
+        kept = [
+            r for r in rows if r.get("finding_kind") == finding.kind and r.get("generated_code")
+        ]
+        return [
+            (
+                r["improvement_id"],
+                f"{r.get('summary') or ''}\n{r['generated_code'][:EXAMPLE_DIFF_CHARS]}",
+            )
+            for r in kept[: self.settings.examples]
+        ]
+
+    def generate(self, finding: Finding, tree: Path) -> list[Candidate]:
+        if not self.can_handle(finding) or finding.file is None:
+            raise GenerationFailed(f"llm does not act on {finding.kind} in {finding.file}")
+        path = tree / finding.file
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_SOURCE_BYTES:
+            raise GenerationFailed(
+                f"{finding.file} is not a regular file under {MAX_SOURCE_BYTES} bytes"
+            )
+        code = path.read_text(encoding="utf-8", errors="replace")
+        s = self.settings
+        try:
+            model = self.backend.identity()
+        except OSError as exc:  # the model file went away since the check: hashing it fails
+            raise GeneratorFault(f"the model cannot be read: {exc}") from None
+        record: dict[str, Any] = {
+            "model": model,
+            "settings": {
+                "temperature": s.temperature,
+                "max_new_tokens": s.max_new_tokens,
+                "seed": s.seed,
+                "candidates": s.candidates,
+                "context_length": s.context_length,
+            },
+            "replies": [],
+        }
+        candidates = []
+        try:
+            with self.backend.session() as session:
+                budget = session.context_length - s.max_new_tokens
+                prompt = build_prompt(
+                    finding,
+                    finding.file,
+                    self.redactor.text(code),
+                    self.examples(finding),
+                    budget=budget,
+                    count=session.count,
+                    context=[
+                        (other, self.redactor.text(text))
+                        for other, text in self.code_under_test(finding, code, tree)
+                    ],
+                )
+                record["prompt"] = prompt.text
+                record["prompt_tokens"] = prompt.tokens
+                record["window"] = prompt.window
+                record["examples"] = prompt.examples
+                for n in range(s.candidates):
+                    seed = s.seed + n
+                    reply = session.generate(prompt.text, seed=seed)
+                    entry: dict[str, Any] = {
+                        "seed": seed,
+                        "raw": "",
+                        "tokens": reply.tokens,
+                        "seconds": reply.seconds,
+                    }
+                    record["replies"].append(entry)
+                    # Redacted as it arrives: a model that echoes a secret (in its rationale,
+                    # its impact, its code) gets it into nothing — not the record, not the
+                    # commit message, not the code. Redacted before it is cut, so no secret
+                    # is kept half.
+                    text = self.redactor.text(reply.text)
+                    try:
+                        entry["raw"] = recorded_reply(text)
+                        parsed = parse_reply(text)
+                        candidates.append(self._candidate(finding, parsed, n, record))
+                    except ReplyRejected as exc:
+                        entry["error"] = str(exc)
+                    except Exception as exc:
+                        # parse_reply raises nothing else; if it ever does, the reply is still
+                        # an unusable one with a reason, not an attempt lost to an error.
+                        log.exception("reading reply %d of the model failed", n)
+                        entry["error"] = storable(
+                            f"the reply could not be read: {type(exc).__name__}: {exc}"
+                        )[:MAX_REASON_CHARS]
+        except (RequestRefused, PromptTooLong) as exc:
+            raise GenerationFailed(str(exc), provenance=record) from None
+        except BackendError as exc:
+            # It did not load, died, ran out of its time limit or its endpoint is down: no
+            # finding would fare better now.
+            raise GeneratorFault(str(exc), provenance=record) from None
+        if not candidates:
+            reasons = "; ".join(r.get("error", "") for r in record["replies"])
+            raise GenerationFailed(f"no usable reply from the model: {reasons}", provenance=record)
+        return candidates
+
+    def code_under_test(self, finding: Finding, code: str, tree: Path) -> list[tuple[str, str]]:
+        """For a failing or slow test, the project's modules its file imports (up to
+        CONTEXT_FILES, found in the tree, never a secret file): the fix is usually there, and
+        a model shown only the test could only edit the test."""
+        if finding.kind not in TEST_FINDINGS or finding.file is None:
+            return []
+        try:
+            parsed = ast.parse(code)
+        except SyntaxError:
+            return []
+        modules: list[str] = []
+        for node in ast.walk(parsed):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.append(node.module)
+            elif isinstance(node, ast.Import):
+                modules.extend(alias.name for alias in node.names)
+        files: list[str] = []  # in the order the test imports them
+        for module in modules:
+            rel = self._module_file(tree, module)
+            if rel is not None and rel != finding.file and rel not in files:
+                files.append(rel)
+        return [
+            (rel, (tree / rel).read_text(encoding="utf-8", errors="replace"))
+            for rel in files[:CONTEXT_FILES]
+        ]
+
+    def _module_file(self, tree: Path, module: str) -> str | None:
+        """The file of `module` in the tree (src layout or flat), if it is the project's own."""
+        stem = module.replace(".", "/")
+        for rel in (f"src/{stem}.py", f"src/{stem}/__init__.py", f"{stem}.py", f"{stem}/__init__.py"):
+            path = tree / rel
+            if (
+                first_match(self.secret_files, rel) is None
+                and not path.is_symlink()
+                and path.is_file()
+                and 0 < path.stat().st_size <= MAX_SOURCE_BYTES
+            ):
+                return rel
+        return None
+
+    def _candidate(self, finding: Finding, reply: Any, n: int, record: dict[str, Any]) -> Candidate:
+        summary = (
+            reply.impact.splitlines()[0][:100]
+            if reply.impact
+            else f"{finding.kind} in {reply.target_file}"
+        )
+        return Candidate(
+            generator=self.name,
+            finding=finding,
+            change_type=reply.change_type,
+            stated_risk=reply.risk_level,
+            summary=summary,
+            impact=reply.impact,
+            rationale=reply.rationale,
+            edits=reply.edits,
+            provenance={**record, "chosen_reply": n},
+        )

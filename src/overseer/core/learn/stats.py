@@ -1,0 +1,95 @@
+"""`overseer stats`: what has worked, what has not, and how well the predictor knows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from overseer.core.learn.predictor import MIN_OUTCOMES
+from overseer.core.record.history import History
+
+
+def compute_stats(history: History, *, target: str | None = None) -> dict[str, Any]:
+    only = "and target = ? " if target else ""
+    patterns = history.query(
+        "select change_type, risk_level, count(*) as attempts, "
+        "sum(case when status = 'promoted' then 1 else 0 end) as kept, "
+        "round(avg(success_score), 3) as average_score, "
+        "sum(was_rolled_back) as rollbacks, "
+        "round(avg(performance_delta), 2) as average_perf_delta "
+        f"from improvements where change_type is not null and dry_run = 0 {only}"
+        "group by change_type, risk_level order by attempts desc",
+        [target] if target else [],
+    )
+    kinds = history.query(
+        "select generator, finding_kind, count(*) as attempts, sum(kept) as kept "
+        "from outcomes group by generator, finding_kind having count(*) >= 2"
+    )
+    for k in kinds:
+        k["rate"] = round(k["kept"] / k["attempts"], 3)
+    kinds.sort(key=lambda k: (-k["rate"], -k["attempts"]))
+    latest = history.decode(
+        dict(
+            next(
+                iter(history.db.query("select * from predictor order by version desc limit 1")), {}
+            )
+            or {}
+        )
+    )
+    return {
+        "patterns": patterns,
+        "most_successful": kinds[:5],
+        "least_successful": list(reversed(kinds[-5:])) if len(kinds) > 5 else list(reversed(kinds)),
+        "predictor": latest
+        or {
+            "version": None,
+            "note": f"the prior: Beta(1, 1) per generator × finding kind until {MIN_OUTCOMES} outcomes",
+        },
+        "outcomes": sum(k["attempts"] for k in kinds),
+    }
+
+
+def stats_text(s: dict[str, Any]) -> str:
+    out = ["Success by change type and risk (real attempts)"]
+    if not s["patterns"]:
+        out.append("  no real attempts yet")
+    else:
+        out.append(
+            f"  {'TYPE':<13}{'RISK':<8}{'ATTEMPTS':>9}{'KEPT':>6}{'AVG SCORE':>11}{'ROLLBACKS':>11}{'AVG PERF':>10}"
+        )
+        for p in s["patterns"]:
+            perf = (
+                f"{p['average_perf_delta']:+.1f}%" if p["average_perf_delta"] is not None else "-"
+            )
+            score = f"{p['average_score']:.2f}" if p["average_score"] is not None else "-"
+            out.append(
+                f"  {p['change_type']:<13}{p['risk_level'] or '-':<8}{p['attempts']:>9}{p['kept']:>6}"
+                f"{score:>11}{p['rollbacks'] or 0:>11}{perf:>10}"
+            )
+    for title, key in (
+        ("Most successful finding kinds", "most_successful"),
+        ("Least successful", "least_successful"),
+    ):
+        out.append(title + " (at least 2 outcomes)")
+        if not s[key]:
+            out.append("  none yet")
+        for k in s[key]:
+            out.append(
+                f"  {k['finding_kind']:<16}{k['generator']:<10} {k['kept']}/{k['attempts']} kept ({k['rate']:.0%})"
+            )
+    p = s["predictor"]
+    if p.get("version") is None:
+        out.append(f"Predictor: {p['note']}")
+    else:
+        brier = (
+            f"Brier {p['brier']:.3f} over {p['scored']} scored predictions"
+            if p.get("brier") is not None
+            else "no scored predictions yet"
+        )
+        out.append(
+            f"Predictor: model v{p['version']}, trained {p['trained_at'][:19]} on {p['rows']} outcomes · {brier}"
+        )
+        for b in p.get("reliability") or []:
+            out.append(
+                f"  predicted {b['bucket']}: {b['n']:>4} changes, predicted {b['predicted']:.2f} on average, kept {b['kept']:.2f}"
+            )
+    return "\n".join(out)

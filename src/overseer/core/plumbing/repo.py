@@ -1,0 +1,240 @@
+"""Git, through GitPython: the target repository, its branches and the worktrees we own.
+
+Overseer writes only into worktrees under its state directory and to refs it is allowed to
+move. Commits are made with overseer's own identity, without the repository's hooks and without
+signing, because an unattended service cannot answer a passphrase prompt or an editor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+from git.exc import InvalidGitRepositoryError, NoSuchPathError
+
+from overseer.core.plumbing.spent import spending
+
+GIT_TIMEOUT_SECONDS = 120.0
+
+# Settings for every git command we run: no hooks, no signing, no pager, no prompts.
+_GIT_OPTIONS = (
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "tag.gpgsign=false",
+)
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "GIT_EDITOR": "true", "LC_ALL": "C"}
+
+
+class RepoError(Exception):
+    """A git operation failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "GIT_AUTHOR_NAME": self.name,
+            "GIT_AUTHOR_EMAIL": self.email,
+            "GIT_COMMITTER_NAME": self.name,
+            "GIT_COMMITTER_EMAIL": self.email,
+        }
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    head: str | None
+    branch: str | None  # short name, None when detached
+
+
+def run_git(
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = GIT_TIMEOUT_SECONDS,
+) -> str:
+    """Run one git command in `cwd` and return its stdout; failures raise RepoError."""
+    full_env = {**os.environ, **_GIT_ENV, **(env or {})}
+    try:
+        with spending("git"):
+            proc = subprocess.run(
+                ["git", *_GIT_OPTIONS, *args],
+                cwd=cwd,
+                env=full_env,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+    except subprocess.TimeoutExpired:
+        raise RepoError(
+            f"git {' '.join(args)} did not finish within {timeout:.0f} s in {cwd}"
+        ) from None
+    except FileNotFoundError as exc:
+        raise RepoError(f"cannot run git in {cwd}: {exc}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip()
+        if "dubious ownership" in detail:
+            # The first thing a systemd deployment meets: say what to do about it.
+            raise RepoError(
+                f"git refuses to work in {cwd}: the repository belongs to another user than "
+                f"overseer's (uid {os.geteuid()}). Make overseer's user its owner, or trust it "
+                f"for that user: `git config --global --add safe.directory {cwd}` as that user "
+                f"(git says: {detail.splitlines()[0]})"
+            )
+        raise RepoError(
+            f"git {' '.join(args)} failed in {cwd}: {detail or f'exit status {proc.returncode}'}"
+        )
+    return proc.stdout.rstrip("\n")
+
+
+class TargetRepo:
+    """The target repository (its main checkout) and what we do to its refs and worktrees."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.repo = git.Repo(str(path), search_parent_directories=False)
+        except NoSuchPathError:
+            raise RepoError(f"{path} does not exist") from None
+        except InvalidGitRepositoryError:
+            raise RepoError(f"{path} is not a git repository (no .git there)") from None
+        if self.repo.bare:
+            raise RepoError(f"{path} is a bare repository; overseer needs a checkout")
+        self.path = Path(self.repo.working_tree_dir or path).resolve()
+
+    def git(self, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+        return run_git(cwd or self.path, *args, env=env)
+
+    def current_branch(self) -> str | None:
+        """The checked-out branch; None for a detached HEAD (git says nothing then: anything
+        it does say is another problem, and is raised)."""
+        try:
+            return self.git("symbolic-ref", "--quiet", "--short", "HEAD") or None
+        except RepoError as exc:
+            if "fatal:" in str(exc) or "refuses" in str(exc):
+                raise
+            return None
+
+    def branch_head(self, branch: str) -> str:
+        try:
+            return self.git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
+        except RepoError as exc:
+            if "fatal:" in str(exc) or "refuses" in str(exc):
+                raise
+            raise RepoError(f"branch {branch!r} does not exist in {self.path}") from None
+
+    def branch_exists(self, branch: str) -> bool:
+        try:
+            self.branch_head(branch)
+            return True
+        except RepoError:
+            return False
+
+    def refs(self) -> dict[str, str]:
+        """Every ref and what it points at: for before/after comparisons."""
+        out = self.git("for-each-ref", "--format=%(refname) %(objectname)")
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            name, _, sha = line.partition(" ")
+            refs[name] = sha
+        return refs
+
+    def is_ancestor(self, commit: str, of: str) -> bool:
+        try:
+            self.git("merge-base", "--is-ancestor", commit, of)
+            return True
+        except RepoError:
+            return False
+
+    def commit_exists(self, commit: str) -> bool:
+        try:
+            self.git("cat-file", "-e", f"{commit}^{{commit}}")
+            return True
+        except RepoError:
+            return False
+
+    def worktrees(self) -> list[Worktree]:
+        out = self.git("worktree", "list", "--porcelain")
+        result: list[Worktree] = []
+        path: Path | None = None
+        head: str | None = None
+        branch: str | None = None
+        for line in [*out.splitlines(), ""]:
+            if line.startswith("worktree "):
+                path = Path(line.removeprefix("worktree "))
+            elif line.startswith("HEAD "):
+                head = line.removeprefix("HEAD ")
+            elif line.startswith("branch "):
+                branch = line.removeprefix("branch ").removeprefix("refs/heads/")
+            elif not line and path is not None:
+                result.append(Worktree(path, head, branch))
+                path, head, branch = None, None, None
+        return result
+
+    def checkout_of(self, branch: str) -> Path | None:
+        """The working tree that has `branch` checked out, if any."""
+        for tree in self.worktrees():
+            if tree.branch == branch:
+                return tree.path
+        return None
+
+    def add_worktree(self, path: Path, commit: str, *, branch: str | None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if branch:
+            self.git("worktree", "add", "--quiet", "-b", branch, str(path), commit)
+        else:
+            self.git("worktree", "add", "--quiet", "--detach", str(path), commit)
+
+    def remove_worktree(self, path: Path) -> None:
+        """Remove one of our worktrees, even half-made ones a crash left behind."""
+        try:
+            self.git("worktree", "remove", "--force", "--force", str(path))
+        except RepoError:
+            shutil.rmtree(path, ignore_errors=True)
+        self.git("worktree", "prune")
+
+    def delete_branch(self, branch: str) -> None:
+        if self.branch_exists(branch):
+            self.git("branch", "-D", branch)
+
+    def update_branch(self, branch: str, new: str, old: str, message: str) -> None:
+        """Move a branch that no working tree has checked out, only if it is still at `old`."""
+        self.git("update-ref", "-m", message, f"refs/heads/{branch}", new, old)
+
+    def tree_status(self, path: Path) -> list[str]:
+        """Uncommitted changes to tracked files in a working tree (untracked files ignored)."""
+        out = run_git(path, "status", "--porcelain", "--untracked-files=no")
+        return [line for line in out.splitlines() if line.strip()]
+
+    def commits_with_trailer(self, branch: str, trailer: str) -> dict[str, list[str]]:
+        """Commits on `branch` carrying `trailer`, as {trailer value: [commit, ...]}."""
+        fmt = f"%H%x00%(trailers:key={trailer},valueonly,separator=%x01)"
+        out = self.git("log", f"--format={fmt}", f"--grep=^{trailer}:", branch)
+        found: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            if "\x00" not in line:
+                continue
+            sha, values = line.split("\x00", 1)
+            for value in values.split("\x01"):
+                if value.strip():
+                    found.setdefault(value.strip(), []).append(sha)
+        return found
+
+
+def commit_all_paths(worktree: Path, paths: list[str], message: str, identity: Identity) -> str:
+    """Commit exactly `paths` in our worktree (nothing else the tests may have left there)."""
+    run_git(worktree, "add", "--all", "--", *paths)
+    run_git(worktree, "commit", "--quiet", "--file=-", env=identity.env(), stdin=message)
+    return run_git(worktree, "rev-parse", "HEAD")

@@ -1,0 +1,40 @@
+"""A target repository as a cycle sees it: its settings, identity, checkout and branch."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from overseer.config import TargetConfig
+from overseer.core.plumbing.repo import RepoError, TargetRepo
+
+
+@dataclass(frozen=True)
+class Target:
+    config: TargetConfig
+    name: str
+    root: Path
+    branch: str
+
+    @property
+    def key(self) -> str:
+        """Unique per repository, readable in paths: two repos may share a directory name."""
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:6]
+        return f"{self.name}-{digest}"
+
+    def repo(self) -> TargetRepo:
+        return TargetRepo(self.root)
+
+
+def resolve_target(config: TargetConfig) -> Target:
+    """Check the repository and settle the branch; errors say what to fix."""
+    repo = TargetRepo(config.path)
+    branch = config.branch or repo.current_branch()
+    if not branch:
+        raise RepoError(
+            f"{repo.path} has a detached HEAD; set `branch:` for this target or check out a branch"
+        )
+    repo.branch_head(branch)  # exists?
+    name = config.name or repo.path.name
+    return Target(config=config, name=name, root=repo.path, branch=branch)
