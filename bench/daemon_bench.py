@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import daemon_config, init_repo  # noqa: E402
-from overseer.core.plumbing.events import ErrorRaised  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
+from overseer.vocabulary import ErrorRaised  # noqa: E402
 from summary import record  # noqa: E402
 
 EVENTS = 1000
@@ -83,7 +83,7 @@ async def latency(subscribers: int, workdir: Path, sockdir: Path) -> tuple[float
 
         def emit() -> None:
             for _ in range(EVENTS):
-                daemon.rt.bus.emit(ErrorRaised, where="bench", message=repr(time.monotonic()))
+                daemon.rt.bus.emit(ErrorRaised(where="bench", message=repr(time.monotonic())))
                 time.sleep(1 / RATE)
 
         await asyncio.to_thread(emit)

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import daemon_config, init_repo  # noqa: E402
-from overseer.core.plumbing.events import ErrorRaised, PhaseProgress  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
 from overseer.tui.app import OverseerApp  # noqa: E402
+from overseer.vocabulary import ErrorRaised, PhaseProgress  # noqa: E402
 from summary import record  # noqa: E402
 
 RATE = 100
@@ -141,17 +141,14 @@ async def latency(workdir: Path, sockdir: Path) -> dict[str, float]:
                 await pilot.pause(0.05)
             # A cycle in EVALUATE, so progress has a phase to show.
             bus = daemon.rt.bus
-            from overseer.core.plumbing.events import CycleStarted, PhaseStarted
+            from overseer.vocabulary import CycleStarted, PhaseStarted
 
             bus.emit(
-                CycleStarted,
-                cycle_id="bench",
-                target="proj",
-                branch="main",
-                dry_run=True,
-                parameters={},
+                CycleStarted(
+                    cycle_id="bench", target="proj", branch="main", dry_run=True, parameters={}
+                )
             )
-            bus.emit(PhaseStarted, cycle_id="bench", improvement_id="b", phase="EVALUATE")
+            bus.emit(PhaseStarted(cycle_id="bench", improvement_id="b", phase="EVALUATE"))
             sent = {"progress": 0, "log": 0}
 
             def emit() -> None:
@@ -159,17 +156,18 @@ async def latency(workdir: Path, sockdir: Path) -> dict[str, float]:
                     stamp = repr(time.monotonic())
                     if n % 2:
                         bus.emit(
-                            PhaseProgress,
-                            cycle_id="bench",
-                            improvement_id="b",
-                            phase="EVALUATE",
-                            message=stamp,
-                            done=n,
-                            total=RATE * SECONDS,
+                            PhaseProgress(
+                                cycle_id="bench",
+                                improvement_id="b",
+                                phase="EVALUATE",
+                                message=stamp,
+                                done=n,
+                                total=RATE * SECONDS,
+                            )
                         )
                         sent["progress"] += 1
                     else:
-                        bus.emit(ErrorRaised, where="bench", message=stamp)
+                        bus.emit(ErrorRaised(where="bench", message=stamp))
                         sent["log"] += 1
                     time.sleep(1 / RATE)
 

@@ -13,8 +13,8 @@ from typing import Any
 from overseer.base.clock import Clock
 from overseer.config import OverseerConfig, TargetConfig
 from overseer.core.context import Context, RunSettings
-from overseer.core.plumbing.events import Event
 from overseer.runtime import Runtime
+from overseer.vocabulary import Event
 
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from helpers import git, rows
-from overseer.core.plumbing.events import PHASES
+from overseer.vocabulary import PHASES
 
 
 def test_a_full_cycle_promotes_a_real_fix_and_records_everything(harness, repo):

@@ -285,7 +285,7 @@ async def test_abrupt_disconnects_do_not_hurt(tmp_path, repo, sockdir):
 async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(
     tmp_path, repo, sockdir
 ):
-    from overseer.core.plumbing.events import ErrorRaised
+    from overseer.vocabulary import ErrorRaised
 
     opts = options(tmp_path, repo, sockdir, daemon={"event_queue": 200})
     async with run_daemon(opts) as daemon:
@@ -299,7 +299,7 @@ async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(
 
             def cycle_like():  # events come from the worker thread, as a cycle's do
                 for n in range(3000):
-                    daemon.rt.bus.emit(ErrorRaised, where="test", message=f"{n} " + "x" * 200)
+                    daemon.rt.bus.emit(ErrorRaised(where="test", message=f"{n} " + "x" * 200))
                     time.sleep(0.0003)
 
             emitting = asyncio.create_task(asyncio.to_thread(cycle_like))
@@ -325,7 +325,7 @@ async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(
                         await asyncio.sleep(0.01)
 
             await read_until(lambda: slow_conn.outbox.events_queued == 0)
-            daemon.rt.bus.emit(ErrorRaised, where="test", message="after")
+            daemon.rt.bus.emit(ErrorRaised(where="test", message="after"))
             await read_until(lambda: b'"after"' in received)
             slow.close()
             events = [

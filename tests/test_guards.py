@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from overseer.base.clock import FakeClock, iso
 from overseer.core.generate.candidate import FileChange
-from overseer.core.plumbing.events import EventBus
+from overseer.core.plumbing.bus import EventBus
 from overseer.core.plumbing.secrets import Redactor
 from overseer.core.record.history import History
 from overseer.core.safety.oracle import command_files, examine
@@ -79,7 +79,9 @@ def test_raises():
         (TEST.replace("assert add(2, 2) == 4", "assert add(2, 2) == add(2, 2)"), "removes 1"),
         (TEST.replace("assert add(2, 2) == 4", "assert True"), "removes 1 assertion(s)"),
         (
-            TEST.replace("    assert add(2, 2) == 4\n", "    if False:\n        assert add(2, 2) == 4\n"),
+            TEST.replace(
+                "    assert add(2, 2) == 4\n", "    if False:\n        assert add(2, 2) == 4\n"
+            ),
             "removes 1 assertion(s)",
         ),
     ],
@@ -106,17 +108,32 @@ def test_the_oracle_guard_lets_honest_test_edits_be(after):
     ("path", "before", "after", "expected"),
     [
         ("conftest.py", "", "collect_ignore = ['tests/test_slow.py']\n", "collect_ignore"),
-        ("tests/conftest.py", "import pytest\n", "import pytest\n\ndef pytest_ignore_collect(collection_path):\n    return True\n", "pytest_ignore_collect"),
+        (
+            "tests/conftest.py",
+            "import pytest\n",
+            "import pytest\n\ndef pytest_ignore_collect(collection_path):\n    return True\n",
+            "pytest_ignore_collect",
+        ),
         (
             "pyproject.toml",
             "[tool.pytest.ini_options]\naddopts = '-q'\n",
             "[tool.pytest.ini_options]\naddopts = '-q --deselect tests/test_a.py::test_b'\n",
             "--deselect",
         ),
-        ("setup.cfg", "[tool:pytest]\n", "[tool:pytest]\naddopts = -k 'not slow'\n", "-k 'not slow'"),
+        (
+            "setup.cfg",
+            "[tool:pytest]\n",
+            "[tool:pytest]\naddopts = -k 'not slow'\n",
+            "-k 'not slow'",
+        ),
         ("pytest.ini", "[pytest]\n", "[pytest]\ntestpaths = tests/unit\n", "testpaths"),
         # Nested test packages are test code too.
-        ("src/pkg/tests/test_x.py", TEST, TEST.replace("    assert add(2, 2) == 4\n", ""), "removes 1"),
+        (
+            "src/pkg/tests/test_x.py",
+            TEST,
+            TEST.replace("    assert add(2, 2) == 4\n", ""),
+            "removes 1",
+        ),
     ],
 )
 def test_the_oracle_guard_sees_fewer_tests_run(path, before, after, expected):
@@ -151,10 +168,18 @@ class TestImports:
         ),
         (IMPORTS.replace("    import json  # noqa: F401\n", "    ...\n"), "empties 1 test(s)"),
         (IMPORTS.replace("    import json  # noqa: F401\n", "    return\n"), "empties 1 test(s)"),
-        (IMPORTS.replace("def test_import_json():\n    import json  # noqa: F401\n", ""), "deletes 1 test(s)"),
+        (
+            IMPORTS.replace("def test_import_json():\n    import json  # noqa: F401\n", ""),
+            "deletes 1 test(s)",
+        ),
         (IMPORTS.replace("def test_import_json", "def helper_json"), "deletes 1 test(s)"),
         (IMPORTS.replace("class TestImports", "class Imports"), "deletes 2 test(s)"),
-        (IMPORTS.replace("import pytest\n", "import pytest\nimport unittest\n").replace("    import json  # noqa: F401\n", "    raise unittest.SkipTest('later')\n"), "adds 1 skip/xfail"),
+        (
+            IMPORTS.replace("import pytest\n", "import pytest\nimport unittest\n").replace(
+                "    import json  # noqa: F401\n", "    raise unittest.SkipTest('later')\n"
+            ),
+            "adds 1 skip/xfail",
+        ),
     ],
 )
 def test_the_oracle_guard_sees_tests_lost_or_emptied(after, expected):
@@ -207,7 +232,9 @@ def test_the_oracle_guard_sees_changes_to_what_pytest_collects(path, before, aft
 def test_configuration_outside_pytest_and_other_files_are_not_oracle_changes():
     toml = "[project]\nname = 'x'\n[tool.pytest.ini_options]\naddopts = '-q'\n"
     assert examine(FileChange("pyproject.toml", toml, toml.replace("'x'", "'y'"))) == []
-    assert examine(FileChange("setup.cfg", "[metadata]\nname = x\n", "[metadata]\nname = y\n")) == []
+    assert (
+        examine(FileChange("setup.cfg", "[metadata]\nname = x\n", "[metadata]\nname = y\n")) == []
+    )
 
 
 def test_a_file_the_test_command_runs_is_part_of_the_oracle(tmp_path):
@@ -584,9 +611,7 @@ def test_a_secret_files_contents_never_reach_the_history_or_the_output(tmp_path)
     }
     with ChatServer(default=Answer(json.dumps(reply))) as server:
         h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F401"])
-        h._with_generators(
-            [server.generator(retries=0)]
-        )
+        h._with_generators([server.generator(retries=0)])
         [attempt] = h.cycle(require_approval=False).attempts
         h.close()
         shown = overseer("show", attempt["improvement_id"], "--state-dir", str(h.state_dir))

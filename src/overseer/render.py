@@ -3,131 +3,39 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from typing import Any, TextIO
 
 import click
 
-MARKS = {"ok": "✔", "failed": "✘", "skipped": "–"}
+from overseer.vocabulary import Event, PhaseFinished, Tone, event_from_dict, local_time
+
 COLORS = {"ok": "green", "failed": "red", "skipped": "yellow"}
 
 
-def local_time(stamp: str | None) -> str:
-    if not stamp:
-        return "-"
-    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+# How each tone of event looks on a terminal (click.style keywords).
+TONE_STYLES: dict[Tone, dict[str, Any]] = {
+    Tone.HEADING: {"bold": True},
+    Tone.GOOD: {"fg": "green"},
+    Tone.NOTICE: {"fg": "yellow"},
+    Tone.BAD: {"fg": "red"},
+    Tone.LOUD: {"fg": "red", "bold": True},
+}
 
 
-def event_line(e: dict[str, Any], style: Any = None) -> str | None:
-    """One line for an event (as a dict, the way it crosses the socket); None: not shown."""
-
-    def st(text: str, **kw: Any) -> str:
-        return style(text, **kw) if style else text
-
-    kind = e.get("kind")
-    iid = (e.get("improvement_id") or "")[:8]
-    if kind == "CycleStarted":
-        p = e.get("parameters") or {}
-        mode = "dry-run" if e.get("dry_run") else st("dry-run OFF", bold=True)
-        return (
-            st(f"Cycle {e['cycle_id'][:8]}", bold=True)
-            + f" ({local_time(e.get('at'))[11:]}) on {e['target']}@{e['branch']}"
-            f" · {mode} · autonomy {p.get('autonomy')} · max {p.get('max_changes')} change(s)"
-            f" · area {p.get('area')}"
-        )
-    if kind == "PhaseFinished":
-        outcome = e.get("outcome", "ok")
-        mark = st(MARKS.get(outcome, "?"), fg=COLORS.get(outcome))
-        took = f"{e['duration']:5.1f} s" if outcome != "skipped" else "      "
-        return f"  {mark} {e['phase']:<9} {took}  {e.get('summary', '')}"
-    if kind == "ApprovalRequested":
-        return (
-            st(f"  ⏸ awaiting approval: {iid}", fg="yellow")
-            + f" ({e.get('risk_level')} risk). Decide with `overseer approve {iid}`"
-            f" or `overseer reject {iid} --reason …`"
-        )
-    if kind == "ChangeApproved":
-        return f"  ✔ {iid} approved by {e['user']}" + (
-            f": {e['reason']}" if e.get("reason") else ""
-        )
-    if kind == "ChangeRejected":
-        return f"  ✘ {iid} rejected by {e['user']}: {e['reason']}"
-    if kind == "ChangePromoted":
-        pushed = ""
-        if e.get("pushed") is not None:
-            pushed = " · pushed" if e["pushed"] else " · push FAILED"
-        return st(f"  ⇒ {iid} promoted to {e['branch']} @ {e['commit'][:7]}", fg="green") + pushed
-    if kind == "PromotionDeferred":
-        return st(f"  ⏸ {iid}: {e['reason']}", fg="yellow")
-    if kind == "ChangeRolledBack":
-        return (
-            f"  ↩ {iid} rolled back by {e['user']} with revert {e['revert_commit'][:7]}: "
-            f"{e['reason']}"
-        )
-    if kind == "CIPolled":
-        return f"  ⋯ {iid}: CI says {e['status']} for {e['commit'][:7]} (poll {e['poll']})"
-    if kind == "RegressionFound":
-        if e["action"] == "reverted":
-            return st(f"  ↩ {iid}: {e['reason']}; reverted", fg="red")
-        return st(
-            f"  ⚠ {iid}: {e['reason']}; NOT reverted, a human must: {e['detail']}",
-            fg="red",
-            bold=True,
-        )
-    if kind == "ApprovalExpired":
-        return st(
-            f"  ⌛ {iid}: approval expired (waiting since {local_time(e['waited'])})", fg="yellow"
-        )
-    if kind == "AttemptsRecovered":
-        parts = []
-        if e.get("closed"):
-            parts.append(f"closed {len(e['closed'])} interrupted attempt(s)")
-        if e.get("promoted"):
-            parts.append(f"recorded {len(e['promoted'])} promotion(s) found on the branch")
-        if e.get("worktrees_removed"):
-            parts.append(f"removed {e['worktrees_removed']} stray worktree(s)")
-        return f"Recovered {e['target']}: " + ", ".join(parts or ["branches cleaned"])
-    if kind == "CycleFinished":
-        return f"Cycle {e['cycle_id'][:8]} finished ({e['status']}): {e['summary']}"
-    if kind == "CycleSkipped":
-        return f"Cycle skipped: {e['reason']}"
-    if kind == "DaemonPaused":
-        return st(f"Paused by {e['user']}", fg="yellow") + (
-            f": {e['reason']}" if e.get("reason") else ""
-        )
-    if kind == "DaemonResumed":
-        return f"Resumed by {e['user']}"
-    if kind == "ConfigReloaded":
-        changes = "; ".join(e.get("changes") or []) or "no effective change"
-        line = f"Configuration reloaded (policy {e['policy_version']}): {changes}"
-        for r in e.get("reverdicts") or []:
-            b, a = r["before"], r["after"]
-            line += (
-                f"\n    {r['improvement_id'][:8]} ({r['status']}) would now be {a['decision']}/"
-                f"{a['risk']}, was {b['decision']}/{b['risk']}"
-                + (f": {'; '.join(r['why'])}" if r.get("why") else "")
-            )
+def event_line(e: dict[str, Any] | Event, style: Any = None) -> str | None:
+    """One line for an event (as a dict, the way it crosses the socket, or typed); None: not
+    shown. Each event says what it is (vocabulary.py); `style` (click.style) colours it."""
+    event = e if isinstance(e, Event) else event_from_dict(e)
+    if event is None:
+        return None
+    line = event.describe()
+    if line is None or style is None:
         return line
-    if kind == "AutonomyChanged":
-        return st(
-            f"Autonomy changed: {e.get('before') or 'unset'} → {e['after']} ({e['policy']}, {e['policy_version']})",
-            bold=True,
-        )
-    if kind == "CircuitBreakerTripped":
-        return st(f"⛔ {e['reason']}", fg="red", bold=True)
-    if kind == "ReloadFailed":
-        return st("Reload rejected, keeping the last good configuration:", fg="red") + "".join(
-            f"\n    {p}" for p in e.get("problems", [])
-        )
-    if kind == "ErrorRaised":
-        return st(f"Error in {e['where']}: {e['message']}", fg="red")
-    if kind == "EventsDropped":
-        return st(f"… {e['count']} event(s) dropped: this client was too slow", fg="yellow")
-    if kind == "DaemonStarted":
-        return f"Daemon started (pid {e['pid']}) on {e['socket']} for {', '.join(e['targets'])}"
-    if kind == "DaemonStopping":
-        return f"Daemon stopping: {e['reason']}"
-    return None
+    if isinstance(event, PhaseFinished):  # only the mark is coloured, by the outcome
+        mark = style(event.mark, fg=COLORS.get(event.outcome))
+        return line.replace(event.mark, mark, 1)
+    look = TONE_STYLES.get(event.tone)
+    return style(line, **look) if look else line
 
 
 class EventPrinter:

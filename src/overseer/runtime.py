@@ -17,7 +17,7 @@ from overseer.core.context import Context
 from overseer.core.generate.generators import Generator, build_generators
 from overseer.core.generate.health import GeneratorHealth, GeneratorHealthBoard
 from overseer.core.learn.predictor import Predictor
-from overseer.core.plumbing.events import AutonomyChanged, ErrorRaised, EventBus
+from overseer.core.plumbing.bus import EventBus
 from overseer.core.plumbing.repo import Identity
 from overseer.core.plumbing.secrets import Redactor, install, redact_logs
 from overseer.core.plumbing.target import resolve_target
@@ -25,6 +25,7 @@ from overseer.core.record.history import History, HistoryError
 from overseer.core.safety.policy import CompiledPolicy, load_policy
 from overseer.core.safety.validate import protected_for
 from overseer.locations import StateDir, resolve_state_dir
+from overseer.vocabulary import AutonomyChanged, ErrorRaised
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,12 @@ class Runtime:
             "autonomy", {"level": now, "policy": self.policy.source, "version": self.policy.version}
         )
         self.bus.emit(
-            AutonomyChanged,
-            before=last.get("level") if last else None,
-            after=now,
-            policy=self.policy.source,
-            policy_version=self.policy.version,
+            AutonomyChanged(
+                before=last.get("level") if last else None,
+                after=now,
+                policy=self.policy.source,
+                policy_version=self.policy.version,
+            )
         )
 
     def close(self) -> None:
@@ -169,7 +171,7 @@ class Runtime:
         else:
             problem = f"generator {record.label} is off: {record.reason}"
             log.error("%s", problem)
-            self.bus.emit(ErrorRaised, where="generators", message=problem)
+            self.bus.emit(ErrorRaised(where="generators", message=problem))
         # Kept in the history so that `overseer status` without a daemon can say what the
         # last run found.
         try:

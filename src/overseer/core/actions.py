@@ -17,15 +17,7 @@ from overseer.core.cycle import (
 from overseer.core.deploy.commit import ROLLBACK_TRAILER, TRAILER
 from overseer.core.deploy.promote import RevertConflict, advance_branch, make_revert, push
 from overseer.core.learn.outcomes import record_outcome
-from overseer.core.plumbing.events import (
-    ApprovalExpired,
-    ChangeApproved,
-    ChangeRejected,
-    ChangeRolledBack,
-    DaemonPaused,
-    DaemonResumed,
-    EventBus,
-)
+from overseer.core.plumbing.bus import EventBus
 from overseer.core.record.history import (
     AWAITING_APPROVAL,
     EXPIRED,
@@ -38,6 +30,14 @@ from overseer.core.record.history import (
     History,
 )
 from overseer.core.safety.ratelimit import trip_breaker_if_needed
+from overseer.vocabulary import (
+    ApprovalExpired,
+    ChangeApproved,
+    ChangeRejected,
+    ChangeRolledBack,
+    DaemonPaused,
+    DaemonResumed,
+)
 
 
 class ActionRefused(Exception):
@@ -76,7 +76,7 @@ def record_approval(
             status=READY_TO_PROMOTE,
             failure_reason=f"approved by {actor.user}; promotion pending",
         )
-        ctx.bus.emit(ChangeApproved, improvement_id=improvement_id, user=actor.user, reason=reason)
+        ctx.bus.emit(ChangeApproved(improvement_id=improvement_id, user=actor.user, reason=reason))
     return history.get(improvement_id)
 
 
@@ -121,7 +121,7 @@ def record_rejection(
         failure_reason=f"rejected by {actor.user}: {reason}",
         completed_at=history.now(),
     )
-    ctx.bus.emit(ChangeRejected, improvement_id=improvement_id, user=actor.user, reason=reason)
+    ctx.bus.emit(ChangeRejected(improvement_id=improvement_id, user=actor.user, reason=reason))
     return history.get(improvement_id)
 
 
@@ -156,7 +156,7 @@ def expire_approvals(ctx: Context, after_seconds: float) -> list[str]:
             failure_reason=f"approval expired: no decision since {since}",
             completed_at=history.now(),
         )
-        ctx.bus.emit(ApprovalExpired, improvement_id=iid, waited=since)
+        ctx.bus.emit(ApprovalExpired(improvement_id=iid, waited=since))
         remove_attempt_tree(ctx, iid)
         finish_attempt(ctx, iid)
         expired.append(iid)
@@ -171,12 +171,12 @@ def set_paused(
         history.set_control(
             "paused", {"user": actor.user, "uid": actor.uid, "reason": reason, "at": history.now()}
         )
-        bus.emit(DaemonPaused, user=actor.user, reason=reason)
+        bus.emit(DaemonPaused(user=actor.user, reason=reason))
     else:
         history.set_control("paused", None)
         # The circuit breaker counts failures since this moment, not before it.
         history.set_control("resumed", {"user": actor.user, "uid": actor.uid, "at": history.now()})
-        bus.emit(DaemonResumed, user=actor.user)
+        bus.emit(DaemonResumed(user=actor.user))
 
 
 def rollback(
@@ -248,11 +248,9 @@ def revert_promoted(ctx: Context, improvement_id: str, actor: Actor, reason: str
         push_result=push_result or row.get("push_result"),
     )
     ctx.bus.emit(
-        ChangeRolledBack,
-        improvement_id=improvement_id,
-        revert_commit=revert,
-        user=actor.user,
-        reason=reason,
+        ChangeRolledBack(
+            improvement_id=improvement_id, revert_commit=revert, user=actor.user, reason=reason
+        )
     )
     record_outcome(history, history.get(improvement_id))
     refit_predictor(ctx)

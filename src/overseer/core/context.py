@@ -12,7 +12,7 @@ from overseer.base.clock import Clock
 from overseer.core.generate.generators import Generator
 from overseer.core.generate.health import GeneratorHealthBoard
 from overseer.core.learn.predictor import Predictor
-from overseer.core.plumbing.events import EventBus
+from overseer.core.plumbing.bus import EventBus
 from overseer.core.plumbing.lock import TargetLock
 from overseer.core.plumbing.repo import Identity, TargetRepo
 from overseer.core.plumbing.stop import StopToken

@@ -31,18 +31,7 @@ from overseer.core.evaluate.testrun import TestReport, resolve_test_command, run
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
 from overseer.core.learn.outcomes import record_outcome
-from overseer.core.plumbing.events import (
-    ApprovalRequested,
-    AttemptFinished,
-    ChangePromoted,
-    CycleFinished,
-    CycleStarted,
-    Phase,
-    PhaseFinished,
-    PhaseReport,
-    PhaseStarted,
-    PromotionDeferred,
-)
+from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.faults import fault_point
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import CycleStopped
@@ -66,6 +55,17 @@ from overseer.core.safety.oracle import command_files
 from overseer.core.safety.policy import Autonomy, CandidateFacts, Decision, Verdict
 from overseer.core.safety.ratelimit import RateLimiter, trip_breaker_if_needed
 from overseer.core.safety.validate import facts_of, validate
+from overseer.vocabulary import (
+    ApprovalRequested,
+    AttemptFinished,
+    ChangePromoted,
+    CycleFinished,
+    CycleStarted,
+    Phase,
+    PhaseFinished,
+    PhaseStarted,
+    PromotionDeferred,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +220,13 @@ class Cycle:
             parameters=self.parameters(),
         )
         ctx.bus.emit(
-            CycleStarted,
-            cycle_id=self.cycle_id,
-            target=target.name,
-            branch=target.branch,
-            dry_run=self.dry_run,
-            parameters=self.parameters(),
+            CycleStarted(
+                cycle_id=self.cycle_id,
+                target=target.name,
+                branch=target.branch,
+                dry_run=self.dry_run,
+                parameters=self.parameters(),
+            )
         )
         try:
             analysis = self.analyze(base)
@@ -323,15 +324,16 @@ class Cycle:
 
     def skip_phase(self, improvement_id: str | None, phase: Phase, why: str) -> None:
         bus = self.ctx.bus
-        bus.emit(PhaseStarted, cycle_id=self.cycle_id, improvement_id=improvement_id, phase=phase)
+        bus.emit(PhaseStarted(cycle_id=self.cycle_id, improvement_id=improvement_id, phase=phase))
         bus.emit(
-            PhaseFinished,
-            cycle_id=self.cycle_id,
-            improvement_id=improvement_id,
-            phase=phase,
-            duration=0.0,
-            outcome="skipped",
-            summary=why,
+            PhaseFinished(
+                cycle_id=self.cycle_id,
+                improvement_id=improvement_id,
+                phase=phase,
+                duration=0.0,
+                outcome="skipped",
+                summary=why,
+            )
         )
 
     def finish(
@@ -343,12 +345,13 @@ class Cycle:
     ) -> CycleResult:
         self.ctx.history.finish_cycle(self.cycle_id, status=status, summary=summary)
         self.ctx.bus.emit(
-            CycleFinished,
-            cycle_id=self.cycle_id,
-            target=self.ctx.target.name,
-            status=status,
-            summary=summary,
-            attempts=[a["improvement_id"] for a in attempts],
+            CycleFinished(
+                cycle_id=self.cycle_id,
+                target=self.ctx.target.name,
+                status=status,
+                summary=summary,
+                attempts=[a["improvement_id"] for a in attempts],
+            )
         )
         return CycleResult(self.cycle_id, status, summary, attempts, analysis)
 
@@ -438,7 +441,7 @@ class Attempt:
             reason = f"interrupted in phase {row['phase']}: {why}"
             self.update(status=INTERRUPTED, failure_reason=reason, completed_at=ctx.history.now())
             self.cleanup()
-            ctx.bus.emit(AttemptFinished, improvement_id=self.id, status=INTERRUPTED, reason=reason)
+            ctx.bus.emit(AttemptFinished(improvement_id=self.id, status=INTERRUPTED, reason=reason))
             raise
         fault_point("after:EVALUATE")
         finish_attempt(ctx, self.id, cycle_id=self.cycle.cycle_id, timings=self.timings)
@@ -719,13 +722,14 @@ class Attempt:
             self.update(status=AWAITING_APPROVAL, awaiting_since=ctx.history.now())
             row = ctx.history.get(self.id)
             ctx.bus.emit(
-                ApprovalRequested,
-                improvement_id=self.id,
-                target=ctx.target.name,
-                target_file=row["target_file"],
-                change_type=row["change_type"],
-                risk_level=row["risk_level"],
-                reasons=row["risk_reasons"] or [],
+                ApprovalRequested(
+                    improvement_id=self.id,
+                    target=ctx.target.name,
+                    target_file=row["target_file"],
+                    change_type=row["change_type"],
+                    risk_level=row["risk_level"],
+                    reasons=row["risk_reasons"] or [],
+                )
             )
             return AWAITING_APPROVAL, None
         return promote_attempt(ctx, self.id)
@@ -809,7 +813,7 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
             + "); it promotes after `overseer resume`"
         )
         history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
-        ctx.bus.emit(PromotionDeferred, improvement_id=improvement_id, reason=reason)
+        ctx.bus.emit(PromotionDeferred(improvement_id=improvement_id, reason=reason))
         return READY_TO_PROMOTE, reason
     commit = row["git_commit_hash"]
     history.update_attempt(improvement_id, status=PROMOTING, phase=Phase.EVALUATE.value)
@@ -821,7 +825,7 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
         if refreshed.wait:
             reason = f"promotion deferred: {refreshed.wait}"
             history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
-            ctx.bus.emit(PromotionDeferred, improvement_id=improvement_id, reason=reason)
+            ctx.bus.emit(PromotionDeferred(improvement_id=improvement_id, reason=reason))
             return READY_TO_PROMOTE, reason
         if refreshed.failure:
             history.update_attempt(improvement_id, status=FAILED, failure_reason=refreshed.failure)
@@ -832,7 +836,7 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
     if not advance.moved:
         reason = f"promotion deferred: {advance.reason}"
         history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
-        ctx.bus.emit(PromotionDeferred, improvement_id=improvement_id, reason=reason)
+        ctx.bus.emit(PromotionDeferred(improvement_id=improvement_id, reason=reason))
         return READY_TO_PROMOTE, reason
     fault_point("promote:after-advance")
     push_result = None
@@ -849,12 +853,13 @@ def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[st
     )
     fault_point("promote:after-record")
     ctx.bus.emit(
-        ChangePromoted,
-        improvement_id=improvement_id,
-        target=target.name,
-        branch=target.branch,
-        commit=commit,
-        pushed=None if push_result is None else push_result.startswith("pushed"),
+        ChangePromoted(
+            improvement_id=improvement_id,
+            target=target.name,
+            branch=target.branch,
+            commit=commit,
+            pushed=None if push_result is None else push_result.startswith("pushed"),
+        )
     )
     remove_attempt_tree(ctx, improvement_id)
     if target.config.watch_after_promotion:
@@ -983,9 +988,8 @@ def finish_attempt(
     history.update_attempt(improvement_id, phase_timings=timings)
     trip_breaker_if_needed(history, ctx.bus, ctx.policy, ctx.target.name)
     ctx.bus.emit(
-        AttemptFinished,
-        improvement_id=improvement_id,
-        status=row["status"],
-        reason=row.get("failure_reason"),
+        AttemptFinished(
+            improvement_id=improvement_id, status=row["status"], reason=row.get("failure_reason")
+        )
     )
     fault_point("after:RECORD")

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from overseer.core.context import Context
 from overseer.core.deploy.commit import ROLLBACK_TRAILER, TRAILER, branch_name
-from overseer.core.plumbing.events import AttemptsRecovered
 from overseer.core.plumbing.repo import RepoError, TargetRepo
 from overseer.core.record.history import (
     IN_PROGRESS,
@@ -36,6 +35,7 @@ from overseer.core.record.history import (
     History,
     UnknownAttempt,
 )
+from overseer.vocabulary import AttemptsRecovered
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +145,12 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
     result.branches_removed = _clean_branches(ctx, waiting)
     if result.anything:
         ctx.bus.emit(
-            AttemptsRecovered,
-            target=target.name,
-            closed=result.closed,
-            promoted=result.promoted,
-            worktrees_removed=result.worktrees_removed,
+            AttemptsRecovered(
+                target=target.name,
+                closed=result.closed,
+                promoted=result.promoted,
+                worktrees_removed=result.worktrees_removed,
+            )
         )
     return result
 

@@ -29,15 +29,6 @@ from overseer.base.clock import Clock, iso
 from overseer.base.problems import ProblemsError
 from overseer.config import OverseerConfig, TargetConfig
 from overseer.core.context import Context, RunSettings
-from overseer.core.plumbing.events import (
-    ConfigReloaded,
-    CycleSkipped,
-    DaemonStarted,
-    DaemonStopping,
-    ErrorRaised,
-    Event,
-    ReloadFailed,
-)
 from overseer.core.plumbing.lock import TargetBusy
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import CycleStopped, StopToken
@@ -50,8 +41,17 @@ from overseer.daemon.notify import Notifier
 from overseer.daemon.scheduler import CycleScheduler, describe
 from overseer.locations import resolve_socket
 from overseer.protocol import MAX_LINE_BYTES, ProtocolError, encode, error
-from overseer.render import event_line
 from overseer.runtime import Runtime
+from overseer.vocabulary import (
+    ConfigReloaded,
+    CycleSkipped,
+    DaemonStarted,
+    DaemonStopping,
+    ErrorRaised,
+    Event,
+    ReloadFailed,
+    event_from_dict,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -201,10 +201,11 @@ class Daemon:
         if self.notifier.watchdog_seconds:
             self.tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
         self.rt.bus.emit(
-            DaemonStarted,
-            pid=os.getpid(),
-            socket=str(self.socket_path),
-            targets=[t.name or t.path.name for t in self.targets],
+            DaemonStarted(
+                pid=os.getpid(),
+                socket=str(self.socket_path),
+                targets=[t.name or t.path.name for t in self.targets],
+            )
         )
         self.notifier.ready(self.status_line())
         log.info(
@@ -220,7 +221,7 @@ class Daemon:
         reason = self.exit_reason or "shutdown"
         self.notifier.stopping(f"stopping: {reason}")
         if self.broadcaster is not None:
-            self.rt.bus.emit(DaemonStopping, reason=reason)
+            self.rt.bus.emit(DaemonStopping(reason=reason))
         if self.scheduler is not None:
             self.scheduler.shutdown()
         if self.server is not None:
@@ -297,7 +298,7 @@ class Daemon:
         except (RepoError, TargetBusy, HistoryError, OSError) as exc:
             # Tried again by the housekeeping (a locked database, a full disk pass).
             self.unrecovered[target.name or target.path.name] = cause
-            self.rt.bus.emit(ErrorRaised, where=str(target.path), message=str(exc))
+            self.rt.bus.emit(ErrorRaised(where=str(target.path), message=str(exc)))
 
     # -- cycles -----------------------------------------------------------------------------
 
@@ -315,7 +316,7 @@ class Daemon:
             paused = self.rt.history.get_control("paused")
             if paused:
                 why = f"overseer is paused (by {paused.get('user')})"
-                self.rt.bus.emit(CycleSkipped, target=None, reason=f"{trigger}: {why}")
+                self.rt.bus.emit(CycleSkipped(target=None, reason=f"{trigger}: {why}"))
                 return why
             for target in list(self.targets):
                 if self.stop.stopping:
@@ -350,7 +351,7 @@ class Daemon:
                 log.exception("cycle on %s failed", target.path)
                 message = f"{type(exc).__name__}: {exc}"
             self.unrecovered[target.name or target.path.name] = f"the cycle ended early: {message}"
-            self.rt.bus.emit(ErrorRaised, where=str(target.path), message=message)
+            self.rt.bus.emit(ErrorRaised(where=str(target.path), message=message))
         finally:
             self.current = None
 
@@ -412,7 +413,8 @@ class Daemon:
 
     def _on_event(self, e: dict[str, Any]) -> None:
         """On the loop: log it (journald sees one line per event) and tell systemd."""
-        line = event_line(e)
+        event = event_from_dict(e)
+        line = event.describe() if event is not None else None
         if line:
             log.info("%s", line.strip())
         if e["kind"] in ("PhaseStarted", "CycleFinished", "DaemonPaused", "DaemonResumed"):
@@ -441,7 +443,7 @@ class Daemon:
                 problems = [str(p) for p in exc.problems]
                 for problem in problems:
                     log.error("reload rejected: %s", problem)
-                self.rt.bus.emit(ReloadFailed, files=shown, problems=problems)
+                self.rt.bus.emit(ReloadFailed(files=shown, problems=problems))
                 return False
             old_schedule = self.config.schedule
             old_policy = self.rt.policy
@@ -462,11 +464,12 @@ class Daemon:
             if self.scheduler is not None and result.config.schedule != old_schedule:
                 self.scheduler.reschedule(result.config.schedule)
             self.rt.bus.emit(
-                ConfigReloaded,
-                files=shown,
-                policy_version=result.policy.version,
-                changes=result.changes,
-                reverdicts=reverdicts,
+                ConfigReloaded(
+                    files=shown,
+                    policy_version=result.policy.version,
+                    changes=result.changes,
+                    reverdicts=reverdicts,
+                )
             )
             self.rt.note_autonomy()
             if reloading.watched_files(self.options.config_path, self.config) != files:

@@ -21,7 +21,6 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, RichLog, Static
 
 from overseer.client import Client, DaemonError, DaemonUnavailable
-from overseer.render import event_line
 from overseer.tui import messages as m
 from overseer.tui.model import CycleView, clock_time
 from overseer.tui.screens.attempt import AttemptScreen
@@ -31,6 +30,7 @@ from overseer.tui.widgets.changes import ROLLBACKABLE, WAITING, ChangesTable
 from overseer.tui.widgets.detail import Detail
 from overseer.tui.widgets.phases import Phases
 from overseer.tui.widgets.status_bar import StatusBar
+from overseer.vocabulary import event_from_dict
 
 RECENT = 12
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
@@ -180,7 +180,8 @@ class OverseerApp(App[None]):
 
     def on_event_logged(self, message: m.EventLogged) -> None:
         e = message.event
-        line = event_line(e)
+        event = event_from_dict(e)
+        line = event.describe() if event is not None else None
         if line is None:
             return
         stamp = clock_time(e.get("at"))

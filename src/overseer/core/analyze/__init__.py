@@ -25,7 +25,7 @@ from overseer.core.evaluate.testrun import (
     resolve_test_command,
     run_tests,
 )
-from overseer.core.plumbing.events import PhaseReport
+from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.target import Target
 from overseer.core.record.history import History
 

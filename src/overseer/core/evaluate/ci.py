@@ -18,9 +18,9 @@ from overseer.core.context import Context
 from overseer.core.deploy.promote import push
 from overseer.core.evaluate.compare import Evaluation, compare
 from overseer.core.evaluate.testrun import TestReport, parse_junit
-from overseer.core.plumbing.events import CIPolled
 from overseer.core.plumbing.sandbox import run_command
 from overseer.core.plumbing.stop import CycleStopped
+from overseer.vocabulary import CIPolled
 
 POLL_TIMEOUT_SECONDS = 120.0
 
@@ -88,12 +88,13 @@ def ci_evaluation(
             {"at": ctx.history.now(), "status": status, "output": result.output_tail[-300:]}
         )
         ctx.bus.emit(
-            CIPolled,
-            improvement_id=improvement_id,
-            commit=commit,
-            poll=len(polls),
-            status=status,
-            output=result.output_tail[-300:],
+            CIPolled(
+                improvement_id=improvement_id,
+                commit=commit,
+                poll=len(polls),
+                status=status,
+                output=result.output_tail[-300:],
+            )
         )
         report.progress(f"CI: {status} (poll {len(polls)})")
         if status in ("pass", "fail"):

@@ -23,10 +23,11 @@ from overseer.core.evaluate.compare import compare
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.evaluate.testrun import run_tests
 from overseer.core.learn.outcomes import record_outcome
-from overseer.core.plumbing.events import Phase, PhaseReport, RegressionFound
+from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.record.history import PROMOTED, REGRESSED
 from overseer.core.safety.ratelimit import trip_breaker_if_needed
+from overseer.vocabulary import Phase, RegressionFound
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +115,18 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
             failure_reason=f"{reason}. It was not reverted: {exc}",
         )
         ctx.bus.emit(
-            RegressionFound,
-            improvement_id=improvement_id,
-            reason=reason,
-            action="needs a human",
-            detail=str(exc),
+            RegressionFound(
+                improvement_id=improvement_id,
+                reason=reason,
+                action="needs a human",
+                detail=str(exc),
+            )
         )
         return "regressed"
     watch["verdict"] = "regression; reverted"
     history.update_attempt(improvement_id, watch=watch)
     ctx.bus.emit(
-        RegressionFound, improvement_id=improvement_id, reason=reason, action="reverted", detail=""
+        RegressionFound(improvement_id=improvement_id, reason=reason, action="reverted", detail="")
     )
     return "reverted"
 

@@ -23,8 +23,8 @@ from types import ModuleType
 from typing import Any
 
 from overseer.base.clock import Clock, iso
-from overseer.core.plumbing.events import Event
 from overseer.core.plumbing.secrets import Redactor
+from overseer.vocabulary import Event
 
 
 def _import_sqlite_utils() -> ModuleType:

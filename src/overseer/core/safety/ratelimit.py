@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from overseer.base.clock import Clock, iso, parse_iso
-from overseer.core.plumbing.events import CircuitBreakerTripped, EventBus
+from overseer.core.plumbing.bus import EventBus
 from overseer.core.record.history import (
     AWAITING_APPROVAL,
     FAILED,
@@ -23,6 +23,7 @@ from overseer.core.record.history import (
     History,
 )
 from overseer.core.safety.policy import CompiledPolicy
+from overseer.vocabulary import CircuitBreakerTripped
 
 BREAKER = "overseer (circuit breaker)"
 # What the breaker counts: failures break the run of successes, promotions end it; the rest
@@ -119,5 +120,5 @@ def trip_breaker_if_needed(
         "paused",
         {"user": BREAKER, "uid": -1, "reason": reason, "at": history.now(), "breaker": True},
     )
-    bus.emit(CircuitBreakerTripped, target=target, attempts=failures[:threshold], reason=reason)
+    bus.emit(CircuitBreakerTripped(target=target, attempts=failures[:threshold], reason=reason))
     return reason

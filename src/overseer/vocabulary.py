@@ -1,0 +1,634 @@
+"""The words every layer shares: the phases, an attempt's statuses and the moves allowed between
+them, the events (past tense) and how each describes itself, and the shape of a status.
+
+It depends on nothing but the standard library, so the core, the daemon, the client, the CLI
+and the TUI all import it, and none of them keeps a copy of its own: a status, a phase or an
+event's fields are spelled in one place. Events cross the socket as JSON objects; `Event.to_dict`
+and `event_from_dict` are the two directions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, TypedDict
+
+
+class Phase(StrEnum):
+    """The seven phases of a cycle, in order, as users know them."""
+
+    ANALYZE = "ANALYZE"
+    GENERATE = "GENERATE"
+    SAFETY = "SAFETY"
+    DEPLOY = "DEPLOY"
+    EVALUATE = "EVALUATE"
+    LEARN = "LEARN"
+    RECORD = "RECORD"
+
+
+PHASES: tuple[Phase, ...] = tuple(Phase)
+
+
+class AttemptStatus(StrEnum):
+    """Where an attempt is. Only `running` and `promoting` are in progress: a process killed
+    at any point leaves one of those behind, and start-up recovery settles it."""
+
+    #: between GENERATE and the end of EVALUATE, in a cycle
+    RUNNING = "running"
+    #: the target branch is being moved to its commit
+    PROMOTING = "promoting"
+    #: evaluated and waiting for a human's decision
+    AWAITING_APPROVAL = "awaiting_approval"
+    #: may be promoted, and waits: for a clean working tree, a resume, an evaluable head
+    READY_TO_PROMOTE = "ready_to_promote"
+    #: on the target branch
+    PROMOTED = "promoted"
+    #: reverted by a new commit
+    ROLLED_BACK = "rolled_back"
+    #: a human said no
+    REJECTED = "rejected"
+    #: it could not be made, or its evaluation failed
+    FAILED = "failed"
+    #: SAFETY refused it
+    DENIED = "denied"
+    #: evaluated in isolation; nothing was changed
+    DRY_RUN = "dry_run"
+    #: its process stopped before it was settled
+    INTERRUPTED = "interrupted"
+    #: nobody decided in time
+    EXPIRED = "expired"
+    #: promoted, failed its post-promotion check, and could not be reverted: a human must
+    REGRESSED = "regressed"
+    #: overseer (or a generator's service) failed; not held against the change, tried again
+    ERROR = "error"
+
+    @property
+    def in_progress(self) -> bool:
+        return self in IN_PROGRESS
+
+    @property
+    def waiting(self) -> bool:
+        return self in WAITING
+
+
+S = AttemptStatus
+IN_PROGRESS = frozenset({S.RUNNING, S.PROMOTING})
+WAITING = frozenset({S.AWAITING_APPROVAL, S.READY_TO_PROMOTE})
+# Attempts whose change must not be proposed again for the same code.
+SETTLED_AGAINST = frozenset({S.REJECTED, S.FAILED, S.DENIED, S.ROLLED_BACK, S.EXPIRED, S.REGRESSED})
+# Where an attempt's own work has ended (its LEARN and RECORD close it, with completed_at).
+FINAL = frozenset(
+    {S.PROMOTED, S.FAILED, S.DENIED, S.DRY_RUN, S.INTERRUPTED, S.ERROR, S.ROLLED_BACK, S.REGRESSED}
+)
+
+#: Every move an attempt may make. Anything else is a bug, refused by the one function that
+#: moves attempts (core/lifecycle.py).
+TRANSITIONS: dict[AttemptStatus, frozenset[AttemptStatus]] = {
+    S.RUNNING: frozenset(
+        {S.AWAITING_APPROVAL, S.PROMOTING, S.FAILED, S.DENIED, S.DRY_RUN, S.INTERRUPTED, S.ERROR}
+    ),
+    S.PROMOTING: frozenset(
+        # promoted; deferred (a dirty tree, a pause, an unevaluable head); failed after a
+        # rebase; back where it came from when the promotion broke; closed by recovery
+        {S.PROMOTED, S.READY_TO_PROMOTE, S.FAILED, S.RUNNING, S.INTERRUPTED, S.ERROR}
+    ),
+    S.AWAITING_APPROVAL: frozenset(
+        {S.READY_TO_PROMOTE, S.REJECTED, S.EXPIRED, S.INTERRUPTED, S.ERROR}
+    ),
+    S.READY_TO_PROMOTE: frozenset(
+        {S.PROMOTING, S.READY_TO_PROMOTE, S.REJECTED, S.EXPIRED, S.FAILED}
+    ),
+    S.PROMOTED: frozenset({S.ROLLED_BACK, S.REGRESSED}),
+    S.REGRESSED: frozenset({S.ROLLED_BACK}),
+    **{
+        status: frozenset()
+        for status in (
+            S.ROLLED_BACK,
+            S.REJECTED,
+            S.FAILED,
+            S.DENIED,
+            S.DRY_RUN,
+            S.INTERRUPTED,
+            S.EXPIRED,
+            S.ERROR,
+        )
+    },
+}
+
+
+class IllegalMove(Exception):
+    """An attempt was asked to move where it may not go (a bug, never a user's mistake)."""
+
+
+def check_move(before: str, after: AttemptStatus) -> None:
+    if after not in TRANSITIONS[AttemptStatus(before)]:
+        raise IllegalMove(f"an attempt may not go from {before} to {after.value}")
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    """The one timestamp format: ISO 8601, UTC, millisecond precision."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def local_time(stamp: str | None) -> str:
+    """A stored timestamp as a person reads it: local time, to the second."""
+    if not stamp:
+        return "-"
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Tone(StrEnum):
+    """How an event's line should catch the eye (a terminal colours it, a log does not)."""
+
+    PLAIN = "plain"
+    HEADING = "heading"  # a cycle begins
+    GOOD = "good"
+    NOTICE = "notice"  # something waits, or was held back
+    BAD = "bad"
+    LOUD = "loud"  # a human must act
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Something that happened. `at` is set by the bus that publishes it."""
+
+    kind: ClassVar[str] = "Event"
+    tone: ClassVar[Tone] = Tone.PLAIN
+    at: datetime | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = cls.__name__
+        EVENT_TYPES[cls.kind] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "at": iso(self.at) if self.at else None}
+        for f in dataclasses.fields(self):
+            if f.name != "at":
+                data[f.name] = getattr(self, f.name)
+        return data
+
+    def describe(self) -> str | None:
+        """One line for a person (a terminal, a log); None: not worth a line of its own."""
+        return None
+
+    @property
+    def short_id(self) -> str:
+        return str(getattr(self, "improvement_id", "") or "")[:8]
+
+    @property
+    def stamp(self) -> str:
+        return iso(self.at) if self.at else ""
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """An event as it crossed the socket, typed again; None for a kind this side does not
+    know (a newer daemon) or fields that do not fit."""
+    cls = EVENT_TYPES.get(str(data.get("kind")))
+    if cls is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {k: v for k, v in data.items() if k in names}
+    at = data.get("at")
+    try:
+        fields["at"] = datetime.fromisoformat(at) if isinstance(at, str) else None
+        return cls(**fields)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleStarted(Event):
+    tone = Tone.HEADING
+    cycle_id: str
+    target: str
+    branch: str
+    dry_run: bool
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        p = self.parameters
+        mode = "dry-run" if self.dry_run else "dry-run OFF"
+        return (
+            f"Cycle {self.cycle_id[:8]} ({local_time(self.stamp)[11:]}) on "
+            f"{self.target}@{self.branch} · {mode} · autonomy {p.get('autonomy')} · max "
+            f"{p.get('max_changes')} change(s) · area {p.get('area')}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseStarted(Event):
+    cycle_id: str
+    improvement_id: str | None
+    phase: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseProgress(Event):
+    cycle_id: str
+    improvement_id: str | None
+    phase: str
+    message: str
+    done: int | None = None
+    total: int | None = None
+
+
+PHASE_MARKS = {"ok": "✔", "failed": "✘", "skipped": "–"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseFinished(Event):
+    cycle_id: str
+    improvement_id: str | None
+    phase: str
+    duration: float
+    outcome: str  # ok | failed | skipped
+    summary: str
+    # Milliseconds of the phase spent waiting for external programs, by kind (tests, ruff,
+    # git, …): the rest of `duration` is overseer's own work.
+    external_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mark(self) -> str:
+        return PHASE_MARKS.get(self.outcome, "?")
+
+    def describe(self) -> str:
+        took = f"{self.duration:5.1f} s" if self.outcome != "skipped" else "      "
+        return f"  {self.mark} {self.phase:<9} {took}  {self.summary}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequested(Event):
+    tone = Tone.NOTICE
+    improvement_id: str
+    target: str
+    target_file: str | None
+    change_type: str | None
+    risk_level: str | None
+    reasons: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        iid = self.short_id
+        return (
+            f"  ⏸ awaiting approval: {iid} ({self.risk_level} risk). Decide with "
+            f"`overseer approve {iid}` or `overseer reject {iid} --reason …`"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeApproved(Event):
+    improvement_id: str
+    user: str
+    reason: str | None
+
+    def describe(self) -> str:
+        return f"  ✔ {self.short_id} approved by {self.user}" + (
+            f": {self.reason}" if self.reason else ""
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeRejected(Event):
+    improvement_id: str
+    user: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"  ✘ {self.short_id} rejected by {self.user}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangePromoted(Event):
+    tone = Tone.GOOD
+    improvement_id: str
+    target: str
+    branch: str
+    commit: str
+    pushed: bool | None = None
+
+    def describe(self) -> str:
+        pushed = ""
+        if self.pushed is not None:
+            pushed = " · pushed" if self.pushed else " · push FAILED"
+        return f"  ⇒ {self.short_id} promoted to {self.branch} @ {self.commit[:7]}{pushed}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotionDeferred(Event):
+    tone = Tone.NOTICE
+    improvement_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"  ⏸ {self.short_id}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeRolledBack(Event):
+    improvement_id: str
+    revert_commit: str
+    user: str
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"  ↩ {self.short_id} rolled back by {self.user} with revert "
+            f"{self.revert_commit[:7]}: {self.reason}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptMoved(Event):
+    """An attempt changed status: written by the one function that moves attempts, so the
+    event log holds every move, whatever caused it."""
+
+    improvement_id: str
+    before: str
+    after: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptFinished(Event):
+    improvement_id: str
+    status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleFinished(Event):
+    cycle_id: str
+    target: str
+    status: str
+    summary: str
+    attempts: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return f"Cycle {self.cycle_id[:8]} finished ({self.status}): {self.summary}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CIPolled(Event):
+    """One poll of the external CI's status command: recorded as it happens, so a crash while
+    waiting for CI loses none of them."""
+
+    improvement_id: str
+    commit: str
+    poll: int
+    status: str  # pass | fail | pending | unknown
+    output: str = ""
+
+    def describe(self) -> str:
+        return (
+            f"  ⋯ {self.short_id}: CI says {self.status} for {self.commit[:7]} (poll {self.poll})"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegressionFound(Event):
+    """The post-promotion watch found a regression, and reverted it or needs a human."""
+
+    tone = Tone.BAD
+    improvement_id: str
+    reason: str
+    action: str  # reverted | needs a human
+    detail: str = ""
+
+    def describe(self) -> str:
+        if self.action == "reverted":
+            return f"  ↩ {self.short_id}: {self.reason}; reverted"
+        return f"  ⚠ {self.short_id}: {self.reason}; NOT reverted, a human must: {self.detail}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalExpired(Event):
+    tone = Tone.NOTICE
+    improvement_id: str
+    waited: str  # since when it waited
+
+    def describe(self) -> str:
+        return f"  ⌛ {self.short_id}: approval expired (waiting since {local_time(self.waited)})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonPaused(Event):
+    tone = Tone.NOTICE
+    user: str
+    reason: str | None
+
+    def describe(self) -> str:
+        return f"Paused by {self.user}" + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonResumed(Event):
+    user: str
+
+    def describe(self) -> str:
+        return f"Resumed by {self.user}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CircuitBreakerTripped(Event):
+    tone = Tone.LOUD
+    target: str
+    attempts: list[str]
+    reason: str
+
+    def describe(self) -> str:
+        return f"⛔ {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutonomyChanged(Event):
+    tone = Tone.LOUD
+    before: str | None
+    after: str
+    policy: str
+    policy_version: str
+
+    def describe(self) -> str:
+        return (
+            f"Autonomy changed: {self.before or 'unset'} → {self.after} ({self.policy}, "
+            f"{self.policy_version})"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleSkipped(Event):
+    target: str | None
+    reason: str
+
+    def describe(self) -> str:
+        return f"Cycle skipped: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigReloaded(Event):
+    files: list[str]
+    policy_version: str
+    changes: list[str] = field(default_factory=list)
+    # Recent and waiting attempts the new policy would have judged differently.
+    reverdicts: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        changes = "; ".join(self.changes) or "no effective change"
+        line = f"Configuration reloaded (policy {self.policy_version}): {changes}"
+        for r in self.reverdicts:
+            b, a = r["before"], r["after"]
+            line += (
+                f"\n    {r['improvement_id'][:8]} ({r['status']}) would now be {a['decision']}/"
+                f"{a['risk']}, was {b['decision']}/{b['risk']}"
+                + (f": {'; '.join(r['why'])}" if r.get("why") else "")
+            )
+        return line
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReloadFailed(Event):
+    tone = Tone.BAD
+    files: list[str]
+    problems: list[str]
+
+    def describe(self) -> str:
+        return "Reload rejected, keeping the last good configuration:" + "".join(
+            f"\n    {p}" for p in self.problems
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorRaised(Event):
+    tone = Tone.BAD
+    where: str
+    message: str
+
+    def describe(self) -> str:
+        return f"Error in {self.where}: {self.message}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventsDropped(Event):
+    """Told to a client too slow to keep up: it missed this many events."""
+
+    tone = Tone.NOTICE
+    count: int
+
+    def describe(self) -> str:
+        return f"… {self.count} event(s) dropped: this client was too slow"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonStarted(Event):
+    pid: int
+    socket: str
+    targets: list[str]
+
+    def describe(self) -> str:
+        return f"Daemon started (pid {self.pid}) on {self.socket} for {', '.join(self.targets)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonStopping(Event):
+    reason: str
+
+    def describe(self) -> str:
+        return f"Daemon stopping: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptsRecovered(Event):
+    """Start-up found attempts a killed process left behind and closed them."""
+
+    target: str
+    closed: list[str]
+    promoted: list[str]
+    worktrees_removed: int
+
+    def describe(self) -> str:
+        parts = []
+        if self.closed:
+            parts.append(f"closed {len(self.closed)} interrupted attempt(s)")
+        if self.promoted:
+            parts.append(f"recorded {len(self.promoted)} promotion(s) found on the branch")
+        if self.worktrees_removed:
+            parts.append(f"removed {self.worktrees_removed} stray worktree(s)")
+        return f"Recovered {self.target}: " + ", ".join(parts or ["branches cleaned"])
+
+
+# -- the status a daemon (or, without one, the state directory) gives ------------------------
+
+
+class Spent(TypedDict):
+    used: int
+    limit: int
+
+
+class Budget(TypedDict):
+    """Real changes spent on a target against the policy's limits, and a cooldown after a
+    rollback, if one runs."""
+
+    hour: Spent
+    day: Spent
+    cooldown_until: str | None
+
+
+class TargetStatus(TypedDict, total=False):
+    name: str
+    path: str
+    branch: str | None
+    budget: Budget
+
+
+class GeneratorStatus(TypedDict, total=False):
+    name: str
+    label: str
+    healthy: bool | None
+    reason: str | None
+    since: str | None
+    next_check: str | None
+
+
+class RunDefaults(TypedDict):
+    """What a cycle will do, with the rule applied once (core/settings.py)."""
+
+    dry_run: bool
+    dry_run_why: str
+    require_approval: bool
+    max_changes: int
+
+
+class StatusSnapshot(TypedDict, total=False):
+    """`overseer status --json`, the `status` answer and the TUI's status bar."""
+
+    state: str  # idle | running | paused | stopping | no daemon
+    paused: dict[str, Any] | None
+    autonomy: str
+    policy: str
+    policy_version: str
+    dry_run: bool
+    dry_run_why: str
+    require_approval: bool
+    max_changes: int
+    schedule: str
+    next_run: str | None
+    current: dict[str, Any] | None
+    targets: list[TargetStatus]
+    generators: list[GeneratorStatus]
+    pending_approvals: list[dict[str, Any]]
+    queue: int
+    clients: int
+    subscribers: int
+    pid: int
+    version: str
+    started_at: str
+    socket: str
+    state_dir: str
+    history_problem: str | None
