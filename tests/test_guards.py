@@ -31,6 +31,7 @@ from overseer.core.safety.ratelimit import (
     consecutive_failures,
     trip_breaker_if_needed,
 )
+from overseer.vocabulary import AttemptStatus
 
 TEST = """import math
 import pytest
@@ -508,7 +509,7 @@ def test_pending_approvals_at_once_are_limited_across_a_restart(tmp_path):
         "proj", dry_run=False
     )
     assert limiter.why_not("proj", dry_run=True) is None  # a dry run waits for no one
-    history.update_attempt("000000000001", status="rejected")
+    assert history.move("000000000001", "awaiting_approval", AttemptStatus.REJECTED)
     assert limiter.why_not("proj", dry_run=False) is None
 
 

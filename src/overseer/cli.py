@@ -592,6 +592,7 @@ def _act_directly(
 ) -> dict[str, Any]:
     from overseer.core import actions
     from overseer.core.context import Actor
+    from overseer.core.lifecycle import ActionRefused
     from overseer.core.plumbing.lock import TargetBusy
     from overseer.core.plumbing.repo import RepoError
     from overseer.render import EventPrinter
@@ -605,7 +606,7 @@ def _act_directly(
             action
         ]
         after = do(ctx, row["improvement_id"], Actor.current(), reason)
-    except (actions.ActionRefused, RepoError, TargetBusy) as exc:
+    except (ActionRefused, RepoError, TargetBusy) as exc:
         fail(str(exc))
     rt.close()
     return after

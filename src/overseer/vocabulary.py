@@ -87,18 +87,30 @@ FINAL = frozenset(
 #: moves attempts (core/lifecycle.py).
 TRANSITIONS: dict[AttemptStatus, frozenset[AttemptStatus]] = {
     S.RUNNING: frozenset(
-        {S.AWAITING_APPROVAL, S.PROMOTING, S.FAILED, S.DENIED, S.DRY_RUN, S.INTERRUPTED, S.ERROR}
+        # settled by its cycle; waiting for a human; promoting itself, or deferred before it
+        # could (paused); PROMOTED only when recovery finds its commit on the branch
+        {
+            S.AWAITING_APPROVAL,
+            S.READY_TO_PROMOTE,
+            S.PROMOTING,
+            S.PROMOTED,
+            S.FAILED,
+            S.DENIED,
+            S.DRY_RUN,
+            S.INTERRUPTED,
+            S.ERROR,
+        }
     ),
     S.PROMOTING: frozenset(
         # promoted; deferred (a dirty tree, a pause, an unevaluable head); failed after a
         # rebase; back where it came from when the promotion broke; closed by recovery
         {S.PROMOTED, S.READY_TO_PROMOTE, S.FAILED, S.RUNNING, S.INTERRUPTED, S.ERROR}
     ),
-    S.AWAITING_APPROVAL: frozenset(
-        {S.READY_TO_PROMOTE, S.REJECTED, S.EXPIRED, S.INTERRUPTED, S.ERROR}
-    ),
+    S.AWAITING_APPROVAL: frozenset({S.READY_TO_PROMOTE, S.REJECTED, S.EXPIRED}),
     S.READY_TO_PROMOTE: frozenset(
-        {S.PROMOTING, S.READY_TO_PROMOTE, S.REJECTED, S.EXPIRED, S.FAILED}
+        # deferred again (a pause) keeps it here; PROMOTED only when recovery finds it on the
+        # branch
+        {S.PROMOTING, S.READY_TO_PROMOTE, S.PROMOTED, S.REJECTED, S.EXPIRED, S.FAILED}
     ),
     S.PROMOTED: frozenset({S.ROLLED_BACK, S.REGRESSED}),
     S.REGRESSED: frozenset({S.ROLLED_BACK}),
@@ -125,6 +137,75 @@ class IllegalMove(Exception):
 def check_move(before: str, after: AttemptStatus) -> None:
     if after not in TRANSITIONS[AttemptStatus(before)]:
         raise IllegalMove(f"an attempt may not go from {before} to {after.value}")
+
+
+class CycleStatus(StrEnum):
+    RUNNING = "running"
+    OK = "ok"  # it ran, whatever its attempts' outcomes
+    FAILED = "failed"  # it could not do its work (an analysis that failed, an overseer error)
+    INTERRUPTED = "interrupted"
+
+
+class AttemptRow(TypedDict, total=False):
+    """One attempt as the history stores it (the `improvements` table, one column a key) and
+    as it crosses the socket. The columns of the original procedure, plus status and
+    provenance; JSON columns come back decoded."""
+
+    improvement_id: str
+    cycle_id: str
+    target: str
+    target_path: str
+    target_branch: str
+    base_commit: str
+    status: AttemptStatus
+    phase: str | None
+    dry_run: int
+    analysis_results: dict[str, Any] | None
+    generator: str | None
+    finding_kind: str | None
+    finding: dict[str, Any] | None
+    fingerprint: str | None
+    target_file: str | None
+    files_changed: list[str] | None
+    lines_changed: int | None
+    generated_code: str | None
+    change_type: str | None
+    risk_level: str | None
+    stated_risk: str | None
+    risk_reasons: list[str] | None
+    verdict: str | None
+    impact: str | None
+    rationale: str | None
+    summary: str | None
+    approval_required: int | None
+    git_branch: str | None
+    git_commit_hash: str | None
+    success_score: float | None
+    tests_passed: int | None
+    tests_failed: int | None
+    tests_skipped: int | None
+    evaluation: dict[str, Any] | None
+    performance_delta: float | None
+    was_deployed: int
+    was_rolled_back: int
+    promoted_at: str | None
+    push_result: str | None
+    started_at: str
+    completed_at: str | None
+    rolled_back_at: str | None
+    rolled_back_by: str | None
+    rollback_reason: str | None
+    revert_commit_hash: str | None
+    approved_by: str | None
+    awaiting_since: str | None
+    failure_reason: str | None
+    policy_version: str | None
+    policy_facts: dict[str, Any] | None
+    generation: dict[str, Any] | None
+    watch: dict[str, Any] | None
+    similar_rejections: list[dict[str, Any]] | None
+    verdict_detail: dict[str, Any] | None
+    phase_timings: dict[str, float] | None
 
 
 # -- events --------------------------------------------------------------------------------

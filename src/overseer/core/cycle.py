@@ -12,68 +12,61 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overseer.core.analyze import Analysis, AnalysisFailed, analyze, baseline_tests
+from overseer.core.actions import expire_approvals
+from overseer.core.analyze import Analysis, AnalysisFailed, analyze
 from overseer.core.analyze.findings import Finding
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy.commit import branch_name, commit_message, deploy
-from overseer.core.deploy.promote import advance_branch, delete_remote_branch, push, rebase
 from overseer.core.evaluate.ci import ci_evaluation
-from overseer.core.evaluate.compare import Evaluation, compare
+from overseer.core.evaluate.compare import Evaluation, evaluate_tree
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
-from overseer.core.evaluate.testrun import TestReport, resolve_test_command, run_tests
+from overseer.core.evaluate.testrun import resolve_test_command
+from overseer.core.evaluate.watch import promote_and_watch, watch_pending
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
-from overseer.core.learn.outcomes import record_outcome
+from overseer.core.lifecycle import finish_attempt, move, new_id, remove_attempt_tree
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.faults import fault_point
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import CycleStopped
-from overseer.core.record.history import (
-    AWAITING_APPROVAL,
-    DENIED,
-    DRY_RUN,
-    ERROR,
-    FAILED,
-    INTERRUPTED,
-    PROMOTED,
-    PROMOTING,
-    READY_TO_PROMOTE,
-    REGRESSED,
-    ROLLED_BACK,
-    SETTLED_AGAINST,
-    WAITING,
-    HistoryUnavailable,
-)
+from overseer.core.record.history import HistoryUnavailable
+from overseer.core.recovery import recover
 from overseer.core.safety.oracle import command_files
 from overseer.core.safety.policy import Autonomy, CandidateFacts, Decision, Verdict
-from overseer.core.safety.ratelimit import RateLimiter, trip_breaker_if_needed
+from overseer.core.safety.ratelimit import RateLimiter
 from overseer.core.safety.validate import facts_of, validate
 from overseer.vocabulary import (
+    SETTLED_AGAINST,
+    WAITING,
     ApprovalRequested,
     AttemptFinished,
-    ChangePromoted,
+    AttemptStatus,
     CycleFinished,
     CycleStarted,
+    CycleStatus,
     Phase,
     PhaseFinished,
     PhaseStarted,
-    PromotionDeferred,
 )
 
 log = logging.getLogger(__name__)
 
-FINAL = (PROMOTED, FAILED, DENIED, DRY_RUN, INTERRUPTED, ERROR, ROLLED_BACK, REGRESSED)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex[:12]
+FINAL = (
+    AttemptStatus.PROMOTED,
+    AttemptStatus.FAILED,
+    AttemptStatus.DENIED,
+    AttemptStatus.DRY_RUN,
+    AttemptStatus.INTERRUPTED,
+    AttemptStatus.ERROR,
+    AttemptStatus.ROLLED_BACK,
+    AttemptStatus.REGRESSED,
+)
 
 
 @dataclass
@@ -87,9 +80,6 @@ class CycleResult:
 
 def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
     """Recover, retry waiting promotions, then run one cycle: the daemon's job, run once."""
-    from overseer.core.actions import expire_approvals
-    from overseer.core.evaluate.watch import watch_pending
-    from overseer.core.recovery import recover
 
     with ctx.lock():
         recover(ctx)
@@ -116,9 +106,11 @@ def retry_ready(ctx: Context) -> list[str]:
     done: list[str] = []
     if ctx.paused():
         return done
-    for row in ctx.history.attempts(target=ctx.target.name, statuses=(READY_TO_PROMOTE,)):
-        status, _ = promote_attempt(ctx, row["improvement_id"])
-        if status != READY_TO_PROMOTE:
+    for row in ctx.history.attempts(
+        target=ctx.target.name, statuses=(AttemptStatus.READY_TO_PROMOTE,)
+    ):
+        status, _ = promote_and_watch(ctx, row["improvement_id"])
+        if status != AttemptStatus.READY_TO_PROMOTE:
             finish_attempt(ctx, row["improvement_id"])
             done.append(row["improvement_id"])
     return done
@@ -134,7 +126,9 @@ class Cycle:
         self.max_changes = min(settings.max_changes, policy.policy.max_changes_per_run)
         # Attempts in these states settle a finding (for the generator that made them).
         self.settled_statuses = (
-            set(WAITING) | set(SETTLED_AGAINST) | ({DRY_RUN} if self.dry_run else set())
+            set(WAITING)
+            | set(SETTLED_AGAINST)
+            | ({AttemptStatus.DRY_RUN} if self.dry_run else set())
         )
         self.skipped: list[str] = []
 
@@ -268,7 +262,7 @@ class Cycle:
             )
         if not attempts and not notes:
             notes.append("nothing to improve: no finding that a configured generator can act on")
-        status = "failed" if any(a["status"] == ERROR for a in attempts) else "ok"
+        status = "failed" if any(a["status"] == AttemptStatus.ERROR for a in attempts) else "ok"
         summary = "; ".join([f"{a['improvement_id'][:8]} {a['status']}" for a in attempts] + notes)
         return self.finish(status, summary, attempts, analysis)
 
@@ -298,7 +292,9 @@ class Cycle:
         finally:
             if tree.exists():
                 repo.remove_worktree(tree)
-        ctx.history.finish_cycle(self.cycle_id, analysis=analysis.to_dict(), status="running")
+        ctx.history.finish_cycle(
+            self.cycle_id, analysis=analysis.to_dict(), status=CycleStatus.RUNNING
+        )
         return analysis
 
     def candidates(self, analysis: Analysis, base: str) -> Iterator[tuple[Finding, Generator, str]]:
@@ -431,7 +427,7 @@ class Attempt:
         except Exception as exc:
             log.exception("attempt %s failed unexpectedly", self.id)
             reason = f"overseer error: {type(exc).__name__}: {exc}"
-            self.update(status=ERROR, failure_reason=reason)
+            move(self.ctx, self.id, AttemptStatus.ERROR, reason=reason)
             self.cleanup()
         except BaseException as exc:
             row = ctx.history.get(self.id)
@@ -439,9 +435,19 @@ class Attempt:
             if isinstance(exc, CycleStopped) and ctx.stop.reason not in why:
                 why = f"{ctx.stop.reason}; {why}"
             reason = f"interrupted in phase {row['phase']}: {why}"
-            self.update(status=INTERRUPTED, failure_reason=reason, completed_at=ctx.history.now())
+            move(
+                ctx,
+                self.id,
+                AttemptStatus.INTERRUPTED,
+                reason=reason,
+                completed_at=ctx.history.now(),
+            )
             self.cleanup()
-            ctx.bus.emit(AttemptFinished(improvement_id=self.id, status=INTERRUPTED, reason=reason))
+            ctx.bus.emit(
+                AttemptFinished(
+                    improvement_id=self.id, status=AttemptStatus.INTERRUPTED, reason=reason
+                )
+            )
             raise
         fault_point("after:EVALUATE")
         finish_attempt(ctx, self.id, cycle_id=self.cycle.cycle_id, timings=self.timings)
@@ -451,11 +457,11 @@ class Attempt:
         candidates = self.generate()
         fault_point("after:GENERATE")
         if not candidates:
-            return FAILED, None
+            return AttemptStatus.FAILED, None
         chosen = self.safety(candidates)
         fault_point("after:SAFETY")
         if chosen is None:
-            return DENIED, None
+            return AttemptStatus.DENIED, None
         candidate, verdict = chosen
         self.deploy(candidate, verdict)
         fault_point("after:DEPLOY")
@@ -475,18 +481,22 @@ class Attempt:
                 named = "; ".join(f"{f['generator']}: {f['reason']}" for f in faults)
                 why = named if len(faults) > 1 else faults[0]["reason"]
                 report.fail(named)
-                self.update(
-                    status=ERROR,
-                    failure_reason=f"generation failed: {why}; it will be tried again",
+                move(
+                    self.ctx,
+                    self.id,
+                    AttemptStatus.ERROR,
+                    reason=f"generation failed: {why}; it will be tried again",
                     generation={"generators_failed": faults},
                 )
                 self.cleanup()
                 candidates = []
             except GenerationFailed as exc:
                 report.fail(f"{self.generator.name}: {exc}" + self.after_faults(faults))
-                self.update(
-                    status=FAILED,
-                    failure_reason=f"generation failed: {exc}",
+                move(
+                    self.ctx,
+                    self.id,
+                    AttemptStatus.FAILED,
+                    reason=f"generation failed: {exc}",
                     generation=self.with_faults(exc.provenance, faults) or None,
                 )
                 self.cleanup()
@@ -629,7 +639,7 @@ class Attempt:
                 if len(judged) > 1:
                     why = f"all {len(judged)} candidates denied; the best: {why}"
                 report.fail(f"denied: {why}")
-                self.update(status=DENIED, failure_reason=f"denied: {why}")
+                move(self.ctx, self.id, AttemptStatus.DENIED, reason=f"denied: {why}")
                 self.cleanup()
             else:
                 gate = f"approval required ({verdict.why()})" if approval else "may promote itself"
@@ -695,7 +705,7 @@ class Attempt:
             self.update(success_score=predict(ctx, ctx.history.get(self.id)).probability)
             status, reason = self.gate(verdict, evaluation)
             report.summary = evaluation.summary() + f" · {status.replace('_', ' ')}"
-            if status == FAILED:
+            if status == AttemptStatus.FAILED:
                 report.outcome = "failed"
         self.timed(Phase.EVALUATE, report.duration)
         return status, reason
@@ -705,9 +715,9 @@ class Attempt:
         ctx = self.ctx
         if not evaluation.passed:
             reason = "evaluation failed: " + "; ".join(evaluation.reasons)
-            self.update(status=FAILED, failure_reason=reason)
+            move(ctx, self.id, AttemptStatus.FAILED, reason=reason)
             self.cleanup()
-            return FAILED, reason
+            return AttemptStatus.FAILED, reason
         if self.cycle.dry_run:
             would = (
                 "would wait for approval"
@@ -715,11 +725,11 @@ class Attempt:
                 else "would promote"
             )
             reason = f"dry run: {would}; nothing was changed"
-            self.update(status=DRY_RUN, failure_reason=reason)
+            move(ctx, self.id, AttemptStatus.DRY_RUN, reason=reason)
             self.cleanup()
-            return DRY_RUN, reason
+            return AttemptStatus.DRY_RUN, reason
         if verdict.decision is Decision.NEEDS_APPROVAL:
-            self.update(status=AWAITING_APPROVAL, awaiting_since=ctx.history.now())
+            move(ctx, self.id, AttemptStatus.AWAITING_APPROVAL, awaiting_since=ctx.history.now())
             row = ctx.history.get(self.id)
             ctx.bus.emit(
                 ApprovalRequested(
@@ -731,8 +741,8 @@ class Attempt:
                     reasons=row["risk_reasons"] or [],
                 )
             )
-            return AWAITING_APPROVAL, None
-        return promote_attempt(ctx, self.id)
+            return AttemptStatus.AWAITING_APPROVAL, None
+        return promote_and_watch(ctx, self.id)
 
     def cleanup(self) -> None:
         remove_attempt_tree(self.ctx, self.id)
@@ -762,234 +772,3 @@ def predict(ctx: Context, row: dict[str, Any]) -> Any:
         log.exception("the success predictor failed; using its prior")
         ctx.predictor._model = None
         return Prediction(0.5, "prior (the model failed)")
-
-
-def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -> Evaluation:
-    report.progress("running tests on the candidate")
-    candidate = run_tests(
-        ctx.target.config,
-        ctx.target.root,
-        tree,
-        on_progress=lambda done, total: report.progress("tests", done, total),
-        cancel=ctx.stop.cancelled,
-    )
-    return compare(baseline, candidate, min_tests=ctx.target.config.min_tests)
-
-
-def remove_attempt_tree(ctx: Context, improvement_id: str, *, keep_branch: bool = False) -> None:
-    repo = ctx.repo()
-    tree = ctx.worktree_path(improvement_id)
-    if tree.exists():
-        repo.remove_worktree(tree)
-    if not keep_branch:
-        repo.delete_branch(branch_name(improvement_id))
-        cfg = ctx.target.config
-        if cfg.ci is not None and cfg.push:  # the copy pushed for CI goes too
-            delete_remote_branch(repo, cfg.push, branch_name(improvement_id))
-
-
-def promote_attempt(ctx: Context, improvement_id: str) -> tuple[str, str | None]:
-    """Move the target branch to the attempt's commit, or say why it must wait or failed.
-
-    When the branch has moved since the change was made, the change is rebased onto it and
-    tested again against the new head's baseline before anything moves.
-    """
-    row = ctx.history.get(improvement_id)
-    try:
-        return _promote(ctx, improvement_id, row)
-    except Exception:
-        # Leave the attempt where it was (waiting, or running for the cycle to close).
-        ctx.history.update_attempt(improvement_id, status=row["status"])
-        raise
-
-
-def _promote(ctx: Context, improvement_id: str, row: dict[str, Any]) -> tuple[str, str | None]:
-    history, repo, target = ctx.history, ctx.repo(), ctx.target
-    paused = ctx.paused()
-    if paused:
-        reason = (
-            f"promotion deferred: overseer is paused (by {paused.get('user')}"
-            + (f": {paused['reason']}" if paused.get("reason") else "")
-            + "); it promotes after `overseer resume`"
-        )
-        history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
-        ctx.bus.emit(PromotionDeferred(improvement_id=improvement_id, reason=reason))
-        return READY_TO_PROMOTE, reason
-    commit = row["git_commit_hash"]
-    history.update_attempt(improvement_id, status=PROMOTING, phase=Phase.EVALUATE.value)
-    fault_point("promote:before-advance")
-    message = f"overseer: promote {improvement_id}"
-    advance = advance_branch(repo, target.branch, commit, require_clean=True, message=message)
-    if advance.stale:
-        refreshed = _refresh(ctx, improvement_id)
-        if refreshed.wait:
-            reason = f"promotion deferred: {refreshed.wait}"
-            history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
-            ctx.bus.emit(PromotionDeferred(improvement_id=improvement_id, reason=reason))
-            return READY_TO_PROMOTE, reason
-        if refreshed.failure:
-            history.update_attempt(improvement_id, status=FAILED, failure_reason=refreshed.failure)
-            remove_attempt_tree(ctx, improvement_id)
-            return FAILED, refreshed.failure
-        commit = refreshed.commit
-        advance = advance_branch(repo, target.branch, commit, require_clean=True, message=message)
-    if not advance.moved:
-        reason = f"promotion deferred: {advance.reason}"
-        history.update_attempt(improvement_id, status=READY_TO_PROMOTE, failure_reason=reason)
-        ctx.bus.emit(PromotionDeferred(improvement_id=improvement_id, reason=reason))
-        return READY_TO_PROMOTE, reason
-    fault_point("promote:after-advance")
-    push_result = None
-    if target.config.push:
-        push_result = push(repo, target.config.push, target.branch)
-        fault_point("promote:after-push")
-    history.update_attempt(
-        improvement_id,
-        status=PROMOTED,
-        was_deployed=1,
-        promoted_at=history.now(),
-        push_result=push_result,
-        failure_reason=None,
-    )
-    fault_point("promote:after-record")
-    ctx.bus.emit(
-        ChangePromoted(
-            improvement_id=improvement_id,
-            target=target.name,
-            branch=target.branch,
-            commit=commit,
-            pushed=None if push_result is None else push_result.startswith("pushed"),
-        )
-    )
-    remove_attempt_tree(ctx, improvement_id)
-    if target.config.watch_after_promotion:
-        from overseer.core.evaluate.watch import watch_promotion
-
-        watch_promotion(ctx, improvement_id)
-        row = history.get(improvement_id)
-        return row["status"], row.get("failure_reason") or row.get("rollback_reason")
-    return PROMOTED, None
-
-
-@dataclass
-class Refreshed:
-    """A waiting change brought onto the branch's new head: its new commit, or why not."""
-
-    commit: str = ""
-    failure: str | None = None  # the change failed there: settled against it
-    wait: str | None = None  # the new head cannot be evaluated: the target's problem, retried
-
-
-def _refresh(ctx: Context, improvement_id: str) -> Refreshed:
-    """Rebase a waiting change onto the branch's new head and test it there again.
-
-    The new head's baseline comes first: when it cannot be evaluated (nothing collected, a
-    test file that does not import) that is no fault of the change, which keeps waiting,
-    untouched, until the head can be."""
-    repo, target = ctx.repo(), ctx.target
-    tree = ctx.worktree_path(improvement_id)
-    if not tree.exists():
-        return Refreshed(
-            failure="its worktree is gone, so it cannot be rebased onto the moved branch"
-        )
-    tip = repo.branch_head(target.branch)
-    row = ctx.history.get(improvement_id)
-    analysis_tree = ctx.worktree_path(f"baseline-{improvement_id}")
-
-    def make_tree() -> Path:
-        repo.add_worktree(analysis_tree, tip, branch=None)
-        return analysis_tree
-
-    with ctx.bus.phase(Phase.EVALUATE, row["cycle_id"], improvement_id) as report:
-        try:
-            baseline, _ = baseline_tests(
-                target,
-                tip,
-                history=ctx.history,
-                make_tree=make_tree,
-                report=report,
-                cancel=ctx.stop.cancelled,
-            )
-        except AnalysisFailed as exc:
-            report.fail(str(exc))
-            return Refreshed(wait=f"{target.branch} moved to {tip[:7]}, and {exc}")
-        finally:
-            if analysis_tree.exists():
-                repo.remove_worktree(analysis_tree)
-        new = rebase(tree, tip, ctx.identity)
-        if new is None:
-            report.fail("the change no longer applies")
-            return Refreshed(
-                failure=f"{target.branch} moved to {tip[:7]} and the change no longer applies there"
-            )
-        evaluation = evaluate_tree(ctx, tree, baseline, report)
-        report.summary = f"rebased onto {tip[:7]}: " + evaluation.summary()
-    ctx.history.update_attempt(
-        improvement_id,
-        base_commit=tip,
-        git_commit_hash=new,
-        tests_passed=evaluation.tests_passed,
-        tests_failed=evaluation.tests_failed,
-        tests_skipped=evaluation.tests_skipped,
-        evaluation=evaluation.to_dict(),
-    )
-    if not evaluation.passed:
-        return Refreshed(failure=f"after rebasing onto {tip[:7]}: " + "; ".join(evaluation.reasons))
-    return Refreshed(commit=new)
-
-
-def refit_predictor(ctx: Context) -> str | None:
-    """Refit after an outcome (the seed's sp_UpdateModelWeightsFromFeedback); says how it went."""
-    from overseer.core.learn.predictor import Predictor
-
-    if ctx.predictor is None:
-        ctx.predictor = Predictor(ctx.history, ctx.state.root / "predictor")
-    try:
-        record = ctx.predictor.refit()
-    except Exception as exc:
-        log.exception("refitting the success predictor failed")
-        return f"refit failed: {exc}"
-    if record is None:
-        return None
-    brier = f", Brier {record['brier']:.3f}" if record.get("brier") is not None else ""
-    return f"v{record['version']} on {record['rows']} outcomes{brier}"
-
-
-def finish_attempt(
-    ctx: Context,
-    improvement_id: str,
-    *,
-    cycle_id: str | None = None,
-    timings: dict[str, float] | None = None,
-) -> None:
-    """LEARN and RECORD for an attempt whose outcome is settled (or waiting on a human)."""
-    history = ctx.history
-    row = history.get(improvement_id)
-    cycle_id = cycle_id or row["cycle_id"]
-    timings = {**(row.get("phase_timings") or {}), **(timings or {})}
-    with ctx.bus.phase(Phase.LEARN, cycle_id, improvement_id) as report:
-        history.update_attempt(improvement_id, phase=Phase.LEARN.value)
-        if row["status"] in WAITING:
-            report.skip("outcome pending: waits for a decision")
-        else:
-            report.summary = record_outcome(history, row)
-            refit = refit_predictor(ctx)
-            if refit:
-                report.summary += f"; predictor {refit}"
-    timings[Phase.LEARN.value] = round(report.duration, 3)
-    fault_point("after:LEARN")
-    with ctx.bus.phase(Phase.RECORD, cycle_id, improvement_id) as report:
-        fields: dict[str, Any] = {"phase": Phase.RECORD.value, "phase_timings": timings}
-        if row["status"] in FINAL and not row.get("completed_at"):
-            fields["completed_at"] = history.now()
-        history.update_attempt(improvement_id, **fields)
-        report.summary = f"row {improvement_id[:8]}: {row['status'].replace('_', ' ')}"
-    timings[Phase.RECORD.value] = round(report.duration, 3)
-    history.update_attempt(improvement_id, phase_timings=timings)
-    trip_breaker_if_needed(history, ctx.bus, ctx.policy, ctx.target.name)
-    ctx.bus.emit(
-        AttemptFinished(
-            improvement_id=improvement_id, status=row["status"], reason=row.get("failure_reason")
-        )
-    )
-    fault_point("after:RECORD")

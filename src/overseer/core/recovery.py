@@ -22,20 +22,18 @@ from pathlib import Path
 
 from overseer.core.context import Context
 from overseer.core.deploy.commit import ROLLBACK_TRAILER, TRAILER, branch_name
+from overseer.core.lifecycle import finish_attempt, move
 from overseer.core.plumbing.repo import RepoError, TargetRepo
-from overseer.core.record.history import (
+from overseer.core.record.history import History, UnknownAttempt
+from overseer.vocabulary import (
+    FINAL,
     IN_PROGRESS,
-    INTERRUPTED,
-    PROMOTED,
-    PROMOTING,
-    READY_TO_PROMOTE,
-    ROLLED_BACK,
-    RUNNING,
     WAITING,
-    History,
-    UnknownAttempt,
+    AttemptsRecovered,
+    AttemptStatus,
+    CycleStatus,
+    IllegalMove,
 )
-from overseer.vocabulary import AttemptsRecovered
 
 log = logging.getLogger(__name__)
 
@@ -73,31 +71,38 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
         iid, commit = row["improvement_id"], row.get("git_commit_hash")
         if commit and not row.get("dry_run") and repo.is_ancestor(commit, target.branch):
             # Closed below, with LEARN and RECORD, like any promoted attempt.
-            history.update_attempt(
+            move(
+                ctx,
                 iid,
-                status=PROMOTED,
+                AttemptStatus.PROMOTED,
                 was_deployed=1,
                 promoted_at=row.get("promoted_at") or now,
                 failure_reason="promoted; the process stopped before recording it (recovered at start-up)",
             )
             result.promoted.append(iid)
-        elif row["status"] == PROMOTING and row.get("approved_by") and _intact(repo, iid, commit):
+        elif (
+            row["status"] == AttemptStatus.PROMOTING
+            and row.get("approved_by")
+            and _intact(repo, iid, commit)
+        ):
             # A human's decision is not lost to a crash: the change waits, approved, as when
             # the target was busy at the time of the approval.
-            history.update_attempt(
+            move(
+                ctx,
                 iid,
-                status=READY_TO_PROMOTE,
-                failure_reason=f"approved by {row['approved_by']}; promotion pending (the process "
+                AttemptStatus.READY_TO_PROMOTE,
+                reason=f"approved by {row['approved_by']}; promotion pending (the process "
                 "stopped while promoting it; recovered at start-up)",
             )
             result.resumed.append(iid)
         else:
-            history.update_attempt(
+            move(
+                ctx,
                 iid,
-                status=INTERRUPTED,
-                completed_at=now,
-                failure_reason=f"interrupted in phase {row.get('phase') or 'unknown'}: "
+                AttemptStatus.INTERRUPTED,
+                reason=f"interrupted in phase {row.get('phase') or 'unknown'}: "
                 + (cause or "the process stopped before the attempt finished"),
+                completed_at=now,
             )
             result.closed.append(iid)
     # A commit on the branch whose row does not say so (killed between moving and recording).
@@ -112,15 +117,20 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
             and not row.get("dry_run")
             and row.get("git_commit_hash") in commits
         ):
-            history.update_attempt(iid, status=PROMOTED, was_deployed=1, promoted_at=now)
+            try:
+                move(ctx, iid, AttemptStatus.PROMOTED, was_deployed=1, promoted_at=now)
+            except IllegalMove as exc:  # git says promoted; the row says it settled otherwise
+                log.warning("commit %s of %s is on %s: %s", commits[0][:7], iid, target.branch, exc)
+                continue
             result.promoted.append(iid)
     # A revert on the branch whose row does not say so (killed between reverting and recording).
     for reverted, reverts in repo.commits_with_trailer(target.branch, ROLLBACK_TRAILER).items():
-        for row in history.attempts(target=target.name, statuses=(PROMOTED,)):
+        for row in history.attempts(target=target.name, statuses=(AttemptStatus.PROMOTED,)):
             if row.get("git_commit_hash") == reverted and not row["was_rolled_back"]:
-                history.update_attempt(
+                move(
+                    ctx,
                     row["improvement_id"],
-                    status=ROLLED_BACK,
+                    AttemptStatus.ROLLED_BACK,
                     was_rolled_back=1,
                     rolled_back_at=now,
                     revert_commit_hash=reverts[0],
@@ -133,11 +143,11 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
             "update cycles set status = ?, finished_at = ?, summary = coalesce(summary, ?) "
             "where target = ? and status = ?",
             [
-                INTERRUPTED,
+                CycleStatus.INTERRUPTED,
                 now,
                 f"interrupted: {cause or 'the process stopped during the cycle'}",
                 target.name,
-                RUNNING,
+                CycleStatus.RUNNING,
             ],
         )
     waiting = {r["improvement_id"] for r in history.attempts(target=target.name, statuses=WAITING)}
@@ -159,8 +169,6 @@ def _finish_settled(ctx: Context) -> list[str]:
     """LEARN and RECORD for attempts whose outcome is settled but which were never closed: the
     process died between deciding (promoting, failing, denying) and recording, so the outcome
     was neither learned from nor closed with `completed_at`."""
-    from overseer.core.cycle import FINAL, finish_attempt
-
     finished = []
     for iid in ctx.history.unclosed(ctx.target.name, FINAL):
         finish_attempt(ctx, iid)

@@ -17,9 +17,10 @@ from overseer import __version__
 from overseer.base.clock import parse_iso
 from overseer.core import actions
 from overseer.core.context import Actor
+from overseer.core.lifecycle import ActionRefused
 from overseer.core.plumbing.lock import TargetBusy
 from overseer.core.plumbing.repo import RepoError
-from overseer.core.record.history import WAITING, UnknownAttempt
+from overseer.core.record.history import UnknownAttempt
 from overseer.core.safety.ratelimit import RateLimiter
 from overseer.daemon.auth import why_not
 from overseer.daemon.scheduler import describe
@@ -32,6 +33,7 @@ from overseer.protocol import (
     error,
     ok,
 )
+from overseer.vocabulary import WAITING
 
 if TYPE_CHECKING:
     from overseer.daemon.server import Connection, Daemon
@@ -103,7 +105,7 @@ class Handlers:
             return error(request.id, exc)
         except UnknownAttempt as exc:
             return error(request.id, ProtocolError("not_found", "No such attempt", str(exc)))
-        except actions.ActionRefused as exc:
+        except ActionRefused as exc:
             return error(request.id, ProtocolError("refused", "Refused", str(exc)))
         except TargetBusy as exc:
             return error(request.id, ProtocolError("busy", "Busy", str(exc)))

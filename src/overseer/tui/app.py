@@ -138,6 +138,8 @@ class OverseerApp(App[None]):
     def on_connected(self, message: m.Connected) -> None:
         self.hello = message.hello
         self.details.clear()
+        if not self.dashboard_ready:
+            return
         who = f"{message.hello.get('user')}{'' if message.hello.get('approver') else ', read-only'}"
         self.dash(StatusBar).show(connection="connected", detail=who)
         self.log_line(Text(f"connected as {who}", style="green"))
@@ -160,7 +162,7 @@ class OverseerApp(App[None]):
                         "phase": current["phase"],
                     }
                 )
-            self.dash(Phases).show(self.cycle)
+            self.show_phases()
         self.refresh_changes()
 
     def on_disconnected(self, message: m.Disconnected) -> None:
@@ -176,7 +178,8 @@ class OverseerApp(App[None]):
     # -- events -----------------------------------------------------------------------------
 
     def log_line(self, text: Text | str) -> None:
-        self.dash("#events", RichLog).write(text)
+        if self.dashboard_ready:  # not while the app closes (its widgets are going)
+            self.dash("#events", RichLog).write(text)
 
     def on_event_logged(self, message: m.EventLogged) -> None:
         e = message.event
@@ -189,12 +192,16 @@ class OverseerApp(App[None]):
 
     def on_cycle_started(self, message: m.CycleStarted) -> None:
         self.cycle = CycleView.started(message.event)
-        self.dash(Phases).show(self.cycle)
+        self.show_phases()
         self.refresh_changes()  # the daemon's state is "running" now
+
+    def show_phases(self) -> None:
+        if self.dashboard_ready:
+            self.dash(Phases).show(self.cycle)
 
     def _phase_event(self, message: m.DaemonEvent) -> None:
         if self.cycle.apply(message.event):
-            self.dash(Phases).show(self.cycle)
+            self.show_phases()
 
     on_phase_started = _phase_event
     on_phase_progressed = _phase_event
@@ -288,6 +295,9 @@ class OverseerApp(App[None]):
             return
         with contextlib.suppress(DaemonError, DaemonUnavailable):
             self.details[improvement_id] = await client.request("show", id=improvement_id)
+            # The app may be closing by the time the answer comes: its widgets are going.
+            if not self.dashboard_ready:
+                return
             if self.dash(ChangesTable).selected_id() == improvement_id:
                 self.show_detail()
 
@@ -402,7 +412,9 @@ class OverseerApp(App[None]):
             f"Revert commit {commit} ({row.get('summary') or row.get('target_file')}) with a new "
             f"commit on the target branch. Nothing is rewritten."
         )
-        if not await self.push_screen_wait(ConfirmScreen(f"Roll back {commit}?", body, "Roll back")):
+        if not await self.push_screen_wait(
+            ConfirmScreen(f"Roll back {commit}?", body, "Roll back")
+        ):
             return False
         result = await self.request(
             "rollback", id=row["improvement_id"], reason="rolled back from the TUI"

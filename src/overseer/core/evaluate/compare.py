@@ -10,9 +10,13 @@ Failing tests that already failed at the base are not held against it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from overseer.core.evaluate.testrun import TestReport
+from overseer.core.evaluate.testrun import TestReport, run_tests
+
+if TYPE_CHECKING:
+    from overseer.core.context import Context
 
 
 @dataclass
@@ -132,3 +136,15 @@ def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) 
             f"the test run failed (exit status {candidate.returncode}) without a failing test"
         )
     return ev
+
+
+def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -> Evaluation:
+    report.progress("running tests on the candidate")
+    candidate = run_tests(
+        ctx.target.config,
+        ctx.target.root,
+        tree,
+        on_progress=lambda done, total: report.progress("tests", done, total),
+        cancel=ctx.stop.cancelled,
+    )
+    return compare(baseline, candidate, min_tests=ctx.target.config.min_tests)

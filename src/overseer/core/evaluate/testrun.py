@@ -153,9 +153,7 @@ class TestReport:
     @property
     def collection_errors(self) -> list[str]:
         """The test files that could not be collected (a syntax error, an import that fails)."""
-        return sorted(
-            c.file or i for i, c in self.cases.items() if c.outcome == COLLECTION_ERROR
-        )
+        return sorted(c.file or i for i, c in self.cases.items() if c.outcome == COLLECTION_ERROR)
 
     @property
     def tests_run(self) -> int:
@@ -176,9 +174,8 @@ class TestReport:
             return f"{SHELL_STATUS[status]} (exit status {status})"
         if self.collection_errors:
             files = self.collection_errors
-            return (
-                f"{len(files)} test file(s) could not be collected: {', '.join(files[:5])}"
-                + (" …" if len(files) > 5 else "")
+            return f"{len(files)} test file(s) could not be collected: {', '.join(files[:5])}" + (
+                " …" if len(files) > 5 else ""
             )
         if self.has_junit and status in PYTEST_STOPPED:
             return PYTEST_STOPPED[status]
@@ -257,8 +254,10 @@ def parse_junit(path: Path) -> dict[str, TestCase] | None:
                 message = redact(child.get("message") or child.text or "")[:500] or None
                 if child.tag == "skipped" and child.get("type") == "pytest.xfail":
                     outcome = "xfailed"
-                elif child.tag == "error" and not classname and child.get("message") == (
-                    "collection failure"
+                elif (
+                    child.tag == "error"
+                    and not classname
+                    and child.get("message") == ("collection failure")
                 ):
                     outcome = COLLECTION_ERROR  # pytest's record of a file it could not import
                 break

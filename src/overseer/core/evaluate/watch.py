@@ -23,15 +23,26 @@ from overseer.core.evaluate.compare import compare
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.evaluate.testrun import run_tests
 from overseer.core.learn.outcomes import record_outcome
+from overseer.core.lifecycle import ActionRefused, move, promote_attempt, revert_promoted
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.repo import RepoError
-from overseer.core.record.history import PROMOTED, REGRESSED
 from overseer.core.safety.ratelimit import trip_breaker_if_needed
-from overseer.vocabulary import Phase, RegressionFound
+from overseer.vocabulary import AttemptStatus, Phase, RegressionFound
 
 log = logging.getLogger(__name__)
 
 WATCH = Actor("overseer (post-promotion watch)", -1)
+
+
+def promote_and_watch(ctx: Context, improvement_id: str) -> tuple[AttemptStatus, str | None]:
+    """Promote the attempt (lifecycle.promote_attempt) and, where the target asks for it,
+    check it right away on the branch; the status it ends in, and why."""
+    status, reason = promote_attempt(ctx, improvement_id)
+    if status is not AttemptStatus.PROMOTED or not ctx.target.config.watch_after_promotion:
+        return status, reason
+    watch_promotion(ctx, improvement_id)
+    row = ctx.history.get(improvement_id)
+    return row["status"], row.get("failure_reason") or row.get("rollback_reason")
 
 
 def watch_promotion(ctx: Context, improvement_id: str) -> str:
@@ -39,8 +50,6 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
 
     The caller holds the target's lock.
     """
-    from overseer.core.actions import ActionRefused, revert_promoted
-
     history, repo = ctx.history, ctx.repo()
     row = history.get(improvement_id)
     commit = row["git_commit_hash"]
@@ -108,11 +117,12 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
         revert_promoted(ctx, improvement_id, WATCH, reason)
     except ActionRefused as exc:
         watch["verdict"] = "regression; the revert needs a human"
-        history.update_attempt(
+        move(
+            ctx,
             improvement_id,
-            status=REGRESSED,
+            AttemptStatus.REGRESSED,
+            reason=f"{reason}. It was not reverted: {exc}",
             watch=watch,
-            failure_reason=f"{reason}. It was not reverted: {exc}",
         )
         ctx.bus.emit(
             RegressionFound(
@@ -147,7 +157,9 @@ def watch_pending(ctx: Context, *, limit: int = 20) -> list[str]:
     """Promotions of the last day a stopped or killed run never checked: checked now."""
     done = []
     since = iso(ctx.clock.now() - timedelta(days=1))
-    for row in ctx.history.attempts(target=ctx.target.name, statuses=(PROMOTED,), limit=limit):
+    for row in ctx.history.attempts(
+        target=ctx.target.name, statuses=(AttemptStatus.PROMOTED,), limit=limit
+    ):
         if row.get("watch") or row.get("dry_run") or not row.get("was_deployed"):
             continue
         if (row.get("promoted_at") or "") < since:

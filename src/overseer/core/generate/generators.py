@@ -56,6 +56,3 @@ def build_generators(
             LLMGenerator(entry.llm, history, secret_files=secret_files, redactor=redactor)
         )
     return generators
-
-
-

@@ -33,7 +33,8 @@ from overseer.core.generate.llm.backend import RequestRefused
 from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt
 from overseer.core.generate.llm.reply import ReplyRejected, parse_reply, storable
 from overseer.core.plumbing.secrets import Redactor
-from overseer.core.record.history import PROMOTED, History
+from overseer.core.record.history import History
+from overseer.vocabulary import AttemptStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class LLMGenerator:
         """Changes of the same kind that were kept, newest first."""
         if self.history is None or not self.settings.examples:
             return []
-        rows = self.history.attempts(statuses=(PROMOTED,), limit=50)
+        rows = self.history.attempts(statuses=(AttemptStatus.PROMOTED,), limit=50)
         kept = [
             r for r in rows if r.get("finding_kind") == finding.kind and r.get("generated_code")
         ]
@@ -226,7 +227,12 @@ class LLMGenerator:
     def _module_file(self, tree: Path, module: str) -> str | None:
         """The file of `module` in the tree (src layout or flat), if it is the project's own."""
         stem = module.replace(".", "/")
-        for rel in (f"src/{stem}.py", f"src/{stem}/__init__.py", f"{stem}.py", f"{stem}/__init__.py"):
+        for rel in (
+            f"src/{stem}.py",
+            f"src/{stem}/__init__.py",
+            f"{stem}.py",
+            f"{stem}/__init__.py",
+        ):
             path = tree / rel
             if (
                 first_match(self.secret_files, rel) is None

@@ -11,18 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from overseer.core.analyze.rank import learned_rate
-from overseer.core.record.history import (
-    DENIED,
-    DRY_RUN,
-    FAILED,
-    PROMOTED,
-    REGRESSED,
-    REJECTED,
-    ROLLED_BACK,
-    History,
-)
+from overseer.core.record.history import History
+from overseer.vocabulary import AttemptStatus
 
-KEPT = {PROMOTED: 1, ROLLED_BACK: 0, REGRESSED: 0, REJECTED: 0, FAILED: 0, DENIED: 0}
+KEPT = {
+    AttemptStatus.PROMOTED: 1,
+    AttemptStatus.ROLLED_BACK: 0,
+    AttemptStatus.REGRESSED: 0,
+    AttemptStatus.REJECTED: 0,
+    AttemptStatus.FAILED: 0,
+    AttemptStatus.DENIED: 0,
+}
 
 
 def features_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +42,7 @@ def features_of(row: dict[str, Any]) -> dict[str, Any]:
 
 def label_of(row: dict[str, Any]) -> int | None:
     status = row["status"]
-    if status == DRY_RUN:
+    if status == AttemptStatus.DRY_RUN:
         evaluation = row.get("evaluation") or {}
         return 0 if evaluation and not evaluation.get("passed", True) else None
     return KEPT.get(status)

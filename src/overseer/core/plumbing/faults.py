@@ -115,4 +115,3 @@ def fault_point(name: str) -> None:
 def _free_disk(name: str, soft: int, hard: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     log.warning("fault drill: the disk filled at %s has space again", name)
-

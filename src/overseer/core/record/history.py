@@ -15,7 +15,8 @@ import logging
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+import typing
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 from overseer.base.clock import Clock, iso
 from overseer.core.plumbing.secrets import Redactor
-from overseer.vocabulary import Event
+from overseer.vocabulary import AttemptRow, AttemptStatus, CycleStatus, Event
 
 
 def _import_sqlite_utils() -> ModuleType:
@@ -80,84 +81,18 @@ INDEXES = (
     ("outcomes", ["generator", "finding_kind"]),
 )
 
-# Statuses of an attempt. Only IN_PROGRESS ones may be left behind by a crash; start-up
-# recovery closes them. The others are where an attempt rests, for good or until a human acts.
-RUNNING = "running"
-PROMOTING = "promoting"
-AWAITING_APPROVAL = "awaiting_approval"
-READY_TO_PROMOTE = "ready_to_promote"
-PROMOTED = "promoted"
-ROLLED_BACK = "rolled_back"
-REJECTED = "rejected"
-FAILED = "failed"
-DENIED = "denied"
-DRY_RUN = "dry_run"
-INTERRUPTED = "interrupted"
-EXPIRED = "expired"
-REGRESSED = "regressed"  # promoted, then failed its post-promotion check, and not reverted
-ERROR = "error"
 
-IN_PROGRESS = (RUNNING, PROMOTING)
-WAITING = (AWAITING_APPROVAL, READY_TO_PROMOTE)
-# Attempts whose change must not be proposed again for the same code.
-SETTLED_AGAINST = (REJECTED, FAILED, DENIED, ROLLED_BACK, EXPIRED, REGRESSED)
+def _sqlite_type(hint: Any) -> type:
+    """The column type SQLite stores for a field of AttemptRow (JSON columns are text)."""
+    for kind in (int, float, str):
+        if hint is kind or kind in typing.get_args(hint):
+            return kind
+    return str
 
+
+# The columns, spelled once: vocabulary.AttemptRow.
 IMPROVEMENT_COLUMNS: dict[str, type] = {
-    "improvement_id": str,
-    "cycle_id": str,
-    "target": str,
-    "target_path": str,
-    "target_branch": str,
-    "base_commit": str,
-    "status": str,
-    "phase": str,
-    "dry_run": int,
-    "analysis_results": str,
-    "generator": str,
-    "finding_kind": str,
-    "finding": str,
-    "fingerprint": str,
-    "target_file": str,
-    "files_changed": str,
-    "lines_changed": int,
-    "generated_code": str,
-    "change_type": str,
-    "risk_level": str,
-    "stated_risk": str,
-    "risk_reasons": str,
-    "verdict": str,
-    "impact": str,
-    "rationale": str,
-    "summary": str,
-    "approval_required": int,
-    "git_branch": str,
-    "git_commit_hash": str,
-    "success_score": float,
-    "tests_passed": int,
-    "tests_failed": int,
-    "tests_skipped": int,
-    "evaluation": str,
-    "performance_delta": float,
-    "was_deployed": int,
-    "was_rolled_back": int,
-    "promoted_at": str,
-    "push_result": str,
-    "started_at": str,
-    "completed_at": str,
-    "rolled_back_at": str,
-    "rolled_back_by": str,
-    "rollback_reason": str,
-    "revert_commit_hash": str,
-    "approved_by": str,
-    "awaiting_since": str,
-    "failure_reason": str,
-    "policy_version": str,
-    "policy_facts": str,
-    "generation": str,
-    "watch": str,
-    "similar_rejections": str,
-    "verdict_detail": str,
-    "phase_timings": str,
+    name: _sqlite_type(hint) for name, hint in typing.get_type_hints(AttemptRow).items()
 }
 
 JSON_COLUMNS = {
@@ -213,6 +148,21 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
             with contextlib.suppress(ValueError):  # a plain string stays a string
                 row[key] = json.loads(value)
     return row
+
+
+def _attempt(row: dict[str, Any]) -> AttemptRow:
+    """A stored attempt, typed at the edge: decoded JSON columns, the status an AttemptStatus
+    (a str, so it compares and serialises as before)."""
+    row = _decode(row)
+    row["status"] = AttemptStatus(row["status"])
+    return typing.cast(AttemptRow, row)
+
+
+def _stored(value: Any) -> Any:
+    """A value as sqlite-utils would store it: lists and dicts as JSON text."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=repr)
+    return value
 
 
 class History:
@@ -409,7 +359,7 @@ class History:
     def start_cycle(self, **fields: Any) -> None:
         with self.transaction():
             self.db["cycles"].insert(
-                self.clean({"started_at": self.now(), "status": RUNNING, **fields})
+                self.clean({"started_at": self.now(), "status": CycleStatus.RUNNING, **fields})
             )
 
     def finish_cycle(self, cycle_id: str, **fields: Any) -> None:
@@ -423,17 +373,41 @@ class History:
     # -- attempts -------------------------------------------------------------------------
 
     def create_attempt(self, **fields: Any) -> None:
-        row = {"started_at": self.now(), "status": RUNNING, "was_deployed": 0, "was_rolled_back": 0}
+        row = {
+            "started_at": self.now(),
+            "status": AttemptStatus.RUNNING,
+            "was_deployed": 0,
+            "was_rolled_back": 0,
+        }
         row.update(fields)
         with self.transaction():
             self.db["improvements"].insert(self.clean(row))
 
     def update_attempt(self, improvement_id: str, **fields: Any) -> None:
+        """Write columns of an attempt, never its status: that moves through move()."""
         unknown = set(fields) - set(IMPROVEMENT_COLUMNS)
         if unknown:
             raise HistoryError(f"not columns of improvements: {sorted(unknown)}")
+        if "status" in fields:
+            raise HistoryError("an attempt's status changes only through core/lifecycle.py move()")
         with self.transaction():
             self.db["improvements"].update(improvement_id, self.clean(fields))
+
+    def move(self, improvement_id: str, before: str, after: AttemptStatus, **fields: Any) -> bool:
+        """Write the new status (and `fields`) if the attempt is still `before`; False if it
+        is not (another process moved it first). Only core/lifecycle.py calls this."""
+        unknown = set(fields) - set(IMPROVEMENT_COLUMNS)
+        if unknown:
+            raise HistoryError(f"not columns of improvements: {sorted(unknown)}")
+        values = self.clean({**fields, "status": after.value})
+        names = list(values)
+        with self.transaction():
+            cursor = self.db.execute(
+                f"update improvements set {', '.join(f'[{n}] = ?' for n in names)} "
+                "where improvement_id = ? and status = ?",
+                [_stored(values[n]) for n in names] + [improvement_id, before],
+            )
+        return cursor.rowcount == 1
 
     def resolve_id(self, prefix: str) -> str:
         """A full attempt id from a unique prefix (like git's abbreviated hashes)."""
@@ -455,24 +429,25 @@ class History:
             raise UnknownAttempt(f"attempt id {prefix} is ambiguous; give more characters")
         return rows[0]["improvement_id"]
 
-    def get(self, improvement_id: str) -> dict[str, Any]:
+    def get(self, improvement_id: str) -> AttemptRow:
         with self._lock:
             try:
-                return _decode(dict(self.db["improvements"].get(improvement_id)))
+                return _attempt(dict(self.db["improvements"].get(improvement_id)))
             except sqlite_utils.db.NotFoundError:
                 raise UnknownAttempt(f"no attempt {improvement_id} in {self.path}") from None
 
     @staticmethod
     def _where(
-        target: str | None, statuses: tuple[str, ...] | None, search: str | None
+        target: str | None, statuses: Iterable[str] | None, search: str | None
     ) -> tuple[str, list[Any]]:
         where, params = [], []
         if target is not None:
             where.append("target = ?")
             params.append(target)
         if statuses:
-            where.append(f"status in ({', '.join('?' * len(statuses))})")
-            params.extend(statuses)
+            chosen = [str(s) for s in statuses]
+            where.append(f"status in ({', '.join('?' * len(chosen))})")
+            params.extend(chosen)
         if search:
             where.append(
                 "(improvement_id like ? or target_file like ? or summary like ? "
@@ -485,12 +460,12 @@ class History:
         self,
         *,
         target: str | None = None,
-        statuses: tuple[str, ...] | None = None,
+        statuses: Iterable[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
         search: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AttemptRow]:
         where, params = self._where(target, statuses, search)
         order = "desc" if newest_first else "asc"
         sql = f"select * from improvements{where} order by started_at {order}, rowid {order}"
@@ -498,13 +473,13 @@ class History:
             sql += " limit ? offset ?"
             params.extend([limit, offset])
         with self._lock:
-            return [_decode(dict(r)) for r in self.db.query(sql, params)]
+            return [_attempt(dict(r)) for r in self.db.query(sql, params)]
 
     def count_attempts(
         self,
         *,
         target: str | None = None,
-        statuses: tuple[str, ...] | None = None,
+        statuses: Iterable[str] | None = None,
         search: str | None = None,
     ) -> int:
         where, params = self._where(target, statuses, search)

@@ -13,22 +13,19 @@ from typing import Any
 
 from overseer.base.clock import Clock, iso, parse_iso
 from overseer.core.plumbing.bus import EventBus
-from overseer.core.record.history import (
-    AWAITING_APPROVAL,
-    FAILED,
-    PROMOTED,
-    READY_TO_PROMOTE,
-    REGRESSED,
-    ROLLED_BACK,
-    History,
-)
+from overseer.core.record.history import History
 from overseer.core.safety.policy import CompiledPolicy
-from overseer.vocabulary import CircuitBreakerTripped
+from overseer.vocabulary import AttemptStatus, CircuitBreakerTripped
 
 BREAKER = "overseer (circuit breaker)"
 # What the breaker counts: failures break the run of successes, promotions end it; the rest
 # (denied by policy, rejected, expired, interrupted) says nothing about whether changes work.
-COUNTED = (FAILED, ROLLED_BACK, REGRESSED, PROMOTED)
+COUNTED = (
+    AttemptStatus.FAILED,
+    AttemptStatus.ROLLED_BACK,
+    AttemptStatus.REGRESSED,
+    AttemptStatus.PROMOTED,
+)
 
 
 class RateLimiter:
@@ -49,7 +46,8 @@ class RateLimiter:
         if day >= limits.per_day:
             return f"{day} changes in the last day (limits.per_day={limits.per_day})"
         waiting = self.history.count_attempts(
-            target=target, statuses=(AWAITING_APPROVAL, READY_TO_PROMOTE)
+            target=target,
+            statuses=(AttemptStatus.AWAITING_APPROVAL, AttemptStatus.READY_TO_PROMOTE),
         )
         if waiting >= limits.pending_approvals:
             return (
@@ -96,7 +94,7 @@ def consecutive_failures(history: History, target: str) -> list[str]:
             continue
         if resumed and row["started_at"] <= resumed:
             break
-        if row["status"] == PROMOTED:
+        if row["status"] == AttemptStatus.PROMOTED:
             break
         failures.append(row["improvement_id"])
     return failures
