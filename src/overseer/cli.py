@@ -86,6 +86,8 @@ class Options:
         self.socket = socket
         self.debug = debug
         self._config: OverseerConfig | None = None
+        # Printers of the events an offline action emits (set before the runtime is built).
+        self.runtime_subscribers: list[Any] = []
 
     @property
     def config(self) -> OverseerConfig:
@@ -111,11 +113,26 @@ class Options:
         from overseer.runtime import Runtime
 
         try:
-            return Runtime.create(self.config, self.state_dir)
+            rt = Runtime.create(self.config, self.state_dir)
         except ProblemsError as exc:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             fail(f"the policy has {len(exc.problems)} problem(s); nothing was done")
+        for subscriber in self.runtime_subscribers:
+            rt.bus.subscribe(subscriber)
+        return rt
+
+    def application(self, target: Path | None = None, test_command: str | None = None):  # type: ignore[no-untyped-def]
+        """The operations on the state directory directly, when no daemon answers."""
+        from overseer.application import Application
+        from overseer.runtime import TargetNotFound
+
+        rt = self.runtime()
+        try:
+            targets = rt.targets(target, test_command) if target or rt.config.targets else []
+        except TargetNotFound as exc:
+            fail(str(exc))
+        return Application(rt, targets)
 
     def daemon(self, op: str, **args: Any) -> Any:
         """One request to the running daemon. Raises DaemonUnavailable when there is none."""
@@ -235,44 +252,42 @@ def run(
     """Run an improvement cycle on each target."""
     if not once:
         fail("`overseer run` needs --once; the long-running mode is `overseer daemon`", 2)
-    from overseer.core.context import RunSettings
-    from overseer.core.cycle import run_cycle
     from overseer.core.evaluate.testrun import resolve_test_command
     from overseer.core.plumbing.lock import TargetBusy
     from overseer.core.plumbing.repo import RepoError
     from overseer.render import EventPrinter, attempts_table
     from overseer.runtime import TargetNotFound
+    from overseer.vocabulary import paused_text
 
-    d = opts.config.defaults
-    settings = RunSettings(
-        dry_run=d.dry_run if dry_run is None else dry_run,
-        require_approval=d.require_approval if require_approval is None else require_approval,
-        max_changes=d.max_changes_per_run if max_changes is None else max_changes,
-        area=area or d.area,
+    try:
+        app = opts.application(target, test_command)
+        if not app.targets:
+            raise TargetNotFound(
+                "no target: pass --target PATH, or list targets in the configuration file"
+            )
+    except TargetNotFound as exc:
+        fail(str(exc))
+    rt = app.rt
+    settings = app.run_settings(
+        dry_run=dry_run,
+        require_approval=require_approval,
+        max_changes=max_changes,
+        area=area,
         debug=opts.debug,
     )
-    rt = opts.runtime()
-    paused = rt.history.get_control("paused")
-    if paused and not settings.dry_run:
-        fail(
-            f"overseer is paused (by {paused.get('user')}"
-            + (f": {paused['reason']}" if paused.get("reason") else "")
-            + "); `overseer resume` first, or run with --dry-run"
-        )
+    paused = rt.history.paused()
+    if paused and not app.resolved(settings).dry_run:
+        fail(f"{paused_text(paused)}; `overseer resume` first, or run with --dry-run")
     rt.bus.subscribe(EventPrinter(debug=opts.debug))
     signal.signal(signal.SIGTERM, _on_sigterm)
     failed = False
-    try:
-        targets = rt.targets(target, test_command)
-    except TargetNotFound as exc:
-        fail(str(exc))
-    for target_config in targets:
+    for target_config in app.targets:
         try:
-            ctx = rt.context(target_config)
+            ctx = app.context(target_config)
             tests = resolve_test_command(ctx.target.config, ctx.target.root)
             click.echo(f"overseer · {ctx.target.name}@{ctx.target.branch} · state {rt.state.root}")
             click.echo(f"tests: {tests.command}  ({tests.interpreter})")
-            result = run_cycle(ctx, settings)
+            result = app.run_once(target_config, settings)
         except (RepoError, TargetBusy) as exc:
             click.echo(f"overseer: {target_config.path}: {exc}", err=True)
             failed = True
@@ -366,24 +381,8 @@ def status(opts: Options, as_json: bool) -> None:
     try:
         result = opts.daemon("status")
     except DaemonUnavailable as exc:
-        rt = opts.runtime()
-        stored = rt.state.database.exists()
-        # The generators' health as the last run recorded it; checking them here could wait
-        # on an endpoint, and a model that loads badly would pass the check anyway.
-        health = (rt.history.get_control("generators") if stored else None) or {}
-        offline = {
-            "state": "not running",
-            "reason": str(exc),
-            "paused": rt.history.get_control("paused") if stored else None,
-            "pending_approvals": rt.history.attempts(
-                statuses=("awaiting_approval", "ready_to_promote")
-            )
-            if stored
-            else [],
-            "generators": health.get("generators", []),
-            "generators_at": health.get("at"),
-            "state_dir": str(rt.state.root),
-        }
+        offline = opts.application().status()
+        offline["reason"] = str(exc)
         if as_json:
             click.echo(json.dumps(offline, indent=2, default=str))
         else:
@@ -429,12 +428,14 @@ def _pause(opts: Options, paused: bool, reason: str | None) -> None:
     args = {"reason": reason} if paused else {}
     reached, _ = via_daemon(opts, op, fallback="setting it in the state directory directly", **args)
     if not reached:
-        from overseer.core import actions
         from overseer.core.context import Actor
 
-        rt = opts.runtime()
-        actions.set_paused(rt.history, rt.bus, Actor.current(), paused, reason)
-        rt.close()
+        app = opts.application()
+        if paused:
+            app.pause(Actor.current(), reason)
+        else:
+            app.resume(Actor.current())
+        app.rt.close()
     click.echo("paused: no cycle starts and nothing is promoted" if paused else "resumed")
 
 
@@ -498,13 +499,9 @@ def history(opts: Options, as_json: bool, target_name: str | None, limit: int) -
     reached, result = via_daemon(
         opts, "history", fallback="reading the state directory", limit=limit, target=target_name
     )
-    if reached:
-        rows = result["attempts"]
-    else:
-        rt = opts.runtime()
-        if not rt.state.database.exists():
-            fail(f"no history in {rt.state.root} yet (run `overseer run --once --target PATH`)")
-        rows = rt.history.attempts(target=target_name, limit=limit)
+    if not reached:
+        result = _offline(opts, "history", target=target_name, limit=limit)
+    rows = result["attempts"]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -518,24 +515,27 @@ def history(opts: Options, as_json: bool, target_name: str | None, limit: int) -
 def stats(opts: Options, as_json: bool, target_name: str | None) -> None:
     """Success patterns by change type and risk, the best and worst finding kinds, and the
     success predictor's version and calibration."""
-    from overseer.core.learn.stats import compute_stats, stats_text
+    from overseer.core.learn.stats import stats_text
 
-    rt = opts.runtime()
-    if not rt.state.database.exists():
-        fail(f"no history in {rt.state.root} yet")
-    result = compute_stats(rt.history, target=target_name)
+    result = _offline(opts, "stats", target_name)
     click.echo(json.dumps(result, indent=2) if as_json else stats_text(result))
 
 
-def _load_row(rt: Any, attempt_id: str) -> dict[str, Any]:
+def _offline(opts: Options, operation: str, *args: Any, **kwargs: Any) -> Any:
+    """An operation of the application on the state directory, its refusals said plainly."""
+    from overseer.application import NoHistory
+    from overseer.core.lifecycle import ActionRefused
+    from overseer.core.plumbing.lock import TargetBusy
+    from overseer.core.plumbing.repo import RepoError
     from overseer.core.record.history import UnknownAttempt
 
-    if not rt.state.database.exists():
-        fail(f"no history in {rt.state.root}")
+    app = opts.application()
     try:
-        return rt.history.get(rt.history.resolve_id(attempt_id))
-    except UnknownAttempt as exc:
+        return getattr(app, operation)(*args, **kwargs)
+    except (NoHistory, UnknownAttempt, ActionRefused, RepoError, TargetBusy) as exc:
         fail(str(exc))
+    finally:
+        app.rt.close()
 
 
 @main.command()
@@ -548,14 +548,7 @@ def show(opts: Options, attempt_id: str, as_json: bool) -> None:
 
     reached, data = via_daemon(opts, "show", fallback="reading the state directory", id=attempt_id)
     if not reached:
-        rt = opts.runtime()
-        row = _load_row(rt, attempt_id)
-        iid = row["improvement_id"]
-        data = {
-            **row,
-            "events": rt.history.events(improvement_id=iid),
-            "approvals": rt.history.approvals(iid),
-        }
+        data = _offline(opts, "show", attempt_id)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -590,25 +583,11 @@ def _act(opts: Options, attempt_id: str, action: str, reason: str | None) -> Non
 def _act_directly(
     opts: Options, attempt_id: str, action: str, reason: str | None
 ) -> dict[str, Any]:
-    from overseer.core import actions
     from overseer.core.context import Actor
-    from overseer.core.lifecycle import ActionRefused
-    from overseer.core.plumbing.lock import TargetBusy
-    from overseer.core.plumbing.repo import RepoError
     from overseer.render import EventPrinter
 
-    rt = opts.runtime()
-    row = _load_row(rt, attempt_id)
-    rt.bus.subscribe(EventPrinter(debug=opts.debug))
-    try:
-        ctx = rt.context(rt.target_for_row(row))
-        do = {"approve": actions.approve, "reject": actions.reject, "rollback": actions.rollback}[
-            action
-        ]
-        after = do(ctx, row["improvement_id"], Actor.current(), reason)
-    except (ActionRefused, RepoError, TargetBusy) as exc:
-        fail(str(exc))
-    rt.close()
+    opts.runtime_subscribers.append(EventPrinter(debug=opts.debug))
+    after: dict[str, Any] = _offline(opts, action, attempt_id, Actor.current(), reason)
     return after
 
 
@@ -673,30 +652,14 @@ def policy_check(opts: Options, file: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def policy_explain(opts: Options, attempt_id: str, as_json: bool) -> None:
     """Which facts and rules produced an attempt's verdict, and what the current policy says."""
-    from overseer.core.safety.policy import rejudge
-
-    rt = opts.runtime()
-    row = _load_row(rt, attempt_id)
-    facts = row.get("policy_facts")
-    if not isinstance(facts, dict):
-        fail(
-            f"attempt {row['improvement_id'][:8]} has no recorded verdict (it ended before SAFETY)"
-        )
-    now = rejudge(rt.policy, facts)
-    detail = row.get("verdict_detail") or {}
-    result = {
-        "improvement_id": row["improvement_id"],
-        "policy_version": row.get("policy_version"),
-        "facts": facts,
-        "verdict": {"decision": row.get("verdict"), "risk": row.get("risk_level"), **detail},
-        "current_policy": {"version": rt.policy.version, **now.to_dict()},
-    }
+    result = _offline(opts, "explain", attempt_id)
+    facts, verdict = result["facts"], result["verdict"]
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(
-        f"Attempt {row['improvement_id'][:8]}: {row.get('verdict')}, risk {row.get('risk_level')} "
-        f"(policy {row.get('policy_version')})"
+        f"Attempt {result['improvement_id'][:8]}: {verdict['decision']}, risk {verdict['risk']} "
+        f"(policy {result['policy_version']})"
     )
     click.echo("Facts measured from the change:")
     for key in (
@@ -713,16 +676,17 @@ def policy_explain(opts: Options, attempt_id: str, as_json: bool) -> None:
     ):
         click.echo(f"  {key:<18} {facts.get(key)}")
     click.echo("How the verdict came about, in order:")
-    for reason in row.get("risk_reasons") or []:
+    for reason in verdict.get("reasons") or []:
         click.echo(f"  · {reason}")
-    click.echo(f"Rules that matched: {', '.join(detail.get('rules') or []) or 'none'}")
-    same = (now.decision.value, now.risk.value) == (row.get("verdict"), row.get("risk_level"))
+    click.echo(f"Rules that matched: {', '.join(verdict.get('rules') or []) or 'none'}")
+    now = result["current_policy"]
+    same = (now["decision"], now["risk"]) == (verdict["decision"], verdict["risk"])
     click.echo(
-        f"The current policy ({rt.policy.version}) says: {now.decision.value}, risk {now.risk.value}"
+        f"The current policy ({now['version']}) says: {now['decision']}, risk {now['risk']}"
         + (" — the same." if same else " — different:")
     )
     if not same:
-        for reason in now.reasons:
+        for reason in now["reasons"]:
             click.echo(f"  · {reason}")
 
 

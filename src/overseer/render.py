@@ -7,7 +7,14 @@ from typing import Any, TextIO
 
 import click
 
-from overseer.vocabulary import Event, PhaseFinished, Tone, event_from_dict, local_time
+from overseer.vocabulary import (
+    Event,
+    PhaseFinished,
+    Tone,
+    event_from_dict,
+    local_time,
+    paused_text,
+)
 
 COLORS = {"ok": "green", "failed": "red", "skipped": "yellow"}
 
@@ -233,15 +240,20 @@ def show_attempt(
 def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
     """`overseer status`, for a person."""
     out = []
-    if not offline:
-        flags = [
-            s["state"].upper(),
-            f"autonomy {s['autonomy']}",
-            "dry-run on" if s["dry_run"] else "dry-run OFF",
-            "approval required" if s["require_approval"] else "approval per policy",
-            f"max {s['max_changes']} change(s)",
-        ]
-        out.append(f"overseer {s['version']} (pid {s['pid']}) · " + " · ".join(flags))
+    flags = [
+        s["state"].upper(),
+        f"autonomy {s['autonomy']}",
+        "dry-run on" if s["dry_run"] else "dry-run OFF",
+        "approval required" if s["require_approval"] else "approval per policy",
+        f"max {s['max_changes']} change(s)",
+    ]
+    who = f" (pid {s['pid']})" if s.get("pid") else ""
+    out.append(f"overseer {s['version']}{who} · " + " · ".join(flags))
+    if s.get("dry_run_why"):
+        out.append(f"dry-run {'on' if s['dry_run'] else 'off'}: {s['dry_run_why']}")
+    if offline:
+        out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
+    else:
         out.append(f"schedule {s['schedule']} · next cycle {local_time(s.get('next_run'))}")
         current = s.get("current")
         if current:
@@ -270,11 +282,7 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
             out.append(line)
     paused = s.get("paused")
     if paused:
-        out.append(
-            f"PAUSED by {paused.get('user')} at {local_time(paused.get('at'))}"
-            + (f": {paused['reason']}" if paused.get("reason") else "")
-            + " — `overseer resume` to lift it"
-        )
+        out.append(f"PAUSED: {paused_text(paused)} — `overseer resume` to lift it")
     pending = s.get("pending_approvals") or []
     out.append(f"Awaiting a decision ({len(pending)})")
     for p in pending:

@@ -644,6 +644,22 @@ class AttemptsRecovered(Event):
         return f"Recovered {self.target}: " + ", ".join(parts or ["branches cleaned"])
 
 
+class Pause(TypedDict, total=False):
+    """The kill switch, as the history keeps it."""
+
+    user: str
+    uid: int
+    reason: str | None
+    at: str
+
+
+def paused_text(pause: Pause) -> str:
+    """Why nothing runs, in one phrase: who paused, since when, and why."""
+    since = f" since {local_time(pause.get('at'))}" if pause.get("at") else ""
+    reason = f": {pause['reason']}" if pause.get("reason") else ""
+    return f"overseer is paused (by {pause.get('user', '?')}{since}{reason})"
+
+
 # -- the status a daemon (or, without one, the state directory) gives ------------------------
 
 
@@ -689,8 +705,9 @@ class RunDefaults(TypedDict):
 class StatusSnapshot(TypedDict, total=False):
     """`overseer status --json`, the `status` answer and the TUI's status bar."""
 
-    state: str  # idle | running | paused | stopping | no daemon
-    paused: dict[str, Any] | None
+    state: str  # idle | running | paused | stopping | not running
+    reason: str  # without a daemon: why none answered
+    paused: Pause | None
     autonomy: str
     policy: str
     policy_version: str
@@ -703,6 +720,7 @@ class StatusSnapshot(TypedDict, total=False):
     current: dict[str, Any] | None
     targets: list[TargetStatus]
     generators: list[GeneratorStatus]
+    generators_at: str | None  # without a daemon: when the last run recorded their health
     pending_approvals: list[dict[str, Any]]
     queue: int
     clients: int

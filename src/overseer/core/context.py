@@ -18,8 +18,9 @@ from overseer.core.plumbing.repo import Identity, TargetRepo
 from overseer.core.plumbing.stop import StopToken
 from overseer.core.plumbing.target import Target
 from overseer.core.record.history import History
-from overseer.core.safety.policy import CompiledPolicy
+from overseer.core.safety.policy import Autonomy, CompiledPolicy
 from overseer.locations import StateDir
+from overseer.vocabulary import Pause
 
 
 @dataclass
@@ -40,6 +41,40 @@ class RunSettings:
             "area": self.area,
             "debug": self.debug,
         }
+
+    def resolved(self, policy: CompiledPolicy) -> ResolvedRun:
+        """What a cycle with these settings will really do under `policy`: the one place the
+        rules are written (a flag may make a run stricter than the policy, never looser)."""
+        if policy.autonomy is Autonomy.OBSERVE:
+            dry_run, why = True, f"the policy's autonomy is observe ({policy.source})"
+        elif self.dry_run:
+            dry_run, why = True, "asked for (flag or defaults.dry_run)"
+        else:
+            dry_run, why = False, f"asked for, and autonomy {policy.autonomy.value} allows it"
+        cap = policy.policy.max_changes_per_run
+        max_changes = min(self.max_changes, cap)
+        return ResolvedRun(
+            dry_run=dry_run,
+            dry_run_why=why,
+            max_changes=max_changes,
+            max_changes_why=(
+                f"capped by the policy's max_changes_per_run={cap}"
+                if max_changes < self.max_changes
+                else "asked for"
+            ),
+            require_approval=self.require_approval,
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run's settings after the policy: what a cycle does and why."""
+
+    dry_run: bool
+    dry_run_why: str
+    max_changes: int
+    max_changes_why: str
+    require_approval: bool
 
 
 @dataclass(frozen=True)
@@ -79,9 +114,9 @@ class Context:
     # approvers.expire_after: an approval asked for longer ago than this is not given.
     approval_expiry: float | None = None
 
-    def paused(self) -> dict[str, Any] | None:
+    def paused(self) -> Pause | None:
         """The kill switch: while set, no cycle starts and nothing is promoted."""
-        return self.history.get_control("paused")
+        return self.history.paused()
 
     def repo(self) -> TargetRepo:
         return self.target.repo()

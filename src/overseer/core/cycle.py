@@ -38,7 +38,7 @@ from overseer.core.plumbing.stop import CycleStopped
 from overseer.core.record.history import HistoryUnavailable
 from overseer.core.recovery import recover
 from overseer.core.safety.oracle import command_files
-from overseer.core.safety.policy import Autonomy, CandidateFacts, Decision, Verdict
+from overseer.core.safety.policy import CandidateFacts, Decision, Verdict
 from overseer.core.safety.ratelimit import RateLimiter
 from overseer.core.safety.validate import facts_of, validate
 from overseer.vocabulary import (
@@ -121,9 +121,9 @@ class Cycle:
         self.ctx = ctx
         self.settings = settings
         self.cycle_id = new_id()
-        policy = ctx.policy
-        self.dry_run = settings.dry_run or policy.autonomy is Autonomy.OBSERVE
-        self.max_changes = min(settings.max_changes, policy.policy.max_changes_per_run)
+        resolved = settings.resolved(ctx.policy)
+        self.dry_run = resolved.dry_run
+        self.max_changes = resolved.max_changes
         # Attempts in these states settle a finding (for the generator that made them).
         self.settled_statuses = (
             set(WAITING)

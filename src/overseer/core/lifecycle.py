@@ -44,6 +44,7 @@ from overseer.vocabulary import (
     Phase,
     PromotionDeferred,
     check_move,
+    paused_text,
 )
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,7 @@ def _promote(
     history, repo, target = ctx.history, ctx.repo(), ctx.target
     paused = ctx.paused()
     if paused:
-        reason = (
-            f"promotion deferred: overseer is paused (by {paused.get('user')}"
-            + (f": {paused['reason']}" if paused.get("reason") else "")
-            + "); it promotes after `overseer resume`"
-        )
+        reason = f"promotion deferred: {paused_text(paused)}; it promotes after `overseer resume`"
         return _defer(ctx, improvement_id, reason)
     commit = row["git_commit_hash"]
     move(ctx, improvement_id, AttemptStatus.PROMOTING, phase=Phase.EVALUATE.value)

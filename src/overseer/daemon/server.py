@@ -13,34 +13,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
 import socket
 import stat
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from overseer.application import Application
 from overseer.base.clock import Clock, iso
 from overseer.base.problems import ProblemsError
 from overseer.config import OverseerConfig, TargetConfig
-from overseer.core.context import Context, RunSettings
+from overseer.core.actions import expire_approvals
+from overseer.core.context import Context
 from overseer.core.plumbing.lock import TargetBusy
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import CycleStopped, StopToken
 from overseer.core.record.history import HistoryError
+from overseer.core.recovery import recover
 from overseer.core.safety.policy import verdict_changes
 from overseer.daemon import reload as reloading
-from overseer.daemon.auth import Peer, is_approver, peer_of
-from overseer.daemon.broadcast import Broadcaster, Outbox
+from overseer.daemon.broadcast import Broadcaster
+from overseer.daemon.connections import Connection, Connections
+from overseer.daemon.handlers import Handlers
+from overseer.daemon.live import LiveState
 from overseer.daemon.notify import Notifier
 from overseer.daemon.scheduler import CycleScheduler, describe
+from overseer.daemon.worker import Worker
 from overseer.locations import resolve_socket
-from overseer.protocol import MAX_LINE_BYTES, ProtocolError, encode, error
+from overseer.protocol import MAX_LINE_BYTES
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
     ConfigReloaded,
@@ -51,20 +55,12 @@ from overseer.vocabulary import (
     Event,
     ReloadFailed,
     event_from_dict,
+    paused_text,
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
-MAX_SKIPPED_BYTES = 64 * 1024 * 1024  # an over-long line beyond this closes the connection
-# Requests read from one connection and not yet answered on the wire. Beyond it the daemon
-# reads no more from that client until it reads its answers: a client that writes and never
-# reads stalls itself, not the daemon's memory.
-MAX_BACKLOG = 32
-# How long answers still being worked out may take to go out after the client's end of
-# stream (a client may close its writing side and keep reading).
-ANSWER_GRACE = 5.0
 
 
 class DaemonFailed(Exception):
@@ -81,24 +77,12 @@ class DaemonOptions:
     test_command: str | None = None
 
 
-@dataclass(eq=False)  # one object per connection, kept in a set
-class Connection:
-    peer: Peer
-    outbox: Outbox
-    approver: bool
-    writer: asyncio.StreamWriter
-    handler: asyncio.Task[Any] | None = None
-    greeted: bool = False
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    answering: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def backlog(self) -> int:
-        """Requests read and not yet answered on the wire."""
-        return len(self.answering) + self.outbox.responses_queued
-
-
 class Daemon:
+    """serve() → signals → startup → main loop → shutdown; the parts do the rest: the worker
+    (daemon/worker.py), the connections (daemon/connections.py), the request handlers
+    (daemon/handlers.py) on the application (overseer/application.py), and the small live
+    state they share (daemon/live.py)."""
+
     def __init__(
         self,
         options: DaemonOptions,
@@ -115,32 +99,37 @@ class Daemon:
         self.install_signal_handlers = install_signal_handlers
         self.notifier = Notifier()
         self.stop = StopToken()
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overseer-worker")
-        self.queued = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
+        self.worker = Worker()
+        self.state = LiveState(
+            started_at=self.rt.clock.now(),
+            socket_path=self.socket_path,
+            worker=self.worker,
+            stop=self.stop,
+            schedule=describe(self.config.schedule),
+        )
+        self.app = Application(self.rt, [], stop=self.stop)
+        self.handlers = Handlers(self.app, self.state, lambda: self.config, self.run_cycles)
         self.ready = asyncio.Event()
         self.should_exit = asyncio.Event()
         self.force_exit = False
         self.exit_reason = ""
-        self.cycle_lock = asyncio.Lock()
-        self.current: dict[str, Any] | None = None
         # Targets whose cycle ended early (name → why): the housekeeping recovers them.
         self.unrecovered: dict[str, str | None] = {}
-        self.event_serial = 0  # events emitted so far (the status cache's key)
-        self.started_at = self.rt.clock.now()
-        self.connections: set[Connection] = set()
-        self.targets: list[TargetConfig] = []
-        self.branches: dict[str, str] = {}  # the branch each target resolved to
         self.server: asyncio.AbstractServer | None = None
         self.scheduler: CycleScheduler | None = None
         self.broadcaster: Broadcaster | None = None
+        self.connections_server: Connections | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self._watch_stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
-        from overseer.daemon.handlers import Handlers
 
-        self.handlers = Handlers(self)
+    @property
+    def targets(self) -> list[TargetConfig]:
+        return self.app.targets
+
+    @property
+    def connections(self) -> set[Connection]:
+        return self.state.connections
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -174,9 +163,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.broadcaster = Broadcaster(loop)
         self.broadcaster.listeners.append(self._on_event)
+        self.connections_server = Connections(
+            self.state, self.broadcaster, self.handlers.answer, lambda: self.config
+        )
         self.rt.bus.subscribe(self._publish)
         try:
-            self.targets = self.rt.targets(self.options.target, self.options.test_command)
+            self.app.targets = self.rt.targets(self.options.target, self.options.test_command)
         except Exception as exc:
             raise DaemonFailed(str(exc)) from None
         try:
@@ -187,7 +179,7 @@ class Daemon:
         # problem shows at start-up, not at the first cycle; the others keep working.
         await asyncio.to_thread(self.rt.generators)
         for target in self.targets:
-            await self.in_worker(self._recover, target)
+            await self.worker.run(self._recover, target)
         await self._listen()
         self.scheduler = CycleScheduler(
             self.scheduled_cycle,
@@ -197,6 +189,7 @@ class Daemon:
             self.config.daemon.housekeeping_every,
         )
         self.scheduler.start()
+        self.state.scheduler = self.scheduler
         self.tasks.append(asyncio.create_task(self._watch_files(), name="watch-config"))
         if self.notifier.watchdog_seconds:
             self.tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -228,25 +221,20 @@ class Daemon:
             self.server.close()
         self.stop.request_stop(f"the daemon is stopping ({reason})")
         grace = self.config.daemon.shutdown_grace
-        if not self.idle.is_set() and not self.force_exit:
+        if not self.worker.idle.is_set() and not self.force_exit:
             log.info("waiting up to %.0f s for the running phase to finish", grace)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle_or_forced(), grace)
-        if not self.idle.is_set():
+        if not self.worker.idle.is_set():
             self.stop.cancel(f"the phase did not finish within {grace:.0f} s of the stop request")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.idle.wait(), 15)
+                await asyncio.wait_for(self.worker.idle.wait(), 15)
         self._watch_stop.set()
-        for task in self.tasks:
+        for task in [*self.tasks, *self.state.tasks]:
             task.cancel()
-        for conn in list(self.connections):
-            for task in conn.tasks:
-                task.cancel()
-            conn.writer.close()  # the client sees the end of the stream
-        # Let each connection's handler see the end and clean up before the loop goes away.
-        handlers = [c.handler for c in self.connections if c.handler is not None]
-        if handlers:
-            await asyncio.wait(handlers, timeout=2)
+        if self.connections_server is not None:
+            # Each client sees the end of its stream; its handler cleans up before the loop goes.
+            await self.connections_server.close_all()
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
@@ -254,45 +242,29 @@ class Daemon:
             # Ours is closed by now: a socket that answers belongs to a successor.
             if self._owns_socket() and not _answers(self.socket_path):
                 self.socket_path.unlink()
-        self.worker.shutdown(wait=False, cancel_futures=True)
-        if self.idle.is_set():
+        self.worker.shutdown()
+        if self.worker.idle.is_set():
             self.rt.close()
         self.notifier.close()
         log.info("stopped")
 
     async def _idle_or_forced(self) -> None:
-        while not self.idle.is_set() and not self.force_exit:
+        while not self.worker.idle.is_set() and not self.force_exit:
             await asyncio.sleep(0.1)
 
     @property
     def worker_stuck(self) -> bool:
-        return not self.idle.is_set()
+        return self.worker.busy
 
-    # -- the worker -------------------------------------------------------------------------
-
-    async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking work in the one worker thread, after whatever is queued before it."""
-        loop = asyncio.get_running_loop()
-        self.queued += 1
-        self.idle.clear()
-        try:
-            return await loop.run_in_executor(self.worker, functools.partial(fn, *args))
-        finally:
-            self.queued -= 1
-            if self.queued == 0:
-                self.idle.set()
+    # -- recovery, cycles, housekeeping (each in the worker) -------------------------------
 
     def context(self, target: TargetConfig) -> Context:
-        ctx = self.rt.context(target)
-        ctx.stop = self.stop
-        return ctx
+        return self.app.context(target)
 
     def _recover(self, target: TargetConfig, cause: str | None = None) -> None:
-        from overseer.core.recovery import recover
-
         try:
             ctx = self.context(target)
-            self.branches[ctx.target.name] = ctx.target.branch
+            self.state.branches[ctx.target.name] = ctx.target.branch
             with ctx.lock(wait=10.0):
                 recover(ctx, cause)
         except (RepoError, TargetBusy, HistoryError, OSError) as exc:
@@ -300,45 +272,31 @@ class Daemon:
             self.unrecovered[target.name or target.path.name] = cause
             self.rt.bus.emit(ErrorRaised(where=str(target.path), message=str(exc)))
 
-    # -- cycles -----------------------------------------------------------------------------
-
     async def scheduled_cycle(self) -> None:
         await self.run_cycles("schedule")
 
     async def run_cycles(self, trigger: str) -> str:
         """Run one cycle on each target, in order. Returns why not, when it did not."""
-        if self.cycle_lock.locked():
+        if self.state.cycle_lock.locked():
             log.info("%s: a cycle is already running; skipped", trigger)
             return "a cycle is already running"
-        async with self.cycle_lock:
+        async with self.state.cycle_lock:
             if self.stop.stopping:
                 return "the daemon is stopping"
-            paused = self.rt.history.get_control("paused")
+            paused = self.rt.history.paused()
             if paused:
-                why = f"overseer is paused (by {paused.get('user')})"
+                why = paused_text(paused)
                 self.rt.bus.emit(CycleSkipped(target=None, reason=f"{trigger}: {why}"))
                 return why
             for target in list(self.targets):
                 if self.stop.stopping:
                     break
-                await self.in_worker(self._cycle, target)
+                await self.worker.run(self._cycle, target)
             return ""
 
     def _cycle(self, target: TargetConfig) -> None:
-        from overseer.core.cycle import retry_ready, run_cycle
-
-        d = self.config.defaults
-        settings = RunSettings(
-            dry_run=d.dry_run,
-            require_approval=d.require_approval,
-            max_changes=d.max_changes_per_run,
-            area=d.area,
-        )
         try:
-            ctx = self.context(target)
-            run_cycle(ctx, settings)
-            with ctx.lock(wait=5.0):
-                retry_ready(ctx)  # approvals that arrived while the cycle ran
+            self.app.run_once(target, self.app.run_settings())
         except CycleStopped as exc:
             log.info("cycle on %s stopped: %s", target.path, exc)
         except Exception as exc:
@@ -353,17 +311,15 @@ class Daemon:
             self.unrecovered[target.name or target.path.name] = f"the cycle ended early: {message}"
             self.rt.bus.emit(ErrorRaised(where=str(target.path), message=message))
         finally:
-            self.current = None
+            self.state.current = None
 
     async def housekeeping(self) -> None:
         if self.stop.stopping:
             return
         with contextlib.suppress(asyncio.CancelledError):  # the daemon stopped meanwhile
-            await self.in_worker(self._housekeeping)
+            await self.worker.run(self._housekeeping)
 
     def _housekeeping(self) -> None:
-        from overseer.core.actions import expire_approvals
-
         for target in self.targets:
             name = target.name or target.path.name
             if name in self.unrecovered:
@@ -381,35 +337,10 @@ class Daemon:
     def _publish(self, event: Event) -> None:
         """From the bus (any thread) to the loop's subscribers."""
         assert self.broadcaster is not None
-        self.event_serial += 1  # before the action that emitted it answers: status re-reads
         data = event.to_dict()
-        self._track(data)
+        # Before the action that emitted it answers: a status asked next reads it.
+        self.state.track(data)
         self.broadcaster.publish(data)
-
-    def _track(self, e: dict[str, Any]) -> None:
-        kind = e["kind"]
-        if kind == "CycleStarted":
-            self.branches[e["target"]] = e["branch"]
-            self.current = {
-                "cycle_id": e["cycle_id"],
-                "target": e["target"],
-                "branch": e["branch"],
-                "phase": None,
-                "improvement_id": None,
-                "since": e["at"],
-                "progress": None,
-            }
-        elif kind == "PhaseStarted" and self.current is not None:
-            self.current.update(
-                phase=e["phase"],
-                improvement_id=e["improvement_id"],
-                phase_since=e["at"],
-                progress=None,
-            )
-        elif kind == "PhaseProgress" and self.current is not None and e.get("total"):
-            self.current["progress"] = {"done": e["done"], "total": e["total"]}
-        elif kind == "CycleFinished":
-            self.current = None
 
     def _on_event(self, e: dict[str, Any]) -> None:
         """On the loop: log it (journald sees one line per event) and tell systemd."""
@@ -421,9 +352,9 @@ class Daemon:
             self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
-        if self.rt.history.get_control("paused"):
+        if self.rt.history.paused():
             return "paused"
-        current = self.current
+        current = self.state.current
         if current and current.get("phase"):
             return f"cycle {current['cycle_id'][:8]} on {current['target']}: {current['phase']}"
         next_run = self.scheduler.next_run() if self.scheduler else None
@@ -460,9 +391,10 @@ class Daemon:
             self.config = result.config
             self.rt.reconfigure(result.config, result.policy)
             if self.options.target is None:
-                self.targets = list(result.config.targets)
+                self.app.targets = list(result.config.targets)
             if self.scheduler is not None and result.config.schedule != old_schedule:
                 self.scheduler.reschedule(result.config.schedule)
+            self.state.schedule = describe(result.config.schedule)
             self.rt.bus.emit(
                 ConfigReloaded(
                     files=shown,
@@ -519,8 +451,9 @@ class Daemon:
             path.unlink()  # a stale socket from a killed daemon
         old_umask = os.umask(0o117)
         try:
+            assert self.connections_server is not None
             self.server = await asyncio.start_unix_server(
-                self._serve_client, path=str(path), limit=MAX_LINE_BYTES
+                self.connections_server.serve, path=str(path), limit=MAX_LINE_BYTES
             )
         finally:
             os.umask(old_umask)
@@ -550,144 +483,6 @@ class Daemon:
             return grp.getgrnam(str(group)).gr_gid
         except KeyError:
             raise DaemonFailed(f"daemon.socket_group: no group named {group!r}") from None
-
-    async def _serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        assert self.broadcaster is not None
-        sock = writer.get_extra_info("socket")
-        try:
-            peer = peer_of(sock)
-        except OSError:
-            writer.close()
-            return
-        conn = Connection(
-            peer,
-            Outbox(self.config.daemon.event_queue),
-            is_approver(peer, self.config.approvers),
-            writer,
-            asyncio.current_task(),
-        )
-        self.connections.add(conn)
-        self.broadcaster.add(conn.outbox)
-        sending = asyncio.create_task(self._send_loop(writer, conn.outbox))
-        conn.tasks.add(sending)
-        try:
-            while True:
-                if conn.backlog >= MAX_BACKLOG and not await _room(conn, sending):
-                    break
-                try:
-                    line = await reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError:
-                    break  # the client went away (a partial last line is dropped)
-                except asyncio.LimitOverrunError as exc:
-                    conn.outbox.response(
-                        error(
-                            None,
-                            ProtocolError(
-                                "line_too_long",
-                                "Request too long",
-                                f"a request line may be at most {MAX_LINE_BYTES} bytes; "
-                                "it was skipped",
-                            ),
-                        )
-                    )
-                    if not await _skip_line(reader, exc.consumed):
-                        break
-                    continue
-                except (ConnectionError, OSError):
-                    break
-                if not line.strip():
-                    continue
-                if not conn.greeted:
-                    # The handshake is answered before anything else is read.
-                    response = await self.handlers.answer(conn, line)
-                    conn.outbox.response(response)
-                    if response.get("error", {}).get("type") == "protocol_mismatch":
-                        await asyncio.sleep(0.05)
-                        break
-                    continue
-                task = asyncio.create_task(self._answer(conn, line))
-                conn.tasks.add(task)
-                conn.answering.add(task)
-                task.add_done_callback(conn.tasks.discard)
-                task.add_done_callback(conn.answering.discard)
-        finally:
-            self.broadcaster.remove(conn.outbox)
-            await _finish_answers(conn, sending)
-            self.connections.discard(conn)
-            await _drain_then_cancel(sending, conn.outbox)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
-
-    async def _answer(self, conn: Connection, line: bytes) -> None:
-        conn.outbox.response(await self.handlers.answer(conn, line))
-
-    async def _send_loop(self, writer: asyncio.StreamWriter, outbox: Outbox) -> None:
-        try:
-            while True:
-                message = await outbox.queue.get()
-                writer.write(message if isinstance(message, bytes) else encode(message))
-                outbox.sent(message)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-
-
-async def _room(conn: Connection, sending: asyncio.Task[None]) -> bool:
-    """Wait until the client has read enough answers to be given more; False if it is gone."""
-    while conn.backlog >= MAX_BACKLOG:
-        if sending.done():
-            return False
-        conn.outbox.sent_some.clear()
-        waiter = asyncio.ensure_future(conn.outbox.sent_some.wait())
-        try:
-            await asyncio.wait({waiter, sending}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-    return True
-
-
-async def _finish_answers(conn: Connection, sending: asyncio.Task[None]) -> None:
-    """Requests read before the end of the client's stream are still answered, unless the
-    client is gone altogether (its answers cannot be sent) or they take too long."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ANSWER_GRACE
-    while conn.answering and not sending.done():
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            break
-        await asyncio.wait(
-            {*conn.answering, sending}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-        )
-
-
-async def _drain_then_cancel(task: asyncio.Task[None], outbox: Outbox) -> None:
-    """Let queued responses go out (briefly), then stop the sender."""
-    for _ in range(20):
-        if outbox.queue.empty() or task.done():
-            break
-        await asyncio.sleep(0.01)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _skip_line(reader: asyncio.StreamReader, buffered: int) -> bool:
-    """Discard the rest of an over-long line; False if the client went away or kept going."""
-    skipped = 0
-    while skipped < MAX_SKIPPED_BYTES:
-        await reader.readexactly(buffered)
-        skipped += buffered
-        try:
-            await reader.readuntil(b"\n")
-            return True
-        except asyncio.LimitOverrunError as exc:
-            buffered = exc.consumed
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            return False
-    return False
 
 
 def _check_socket_directory(directory: Path) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from overseer.base.clock import Clock, iso
 from overseer.core.plumbing.secrets import Redactor
-from overseer.vocabulary import AttemptRow, AttemptStatus, CycleStatus, Event
+from overseer.vocabulary import AttemptRow, AttemptStatus, CycleStatus, Event, Pause
 
 
 def _import_sqlite_utils() -> ModuleType:
@@ -613,6 +613,10 @@ class History:
         with self._lock:
             rows = list(self.db.query("select value from control where key = ?", [key]))
         return json.loads(rows[0]["value"]) if rows else None
+
+    def paused(self) -> Pause | None:
+        """The kill switch, if it is set: who, when, why."""
+        return typing.cast(Pause | None, self.get_control("paused"))
 
     def set_control(self, key: str, value: dict[str, Any] | None) -> None:
         with self.transaction():

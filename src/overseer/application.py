@@ -1,0 +1,299 @@
+"""The operations people know — status, show, history, stats, approve, reject, rollback, pause,
+resume, run — written once, behind both front doors: the daemon's request handlers and the
+command line when no daemon runs.
+
+Each front door only decodes, calls and encodes. What a cycle will really do (a dry run, how
+many changes) is decided by core (`RunSettings.resolved`); this module asks it once and says
+it the same way everywhere, so `status` cannot claim a real run while the policy forces a dry
+one. A daemon passes what only it knows (the running cycle, the next scheduled run, its
+clients) as a `Live` view; without one, the status says what the state directory knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from overseer import __version__
+from overseer.base.clock import parse_iso
+from overseer.config import TargetConfig
+from overseer.core import actions
+from overseer.core.context import Actor, Context, ResolvedRun, RunSettings
+from overseer.core.cycle import CycleResult, retry_ready, run_cycle
+from overseer.core.learn.stats import compute_stats
+from overseer.core.lifecycle import ActionRefused
+from overseer.core.plumbing.stop import StopToken
+from overseer.core.safety.policy import rejudge
+from overseer.core.safety.ratelimit import RateLimiter
+from overseer.runtime import Runtime
+from overseer.vocabulary import (
+    WAITING,
+    AttemptRow,
+    AttemptStatus,
+    Budget,
+    GeneratorStatus,
+    Pause,
+    StatusSnapshot,
+    TargetStatus,
+)
+
+# What a list of attempts carries over the socket: enough for a table and a detail line,
+# not the diffs, prompts and analysis (`show` has those).
+LIST_COLUMNS = (
+    "improvement_id", "target", "status", "phase", "change_type", "risk_level", "risk_reasons",
+    "target_file", "generator", "finding_kind", "summary", "success_score", "tests_passed",
+    "tests_failed", "tests_skipped", "performance_delta", "was_deployed", "was_rolled_back",
+    "dry_run", "started_at", "completed_at", "rolled_back_at", "awaiting_since", "approved_by",
+    "git_branch", "git_commit_hash", "revert_commit_hash", "failure_reason", "similar_rejections",
+)  # fmt: skip
+
+
+def light(row: AttemptRow) -> dict[str, Any]:
+    return {k: row.get(k) for k in LIST_COLUMNS}
+
+
+class NoHistory(Exception):
+    """The state directory holds no history yet; the message says where and what to run."""
+
+
+class Live(Protocol):
+    """What only a running daemon knows, for its status."""
+
+    def live_status(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class StoredStatus:
+    """The part of a status read from the history (cacheable between events)."""
+
+    paused: Pause | None
+    budgets: dict[str, Budget]
+    pending: list[dict[str, Any]]
+
+
+class Application:
+    """One configuration's operations, on its runtime (history, policy, generators)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        targets: list[TargetConfig] | None = None,
+        *,
+        stop: StopToken | None = None,
+    ) -> None:
+        self.rt = rt
+        self.targets = targets if targets is not None else list(rt.config.targets)
+        # The daemon's: a stop request reaches every cycle and action started from here.
+        self.stop = stop
+
+    # -- the run's settings ------------------------------------------------------------------
+
+    def run_settings(
+        self,
+        *,
+        dry_run: bool | None = None,
+        require_approval: bool | None = None,
+        max_changes: int | None = None,
+        area: str | None = None,
+        debug: bool = False,
+    ) -> RunSettings:
+        """The configuration's defaults, with what a flag says instead."""
+        d = self.rt.config.defaults
+        return RunSettings(
+            dry_run=d.dry_run if dry_run is None else dry_run,
+            require_approval=d.require_approval if require_approval is None else require_approval,
+            max_changes=d.max_changes_per_run if max_changes is None else max_changes,
+            area=area or d.area,
+            debug=debug,
+        )
+
+    def resolved(self, settings: RunSettings | None = None) -> ResolvedRun:
+        return (settings or self.run_settings()).resolved(self.rt.policy)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def has_history(self) -> bool:
+        return self.rt.state.database.exists()
+
+    def _need_history(self) -> None:
+        if not self.has_history():
+            raise NoHistory(
+                f"no history in {self.rt.state.root} yet (run `overseer run --once --target PATH`)"
+            )
+
+    def pending(self, *, limit: int = 200) -> list[dict[str, Any]]:
+        """Changes waiting for a decision (and regressions a human must revert), each with
+        when its approval expires."""
+        ttl = self.rt.config.approvers.expire_after
+        pending = []
+        statuses = (*WAITING, AttemptStatus.REGRESSED)
+        for row in self.rt.history.attempts(statuses=statuses, limit=limit):
+            item = light(row)
+            since = row.get("awaiting_since")
+            if since and row["status"] is AttemptStatus.AWAITING_APPROVAL:
+                item["expires_at"] = (parse_iso(since) + timedelta(seconds=ttl)).isoformat()
+            pending.append(item)
+        return pending
+
+    def stored_status(self) -> StoredStatus:
+        history = self.rt.history
+        limiter = RateLimiter(history, self.rt.policy, self.rt.clock)
+        budgets = {self.target_name(t): limiter.budget(self.target_name(t)) for t in self.targets}
+        return StoredStatus(history.paused(), budgets, self.pending())
+
+    @staticmethod
+    def target_name(target: TargetConfig) -> str:
+        return target.name or target.path.name
+
+    def generators(self) -> tuple[list[GeneratorStatus], str | None]:
+        """The generators' health: checked now by a daemon, else as the last run recorded it
+        (checking here could wait on an endpoint, and a model that loads badly passes)."""
+        recorded = self.rt.history.get_control("generators") or {}
+        return list(recorded.get("generators", [])), recorded.get("at")
+
+    def status(
+        self,
+        live: Live | None = None,
+        *,
+        stored: StoredStatus | None = None,
+        branches: dict[str, str] | None = None,
+    ) -> StatusSnapshot:
+        """The status every front door shows. Without `live`, what the state directory knows
+        (`state: not running`)."""
+        rt = self.rt
+        known = self.has_history() or live is not None
+        if stored is None:
+            stored = self.stored_status() if known else StoredStatus(None, {}, [])
+        run = self.resolved()
+        targets: list[TargetStatus] = []
+        for t in self.targets:
+            name = self.target_name(t)
+            entry: TargetStatus = {"name": name, "path": str(t.path)}
+            entry["branch"] = t.branch or (branches or {}).get(name)
+            if name in stored.budgets:
+                entry["budget"] = stored.budgets[name]
+            targets.append(entry)
+        snapshot: StatusSnapshot = {
+            "state": "not running",
+            "paused": stored.paused,
+            "autonomy": rt.policy.autonomy.value,
+            "policy": rt.policy.source,
+            "policy_version": rt.policy.version,
+            "dry_run": run.dry_run,
+            "dry_run_why": run.dry_run_why,
+            "require_approval": run.require_approval,
+            "max_changes": run.max_changes,
+            "targets": targets,
+            "pending_approvals": stored.pending,
+            "version": __version__,
+            "state_dir": str(rt.state.root),
+            "history_problem": rt.history.problem if known else None,
+        }
+        if live is None:
+            generators, at = self.generators() if known else ([], None)
+            snapshot["generators"] = generators
+            snapshot["generators_at"] = at
+        else:
+            snapshot["generators"] = rt.generator_status()
+            snapshot.update(live.live_status())  # type: ignore[typeddict-item]
+            if snapshot.get("state") != "stopping" and stored.paused:
+                snapshot["state"] = "paused"
+        return snapshot
+
+    def history(
+        self,
+        *,
+        target: str | None = None,
+        statuses: list[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        search: str | None = None,
+    ) -> dict[str, Any]:
+        self._need_history()
+        history = self.rt.history
+        chosen = tuple(statuses) if statuses else None
+        rows = history.attempts(
+            target=target, statuses=chosen, limit=limit, offset=offset, search=search
+        )
+        total = history.count_attempts(target=target, statuses=chosen, search=search)
+        return {"attempts": [light(r) for r in rows], "total": total, "offset": offset}
+
+    def show(self, attempt: str) -> dict[str, Any]:
+        """An attempt's whole provenance: its row, its events, the decisions on it."""
+        self._need_history()
+        history = self.rt.history
+        iid = history.resolve_id(attempt)
+        return {
+            **history.get(iid),
+            "events": history.events(improvement_id=iid),
+            "approvals": history.approvals(iid),
+        }
+
+    def explain(self, attempt: str) -> dict[str, Any]:
+        """Which facts and rules produced an attempt's verdict, and what today's policy says."""
+        self._need_history()
+        history = self.rt.history
+        row = history.get(history.resolve_id(attempt))
+        facts = row.get("policy_facts")
+        if not isinstance(facts, dict):
+            raise ActionRefused(
+                f"attempt {row['improvement_id'][:8]} has no recorded verdict "
+                "(it ended before SAFETY)"
+            )
+        now = rejudge(self.rt.policy, facts)
+        detail = row.get("verdict_detail") or {}
+        return {
+            "improvement_id": row["improvement_id"],
+            "policy_version": row.get("policy_version"),
+            "facts": facts,
+            "verdict": {"decision": row.get("verdict"), "risk": row.get("risk_level"), **detail},
+            "current_policy": {"version": self.rt.policy.version, **now.to_dict()},
+        }
+
+    def stats(self, target: str | None = None) -> dict[str, Any]:
+        self._need_history()
+        return compute_stats(self.rt.history, target=target)
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def context(self, target: TargetConfig) -> Context:
+        ctx = self.rt.context(target)
+        if self.stop is not None:
+            ctx.stop = self.stop
+        return ctx
+
+    def context_for(self, attempt: str) -> tuple[Context, AttemptRow]:
+        """The attempt (by id or unique prefix) and a context on its target, with the settings
+        it was made with."""
+        self._need_history()
+        history = self.rt.history
+        row = history.get(history.resolve_id(attempt))
+        return self.context(self.rt.target_for_row(row)), row
+
+    def approve(self, attempt: str, actor: Actor, reason: str | None = None) -> AttemptRow:
+        ctx, row = self.context_for(attempt)
+        return actions.approve(ctx, row["improvement_id"], actor, reason)
+
+    def reject(self, attempt: str, actor: Actor, reason: str) -> AttemptRow:
+        ctx, row = self.context_for(attempt)
+        return actions.reject(ctx, row["improvement_id"], actor, reason)
+
+    def rollback(self, attempt: str, actor: Actor, reason: str | None = None) -> AttemptRow:
+        ctx, row = self.context_for(attempt)
+        return actions.rollback(ctx, row["improvement_id"], actor, reason)
+
+    def pause(self, actor: Actor, reason: str | None = None) -> None:
+        actions.set_paused(self.rt.history, self.rt.bus, actor, True, reason)
+
+    def resume(self, actor: Actor) -> None:
+        actions.set_paused(self.rt.history, self.rt.bus, actor, False)
+
+    def run_once(self, target: TargetConfig, settings: RunSettings) -> CycleResult:
+        """One cycle on one target — the same code path the daemon's schedule runs — then
+        the promotion of changes approved while it ran."""
+        ctx = self.context(target)
+        result = run_cycle(ctx, settings)
+        with ctx.lock(wait=5.0):
+            retry_ready(ctx)
+        return result
