@@ -19,20 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from overseer.base.durations import Duration
 from overseer.base.globs import first_match
 from overseer.base.yamlfile import load_model
+from overseer.core.generate.candidate import Risk as Risk  # stated there, judged here
 from overseer.core.plumbing.secrets import DEFAULT_SECRET_ENV
-
-
-class Risk(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-    @property
-    def rank(self) -> int:
-        return _RISK_RANK[self]
-
-
-_RISK_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
 
 
 def max_risk(*risks: Risk) -> Risk:
