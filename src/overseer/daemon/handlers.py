@@ -33,7 +33,7 @@ from overseer.protocol import (
     error,
     ok,
 )
-from overseer.vocabulary import WAITING
+from overseer.vocabulary import WAITING, AttemptRow
 
 if TYPE_CHECKING:
     from overseer.daemon.server import Connection, Daemon
@@ -54,7 +54,7 @@ LIST_COLUMNS = (
 )  # fmt: skip
 
 
-def light(row: dict[str, Any]) -> dict[str, Any]:
+def light(row: AttemptRow) -> dict[str, Any]:
     return {k: row.get(k) for k in LIST_COLUMNS}
 
 
@@ -311,10 +311,10 @@ class Handlers:
         await asyncio.to_thread(actions.set_paused, rt.history, rt.bus, self.actor(conn), False)
         return {"paused": False}
 
-    async def _context_for(self, attempt: str) -> tuple[Any, dict[str, Any]]:
+    async def _context_for(self, attempt: str) -> tuple[Any, AttemptRow]:
         d = self.daemon
 
-        def find() -> tuple[Any, dict[str, Any]]:
+        def find() -> tuple[Any, AttemptRow]:
             history = d.rt.history
             row = history.get(history.resolve_id(attempt))
             return d.context(d.rt.target_for_row(row)), row
@@ -348,7 +348,7 @@ class Handlers:
         iid = row["improvement_id"]
         await asyncio.to_thread(actions.record_approval, ctx, iid, self.actor(conn), args.reason)
 
-        def promote() -> dict[str, Any]:
+        def promote() -> AttemptRow:
             with ctx.lock(wait=5.0):
                 return actions.promote_approved(ctx, iid)
 
@@ -359,7 +359,7 @@ class Handlers:
         iid = row["improvement_id"]
         await asyncio.to_thread(actions.record_rejection, ctx, iid, self.actor(conn), args.reason)
 
-        def clean() -> dict[str, Any]:
+        def clean() -> AttemptRow:
             with ctx.lock(wait=5.0):
                 return actions.finish_rejection(ctx, iid)
 
