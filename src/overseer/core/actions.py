@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from overseer.base.clock import parse_iso
 from overseer.core.context import SYSTEM, Actor, Context
-from overseer.core.evaluate.watch import promote_and_watch
 from overseer.core.lifecycle import (
     ActionRefused,
     finish_attempt,
@@ -16,6 +15,7 @@ from overseer.core.lifecycle import (
 )
 from overseer.core.plumbing.bus import EventBus
 from overseer.core.record.history import History
+from overseer.core.watch import promote_and_watch
 from overseer.vocabulary import (
     WAITING,
     ApprovalExpired,

@@ -27,7 +27,6 @@ from overseer.core.evaluate.ci import ci_evaluation
 from overseer.core.evaluate.compare import Evaluation, evaluate_tree
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.evaluate.testrun import resolve_test_command
-from overseer.core.evaluate.watch import promote_and_watch, watch_pending
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
 from overseer.core.lifecycle import finish_attempt, move, new_id, remove_attempt_tree
@@ -41,6 +40,7 @@ from overseer.core.safety.oracle import command_files
 from overseer.core.safety.policy import Autonomy, CandidateFacts, Decision, Verdict
 from overseer.core.safety.ratelimit import RateLimiter
 from overseer.core.safety.validate import facts_of, validate
+from overseer.core.watch import promote_and_watch, watch_pending
 from overseer.vocabulary import (
     SETTLED_AGAINST,
     WAITING,

@@ -6,7 +6,7 @@ clean-up, and LEARN and RECORD.
 vocabulary.TRANSITIONS, writes the row only if the attempt is still where it was read (another
 process may have moved it meanwhile), and emits AttemptMoved, so the event log holds every move
 whatever caused it. The cycle (cycle.py), a human's decisions (actions.py), start-up recovery
-(recovery.py) and the post-promotion watch (evaluate/watch.py) all move attempts through it.
+(recovery.py) and the post-promotion watch (watch.py) all move attempts through it.
 """
 
 from __future__ import annotations

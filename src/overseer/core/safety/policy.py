@@ -79,7 +79,8 @@ SELF_PROTECTED = (
     "policies/**",
     "systemd/**",
     "src/overseer/core/safety/**",  # the policy, the guards, the rate limits
-    "src/overseer/core/evaluate/**",  # the evaluation, its gate, the post-promotion watch
+    "src/overseer/core/evaluate/**",  # the evaluation and its gate
+    "src/overseer/core/watch.py",  # the post-promotion watch
     "src/overseer/core/deploy/**",  # git's side: commits, promotion, reverts
     "src/overseer/core/generate/candidate.py",  # edit matching
     "src/overseer/core/plumbing/secrets.py",
