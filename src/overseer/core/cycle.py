@@ -29,6 +29,7 @@ from overseer.core.evaluate.measure import commit_tree, judge_performance, measu
 from overseer.core.evaluate.testrun import resolve_test_command
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
+from overseer.core.learn.predictor import Prediction, Predictor
 from overseer.core.lifecycle import finish_attempt, move, new_id, remove_attempt_tree
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.faults import fault_point
@@ -763,9 +764,7 @@ def candidate_row(candidate: Candidate) -> AttemptRow:
     }
 
 
-def predict(ctx: Context, row: AttemptRow) -> Any:
-    from overseer.core.learn.predictor import Prediction, Predictor
-
+def predict(ctx: Context, row: AttemptRow) -> Prediction:
     if ctx.predictor is None:
         ctx.predictor = Predictor(ctx.history, ctx.state.root / "predictor")
     try:
