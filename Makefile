@@ -18,14 +18,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/overseer demo
 
-test: $(STAMP)
+# Lint first: a broken contract or type fails in seconds, not after the suite.
+test: lint
 	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# Style (ruff), the architecture's import contracts (lint-imports) and types (mypy); the
+# contracts and mypy's settings are in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache --select $(LINT_SELECT) --ignore $(LINT_IGNORE) src tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

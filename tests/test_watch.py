@@ -12,7 +12,7 @@ from helpers import Harness, commit_file, git, init_repo, rows
 from overseer.core import actions
 from overseer.core.context import Actor
 from overseer.core.evaluate.perf import compare_samples
-from overseer.core.evaluate.watch import watch_pending
+from overseer.core.watch import watch_pending
 
 UTIL = "import os\nimport time\n\n\ndef double(x):\n    return x * 2\n\n\ndef triple(x):\n    return x * 3\n"
 TESTS = "from pkg.util import double, triple\n\n\ndef test_math():\n    assert double(2) == 4 and triple(2) == 6\n"

@@ -16,7 +16,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -26,6 +26,7 @@ from overseer.base.problems import ProblemsError
 
 if TYPE_CHECKING:
     from overseer.config import OverseerConfig
+    from overseer.vocabulary import AttemptRow
 
 log = logging.getLogger("overseer")
 
@@ -304,7 +305,7 @@ def run(
     sys.exit(1 if failed else 0)
 
 
-def _explain(row: dict[str, Any]) -> None:
+def _explain(row: Mapping[str, Any]) -> None:
     """After the table: what a dry run would have done, or what to do next."""
     iid = row["improvement_id"][:8]
     if row["status"] == "dry_run":

@@ -47,6 +47,10 @@ class Schedule(_Strict):
         return self
 
 
+def _default_approver_groups() -> list[str | int]:
+    return ["overseer-approvers"]
+
+
 class Approvers(_Strict):
     """Who may approve, reject, roll back, pause and resume (by user name or uid, or group).
 
@@ -55,7 +59,7 @@ class Approvers(_Strict):
     """
 
     users: list[str | int] = Field(default_factory=list)
-    groups: list[str | int] = Field(default_factory=lambda: ["overseer-approvers"])
+    groups: list[str | int] = Field(default_factory=_default_approver_groups)
     include_owner: bool = True
     expire_after: Duration = 86400.0  # an approval not given by then is recorded as expired
 
@@ -225,6 +229,10 @@ GeneratorConfig = Annotated[
 ]
 
 
+def _default_generators() -> list[GeneratorConfig]:
+    return ["ruff_fix"]
+
+
 class OverseerConfig(_Strict):
     state_dir: Path | None = None
     # A write to the history database waits this long for another process's lock on it
@@ -237,7 +245,7 @@ class OverseerConfig(_Strict):
     defaults: RunDefaults = RunDefaults()
     git: GitIdentity = GitIdentity()
     targets: list[TargetConfig] = Field(default_factory=list)
-    generators: list[GeneratorConfig] = Field(default_factory=lambda: ["ruff_fix"])
+    generators: list[GeneratorConfig] = Field(default_factory=_default_generators)
     # Where the configuration came from, so later checks can point at file:line.
     _source: Path | None = PrivateAttr(default=None)
     _lines: LineMap | None = PrivateAttr(default=None)

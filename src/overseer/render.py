@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import click
@@ -95,13 +96,13 @@ class EventPrinter:
             self._print(line)
 
 
-def _tests(row: dict[str, Any]) -> str:
+def _tests(row: Mapping[str, Any]) -> str:
     if row.get("tests_passed") is None:
         return "-"
     return f"{row['tests_passed']}✔ {row.get('tests_failed') or 0}✘"
 
 
-def attempts_table(rows: list[dict[str, Any]]) -> str:
+def attempts_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "No attempts recorded yet."
     header = ("ID", "STATUS", "TARGET", "TYPE", "RISK", "FILE", "TESTS", "COMMIT", "STARTED")

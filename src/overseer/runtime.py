@@ -25,7 +25,7 @@ from overseer.core.record.history import History, HistoryError
 from overseer.core.safety.policy import CompiledPolicy, load_policy
 from overseer.core.safety.validate import protected_for
 from overseer.locations import StateDir, resolve_state_dir
-from overseer.vocabulary import AutonomyChanged, ErrorRaised
+from overseer.vocabulary import AttemptRow, AutonomyChanged, ErrorRaised
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Runtime:
             chosen = [t.model_copy(update={"test_command": test_command}) for t in chosen]
         return chosen
 
-    def target_for_row(self, row: dict[str, object]) -> TargetConfig:
+    def target_for_row(self, row: AttemptRow) -> TargetConfig:
         """The settings an attempt was made with: the configuration's, else the cycle's record."""
         path = Path(str(row["target_path"])).resolve()
         for t in self.config.targets:

@@ -208,6 +208,15 @@ class AttemptRow(TypedDict, total=False):
     phase_timings: dict[str, float] | None
 
 
+def committed(row: AttemptRow) -> str:
+    """The commit of an attempt that got past DEPLOY, as every attempt that waits, promotes,
+    is promoted or is rolled back did; one without a commit here is a broken record."""
+    commit = row.get("git_commit_hash")
+    if commit is None:
+        raise ValueError(f"attempt {row.get('improvement_id', '?')} has no commit")
+    return commit
+
+
 # -- events --------------------------------------------------------------------------------
 
 

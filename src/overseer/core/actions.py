@@ -4,11 +4,8 @@ core/lifecycle.py like any other."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from overseer.base.clock import parse_iso
 from overseer.core.context import SYSTEM, Actor, Context
-from overseer.core.evaluate.watch import promote_and_watch
 from overseer.core.lifecycle import (
     ActionRefused,
     finish_attempt,
@@ -18,9 +15,11 @@ from overseer.core.lifecycle import (
 )
 from overseer.core.plumbing.bus import EventBus
 from overseer.core.record.history import History
+from overseer.core.watch import promote_and_watch
 from overseer.vocabulary import (
     WAITING,
     ApprovalExpired,
+    AttemptRow,
     AttemptStatus,
     ChangeApproved,
     ChangeRejected,
@@ -31,7 +30,7 @@ from overseer.vocabulary import (
 
 def record_approval(
     ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
-) -> dict[str, Any]:
+) -> AttemptRow:
     """Record a human's approval; the attempt becomes ready to promote.
 
     Recorded first and on its own, so a decision is never lost: if the promotion cannot run
@@ -66,7 +65,7 @@ def record_approval(
     return history.get(improvement_id)
 
 
-def promote_approved(ctx: Context, improvement_id: str) -> dict[str, Any]:
+def promote_approved(ctx: Context, improvement_id: str) -> AttemptRow:
     """Promote an approved attempt (under the target's lock, held by the caller)."""
     row = ctx.history.get(improvement_id)
     if row["status"] != AttemptStatus.READY_TO_PROMOTE:
@@ -78,7 +77,7 @@ def promote_approved(ctx: Context, improvement_id: str) -> dict[str, Any]:
 
 def approve(
     ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
-) -> dict[str, Any]:
+) -> AttemptRow:
     with ctx.lock(wait=5.0):
         if ctx.approval_expiry:
             expire_approvals(ctx, ctx.approval_expiry)  # recorded as expired, then refused
@@ -87,9 +86,10 @@ def approve(
 
 
 def record_rejection(
-    ctx: Context, improvement_id: str, actor: Actor, reason: str
-) -> dict[str, Any]:
-    """Record a human's rejection; the branch and worktree go with `finish_rejection`."""
+    ctx: Context, improvement_id: str, actor: Actor, reason: str | None
+) -> AttemptRow:
+    """Record a human's rejection; the branch and worktree go with `finish_rejection`. One
+    without a reason (None, or blank) is refused, saying so."""
     if not reason or not reason.strip():
         raise ActionRefused(
             "a rejection needs a reason (--reason); it is kept and shown next to similar proposals"
@@ -112,13 +112,13 @@ def record_rejection(
     return history.get(improvement_id)
 
 
-def finish_rejection(ctx: Context, improvement_id: str) -> dict[str, Any]:
+def finish_rejection(ctx: Context, improvement_id: str) -> AttemptRow:
     remove_attempt_tree(ctx, improvement_id)
     finish_attempt(ctx, improvement_id)
     return ctx.history.get(improvement_id)
 
 
-def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str) -> dict[str, Any]:
+def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str | None) -> AttemptRow:
     with ctx.lock(wait=5.0):
         record_rejection(ctx, improvement_id, actor, reason)
         return finish_rejection(ctx, improvement_id)
@@ -171,7 +171,7 @@ def set_paused(
 
 def rollback(
     ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
-) -> dict[str, Any]:
+) -> AttemptRow:
     """Revert a promoted change (or one the post-promotion watch could not revert)."""
     with ctx.lock(wait=5.0):
         return revert_promoted(ctx, improvement_id, actor, reason or "rolled back by hand")

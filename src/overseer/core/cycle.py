@@ -13,7 +13,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,9 @@ from overseer.core.evaluate.ci import ci_evaluation
 from overseer.core.evaluate.compare import Evaluation, evaluate_tree
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.evaluate.testrun import resolve_test_command
-from overseer.core.evaluate.watch import promote_and_watch, watch_pending
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
+from overseer.core.learn.predictor import Prediction, Predictor
 from overseer.core.lifecycle import finish_attempt, move, new_id, remove_attempt_tree
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.faults import fault_point
@@ -41,11 +41,13 @@ from overseer.core.safety.oracle import command_files
 from overseer.core.safety.policy import CandidateFacts, Decision, Verdict
 from overseer.core.safety.ratelimit import RateLimiter
 from overseer.core.safety.validate import facts_of, validate
+from overseer.core.watch import promote_and_watch, watch_pending
 from overseer.vocabulary import (
     SETTLED_AGAINST,
     WAITING,
     ApprovalRequested,
     AttemptFinished,
+    AttemptRow,
     AttemptStatus,
     CycleFinished,
     CycleStarted,
@@ -53,6 +55,7 @@ from overseer.vocabulary import (
     Phase,
     PhaseFinished,
     PhaseStarted,
+    committed,
 )
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,7 @@ class CycleResult:
     cycle_id: str
     status: str  # ok | failed | skipped
     summary: str
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[AttemptRow] = field(default_factory=list)
     analysis: Analysis | None = None
 
 
@@ -233,7 +236,7 @@ class Cycle:
             self.finish("interrupted", "interrupted during ANALYZE", [])
             raise
         fault_point("after:ANALYZE")
-        attempts: list[dict[str, Any]] = []
+        attempts: list[AttemptRow] = []
         notes: list[str] = []
         try:
             for finding, generator, fingerprint in self.candidates(analysis, base):
@@ -336,7 +339,7 @@ class Cycle:
         self,
         status: str,
         summary: str,
-        attempts: list[dict[str, Any]],
+        attempts: list[AttemptRow],
         analysis: Analysis | None = None,
     ) -> CycleResult:
         self.ctx.history.finish_cycle(self.cycle_id, status=status, summary=summary)
@@ -380,7 +383,7 @@ class Attempt:
     def update(self, **fields: Any) -> None:
         self.ctx.history.update_attempt(self.id, **fields)
 
-    def phase(self, phase: Phase):  # type: ignore[no-untyped-def]
+    def phase(self, phase: Phase) -> AbstractContextManager[PhaseReport]:
         self.ctx.stop.checkpoint(phase.value)
         self.update(phase=phase.value)
         return self.ctx.bus.phase(phase, self.cycle.cycle_id, self.id)
@@ -395,7 +398,7 @@ class Attempt:
 
     # -- the phases -----------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> AttemptRow:
         ctx, target = self.ctx, self.ctx.target
         ctx.history.create_attempt(
             improvement_id=self.id,
@@ -682,8 +685,8 @@ class Attempt:
                 evaluation = ci_evaluation(
                     ctx,
                     self.id,
-                    row["git_branch"],
-                    row["git_commit_hash"],
+                    branch_name(self.id),  # what DEPLOY named it: not a dry run
+                    committed(row),
                     self.tree,
                     self.analysis.tests,
                     report,
@@ -748,7 +751,7 @@ class Attempt:
         remove_attempt_tree(self.ctx, self.id)
 
 
-def candidate_row(candidate: Candidate) -> dict[str, Any]:
+def candidate_row(candidate: Candidate) -> AttemptRow:
     """A candidate seen as the predictor sees an attempt, before its tests have run."""
     return {
         "generator": candidate.generator,
@@ -756,14 +759,12 @@ def candidate_row(candidate: Candidate) -> dict[str, Any]:
         "change_type": candidate.change_type,
         "stated_risk": candidate.stated_risk.value,
         "lines_changed": candidate.lines_changed,
-        "files_changed": len(candidate.paths),
+        "files_changed": list(candidate.paths),
         "target_file": candidate.target_file,
     }
 
 
-def predict(ctx: Context, row: dict[str, Any]) -> Any:
-    from overseer.core.learn.predictor import Prediction, Predictor
-
+def predict(ctx: Context, row: AttemptRow) -> Prediction:
     if ctx.predictor is None:
         ctx.predictor = Predictor(ctx.history, ctx.state.root / "predictor")
     try:

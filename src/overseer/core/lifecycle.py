@@ -6,7 +6,7 @@ clean-up, and LEARN and RECORD.
 vocabulary.TRANSITIONS, writes the row only if the attempt is still where it was read (another
 process may have moved it meanwhile), and emits AttemptMoved, so the event log holds every move
 whatever caused it. The cycle (cycle.py), a human's decisions (actions.py), start-up recovery
-(recovery.py) and the post-promotion watch (evaluate/watch.py) all move attempts through it.
+(recovery.py) and the post-promotion watch (watch.py) all move attempts through it.
 """
 
 from __future__ import annotations
@@ -31,19 +31,20 @@ from overseer.core.deploy.promote import (
 from overseer.core.evaluate.compare import evaluate_tree
 from overseer.core.learn.outcomes import record_outcome
 from overseer.core.plumbing.faults import fault_point
-from overseer.core.record.history import AttemptRow
 from overseer.core.safety.ratelimit import trip_breaker_if_needed
 from overseer.vocabulary import (
     FINAL,
     WAITING,
     AttemptFinished,
     AttemptMoved,
+    AttemptRow,
     AttemptStatus,
     ChangePromoted,
     ChangeRolledBack,
     Phase,
     PromotionDeferred,
     check_move,
+    committed,
     paused_text,
 )
 
@@ -117,14 +118,14 @@ def promote_attempt(ctx: Context, improvement_id: str) -> tuple[AttemptStatus, s
 
 
 def _promote(
-    ctx: Context, improvement_id: str, row: dict[str, Any]
+    ctx: Context, improvement_id: str, row: AttemptRow
 ) -> tuple[AttemptStatus, str | None]:
     history, repo, target = ctx.history, ctx.repo(), ctx.target
     paused = ctx.paused()
     if paused:
         reason = f"promotion deferred: {paused_text(paused)}; it promotes after `overseer resume`"
         return _defer(ctx, improvement_id, reason)
-    commit = row["git_commit_hash"]
+    commit = committed(row)
     move(ctx, improvement_id, AttemptStatus.PROMOTING, phase=Phase.EVALUATE.value)
     fault_point("promote:before-advance")
     message = f"overseer: promote {improvement_id}"
@@ -245,7 +246,7 @@ def _refresh(ctx: Context, improvement_id: str) -> Refreshed:
     return Refreshed(commit=new)
 
 
-def revert_promoted(ctx: Context, improvement_id: str, actor: Actor, reason: str) -> dict[str, Any]:
+def revert_promoted(ctx: Context, improvement_id: str, actor: Actor, reason: str) -> AttemptRow:
     """Revert a promoted change with a new commit on the target branch (history is not rewritten).
 
     The branch fast-forwards to the revert commit. Where it is checked out, git's own check
@@ -262,7 +263,7 @@ def revert_promoted(ctx: Context, improvement_id: str, actor: Actor, reason: str
             f"attempt {improvement_id[:8]} is {row['status']}; only a promoted change can be rolled back"
         )
     repo = ctx.repo()
-    commit = row["git_commit_hash"]
+    commit = committed(row)
     if not repo.is_ancestor(commit, target.branch):
         raise ActionRefused(
             f"commit {commit[:7]} is not on {target.branch} any more; nothing to revert"

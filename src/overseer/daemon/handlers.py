@@ -36,7 +36,7 @@ from overseer.protocol import (
     error,
     ok,
 )
-from overseer.vocabulary import StatusSnapshot, paused_text
+from overseer.vocabulary import AttemptRow, StatusSnapshot, paused_text
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class Handlers:
         iid = row["improvement_id"]
         await asyncio.to_thread(actions.record_approval, ctx, iid, self.actor(conn), args.reason)
 
-        def promote() -> Any:
+        def promote() -> AttemptRow:
             with ctx.lock(wait=5.0):
                 return actions.promote_approved(ctx, iid)
 
@@ -276,7 +276,7 @@ class Handlers:
         iid = row["improvement_id"]
         await asyncio.to_thread(actions.record_rejection, ctx, iid, self.actor(conn), args.reason)
 
-        def clean() -> Any:
+        def clean() -> AttemptRow:
             with ctx.lock(wait=5.0):
                 return actions.finish_rejection(ctx, iid)
 

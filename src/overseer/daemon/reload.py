@@ -60,7 +60,7 @@ def watched_files(config_path: Path | None, config: OverseerConfig) -> list[Path
 
 
 async def watch(
-    files: list[Path], on_change: Callable[[list[Path]], Awaitable[None]], stop: asyncio.Event
+    files: list[Path], on_change: Callable[[list[Path]], Awaitable[object]], stop: asyncio.Event
 ) -> None:
     """Call `on_change` whenever one of `files` is written, replaced or removed."""
     if not files:

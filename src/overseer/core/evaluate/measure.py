@@ -3,7 +3,7 @@ promoted (EVALUATE) and after (the post-promotion watch)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,11 @@ def measure_performance(
     """The configured benchmark, before and after in turn, compared with its noise."""
     cfg = ctx.target.config
     assert cfg.benchmark_command
+    benchmark = cfg.benchmark_command
     command = resolve_test_command(cfg, ctx.target.root)
     runs = 0
 
-    def runner(tree: Path):  # type: ignore[no-untyped-def]
+    def runner(tree: Path) -> Callable[[], dict[str, Any]]:
         env = build_test_env(tree, command, dict(cfg.env), cfg.pass_env)
 
         def run() -> dict[str, Any]:
@@ -44,7 +45,7 @@ def measure_performance(
             runs += 1
             if report is not None:
                 report.progress("benchmark", runs, cfg.benchmark_runs * 2)
-            return run_benchmark(cfg.benchmark_command, tree, env, cfg.benchmark_timeout)
+            return run_benchmark(benchmark, tree, env, cfg.benchmark_timeout)
 
         return run
 

@@ -9,11 +9,28 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from overseer.base.globs import first_match
 from overseer.core.analyze.findings import Finding
-from overseer.core.safety.policy import Risk
+
+
+class Risk(StrEnum):
+    """The risk of a change: stated by its generator, raised by the policy (safety/policy.py),
+    never lowered. It lives with the candidate, which states it, so that generating needs
+    nothing from SAFETY."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _RISK_RANK[self]
+
+
+_RISK_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
 
 
 @dataclass(frozen=True)

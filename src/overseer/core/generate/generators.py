@@ -18,8 +18,16 @@ from overseer.core.record.history import History
 
 
 class Generator(Protocol):
-    name: str  # what the history records
-    label: str  # for people, telling two generators of the same name apart
+    # Read-only, so that a generator may make them properties.
+    @property
+    def name(self) -> str:
+        """What the history records."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """For people, telling two generators of the same name apart."""
+        ...
 
     def check(self) -> None:
         """Whether it can work now (its model file is sane, its endpoint answers); raises

@@ -109,7 +109,7 @@ class LLMGenerator:
         return [
             (
                 r["improvement_id"],
-                f"{r.get('summary') or ''}\n{r['generated_code'][:EXAMPLE_DIFF_CHARS]}",
+                f"{r.get('summary') or ''}\n{(r.get('generated_code') or '')[:EXAMPLE_DIFF_CHARS]}",
             )
             for r in kept[: self.settings.examples]
         ]

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import ruff_command, ruff_version
-from overseer.core.generate.candidate import Candidate, FileChange, GenerationFailed
+from overseer.core.generate.candidate import Candidate, FileChange, GenerationFailed, Risk
 from overseer.core.plumbing.sandbox import run_command
 from overseer.core.plumbing.secrets import redact
-from overseer.core.safety.policy import Risk
 
 RUFF_FIX_TIMEOUT_SECONDS = 60.0
 MAX_SOURCE_BYTES = 2 * 1024 * 1024

@@ -12,7 +12,7 @@ from typing import Any
 
 from overseer.core.analyze.rank import learned_rate
 from overseer.core.record.history import History
-from overseer.vocabulary import AttemptStatus
+from overseer.vocabulary import AttemptRow, AttemptStatus
 
 KEPT = {
     AttemptStatus.PROMOTED: 1,
@@ -24,7 +24,7 @@ KEPT = {
 }
 
 
-def features_of(row: dict[str, Any]) -> dict[str, Any]:
+def features_of(row: AttemptRow) -> dict[str, Any]:
     """What is known about an attempt before its outcome: the predictor's inputs."""
     return {
         "generator": row.get("generator"),
@@ -40,7 +40,7 @@ def features_of(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def label_of(row: dict[str, Any]) -> int | None:
+def label_of(row: AttemptRow) -> int | None:
     status = row["status"]
     if status == AttemptStatus.DRY_RUN:
         evaluation = row.get("evaluation") or {}
@@ -48,7 +48,7 @@ def label_of(row: dict[str, Any]) -> int | None:
     return KEPT.get(status)
 
 
-def record_outcome(history: History, row: dict[str, Any]) -> str:
+def record_outcome(history: History, row: AttemptRow) -> str:
     """Store the attempt's outcome as a training row; says what was learned."""
     generator, kind = row.get("generator"), row.get("finding_kind")
     label = label_of(row)

@@ -22,12 +22,14 @@ from __future__ import annotations
 import math
 import pickle
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from overseer.core.analyze.rank import learned_rate
 from overseer.core.record.history import History
+from overseer.vocabulary import AttemptRow
 
 MIN_OUTCOMES = 20
 BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -39,21 +41,19 @@ class Prediction:
     source: str  # "prior" or "model vN"
 
 
-def features(row: dict[str, Any], file_rate: float) -> dict[str, Any]:
-    """What the model sees of an attempt; the same shape at training and prediction time."""
+def features(row: Mapping[str, Any], file_rate: float) -> dict[str, Any]:
+    """What the model sees of an attempt; the same shape at training and prediction time.
+    `row`: an attempt (AttemptRow), or the features stored with an outcome (features_of)."""
     evaluated = row.get("tests_passed") is not None or row.get("tests_failed") is not None
     delta = row.get("performance_delta")
+    files = row.get("files_changed")  # a list in an attempt, a count in stored features
     return {
         f"generator={row.get('generator')}": 1,
         f"finding={row.get('finding_kind')}": 1,
         f"change_type={row.get('change_type')}": 1,
         f"risk={row.get('risk_level') or row.get('stated_risk')}": 1,
         "log_lines": math.log1p(row.get("lines_changed") or 0),
-        "files": float(
-            row.get("files_changed")
-            if isinstance(row.get("files_changed"), int | float)
-            else len(row.get("files_changed") or [])
-        ),
+        "files": float(files if isinstance(files, int | float) else len(files or [])),
         "evaluated": 1.0 if evaluated else 0.0,
         "tests_failed": float(row.get("tests_failed") or 0),
         "has_perf": 1.0 if delta is not None else 0.0,
@@ -99,12 +99,13 @@ class Predictor:
         kept, attempts = self.history.file_counts(target_file)
         return learned_rate(kept, attempts)
 
-    def predict(self, row: dict[str, Any]) -> Prediction:
+    def predict(self, row: AttemptRow) -> Prediction:
         self._load()
         if self._model is None:
-            counts = self.history.success_counts().get(
-                (row.get("generator"), row.get("finding_kind")), (0, 0)
-            )
+            generator, kind = row.get("generator"), row.get("finding_kind")
+            counts = (0, 0)
+            if generator is not None and kind is not None:
+                counts = self.history.success_counts().get((generator, kind), (0, 0))
             return Prediction(round(learned_rate(*counts), 3), "prior")
         x = features(row, self.file_rate(row.get("target_file")))
         probability = float(self._model.predict_proba([x])[0][1])
@@ -118,7 +119,8 @@ class Predictor:
         for outcome in self.history.outcomes():
             data = outcome.get("features") or {}
             target_file = data.get("target_file")
-            kept, n = sum(seen.get(target_file, [])), len(seen.get(target_file, []))
+            before = seen.get(target_file, []) if target_file else []
+            kept, n = sum(before), len(before)
             rows.append((features(data, learned_rate(kept, n)), int(outcome["kept"])))
             if target_file:
                 seen.setdefault(target_file, []).append(int(outcome["kept"]))

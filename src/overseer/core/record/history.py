@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import threading
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,8 @@ def _import_sqlite_utils() -> ModuleType:
         import sqlite_utils
 
         return sqlite_utils
+    # None in sys.modules is Python's documented way to make an import fail; typeshed types
+    # the values as modules only.
     sys.modules["numpy"] = None  # type: ignore[assignment]
     try:
         import sqlite_utils
@@ -354,7 +356,7 @@ class History:
 
     def clean(self, fields: dict[str, Any]) -> dict[str, Any]:
         """What may be written: every value with secrets redacted."""
-        return self.redactor.value(fields)
+        return typing.cast(dict[str, Any], self.redactor.value(fields))  # a dict stays a dict
 
     def start_cycle(self, **fields: Any) -> None:
         with self.transaction():
@@ -402,7 +404,7 @@ class History:
         values = self.clean({**fields, "status": after.value})
         names = list(values)
         with self.transaction():
-            cursor = self.db.execute(
+            cursor: sqlite3.Cursor = self.db.execute(
                 f"update improvements set {', '.join(f'[{n}] = ?' for n in names)} "
                 "where improvement_id = ? and status = ?",
                 [_stored(values[n]) for n in names] + [improvement_id, before],
@@ -427,7 +429,8 @@ class History:
             raise UnknownAttempt(f"no attempt {prefix} in {self.path}")
         if len(rows) > 1:
             raise UnknownAttempt(f"attempt id {prefix} is ambiguous; give more characters")
-        return rows[0]["improvement_id"]
+        found: str = rows[0]["improvement_id"]
+        return found
 
     def get(self, improvement_id: str) -> AttemptRow:
         with self._lock:
@@ -487,7 +490,7 @@ class History:
             row = next(self.db.query(f"select count(*) as n from improvements{where}", params))
         return int(row["n"])
 
-    def unclosed(self, target: str, statuses: tuple[str, ...]) -> list[str]:
+    def unclosed(self, target: str, statuses: Collection[str]) -> list[str]:
         """Attempts in `statuses` that were never closed (no `completed_at`), oldest first."""
         with self._lock:
             return [
@@ -528,7 +531,8 @@ class History:
                     "select max(rolled_back_at) as at from improvements where target = ?", [target]
                 )
             )
-        return row["at"]
+        at: str | None = row["at"]
+        return at
 
     # -- events and approvals -------------------------------------------------------------
 

@@ -9,6 +9,7 @@ every autonomy level, and the built-in protected paths cannot be removed by a po
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -19,20 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from overseer.base.durations import Duration
 from overseer.base.globs import first_match
 from overseer.base.yamlfile import load_model
+from overseer.core.generate.candidate import Risk as Risk  # stated there, judged here
 from overseer.core.plumbing.secrets import DEFAULT_SECRET_ENV
-
-
-class Risk(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-    @property
-    def rank(self) -> int:
-        return _RISK_RANK[self]
-
-
-_RISK_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
 
 
 def max_risk(*risks: Risk) -> Risk:
@@ -90,7 +79,8 @@ SELF_PROTECTED = (
     "policies/**",
     "systemd/**",
     "src/overseer/core/safety/**",  # the policy, the guards, the rate limits
-    "src/overseer/core/evaluate/**",  # the evaluation, its gate, the post-promotion watch
+    "src/overseer/core/evaluate/**",  # the evaluation and its gate
+    "src/overseer/core/watch.py",  # the post-promotion watch
     "src/overseer/core/deploy/**",  # git's side: commits, promotion, reverts
     "src/overseer/core/generate/candidate.py",  # edit matching
     "src/overseer/core/plumbing/secrets.py",
@@ -226,11 +216,15 @@ def _default_rules() -> list[Rule]:
     ]
 
 
+def _quality_only() -> list[Area]:
+    return ["quality"]
+
+
 class Policy(_Strict):
     version: int = 1
     autonomy: Autonomy = Autonomy.SUPERVISED
     max_changes_per_run: Annotated[int, Field(ge=0)] = 1
-    areas: list[Area] = Field(default_factory=lambda: ["quality"])
+    areas: list[Area] = Field(default_factory=_quality_only)
     full_max_auto_risk: Risk = Risk.MEDIUM
     # A change that weakens the tests (see core/safety/oracle.py) waits for a human, or is denied.
     oracle_changes: Decision = Decision.NEEDS_APPROVAL
@@ -304,17 +298,18 @@ class CandidateFacts:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> CandidateFacts:
+    def from_dict(cls, data: Mapping[str, Any]) -> CandidateFacts:
+        """From to_dict's output, as stored (JSON) with an attempt."""
         return cls(
-            paths=tuple(data["paths"]),  # type: ignore[arg-type]
+            paths=tuple(data["paths"]),
             change_type=str(data["change_type"]),
             area=str(data["area"]),
             generator=str(data["generator"]),
             finding=str(data["finding"]),
-            lines_changed=int(data["lines_changed"]),  # type: ignore[call-overload]
+            lines_changed=int(data["lines_changed"]),
             stated_risk=Risk(str(data["stated_risk"])),
-            predicted_success=data.get("predicted_success"),  # type: ignore[arg-type]
-            oracle=tuple(data.get("oracle") or ()),  # type: ignore[arg-type]
+            predicted_success=data.get("predicted_success"),
+            oracle=tuple(data.get("oracle") or ()),
         )
 
     @property
@@ -567,7 +562,7 @@ def rejudge(policy: CompiledPolicy, facts: dict[str, object]) -> Verdict:
 
 
 def verdict_changes(
-    old: CompiledPolicy, new: CompiledPolicy, attempts: list[dict[str, object]]
+    old: CompiledPolicy, new: CompiledPolicy, attempts: Sequence[Mapping[str, object]]
 ) -> list[dict[str, object]]:
     """Which of these attempts the new policy would have treated differently, and how."""
     changes = []

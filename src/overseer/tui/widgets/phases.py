@@ -66,8 +66,9 @@ class Phases(Static):
             elapsed = p.elapsed(now)
             took = f"{elapsed:.1f} s" if elapsed is not None and p.state != "skipped" else ""
             if p.state == "running" and p.total:
-                detail: Text | str = bar(p.done or 0, p.total)
-                detail.append(f"  {p.message} {p.done}/{p.total}")
+                progress = bar(p.done or 0, p.total)
+                progress.append(f"  {p.message} {p.done}/{p.total}")
+                detail: Text | str = progress
             elif p.state == "running":
                 detail = p.message
             else:

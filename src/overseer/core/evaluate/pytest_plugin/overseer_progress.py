@@ -8,13 +8,19 @@ It changes nothing about the tests. Driven by environment variables:
   deselected), for re-running failures to tell a flaky test from a broken one.
 """
 
+from __future__ import annotations
+
 import os
 import re
+from typing import TYPE_CHECKING
 
-_FDS = {}  # path -> a descriptor kept open: one write per test, not an open and a close
+if TYPE_CHECKING:  # the target's own pytest runs this plugin: nothing imported at run time
+    import pytest
+
+_FDS: dict[str, int] = {}  # path -> a descriptor kept open: one write per test, not an open and a close
 
 
-def _append(env, lines):
+def _append(env: str, lines: list[str]) -> None:
     path = os.environ.get(env)
     if path and lines:
         fd = _FDS.get(path)
@@ -23,7 +29,7 @@ def _append(env, lines):
         os.write(fd, "".join(line + "\n" for line in lines).encode("utf-8"))
 
 
-def junit_id(nodeid):
+def junit_id(nodeid: str) -> str:
     """The `classname::name` pytest's JUnit report gives the test with this node id."""
     path, bracket, params = nodeid.partition("[")
     names = path.split("::")
@@ -32,7 +38,9 @@ def junit_id(nodeid):
     return ".".join(names[:-1]) + "::" + names[-1]
 
 
-def pytest_collection_modifyitems(session, config, items):
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     only = os.environ.get("OVERSEER_ONLY_FILE")
     if not only:
         return
@@ -45,10 +53,10 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = keep
 
 
-def pytest_collection_finish(session):
+def pytest_collection_finish(session: pytest.Session) -> None:
     _append("OVERSEER_PROGRESS_FILE", [f"total {len(session.items)}"])
     _append("OVERSEER_NODEIDS_FILE", [f"{junit_id(i.nodeid)}\t{i.nodeid}" for i in session.items])
 
 
-def pytest_runtest_logfinish(nodeid, location):
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
     _append("OVERSEER_PROGRESS_FILE", ["done"])

@@ -46,7 +46,8 @@ class Session(Protocol):
 
 
 class Backend(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: a backend may narrow it (LocalBackend's two names)
 
     def identity(self) -> dict[str, Any]: ...
 

@@ -160,7 +160,7 @@ class ChildSession:
                 f"the model process {_describe_exit(code)} while {what} "
                 f"{self.settings.model_path}" + (f"; it said: {tail[-500:]}" if tail else "")
             )
-        answer = json.loads(line)
+        answer: dict[str, Any] = json.loads(line)  # the child's answer: one JSON object a line
         if not answer.get("ok"):
             # The model loaded, then an error in Python (not a crash) refused this input, such
             # as a prompt beyond its context; a model that cannot load is no use for any.
@@ -183,7 +183,10 @@ class ChildSession:
         )
 
     def count(self, texts: list[str]) -> list[int]:
-        return self.request({"op": "count", "texts": texts}, "counting tokens")["counts"]
+        counts: list[int] = self.request({"op": "count", "texts": texts}, "counting tokens")[
+            "counts"
+        ]
+        return counts
 
     def generate(self, prompt: str, *, seed: int) -> Generation:
         s = self.settings

@@ -23,8 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from overseer.core.generate.candidate import Edit
-from overseer.core.safety.policy import Risk
+from overseer.core.generate.candidate import Edit, Risk
 
 CHANGE_TYPES = ("optimization", "bugfix", "feature", "quality")
 _SYNONYMS = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from overseer.base.clock import iso
@@ -27,7 +28,7 @@ from overseer.core.lifecycle import ActionRefused, move, promote_attempt, revert
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.safety.ratelimit import trip_breaker_if_needed
-from overseer.vocabulary import AttemptStatus, Phase, RegressionFound
+from overseer.vocabulary import AttemptStatus, Phase, RegressionFound, committed
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
     """
     history, repo = ctx.history, ctx.repo()
     row = history.get(improvement_id)
-    commit = row["git_commit_hash"]
+    commit = committed(row)
     try:
         parent = repo.git("rev-parse", f"{commit}^")
     except RepoError:
@@ -141,7 +142,7 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
     return "reverted"
 
 
-def _parent_tree(ctx: Context, improvement_id: str, parent: str):  # type: ignore[no-untyped-def]
+def _parent_tree(ctx: Context, improvement_id: str, parent: str) -> Path:
     tree = ctx.worktree_path(f"watch-parent-{improvement_id}")
     ctx.repo().add_worktree(tree, parent, branch=None)
     return tree
