@@ -121,7 +121,7 @@ def test_a_candidate_that_breaks_a_test_is_not_promoted(tmp_path, layout, test_c
 
 def report(cases: dict[str, str], returncode: int = 0, *, junit: bool = True):
     """A test run's report, as parsed from JUnit: test id → outcome."""
-    from overseer.core.evaluate.testrun import TestCase, TestReport
+    from overseer.core.plumbing.testrun import TestCase, TestReport
 
     return TestReport(
         "pytest",

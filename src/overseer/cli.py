@@ -26,7 +26,6 @@ from overseer.base.problems import ProblemsError
 
 if TYPE_CHECKING:
     from overseer.config import OverseerConfig
-    from overseer.vocabulary import AttemptRow
 
 log = logging.getLogger("overseer")
 
@@ -253,9 +252,9 @@ def run(
     """Run an improvement cycle on each target."""
     if not once:
         fail("`overseer run` needs --once; the long-running mode is `overseer daemon`", 2)
-    from overseer.core.evaluate.testrun import resolve_test_command
     from overseer.core.plumbing.lock import TargetBusy
     from overseer.core.plumbing.repo import RepoError
+    from overseer.core.plumbing.testrun import resolve_test_command
     from overseer.render import EventPrinter, attempts_table
     from overseer.runtime import TargetNotFound
     from overseer.vocabulary import paused_text

@@ -9,7 +9,6 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from overseer.base.clock import Clock, SystemClock, iso
 from overseer.config import OverseerConfig, TargetConfig
@@ -25,7 +24,7 @@ from overseer.core.record.history import History, HistoryError
 from overseer.core.safety.policy import CompiledPolicy, load_policy
 from overseer.core.safety.validate import protected_for
 from overseer.locations import StateDir, resolve_state_dir
-from overseer.vocabulary import AttemptRow, AutonomyChanged, ErrorRaised
+from overseer.vocabulary import AttemptRow, AutonomyChanged, ErrorRaised, GeneratorStatus
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +157,7 @@ class Runtime:
         from then on, without a restart."""
         return self.generator_health().usable()
 
-    def generator_status(self) -> list[dict[str, Any]]:
+    def generator_status(self) -> list[GeneratorStatus]:
         """Each configured generator's health as last seen, checking nothing (for `status`)."""
         return self._health.snapshot() if self._health is not None else []
 

@@ -26,7 +26,6 @@ from overseer.core.deploy.commit import branch_name, commit_message, deploy
 from overseer.core.evaluate.ci import ci_evaluation
 from overseer.core.evaluate.compare import Evaluation, evaluate_tree
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
-from overseer.core.evaluate.testrun import resolve_test_command
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
 from overseer.core.learn.predictor import Prediction, Predictor
@@ -35,6 +34,7 @@ from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.faults import fault_point
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import CycleStopped
+from overseer.core.plumbing.testrun import resolve_test_command
 from overseer.core.record.history import HistoryUnavailable
 from overseer.core.recovery import recover
 from overseer.core.safety.oracle import command_files

@@ -22,11 +22,11 @@ from overseer.core.context import Actor, Context
 from overseer.core.evaluate.ci import ci_evaluation
 from overseer.core.evaluate.compare import compare
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
-from overseer.core.evaluate.testrun import run_tests
 from overseer.core.learn.outcomes import record_outcome
 from overseer.core.lifecycle import ActionRefused, move, promote_attempt, revert_promoted
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.repo import RepoError
+from overseer.core.plumbing.testrun import run_tests
 from overseer.core.safety.ratelimit import trip_breaker_if_needed
 from overseer.vocabulary import AttemptStatus, Phase, RegressionFound, committed
 

@@ -19,7 +19,6 @@ from typing import Any
 from overseer.config import OverseerConfig
 from overseer.daemon.auth import Peer, is_approver, peer_of
 from overseer.daemon.broadcast import Broadcaster, Outbox
-from overseer.daemon.live import LiveState
 from overseer.protocol import MAX_LINE_BYTES, ProtocolError, encode, error
 
 MAX_SKIPPED_BYTES = 64 * 1024 * 1024  # an over-long line beyond this closes the connection
@@ -57,12 +56,12 @@ class Connections:
 
     def __init__(
         self,
-        state: LiveState,
+        clients: set[Connection],
         broadcaster: Broadcaster,
         answer: Answer,
         config: Callable[[], OverseerConfig],
     ) -> None:
-        self.state = state
+        self.clients = clients  # the live state's: status counts them
         self.broadcaster = broadcaster
         self.answer = answer
         self.config = config  # the configuration in force: a reload replaces it
@@ -82,7 +81,7 @@ class Connections:
             writer,
             asyncio.current_task(),
         )
-        self.state.connections.add(conn)
+        self.clients.add(conn)
         self.broadcaster.add(conn.outbox)
         sending = asyncio.create_task(_send_loop(writer, conn.outbox))
         conn.tasks.add(sending)
@@ -91,7 +90,7 @@ class Connections:
         finally:
             self.broadcaster.remove(conn.outbox)
             await _finish_answers(conn, sending)
-            self.state.connections.discard(conn)
+            self.clients.discard(conn)
             await _drain_then_cancel(sending, conn.outbox)
             writer.close()
             with contextlib.suppress(Exception):
@@ -144,11 +143,11 @@ class Connections:
 
     async def close_all(self) -> None:
         """At shutdown: every client sees the end of its stream; handlers clean up."""
-        for conn in list(self.state.connections):
+        for conn in list(self.clients):
             for task in conn.tasks:
                 task.cancel()
             conn.writer.close()
-        handlers = [c.handler for c in self.state.connections if c.handler is not None]
+        handlers = [c.handler for c in self.clients if c.handler is not None]
         if handlers:
             await asyncio.wait(handlers, timeout=2)
 

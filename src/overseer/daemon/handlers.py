@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from overseer import __version__
@@ -63,7 +63,7 @@ class Handlers:
         app: Application,
         state: LiveState,
         config: Callable[[], OverseerConfig],
-        run_cycles: Callable[[str], Awaitable[str]],
+        run_cycles: Callable[[str], Coroutine[Any, Any, str]],
     ) -> None:
         self.app = app
         self.state = state

@@ -8,15 +8,13 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from overseer import __version__
 from overseer.core.plumbing.stop import StopToken
+from overseer.daemon.connections import Connection
 from overseer.daemon.scheduler import CycleScheduler
 from overseer.daemon.worker import Worker
-
-if TYPE_CHECKING:
-    from overseer.daemon.connections import Connection
 
 
 @dataclass

@@ -164,7 +164,7 @@ class Daemon:
         self.broadcaster = Broadcaster(loop)
         self.broadcaster.listeners.append(self._on_event)
         self.connections_server = Connections(
-            self.state, self.broadcaster, self.handlers.answer, lambda: self.config
+            self.state.connections, self.broadcaster, self.handlers.answer, lambda: self.config
         )
         self.rt.bus.subscribe(self._publish)
         try:

@@ -19,14 +19,14 @@ from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
 from overseer.core.analyze.rank import rank
-from overseer.core.evaluate.testrun import (
+from overseer.core.plumbing.bus import PhaseReport
+from overseer.core.plumbing.target import Target
+from overseer.core.plumbing.testrun import (
     TestReport,
     build_test_env,
     resolve_test_command,
     run_tests,
 )
-from overseer.core.plumbing.bus import PhaseReport
-from overseer.core.plumbing.target import Target
 from overseer.core.record.history import History
 
 

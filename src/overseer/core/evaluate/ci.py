@@ -17,9 +17,9 @@ from typing import Any
 from overseer.core.context import Context
 from overseer.core.deploy.promote import push
 from overseer.core.evaluate.compare import Evaluation, compare
-from overseer.core.evaluate.testrun import TestReport, parse_junit
 from overseer.core.plumbing.sandbox import run_command
 from overseer.core.plumbing.stop import CycleStopped
+from overseer.core.plumbing.testrun import TestReport, parse_junit
 from overseer.vocabulary import CIPolled
 
 POLL_TIMEOUT_SECONDS = 120.0

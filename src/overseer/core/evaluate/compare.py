@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from overseer.core.evaluate.testrun import TestReport, run_tests
+from overseer.core.plumbing.testrun import TestReport, run_tests
 
 if TYPE_CHECKING:
     from overseer.core.context import Context

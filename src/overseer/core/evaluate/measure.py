@@ -12,7 +12,7 @@ from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.context import Context
 from overseer.core.evaluate.compare import Evaluation
 from overseer.core.evaluate.perf import PerfComparison, interleaved
-from overseer.core.evaluate.testrun import build_test_env, resolve_test_command
+from overseer.core.plumbing.testrun import build_test_env, resolve_test_command
 
 
 @contextmanager

@@ -20,11 +20,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from overseer.base.clock import Clock, iso
 from overseer.core.generate.candidate import GenerationFailed
 from overseer.core.generate.generators import Generator
+from overseer.vocabulary import GeneratorStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class GeneratorHealth:
     def label(self) -> str:
         return self.generator.label
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GeneratorStatus:
         return {
             "name": self.name,
             "label": self.label,
@@ -102,7 +102,7 @@ class GeneratorHealthBoard:
         record = self._record(generator)
         return record is None or record.healthy is not False
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[GeneratorStatus]:
         with self._lock:
             return [r.to_dict() for r in self.records]
 

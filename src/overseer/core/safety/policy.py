@@ -86,9 +86,13 @@ SELF_PROTECTED = (
     "src/overseer/core/plumbing/secrets.py",
     "src/overseer/core/plumbing/sandbox.py",
     "src/overseer/core/plumbing/lock.py",
+    "src/overseer/core/plumbing/testrun.py",  # how the tests run and what they said
+    "src/overseer/core/plumbing/pytest_plugin/**",
     "src/overseer/base/globs.py",
     "src/overseer/core/learn/predictor.py",
     "src/overseer/core/cycle.py",
+    "src/overseer/core/lifecycle.py",  # the one writer of a status; promotion and revert
+    "src/overseer/core/actions.py",  # who may decide, and expiry
     "src/overseer/core/recovery.py",
     "src/overseer/daemon/auth.py",
     "tests/test_guards.py",

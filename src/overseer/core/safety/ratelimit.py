@@ -9,13 +9,12 @@ as `overseer pause`) until a human resumes it; the pause says why.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from overseer.base.clock import Clock, iso, parse_iso
 from overseer.core.plumbing.bus import EventBus
 from overseer.core.record.history import History
 from overseer.core.safety.policy import CompiledPolicy
-from overseer.vocabulary import AttemptStatus, CircuitBreakerTripped
+from overseer.vocabulary import AttemptStatus, Budget, CircuitBreakerTripped
 
 BREAKER = "overseer (circuit breaker)"
 # What the breaker counts: failures break the run of successes, promotions end it; the rest
@@ -68,7 +67,7 @@ class RateLimiter:
             return None
         return parse_iso(last) + timedelta(seconds=self.limits.cooldown_after_rollback)
 
-    def budget(self, target: str) -> dict[str, Any]:
+    def budget(self, target: str) -> Budget:
         now, limits = self.clock.now(), self.limits
         cooldown = self.cooldown_until(target)
         return {
