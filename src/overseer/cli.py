@@ -146,29 +146,49 @@ class Options:
             fail(f"{exc.title}: {exc.message}")
 
 
+def location_options(
+    *, config: str, state_dir: str, socket: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config, --state-dir and --socket with their environment variables; `help` says what
+    each means to the command."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in (
+            click.option(
+                "--socket",
+                type=click.Path(path_type=Path, dir_okay=False),
+                envvar="OVERSEER_SOCKET",
+                help=f"{socket} Env: OVERSEER_SOCKET.",
+            ),
+            click.option(
+                "--state-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                envvar="OVERSEER_STATE_DIR",
+                help=f"{state_dir} Env: OVERSEER_STATE_DIR.",
+            ),
+            click.option(
+                "--config",
+                "config_path",
+                type=click.Path(path_type=Path, dir_okay=False),
+                envvar="OVERSEER_CONFIG",
+                help=f"{config} Env: OVERSEER_CONFIG.",
+            ),
+        ):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config, --state-dir, --socket and --debug on every command (and their environment
     variables). The command gets Options; a broken configuration stops it with its problems.
     """
 
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="OVERSEER_CONFIG",
-        help="Configuration file (default: the embedded defaults). Env: OVERSEER_CONFIG.",
-    )
-    @click.option(
-        "--state-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="OVERSEER_STATE_DIR",
-        help="History database and worktrees. Env: OVERSEER_STATE_DIR.",
-    )
-    @click.option(
-        "--socket",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="OVERSEER_SOCKET",
-        help="The daemon's control socket. Env: OVERSEER_SOCKET.",
+    @location_options(
+        config="Configuration file (default: the embedded defaults).",
+        state_dir="History database and worktrees.",
+        socket="The daemon's control socket.",
     )
     @click.option("--debug", is_flag=True, help="Verbose logging and phase progress.")
     @functools.wraps(func)
@@ -697,24 +717,10 @@ def config_group() -> None:
 
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="OVERSEER_CONFIG",
-    help="The file to check when FILE is not given. Env: OVERSEER_CONFIG.",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="OVERSEER_STATE_DIR",
-    help="Accepted like every command's; a check reads no state.",
-)
-@click.option(
-    "--socket",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="OVERSEER_SOCKET",
-    help="Accepted like every command's; a check needs no daemon.",
+@location_options(
+    config="The file to check when FILE is not given.",
+    state_dir="Accepted like every command's; a check reads no state.",
+    socket="Accepted like every command's; a check needs no daemon.",
 )
 @click.option("--debug", is_flag=True)
 def config_check(

@@ -22,8 +22,7 @@ from pydantic import (
 )
 
 from overseer.base.durations import Duration
-from overseer.base.problems import Problem, ProblemsError
-from overseer.base.yamlfile import LineMap, load_yaml, validate
+from overseer.base.yamlfile import LineMap, read_model
 
 
 class _Strict(BaseModel):
@@ -301,15 +300,7 @@ def load_config(path: Path | None) -> OverseerConfig:
     """The configuration at `path`, or the embedded defaults when there is none."""
     if path is None:
         return OverseerConfig()
-    file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProblemsError([Problem(file, 0, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProblemsError([Problem(file, 0, "", f"cannot read: {exc}")]) from None
-    data, lines = load_yaml(text, file)
-    config = validate(OverseerConfig, data, lines, file)
+    config, lines = read_model(OverseerConfig, path)
     config._source = path.resolve()
     config._lines = lines
     return _resolve_relative(config, path.resolve().parent)

@@ -129,6 +129,11 @@ def validate(model: type[M], data: Any, lines: LineMap, file: str) -> M:
 
 def load_model(model: type[M], path: Path) -> M:
     """Read, parse and validate one file; every failure is a ProblemsError naming the file."""
+    return read_model(model, path)[0]
+
+
+def read_model(model: type[M], path: Path) -> tuple[M, LineMap]:
+    """`load_model`, and where each key sits in the file (to report later problems at it)."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -137,4 +142,4 @@ def load_model(model: type[M], path: Path) -> M:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProblemsError([Problem(file, 0, "", f"cannot read: {exc}")]) from None
     data, lines = load_yaml(text, file)
-    return validate(model, data, lines, file)
+    return validate(model, data, lines, file), lines

@@ -4,6 +4,8 @@ core/lifecycle.py like any other."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from overseer.base.clock import parse_iso
 from overseer.core.context import SYSTEM, Actor, Context
 from overseer.core.lifecycle import (
@@ -53,12 +55,14 @@ def record_approval(
                 "promoted; the next cycle may propose it again"
             )
     if status == AttemptStatus.AWAITING_APPROVAL or not row.get("approved_by"):
-        history.add_approval(improvement_id, "approved", actor.user, actor.uid, reason)
-        move(
+        _decide(
             ctx,
             improvement_id,
+            actor,
+            "approved",
+            reason,
             AttemptStatus.READY_TO_PROMOTE,
-            reason=f"approved by {actor.user}; promotion pending",
+            f"approved by {actor.user}; promotion pending",
             approved_by=actor.user,
         )
         ctx.bus.emit(ChangeApproved(improvement_id=improvement_id, user=actor.user, reason=reason))
@@ -100,12 +104,14 @@ def record_rejection(
         raise ActionRefused(
             f"attempt {improvement_id[:8]} is {row['status']}, not awaiting a decision"
         )
-    history.add_approval(improvement_id, "rejected", actor.user, actor.uid, reason)
-    move(
+    _decide(
         ctx,
         improvement_id,
+        actor,
+        "rejected",
+        reason,
         AttemptStatus.REJECTED,
-        reason=f"rejected by {actor.user}: {reason}",
+        f"rejected by {actor.user}: {reason}",
         completed_at=history.now(),
     )
     ctx.bus.emit(ChangeRejected(improvement_id=improvement_id, user=actor.user, reason=reason))
@@ -124,6 +130,21 @@ def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str | None) 
         return finish_rejection(ctx, improvement_id)
 
 
+def _decide(
+    ctx: Context,
+    improvement_id: str,
+    actor: Actor,
+    decision: str,
+    why: str | None,
+    to: AttemptStatus,
+    reason: str,
+    **fields: Any,
+) -> None:
+    """A decision on an attempt: who, when and why in `approvals`, then the attempt moves."""
+    ctx.history.add_approval(improvement_id, decision, actor.user, actor.uid, why)
+    move(ctx, improvement_id, to, reason=reason, **fields)
+
+
 def expire_approvals(ctx: Context, after_seconds: float) -> list[str]:
     """Close attempts that waited for a decision longer than allowed: never promoted silently."""
     history = ctx.history
@@ -136,14 +157,14 @@ def expire_approvals(ctx: Context, after_seconds: float) -> list[str]:
         if not since or (now - parse_iso(since)).total_seconds() < after_seconds:
             continue
         iid = row["improvement_id"]
-        history.add_approval(
-            iid, "expired", SYSTEM.user, SYSTEM.uid, f"no decision within {after_seconds:.0f} s"
-        )
-        move(
+        _decide(
             ctx,
             iid,
+            SYSTEM,
+            "expired",
+            f"no decision within {after_seconds:.0f} s",
             AttemptStatus.EXPIRED,
-            reason=f"approval expired: no decision since {since}",
+            f"approval expired: no decision since {since}",
             completed_at=history.now(),
         )
         ctx.bus.emit(ApprovalExpired(improvement_id=iid, waited=since))

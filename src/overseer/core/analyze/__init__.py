@@ -22,6 +22,7 @@ from overseer.core.analyze.rank import rank
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.target import Target
 from overseer.core.plumbing.testrun import (
+    TestCase,
     TestReport,
     build_test_env,
     resolve_test_command,
@@ -106,45 +107,35 @@ class Analysis:
         }
 
 
+def _test_finding(kind: str, test_id: str, case: TestCase, message: str, **details: Any) -> Finding:
+    """A finding about one test: failing and flaky tests are bugs, slow ones performance."""
+    slow = kind in ("slow_test", "slow_regression")
+    return Finding(
+        kind=kind,
+        area="performance" if slow else "quality",
+        change_type="optimization" if slow else "bugfix",
+        file=case.file,
+        message=message,
+        details={"test": test_id, **details},
+    )
+
+
 def findings_from_tests(tests: TestReport, slow_seconds: float) -> list[Finding]:
     findings = []
     flaky = set(tests.flaky)
     for test_id in sorted(flaky):
-        case = tests.cases[test_id]
-        findings.append(
-            Finding(
-                kind="flaky_test",
-                area="quality",
-                change_type="bugfix",
-                file=case.file,
-                message=f"{test_id} is flaky: it failed, then passed when run again",
-                details={"test": test_id},
-            )
-        )
+        message = f"{test_id} is flaky: it failed, then passed when run again"
+        findings.append(_test_finding("flaky_test", test_id, tests.cases[test_id], message))
     for test_id, case in sorted(tests.cases.items()):
         if test_id in flaky:
             continue
         if case.outcome in ("failed", "error"):
-            findings.append(
-                Finding(
-                    kind="failing_test",
-                    area="quality",
-                    change_type="bugfix",
-                    file=case.file,
-                    message=f"{test_id} fails: {case.message or 'no message'}",
-                    details={"test": test_id},
-                )
-            )
+            message = f"{test_id} fails: {case.message or 'no message'}"
+            findings.append(_test_finding("failing_test", test_id, case, message))
         elif case.outcome == "passed" and case.duration >= slow_seconds:
+            message = f"{test_id} takes {case.duration:.2f} s (threshold {slow_seconds:g} s)"
             findings.append(
-                Finding(
-                    kind="slow_test",
-                    area="performance",
-                    change_type="optimization",
-                    file=case.file,
-                    message=f"{test_id} takes {case.duration:.2f} s (threshold {slow_seconds:g} s)",
-                    details={"test": test_id, "duration": case.duration},
-                )
+                _test_finding("slow_test", test_id, case, message, duration=case.duration)
             )
     return findings
 
@@ -178,21 +169,15 @@ def slow_regressions(
             and now > median + 3 * spread
         ):
             findings.append(
-                Finding(
-                    kind="slow_regression",
-                    area="performance",
-                    change_type="optimization",
-                    file=case.file,
-                    message=(
-                        f"{test_id} became slower: {now:.2f} s now, {median:.2f} s before "
-                        f"(median of {len(before)} earlier commits since {history[-1][0][:7]})"
-                    ),
-                    details={
-                        "test": test_id,
-                        "now": now,
-                        "before": median,
-                        "commits": [c for c, _ in history],
-                    },
+                _test_finding(
+                    "slow_regression",
+                    test_id,
+                    case,
+                    f"{test_id} became slower: {now:.2f} s now, {median:.2f} s before "
+                    f"(median of {len(before)} earlier commits since {history[-1][0][:7]})",
+                    now=now,
+                    before=median,
+                    commits=[c for c, _ in history],
                 )
             )
     return findings

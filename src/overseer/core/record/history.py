@@ -97,6 +97,58 @@ IMPROVEMENT_COLUMNS: dict[str, type] = {
     name: _sqlite_type(hint) for name, hint in typing.get_type_hints(AttemptRow).items()
 }
 
+# Every table, its columns and its primary key (the improvements' columns are AttemptRow's).
+SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
+    "meta": ({"key": str, "value": str}, "key"),
+    "improvements": (IMPROVEMENT_COLUMNS, "improvement_id"),
+    "cycles": (
+        {
+            "cycle_id": str, "target": str, "target_path": str, "branch": str, "status": str,
+            "dry_run": int, "parameters": str, "analysis": str, "summary": str,
+            "started_at": str, "finished_at": str,
+        },
+        "cycle_id",
+    ),
+    "phase_events": (
+        {
+            "id": int, "at": str, "kind": str, "cycle_id": str, "improvement_id": str,
+            "phase": str, "duration": float, "outcome": str, "summary": str, "detail": str,
+        },
+        "id",
+    ),
+    "approvals": (
+        {
+            "id": int, "improvement_id": str, "decision": str, "user": str, "uid": int,
+            "at": str, "reason": str,
+        },
+        "id",
+    ),
+    "baselines": (
+        {"target": str, "commit_sha": str, "command_key": str, "created_at": str, "results": str},
+        ("target", "commit_sha", "command_key"),
+    ),
+    "outcomes": (
+        {
+            "improvement_id": str, "at": str, "generator": str, "finding_kind": str,
+            "change_type": str, "target_file": str, "kept": int, "features": str,
+        },
+        "improvement_id",
+    ),
+    "predictor": (
+        {
+            "version": int, "trained_at": str, "rows": int, "kept": int, "seconds": float,
+            "path": str, "brier": float, "scored": int, "reliability": str,
+        },
+        "version",
+    ),
+    "test_durations": (
+        {"target": str, "commit_sha": str, "test_id": str, "duration": float, "at": str},
+        ("target", "commit_sha", "test_id"),
+    ),
+    "control": ({"key": str, "value": str, "at": str}, "key"),
+}  # fmt: skip
+assert set(SCHEMA) == set(TABLES)
+
 JSON_COLUMNS = {
     "similar_rejections",
     "generation",
@@ -249,104 +301,10 @@ class History:
         if self._schema_is_current():
             return
         with self.transaction():
-            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            db["improvements"].create(IMPROVEMENT_COLUMNS, pk="improvement_id", if_not_exists=True)
-            db["cycles"].create(
-                {
-                    "cycle_id": str,
-                    "target": str,
-                    "target_path": str,
-                    "branch": str,
-                    "status": str,
-                    "dry_run": int,
-                    "parameters": str,
-                    "analysis": str,
-                    "summary": str,
-                    "started_at": str,
-                    "finished_at": str,
-                },
-                pk="cycle_id",
-                if_not_exists=True,
-            )
-            db["phase_events"].create(
-                {
-                    "id": int,
-                    "at": str,
-                    "kind": str,
-                    "cycle_id": str,
-                    "improvement_id": str,
-                    "phase": str,
-                    "duration": float,
-                    "outcome": str,
-                    "summary": str,
-                    "detail": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["approvals"].create(
-                {
-                    "id": int,
-                    "improvement_id": str,
-                    "decision": str,
-                    "user": str,
-                    "uid": int,
-                    "at": str,
-                    "reason": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["baselines"].create(
-                {
-                    "target": str,
-                    "commit_sha": str,
-                    "command_key": str,
-                    "created_at": str,
-                    "results": str,
-                },
-                pk=("target", "commit_sha", "command_key"),
-                if_not_exists=True,
-            )
-            db["outcomes"].create(
-                {
-                    "improvement_id": str,
-                    "at": str,
-                    "generator": str,
-                    "finding_kind": str,
-                    "change_type": str,
-                    "target_file": str,
-                    "kept": int,
-                    "features": str,
-                },
-                pk="improvement_id",
-                if_not_exists=True,
-            )
-            db["predictor"].create(
-                {
-                    "version": int,
-                    "trained_at": str,
-                    "rows": int,
-                    "kept": int,
-                    "seconds": float,
-                    "path": str,
-                    "brier": float,
-                    "scored": int,
-                    "reliability": str,
-                },
-                pk="version",
-                if_not_exists=True,
-            )
-            db["test_durations"].create(
-                {"target": str, "commit_sha": str, "test_id": str, "duration": float, "at": str},
-                pk=("target", "commit_sha", "test_id"),
-                if_not_exists=True,
-            )
-            for table, columns in INDEXES:
-                db[table].create_index(columns, if_not_exists=True)
-            db["control"].create(
-                {"key": str, "value": str, "at": str}, pk="key", if_not_exists=True
-            )
+            for table, (columns, pk) in SCHEMA.items():
+                db[table].create(columns, pk=pk, if_not_exists=True)
+            for table, indexed in INDEXES:
+                db[table].create_index(indexed, if_not_exists=True)
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     def now(self) -> str:
