@@ -24,6 +24,7 @@ from overseer.core.cycle import CycleResult, retry_ready, run_cycle
 from overseer.core.learn.stats import compute_stats
 from overseer.core.lifecycle import ActionRefused
 from overseer.core.plumbing.stop import StopToken
+from overseer.core.record.history import HistoryError
 from overseer.core.safety.policy import rejudge
 from overseer.core.safety.ratelimit import RateLimiter
 from overseer.runtime import Runtime
@@ -163,8 +164,12 @@ class Application:
         (`state: not running`)."""
         rt = self.rt
         known = self.has_history() or live is not None
+        problem = None
         if stored is None:
-            stored = self.stored_status() if known else StoredStatus(None, {}, [])
+            try:
+                stored = self.stored_status() if known else StoredStatus(None, {}, [])
+            except HistoryError as exc:  # unreadable: the status says so, and the rest
+                stored, problem, known = StoredStatus(None, {}, []), str(exc), False
         run = self.resolved()
         targets: list[TargetStatus] = []
         for t in self.targets:
@@ -188,7 +193,7 @@ class Application:
             "pending_approvals": stored.pending,
             "version": __version__,
             "state_dir": str(rt.state.root),
-            "history_problem": rt.history.problem if known else None,
+            "history_problem": rt.history.problem if known else problem,
         }
         if live is None:
             generators, at = self.generators() if known else ([], None)

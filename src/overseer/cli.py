@@ -23,11 +23,20 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from overseer.base.problems import ProblemsError
+from overseer.base.terminal import visible
+from overseer.locations import StateDirUnusable
 
 if TYPE_CHECKING:
     from overseer.config import OverseerConfig
 
 log = logging.getLogger("overseer")
+
+
+class PlainLines(logging.Formatter):
+    """For a terminal: what a log line quotes (a file name, a reason) is shown, not acted on."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record), lines=True)
 
 
 class JsonLines(logging.Formatter):
@@ -36,10 +45,11 @@ class JsonLines(logging.Formatter):
             "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            # JSON escapes C0 controls itself; C1 controls and bidi overrides it would not.
+            "message": visible(record.getMessage(), lines=True),
         }
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = visible(self.formatException(record.exc_info), lines=True)
         return json.dumps(data, ensure_ascii=False)
 
 
@@ -47,7 +57,7 @@ def configure_logging(debug: bool, level: int = logging.WARNING) -> None:
     """Plain lines to a terminal; JSON lines otherwise (journald, pipes)."""
     handler = logging.StreamHandler(sys.stderr)
     if sys.stderr.isatty():
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(PlainLines("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     else:
         handler.setFormatter(JsonLines())
     root = logging.getLogger()
@@ -57,13 +67,20 @@ def configure_logging(debug: bool, level: int = logging.WARNING) -> None:
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
+def say(text: object = "", err: bool = False) -> None:
+    """Print for a person. Whatever came from outside (file names, reasons, test output, model
+    text) is shown with its control characters visible, never acted on by the terminal; JSON
+    output is unchanged (json.dumps already escapes them)."""
+    click.echo(visible(str(text), lines=True), err=err)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"overseer: {message}", err=True)
+    say(f"overseer: {message}", err=True)
     sys.exit(code)
 
 
 def note(message: str) -> None:
-    click.echo(f"overseer: {message}", err=True)
+    say(f"overseer: {message}", err=True)
 
 
 class Interrupted(BaseException):
@@ -98,7 +115,7 @@ class Options:
                 self._config = load_config(self.config_path)
             except ProblemsError as exc:
                 for problem in exc.problems:
-                    click.echo(str(problem), err=True)
+                    say(str(problem), err=True)
                 fail(f"the configuration has {len(exc.problems)} problem(s); nothing was done")
         return self._config
 
@@ -109,25 +126,32 @@ class Options:
         configured = self.config.daemon.socket if self.config_path else None
         return resolve_socket(self.socket, configured, for_daemon=False)
 
-    def runtime(self):  # type: ignore[no-untyped-def]
+    def runtime(self, *, read_only: bool = False):  # type: ignore[no-untyped-def]
         from overseer.runtime import Runtime
 
         try:
-            rt = Runtime.create(self.config, self.state_dir)
+            rt = Runtime.create(self.config, self.state_dir, read_only=read_only)
         except ProblemsError as exc:
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                say(str(problem), err=True)
             fail(f"the policy has {len(exc.problems)} problem(s); nothing was done")
         for subscriber in self.runtime_subscribers:
             rt.bus.subscribe(subscriber)
         return rt
 
-    def application(self, target: Path | None = None, test_command: str | None = None):  # type: ignore[no-untyped-def]
-        """The operations on the state directory directly, when no daemon answers."""
+    def application(  # type: ignore[no-untyped-def]
+        self,
+        target: Path | None = None,
+        test_command: str | None = None,
+        *,
+        read_only: bool = False,
+    ):
+        """The operations on the state directory directly, when no daemon answers; `read_only`
+        for the commands that only read (they then need only read access)."""
         from overseer.application import Application
         from overseer.runtime import TargetNotFound
 
-        rt = self.runtime()
+        rt = self.runtime(read_only=read_only)
         try:
             targets = rt.targets(target, test_command) if target or rt.config.targets else []
         except TargetNotFound as exc:
@@ -202,6 +226,8 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
         configure_logging(debug)
         try:
             return func(Options(config_path, state_dir, socket, debug), **kw)
+        except StateDirUnusable as exc:
+            fail(str(exc))
         except Exception as exc:
             if "overseer.core.record.history" not in sys.modules:  # not imported: not raised by it
                 raise
@@ -305,19 +331,19 @@ def run(
         try:
             ctx = app.context(target_config)
             tests = resolve_test_command(ctx.target.config, ctx.target.root)
-            click.echo(f"overseer · {ctx.target.name}@{ctx.target.branch} · state {rt.state.root}")
-            click.echo(f"tests: {tests.command}  ({tests.interpreter})")
+            say(f"overseer · {ctx.target.name}@{ctx.target.branch} · state {rt.state.root}")
+            say(f"tests: {tests.command}  ({tests.interpreter})")
             result = app.run_once(target_config, settings)
         except (RepoError, TargetBusy) as exc:
-            click.echo(f"overseer: {target_config.path}: {exc}", err=True)
+            say(f"overseer: {target_config.path}: {exc}", err=True)
             failed = True
             continue
         except (KeyboardInterrupt, Interrupted):
             fail("interrupted; the attempt in progress was recorded as interrupted", 130)
         failed = failed or result.status != "ok"
         if result.attempts:
-            click.echo("")
-            click.echo(attempts_table(result.attempts))
+            say("")
+            say(attempts_table(result.attempts))
             for row in result.attempts:
                 _explain(row)
     rt.close()
@@ -328,22 +354,22 @@ def _explain(row: Mapping[str, Any]) -> None:
     """After the table: what a dry run would have done, or what to do next."""
     iid = row["improvement_id"][:8]
     if row["status"] == "dry_run":
-        click.echo(f"\n{iid}: {row['failure_reason']}")
-        click.echo(
+        say(f"\n{iid}: {row['failure_reason']}")
+        say(
             f"  would change {row['target_file']} ({row['change_type']}, risk {row['risk_level']})"
         )
-        click.echo(f"  impact: {row['impact']}")
-        click.echo((row.get("generated_code") or "").rstrip("\n"))
+        say(f"  impact: {row['impact']}")
+        say((row.get("generated_code") or "").rstrip("\n"))
     elif row["status"] == "promoted":
-        click.echo(f"\n{iid}: promoted as {row['git_commit_hash'][:7]} on {row['target_branch']}")
+        say(f"\n{iid}: promoted as {row['git_commit_hash'][:7]} on {row['target_branch']}")
     elif row["status"] in ("awaiting_approval", "ready_to_promote"):
         why = row.get("failure_reason") or "approval required"
-        click.echo(
+        say(
             f"\n{iid}: {why}. Next: `overseer show {iid}`, then `overseer approve {iid}` or "
             f"`overseer reject {iid} --reason …`"
         )
     elif row.get("failure_reason"):
-        click.echo(f"\n{iid}: {row['failure_reason']}")
+        say(f"\n{iid}: {row['failure_reason']}")
 
 
 # -- the daemon ---------------------------------------------------------------------------
@@ -378,7 +404,7 @@ def daemon(opts: Options, target: Path | None, test_command: str | None) -> None
         supervisor = Daemon(options)
     except ProblemsError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            say(str(problem), err=True)
         fail(f"the policy has {len(exc.problems)} problem(s); the daemon did not start")
     try:
         asyncio.run(supervisor.serve())
@@ -401,18 +427,18 @@ def status(opts: Options, as_json: bool) -> None:
     try:
         result = opts.daemon("status")
     except DaemonUnavailable as exc:
-        offline = opts.application().status()
+        offline = opts.application(read_only=True).status()
         offline["reason"] = str(exc)
         if as_json:
-            click.echo(json.dumps(offline, indent=2, default=str))
+            say(json.dumps(offline, indent=2, default=str))
         else:
-            click.echo(f"daemon: not running — {exc}")
-            click.echo(status_text(offline, offline=True))
+            say(f"daemon: not running — {exc}")
+            say(status_text(offline, offline=True))
         sys.exit(3)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        say(json.dumps(result, indent=2))
     else:
-        click.echo(status_text(result))
+        say(status_text(result))
 
 
 @main.command("run-now")
@@ -425,7 +451,7 @@ def run_now(opts: Options) -> None:
         result = opts.daemon("run_now")
     except DaemonUnavailable as exc:
         fail(f"{exc}; to run one cycle without a daemon: `overseer run --once`")
-    click.echo(f"cycle started on {', '.join(result['targets'])}; follow it with `overseer watch`")
+    say(f"cycle started on {', '.join(result['targets'])}; follow it with `overseer watch`")
 
 
 @main.command()
@@ -456,7 +482,7 @@ def _pause(opts: Options, paused: bool, reason: str | None) -> None:
         else:
             app.resume(Actor.current())
         app.rt.close()
-    click.echo("paused: no cycle starts and nothing is promoted" if paused else "resumed")
+    say("paused: no cycle starts and nothing is promoted" if paused else "resumed")
 
 
 @main.command()
@@ -476,7 +502,7 @@ def watch(opts: Options, as_json: bool) -> None:
             await client.request("subscribe")
             async for event in client.events():
                 if as_json:
-                    click.echo(json.dumps(event))
+                    say(json.dumps(event))
                     sys.stdout.flush()  # a pipe reader sees each event as it happens
                 else:
                     printer(event)
@@ -523,9 +549,9 @@ def history(opts: Options, as_json: bool, target_name: str | None, limit: int) -
         result = _offline(opts, "history", target=target_name, limit=limit)
     rows = result["attempts"]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        say(json.dumps(rows, indent=2))
     else:
-        click.echo(attempts_table(rows))
+        say(attempts_table(rows))
 
 
 @main.command()
@@ -538,7 +564,10 @@ def stats(opts: Options, as_json: bool, target_name: str | None) -> None:
     from overseer.core.learn.stats import stats_text
 
     result = _offline(opts, "stats", target_name)
-    click.echo(json.dumps(result, indent=2) if as_json else stats_text(result))
+    say(json.dumps(result, indent=2) if as_json else stats_text(result))
+
+
+READING = {"history", "show", "stats", "explain", "status"}
 
 
 def _offline(opts: Options, operation: str, *args: Any, **kwargs: Any) -> Any:
@@ -549,7 +578,7 @@ def _offline(opts: Options, operation: str, *args: Any, **kwargs: Any) -> Any:
     from overseer.core.plumbing.repo import RepoError
     from overseer.core.record.history import UnknownAttempt
 
-    app = opts.application()
+    app = opts.application(read_only=operation in READING)
     try:
         return getattr(app, operation)(*args, **kwargs)
     except (NoHistory, UnknownAttempt, ActionRefused, RepoError, TargetBusy) as exc:
@@ -570,9 +599,9 @@ def show(opts: Options, attempt_id: str, as_json: bool) -> None:
     if not reached:
         data = _offline(opts, "show", attempt_id)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        say(json.dumps(data, indent=2))
     else:
-        click.echo(show_attempt(data, data.pop("events"), data.pop("approvals")))
+        say(show_attempt(data, data.pop("events"), data.pop("approvals")))
 
 
 # -- decisions ----------------------------------------------------------------------------
@@ -588,11 +617,11 @@ def _act(opts: Options, attempt_id: str, action: str, reason: str | None) -> Non
     if not reached:
         after = _act_directly(opts, attempt_id, action, reason)
     if after.get("queued"):
-        click.echo(after["message"])
+        say(after["message"])
         return
     iid = after["improvement_id"][:8]
     why = after.get("failure_reason")
-    click.echo(
+    say(
         f"{iid}: {after['status'].replace('_', ' ')}"
         + (f" — {why}" if why and after["status"] not in ("promoted", "rolled_back") else "")
     )
@@ -655,15 +684,15 @@ def policy_check(opts: Options, file: Path | None) -> None:
 
     file = file or opts.config.policy
     if file is None:
-        click.echo("no policy file configured: the embedded default policy applies (it is valid)")
+        say("no policy file configured: the embedded default policy applies (it is valid)")
         return
     try:
         policy = load_policy(file)
     except ProblemsError as exc:
         for problem in exc.problems:
-            click.echo(str(problem))
+            say(str(problem))
         fail(f"the policy has {len(exc.problems)} problem(s)")
-    click.echo(f"{file}: ok — {policy!r}")
+    say(f"{file}: ok — {policy!r}")
 
 
 @policy_group.command("explain")
@@ -675,13 +704,13 @@ def policy_explain(opts: Options, attempt_id: str, as_json: bool) -> None:
     result = _offline(opts, "explain", attempt_id)
     facts, verdict = result["facts"], result["verdict"]
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        say(json.dumps(result, indent=2))
         return
-    click.echo(
+    say(
         f"Attempt {result['improvement_id'][:8]}: {verdict['decision']}, risk {verdict['risk']} "
         f"(policy {result['policy_version']})"
     )
-    click.echo("Facts measured from the change:")
+    say("Facts measured from the change:")
     for key in (
         "paths",
         "change_type",
@@ -694,20 +723,20 @@ def policy_explain(opts: Options, attempt_id: str, as_json: bool) -> None:
         "oracle",
         "require_approval",
     ):
-        click.echo(f"  {key:<18} {facts.get(key)}")
-    click.echo("How the verdict came about, in order:")
+        say(f"  {key:<18} {facts.get(key)}")
+    say("How the verdict came about, in order:")
     for reason in verdict.get("reasons") or []:
-        click.echo(f"  · {reason}")
-    click.echo(f"Rules that matched: {', '.join(verdict.get('rules') or []) or 'none'}")
+        say(f"  · {reason}")
+    say(f"Rules that matched: {', '.join(verdict.get('rules') or []) or 'none'}")
     now = result["current_policy"]
     same = (now["decision"], now["risk"]) == (verdict["decision"], verdict["risk"])
-    click.echo(
+    say(
         f"The current policy ({now['version']}) says: {now['decision']}, risk {now['risk']}"
         + (" — the same." if same else " — different:")
     )
     if not same:
         for reason in now["reasons"]:
-            click.echo(f"  · {reason}")
+            say(f"  · {reason}")
 
 
 @main.group("config")
@@ -740,9 +769,9 @@ def config_check(
     problems = check_config(file)
     if problems:
         for problem in problems:
-            click.echo(str(problem))
+            say(str(problem))
         fail(f"{len(problems)} problem(s)")
-    click.echo(f"{file}: ok")
+    say(f"{file}: ok")
 
 
 # -- the demo -----------------------------------------------------------------------------

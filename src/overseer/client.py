@@ -42,6 +42,11 @@ class ConnectionLost(DaemonUnavailable):
     pass
 
 
+class DaemonForbidden(DaemonUnavailable):
+    """A socket is there, but this user may not use it (not in the daemon's socket group).
+    Commands that can work without the daemon still do; the message says what to ask for."""
+
+
 class Client:
     def __init__(self, socket_path: Path, *, name: str = "overseer-cli") -> None:
         self.socket_path = socket_path
@@ -64,16 +69,23 @@ class Client:
 
     async def connect(self, timeout: float = 5.0) -> dict[str, Any]:
         path = self.socket_path
-        if not path.exists():
+        try:
+            exists = path.exists()
+        except PermissionError:  # its directory is closed to us: the daemon's group only
+            raise DaemonForbidden(
+                f"permission denied on {path.parent}: your user may not talk to the daemon "
+                "there (ask to be added to its socket group, daemon.socket_group)"
+            ) from None
+        if not exists:
             raise DaemonUnavailable(f"no daemon is running: there is no socket at {path}")
         try:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(str(path), limit=READ_LIMIT), timeout
             )
         except PermissionError:
-            raise DaemonUnavailable(
+            raise DaemonForbidden(
                 f"permission denied on {path}: your user may not talk to this daemon "
-                "(ask to be added to its socket group)"
+                "(ask to be added to its socket group, daemon.socket_group)"
             ) from None
         except (ConnectionRefusedError, FileNotFoundError):
             raise DaemonUnavailable(

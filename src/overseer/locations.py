@@ -80,7 +80,32 @@ class StateDir:
     def locks(self) -> Path:
         return self.root / "locks"
 
+    @property
+    def started(self) -> Path:
+        """Records of the process groups overseer started and has not seen end."""
+        return self.root / "started"
+
     def ensure(self) -> StateDir:
-        for directory in (self.root, self.worktrees, self.locks):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        for directory in (self.root, self.worktrees, self.locks, self.started):
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+            except (FileExistsError, NotADirectoryError):
+                raise StateDirUnusable(
+                    f"the state directory {self.root} cannot be used: part of {directory} is a "
+                    "file, not a directory (choose another --state-dir or OVERSEER_STATE_DIR)"
+                ) from None
+            except PermissionError:
+                raise StateDirUnusable(
+                    f"the state directory {self.root} cannot be used: permission denied "
+                    f"creating {directory} (run as its owner, or choose another --state-dir)"
+                ) from None
+            except OSError as exc:
+                raise StateDirUnusable(
+                    f"the state directory {self.root} cannot be used: {exc.strerror} "
+                    f"({directory})"
+                ) from None
         return self
+
+
+class StateDirUnusable(Exception):
+    """The state directory cannot be made or written; the message says why and what to do."""

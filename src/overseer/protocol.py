@@ -54,7 +54,9 @@ class ProtocolError(Exception):
 def models() -> tuple[type[Any], dict[str, type[Any]]]:
     """The request model and each op's argument model, built on first use: a client that only
     sends requests never pays for importing pydantic (it keeps `overseer status` quick)."""
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+    from overseer.vocabulary import MAX_REASON_CHARS
 
     class _Args(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -70,16 +72,16 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
         id: str = Field(min_length=1, max_length=64)
 
     class ApproveArgs(AttemptArgs):
-        reason: str | None = Field(default=None, max_length=2000)
+        reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
     class RejectArgs(AttemptArgs):
-        reason: str = Field(min_length=1, max_length=2000)
+        reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
 
     class RollbackArgs(AttemptArgs):
-        reason: str | None = Field(default=None, max_length=2000)
+        reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
     class PauseArgs(_Args):
-        reason: str | None = Field(default=None, max_length=2000)
+        reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
     class HistoryArgs(_Args):
         limit: int = Field(default=50, ge=1, le=1000)
@@ -91,7 +93,9 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
     class Request(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        id: int | str
+        # Any JSON number or string, kept exactly as sent (no 1.0 → 1, no true → 1): the
+        # answer carries the id the client wrote.
+        id: StrictInt | StrictFloat | StrictStr
         op: str
         args: dict[str, Any] = Field(default_factory=dict)
 

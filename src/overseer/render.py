@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 import click
 
+from overseer.base.terminal import visible, visible_all
 from overseer.vocabulary import (
     Event,
     PhaseFinished,
@@ -37,7 +38,10 @@ def event_line(e: dict[str, Any] | Event, style: Any = None) -> str | None:
     if event is None:
         return None
     line = event.describe()
-    if line is None or style is None:
+    if line is None:
+        return None
+    line = visible(line, lines=True)  # what it quotes came from outside: shown, not acted on
+    if style is None:
         return line
     if isinstance(event, PhaseFinished):  # only the mark is coloured, by the outcome
         mark = style(event.mark, fg=COLORS.get(event.outcome))
@@ -73,7 +77,8 @@ class EventPrinter:
             self._open_line = True
 
     def __call__(self, event: Any) -> None:
-        e = event if isinstance(event, dict) else event.to_dict()
+        # Phases and messages hold what the target and models wrote: shown, never acted on.
+        e = visible_all(event if isinstance(event, dict) else event.to_dict())
         kind = e.get("kind")
         if kind == "PhaseStarted":
             iid = e.get("improvement_id")
@@ -133,7 +138,7 @@ def attempts_table(rows: Sequence[Mapping[str, Any]]) -> str:
             out.append(text.ljust(width))
         return "  ".join(out).rstrip()
 
-    return "\n".join([line(header), *(line(b) for b in body)])
+    return visible("\n".join([line(header), *(line(b) for b in body)]), lines=True)
 
 
 def external_text(external_ms: dict[str, float]) -> str:
@@ -235,7 +240,7 @@ def show_attempt(
     if r.get("generated_code"):
         out.append("Diff")
         out.append(r["generated_code"].rstrip("\n"))
-    return "\n".join(out)
+    return visible("\n".join(out), lines=True)
 
 
 def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
@@ -292,4 +297,4 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
             f"  {p['improvement_id'][:8]}  {p['status']:<17} {p.get('change_type') or '-':<12} "
             f"{p.get('risk_level') or '-':<6} {p.get('target_file') or '-'}{expires}"
         )
-    return "\n".join(out)
+    return visible("\n".join(out), lines=True)

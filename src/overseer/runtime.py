@@ -16,6 +16,7 @@ from overseer.core.context import Context
 from overseer.core.generate.generators import Generator, build_generators
 from overseer.core.generate.health import GeneratorHealth, GeneratorHealthBoard
 from overseer.core.learn.predictor import Predictor
+from overseer.core.plumbing import started
 from overseer.core.plumbing.bus import EventBus
 from overseer.core.plumbing.repo import Identity
 from overseer.core.plumbing.secrets import Redactor, install, redact_logs
@@ -43,13 +44,20 @@ class Runtime:
     bus: EventBus
     policy: CompiledPolicy
     redactor: Redactor
+    #: a reader's runtime (history, show, status, stats): it opens the history read-only
+    read_only: bool = False
     _history: History | None = None
     _health: GeneratorHealthBoard | None = None
     _predictor: Predictor | None = None
 
     @classmethod
     def create(
-        cls, config: OverseerConfig, state_dir: Path | None, clock: Clock | None = None
+        cls,
+        config: OverseerConfig,
+        state_dir: Path | None,
+        clock: Clock | None = None,
+        *,
+        read_only: bool = False,
     ) -> Runtime:
         clock = clock or SystemClock()
         state = StateDir(resolve_state_dir(state_dir, config.state_dir))
@@ -58,13 +66,23 @@ class Runtime:
         install(redactor)  # every capture point (test output, model replies) uses this one
         redact_logs(redactor)
         bus = EventBus(clock, redact=redactor.value)
-        return cls(config, state, clock, bus, policy, redactor)
+        return cls(config, state, clock, bus, policy, redactor, read_only)
 
     @property
     def history(self) -> History:
         """The history database, opened on first use; from then on it records every event."""
         if self._history is None:
+            if self.read_only:  # a reader: nothing created, nothing written
+                self._history = History(
+                    self.state.database,
+                    self.clock,
+                    self.redactor,
+                    busy_timeout=self.config.database_lock_timeout,
+                    read_only=True,
+                )
+                return self._history
             self.state.ensure()
+            started.install(self.state.started)  # what this process starts, it records
             self._history = History(
                 self.state.database,
                 self.clock,

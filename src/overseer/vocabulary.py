@@ -653,6 +653,11 @@ class AttemptsRecovered(Event):
         return f"Recovered {self.target}: " + ", ".join(parts or ["branches cleaned"])
 
 
+# A reason given with a decision (approve, reject, rollback, pause): kept, shown in lists and
+# next to similar proposals, so it is a sentence or a paragraph, not a file.
+MAX_REASON_CHARS = 2000
+
+
 class Pause(TypedDict, total=False):
     """The kill switch, as the history keeps it."""
 

@@ -19,6 +19,7 @@ from overseer.core.plumbing.bus import EventBus
 from overseer.core.record.history import History
 from overseer.core.watch import promote_and_watch
 from overseer.vocabulary import (
+    MAX_REASON_CHARS,
     WAITING,
     ApprovalExpired,
     AttemptRow,
@@ -130,6 +131,16 @@ def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str | None) 
         return finish_rejection(ctx, improvement_id)
 
 
+def checked_reason(reason: str | None) -> str | None:
+    """A reason as the daemon's protocol accepts it, with or without a daemon: the same cap."""
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise ActionRefused(
+            f"a reason may be at most {MAX_REASON_CHARS} characters; this one has "
+            f"{len(reason):,} (the attempt's diff and history hold the details)"
+        )
+    return reason
+
+
 def _decide(
     ctx: Context,
     improvement_id: str,
@@ -141,7 +152,7 @@ def _decide(
     **fields: Any,
 ) -> None:
     """A decision on an attempt: who, when and why in `approvals`, then the attempt moves."""
-    ctx.history.add_approval(improvement_id, decision, actor.user, actor.uid, why)
+    ctx.history.add_approval(improvement_id, decision, actor.user, actor.uid, checked_reason(why))
     move(ctx, improvement_id, to, reason=reason, **fields)
 
 
@@ -178,6 +189,7 @@ def set_paused(
     history: History, bus: EventBus, actor: Actor, paused: bool, reason: str | None = None
 ) -> None:
     """The kill switch, kept in the history database so it survives restarts."""
+    checked_reason(reason)
     if paused:
         history.set_control(
             "paused", {"user": actor.user, "uid": actor.uid, "reason": reason, "at": history.now()}
@@ -194,5 +206,6 @@ def rollback(
     ctx: Context, improvement_id: str, actor: Actor, reason: str | None = None
 ) -> AttemptRow:
     """Revert a promoted change (or one the post-promotion watch could not revert)."""
+    checked_reason(reason)
     with ctx.lock(wait=5.0):
         return revert_promoted(ctx, improvement_id, actor, reason or "rolled back by hand")

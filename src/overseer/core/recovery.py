@@ -12,17 +12,14 @@ attempts awaiting a decision survive restarts.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
-import signal
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from overseer.core.context import Context
 from overseer.core.deploy.commit import ROLLBACK_TRAILER, TRAILER, branch_name
 from overseer.core.lifecycle import finish_attempt, move
+from overseer.core.plumbing import started
 from overseer.core.plumbing.repo import RepoError, TargetRepo
 from overseer.core.record.history import History, UnknownAttempt
 from overseer.vocabulary import (
@@ -176,37 +173,13 @@ def _finish_settled(ctx: Context) -> list[str]:
     return finished
 
 
-def kill_strays(root: Path) -> int:
-    """Kill process groups still running inside our worktrees (a killed run's tests, say).
-
-    A run that is SIGKILLed cannot take its test command's process group down with it; the
-    orphans keep running in the worktree. Their working directory gives them away.
-    """
-    killed = 0
-    proc = Path("/proc")
-    if not proc.is_dir() or not root.is_dir():
-        return 0
-    root = root.resolve()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cwd = Path(os.readlink(entry / "cwd"))
-        except OSError:
-            continue
-        if not cwd.is_relative_to(root):
-            continue
-        with contextlib.suppress(OSError):
-            os.killpg(os.getpgid(int(entry.name)), signal.SIGKILL)
-            killed += 1
-    return killed
-
-
 def _clean_worktrees(ctx: Context, keep: set[str]) -> int:
     repo = ctx.repo()
     root = ctx.state.worktrees / ctx.target.key
-    if kill_strays(root):  # under the lock, nothing of ours runs there
-        log.warning("killed processes a previous run left running in %s", root)
+    # Under the lock nothing of ours runs there now: what a killed run started is orphaned.
+    killed = started.kill_orphans(ctx.state.started, root)
+    if killed:
+        log.warning("killed what a stopped run had started and left running: %s", ", ".join(killed))
     removed = 0
     registered = {w.path.resolve() for w in repo.worktrees()}
     if root.is_dir():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from overseer.config import OverseerConfig
-from overseer.daemon.auth import Peer, is_approver, peer_of
+from overseer.daemon.auth import Peer, peer_of
 from overseer.daemon.broadcast import Broadcaster, Outbox
 from overseer.protocol import MAX_LINE_BYTES, ProtocolError, encode, error
 
@@ -35,7 +35,6 @@ ANSWER_GRACE = 5.0
 class Connection:
     peer: Peer
     outbox: Outbox
-    approver: bool
     writer: asyncio.StreamWriter
     handler: asyncio.Task[Any] | None = None
     greeted: bool = False
@@ -77,7 +76,6 @@ class Connections:
         conn = Connection(
             peer,
             Outbox(config.daemon.event_queue),
-            is_approver(peer, config.approvers),
             writer,
             asyncio.current_task(),
         )

@@ -24,7 +24,7 @@ from overseer.core.lifecycle import ActionRefused
 from overseer.core.plumbing.lock import TargetBusy
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.record.history import UnknownAttempt
-from overseer.daemon.auth import why_not
+from overseer.daemon.auth import is_approver, why_not
 from overseer.daemon.connections import Connection
 from overseer.daemon.live import LiveState
 from overseer.protocol import (
@@ -113,7 +113,9 @@ class Handlers:
                     f"the first request must be hello with protocol {PROTOCOL_VERSION}",
                 ),
             )
-        if request.op in WRITE_OPS and not conn.approver:
+        # Asked per request, against the configuration in force: a reload that removes an
+        # approver takes the right away from their open connections too.
+        if request.op in WRITE_OPS and not is_approver(conn.peer, self.config().approvers):
             return error(
                 request.id,
                 ProtocolError(
@@ -158,7 +160,7 @@ class Handlers:
             "pid": os.getpid(),
             "user": conn.peer.user,
             "uid": conn.peer.uid,
-            "approver": conn.approver,
+            "approver": is_approver(conn.peer, self.config().approvers),
         }
 
     async def ping(self, conn: Connection, args: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from overseer.daemon.live import LiveState
 from overseer.daemon.notify import Notifier
 from overseer.daemon.scheduler import CycleScheduler, describe
 from overseer.daemon.worker import Worker
-from overseer.locations import resolve_socket
+from overseer.locations import StateDirUnusable, resolve_socket
 from overseer.protocol import MAX_LINE_BYTES
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
@@ -173,7 +173,7 @@ class Daemon:
             raise DaemonFailed(str(exc)) from None
         try:
             _ = self.rt.history  # opened now, so it records every event from here on
-        except HistoryError as exc:  # locked by another process, a full disk
+        except (HistoryError, StateDirUnusable) as exc:  # locked, a full disk, not a directory
             raise DaemonFailed(str(exc)) from None
         # Generators checked now (a missing model, an endpoint that does not answer), so the
         # problem shows at start-up, not at the first cycle; the others keep working.

@@ -20,9 +20,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, RichLog, Static
 
-from overseer.client import Client, DaemonError, DaemonUnavailable
+from overseer.client import DaemonError, DaemonUnavailable
 from overseer.tui import messages as m
 from overseer.tui.model import CycleView, clock_time
+from overseer.tui.screen_client import ScreenClient
 from overseer.tui.screens.attempt import AttemptScreen
 from overseer.tui.screens.history import HistoryScreen
 from overseer.tui.screens.modals import ConfirmScreen, HelpScreen, ReasonScreen
@@ -55,7 +56,7 @@ class OverseerApp(App[None]):
         super().__init__()
         self.socket_path = socket_path
         self.backoff = backoff
-        self.client: Client | None = None
+        self.client: ScreenClient | None = None
         self.hello: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
         self.recent: list[dict[str, Any]] = []
@@ -113,7 +114,7 @@ class OverseerApp(App[None]):
         """Connect, subscribe, post one message per event; reconnect when the daemon goes."""
         attempt = 0
         while True:
-            client = Client(self.socket_path, name="overseer-tui")
+            client = ScreenClient(self.socket_path, name="overseer-tui")
             try:
                 hello = await client.connect()
                 subscribed = await client.request("subscribe")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from overseer.base.terminal import visible
 from overseer.core.generate.candidate import Candidate
 from overseer.core.plumbing.faults import fault_point
 from overseer.core.plumbing.repo import Identity, commit_all_paths, run_git
@@ -36,7 +37,8 @@ def commit_message(candidate: Candidate, improvement_id: str, risk: str, reasons
         f"{TRAILER}: {improvement_id}",
     ]
     # The parts came redacted from their sources; this is the last line before git, forever.
-    return redact("\n".join(lines) + "\n")
+    # A file name or a model's words may hold terminal escapes: `git log` would act on them.
+    return visible(redact("\n".join(lines) + "\n"), lines=True)
 
 
 def apply_changes(candidate: Candidate, tree: Path) -> None:

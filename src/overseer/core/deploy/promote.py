@@ -26,7 +26,13 @@ class Advance:
 def advance_branch(
     repo: TargetRepo, branch: str, new: str, *, require_clean: bool, message: str
 ) -> Advance:
-    """Fast-forward `branch` to `new`, moving a working tree that has it checked out."""
+    """Fast-forward `branch` to `new`, moving a working tree that has it checked out.
+
+    Never while someone is rebasing, merging, cherry-picking, reverting or bisecting it: the
+    change waits until they are done."""
+    busy = repo.operation_on(branch)
+    if busy:
+        return Advance(False, f"{busy}; {branch} is moved once that is finished")
     tip = repo.branch_head(branch)
     if tip == new:
         return Advance(True)

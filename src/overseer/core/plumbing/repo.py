@@ -190,6 +190,34 @@ class TargetRepo:
                 return tree.path
         return None
 
+    def operation_on(self, branch: str) -> str | None:
+        """Which working tree is in the middle of a rebase, merge, cherry-pick, revert or
+        bisect of `branch`, if one is: moving the branch under it would break what a person is
+        doing (`git rebase --abort` would even drop the commit that moved it)."""
+        ref = f"refs/heads/{branch}"
+        for tree in self.worktrees():
+            try:
+                git_dir = Path(run_git(tree.path, "rev-parse", "--absolute-git-dir"))
+            except RepoError:
+                continue  # a worktree that is gone: nobody works there
+            for state in ("rebase-merge", "rebase-apply"):
+                head = _read(git_dir / state / "head-name")
+                if head == ref or (
+                    head is None and (git_dir / state).is_dir() and tree.branch == branch
+                ):
+                    return f"{tree.path} is in the middle of a rebase of {branch}"
+            if _read(git_dir / "BISECT_START") in (branch, ref):
+                return f"{tree.path} is in the middle of a bisect of {branch}"
+            if tree.branch == branch:
+                for marker, what in (
+                    ("MERGE_HEAD", "merge"),
+                    ("CHERRY_PICK_HEAD", "cherry-pick"),
+                    ("REVERT_HEAD", "revert"),
+                ):
+                    if (git_dir / marker).exists():
+                        return f"{tree.path} is in the middle of a {what} on {branch}"
+        return None
+
     def add_worktree(self, path: Path, commit: str, *, branch: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if branch:
@@ -238,3 +266,10 @@ def commit_all_paths(worktree: Path, paths: list[str], message: str, identity: I
     run_git(worktree, "add", "--all", "--", *paths)
     run_git(worktree, "commit", "--quiet", "--file=-", env=identity.env(), stdin=message)
     return run_git(worktree, "rev-parse", "HEAD")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from overseer.core.plumbing import started as processes
 from overseer.core.plumbing.secrets import redact
 from overseer.core.plumbing.spent import spending
 from overseer.core.plumbing.stop import CycleStopped
@@ -125,6 +126,7 @@ def run_command(
             preexec_fn=preexec,
         )
         pgid = proc.pid  # a new session's leader is its group's leader
+        record = processes.remember(pgid, shown, cwd)
         timed_out = False
         try:
             if stdin_text is not None:
@@ -141,6 +143,7 @@ def run_command(
         finally:
             _kill_group(pgid, signal.SIGKILL)
             proc.wait()
+            processes.forget(record)
         if cancel is not None and cancel.is_set():
             raise CycleStopped(f"cancelled while running `{shown}`; its process group was killed")
         duration = time.monotonic() - started

@@ -229,8 +229,13 @@ class History:
         redactor: Redactor | None = None,
         *,
         busy_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
+        """`read_only`: for the commands that only read (history, show, status, stats). They
+        then work for a reader who may not write the state directory (its group, say), and
+        never wait for or take a write lock."""
         self.path = path
+        self.read_only = read_only
         self.clock = clock
         self.redactor = redactor or Redactor([])
         self.busy_timeout = busy_timeout  # how long a write waits for another process's lock
@@ -239,6 +244,16 @@ class History:
         # daemon's status shows it, and events say it once rather than once each.
         self.problem: str | None = None
         self._events_lost = 0
+        if read_only:
+            conn = self._open_read_only(path, busy_timeout)
+            self.db = sqlite_utils.Database(conn)
+            if not self._schema_is_current():
+                conn.close()
+                raise HistoryUnavailable(
+                    f"the history database {path} was written by another version of overseer "
+                    "(or not at all yet); a command that writes it first brings it up to date"
+                )
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout)
         self.db = sqlite_utils.Database(conn)
@@ -255,6 +270,24 @@ class History:
         except sqlite3.Error as exc:
             conn.close()
             raise self._unavailable(exc) from exc
+
+    def _open_read_only(self, path: Path, busy_timeout: float) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                f"{path.absolute().as_uri()}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                timeout=busy_timeout,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            conn.execute("select count(*) from sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+            raise HistoryUnavailable(
+                f"the history database {path} cannot be read ({name}: {exc}): "
+                "ask its owner for read access to it and its directory"
+            ) from exc
+        return conn
 
     def close(self) -> None:
         with self._lock:
