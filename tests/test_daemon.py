@@ -370,7 +370,13 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, repo, so
     async with run_daemon(opts) as daemon:
         async with Client(daemon.socket_path) as client:
             assert (await client.request("ping"))["pong"]
+        # Another state directory, the same socket: the live socket is not taken over.
+        other = DaemonOptions(opts.config, opts.config_path, state_dir=tmp_path / "other-state")
         with pytest.raises(DaemonFailed, match="already listening"):
+            async with run_daemon(other):
+                pass
+        # The same state directory: refused before it even looks at the socket.
+        with pytest.raises(DaemonFailed, match="another daemon runs on this state directory"):
             async with run_daemon(opts):
                 pass
 

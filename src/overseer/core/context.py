@@ -125,4 +125,8 @@ class Context:
         return self.state.worktrees / self.target.key / name
 
     def lock(self, wait: float = 0.0) -> TargetLock:
-        return TargetLock(self.state.locks / f"{self.target.key}.lock", wait=wait)
+        """The repository's lock (in its git directory), held while acting on it; taking it
+        also checks that this state directory is the one that supervises the repository."""
+        return TargetLock(
+            self.repo().common_dir() / "overseer.lock", wait=wait, state_root=self.state.root
+        )

@@ -29,7 +29,7 @@ from overseer.base.problems import ProblemsError
 from overseer.config import OverseerConfig, TargetConfig
 from overseer.core.actions import expire_approvals
 from overseer.core.context import Context
-from overseer.core.plumbing.lock import TargetBusy
+from overseer.core.plumbing.lock import TargetBusy, TargetLock
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import CycleStopped, StopToken
 from overseer.core.record.history import HistoryError
@@ -120,6 +120,7 @@ class Daemon:
         self.broadcaster: Broadcaster | None = None
         self.connections_server: Connections | None = None
         self.tasks: list[asyncio.Task[Any]] = []
+        self.instance: TargetLock | None = None
         self._watch_stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
@@ -172,7 +173,14 @@ class Daemon:
         except Exception as exc:
             raise DaemonFailed(str(exc)) from None
         try:
+            # One daemon per state directory, for its whole life: a second one would answer
+            # "cycle started" and then find every target busy.
+            self.instance = TargetLock(
+                self.rt.state.ensure().locks / "daemon.lock", what="the state directory"
+            ).__enter__()
             _ = self.rt.history  # opened now, so it records every event from here on
+        except TargetBusy as exc:
+            raise DaemonFailed(f"another daemon runs on this state directory: {exc}") from None
         except (HistoryError, StateDirUnusable) as exc:  # locked, a full disk, not a directory
             raise DaemonFailed(str(exc)) from None
         # Generators checked now (a missing model, an endpoint that does not answer), so the
@@ -245,6 +253,8 @@ class Daemon:
         self.worker.shutdown()
         if self.worker.idle.is_set():
             self.rt.close()
+        if self.instance is not None:
+            self.instance.__exit__(None, None, None)
         self.notifier.close()
         log.info("stopped")
 

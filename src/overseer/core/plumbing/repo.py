@@ -190,6 +190,10 @@ class TargetRepo:
                 return tree.path
         return None
 
+    def common_dir(self) -> Path:
+        """The git directory all of the repository's worktrees share (`.git` of the main one)."""
+        return Path(self.git("rev-parse", "--path-format=absolute", "--git-common-dir"))
+
     def operation_on(self, branch: str) -> str | None:
         """Which working tree is in the middle of a rebase, merge, cherry-pick, revert or
         bisect of `branch`, if one is: moving the branch under it would break what a person is
