@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/safety_corpus.py
 
-Every entry of tests/adversarial.py (hostile paths, symlink escapes, git internals, binary and
+Every entry of tests/support/adversarial.py (hostile paths, symlink escapes, git internals,
 huge content, edits that miss or match twice, results that do not parse, protected paths,
 oversized changes, changes that weaken the tests) is judged under the most permissive policy
 at every autonomy level and every full_max_auto_risk. Printed per level: how many were stopped
@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from adversarial import LEVELS, Harness  # noqa: E402
 from summary import record  # noqa: E402
+from support.adversarial import LEVELS, Harness  # noqa: E402
 
 
 def main() -> int:

@@ -1,11 +1,12 @@
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+# The shared support (tests/support, on sys.path by pyproject's `pythonpath`) has the checks many
+# tests rely on, such as the fault drills' invariants: their failures should say what differed.
+pytest.register_assert_rewrite("support")
 
-from helpers import Harness, init_repo  # noqa: E402
+from support.helpers import Harness, init_repo  # noqa: E402
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@ import shutil
 
 import pytest
 
-from faults.drill import Drill
-from helpers import short_dir
+from support.drill import Drill
+from support.helpers import short_dir
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import shlex
 import sys
 import time
 
-from faults.drill import JUNIT_REPORT
-from test_sandbox import processes_with
+from support.drill import JUNIT_REPORT
+from support.processes import processes_with
 
 MARK = "318.25"  # the sleeps only this drill starts
 # Quick while the flag file is absent (the seed's cycle and its cached baseline); once the drill

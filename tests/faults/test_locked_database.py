@@ -8,8 +8,8 @@ import shlex
 import sys
 import time
 
-from faults.drill import JUNIT_REPORT, hold_lock, release
-from helpers import overseer
+from support.drill import JUNIT_REPORT, hold_lock, release
+from support.helpers import overseer
 
 # Quick while the flag file is absent (the seed's cycle); once it exists the tests say that
 # they have started and wait for the go file, so the drill can take the lock at that moment.
