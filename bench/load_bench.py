@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from summary import record  # noqa: E402
+from support.daemons import DaemonProcess  # noqa: E402
 from support.load import (  # noqa: E402
     STATUS_RATE,
     SUBSCRIBERS,
-    DaemonProcess,
     StatusStream,
     Subscriber,
     cycle_seconds,
@@ -91,9 +91,11 @@ async def one_cycle(daemon: DaemonProcess, control: Subscriber, loaded: bool) ->
 async def measure(cycles: int, workdir: Path, sockdir: Path) -> dict:
     repo = findings_repo(workdir / "proj", modules=WARM_UP + 2 * cycles + 2)
     sock = sockdir / "s.sock"
-    daemon = DaemonProcess(load_config(workdir, repo, sock), sock, workdir / "daemon.log")
+    daemon = DaemonProcess(
+        load_config(workdir, repo, sock), sock, log=workdir / "daemon.log", direct=True
+    )
     try:
-        await daemon.wait_ready()
+        await asyncio.to_thread(daemon.wait_ready)
         control = Subscriber(sock)
         await control.start()
         for _ in range(WARM_UP):

@@ -1,3 +1,4 @@
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -6,7 +7,7 @@ import pytest
 # tests rely on, such as the fault drills' invariants: their failures should say what differed.
 pytest.register_assert_rewrite("support")
 
-from support.helpers import Harness, init_repo  # noqa: E402
+from support.helpers import Harness, daemon_config, init_repo, short_dir  # noqa: E402
 
 
 @pytest.fixture
@@ -19,6 +20,27 @@ def harness(tmp_path: Path, repo: Path):
     h = Harness(tmp_path, repo, ruff_select=["F"])
     yield h
     h.close()
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    """A directory with a short path for Unix sockets (see short_dir), removed afterwards."""
+    with short_dir() as path:
+        yield path
+
+
+@pytest.fixture
+def daemon_options(tmp_path: Path, repo: Path, sockdir: Path) -> Callable[..., object]:
+    """`daemon_options(**sections)`: the options of a daemon in this process on `repo`, for
+    `async with run_daemon(...)`, from a real configuration file (so a reload can be tested)
+    written by `daemon_config` with these sections; its socket is sockdir/run/s.sock."""
+    from overseer.daemon.server import DaemonOptions
+
+    def make(**sections: object) -> DaemonOptions:
+        path, config = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock", **sections)
+        return DaemonOptions(config=config, config_path=path)
+
+    return make
 
 
 @pytest.fixture(autouse=True, scope="session")

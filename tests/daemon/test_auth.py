@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from overseer.daemon.server import DaemonOptions, run_daemon
-from support.helpers import daemon_config, short_dir
 
 NOBODY = 65534
 
@@ -86,27 +84,13 @@ REQUESTS = [
 ]
 
 
-@pytest.fixture
-def sockdir():
-    path = short_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def nobody_may_connect(tmp_path, repo, sockdir, approvers) -> DaemonOptions:
+def nobody_may_connect(daemon_options, approvers) -> DaemonOptions:
     """A daemon whose socket nobody's group may open, with these approvers."""
-    path, config = daemon_config(
-        tmp_path,
-        repo,
-        sockdir / "run" / "s.sock",
-        daemon={"socket_group": NOBODY},
-        approvers=approvers,
-    )
-    return DaemonOptions(config=config, config_path=path)
+    return daemon_options(daemon={"socket_group": NOBODY}, approvers=approvers)
 
 
-async def test_another_uid_may_read_but_not_decide(tmp_path, repo, sockdir):
-    async with run_daemon(nobody_may_connect(tmp_path, repo, sockdir, {})) as daemon:
+async def test_another_uid_may_read_but_not_decide(daemon_options):
+    async with run_daemon(nobody_may_connect(daemon_options, {})) as daemon:
         assert os.stat(daemon.socket_path).st_gid == NOBODY
         hello, status, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert (
@@ -121,8 +105,8 @@ async def test_another_uid_may_read_but_not_decide(tmp_path, repo, sockdir):
         assert daemon.rt.history.get_control("paused") is None
 
 
-async def test_a_listed_approver_may_decide_and_is_recorded(tmp_path, repo, sockdir):
-    opts = nobody_may_connect(tmp_path, repo, sockdir, {"users": ["nobody"]})
+async def test_a_listed_approver_may_decide_and_is_recorded(daemon_options):
+    opts = nobody_may_connect(daemon_options, {"users": ["nobody"]})
     async with run_daemon(opts) as daemon:
         hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert hello["result"]["approver"] is True
@@ -132,26 +116,25 @@ async def test_a_listed_approver_may_decide_and_is_recorded(tmp_path, repo, sock
         assert daemon.rt.history.get_control("paused")["uid"] == NOBODY
 
 
-async def test_a_member_of_an_approvers_group_may_decide(tmp_path, repo, sockdir):
+async def test_a_member_of_an_approvers_group_may_decide(daemon_options):
     import grp
 
     group = grp.getgrgid(NOBODY).gr_name  # nobody's own group ("nogroup" on Debian)
-    async with run_daemon(nobody_may_connect(tmp_path, repo, sockdir, {"groups": [group]})) as daemon:
+    async with run_daemon(nobody_may_connect(daemon_options, {"groups": [group]})) as daemon:
         hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert hello["result"]["approver"] is True
         assert approve["error"]["type"] == "not_found"  # allowed; there is just no such attempt
         assert pause["ok"] and daemon.rt.history.get_control("paused")["uid"] == NOBODY
     # The same without the group: refused, and the refusal names who may.
-    async with run_daemon(nobody_may_connect(tmp_path, repo, sockdir, {"groups": ["root"]})) as daemon:
+    async with run_daemon(nobody_may_connect(daemon_options, {"groups": ["root"]})) as daemon:
         hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
         assert hello["result"]["approver"] is False
         assert pause["error"]["type"] == "not_authorized", pause
         assert "is not an approver" in pause["error"]["message"]
 
 
-async def test_without_the_socket_group_another_uid_cannot_even_connect(tmp_path, repo, sockdir):
-    path, config = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock")
-    async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
+async def test_without_the_socket_group_another_uid_cannot_even_connect(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         python = python_for(NOBODY)
         if python is None:
             pytest.skip("no Python interpreter that uid 65534 may run")

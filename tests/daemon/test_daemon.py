@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import socket
 import stat
 import time
@@ -14,24 +13,12 @@ import pytest
 
 from overseer.base.clock import FakeClock
 from overseer.client import Client, DaemonError, DaemonUnavailable
-from overseer.daemon.server import DaemonFailed, DaemonOptions, run_daemon
-from support.helpers import LIMITED, daemon_config, git, next_event, rows, short_dir
+from overseer.daemon.server import DaemonFailed, run_daemon
+from support.helpers import LIMITED, git, next_event, rows
 
 
-@pytest.fixture
-def sockdir():
-    path = short_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def options(tmp_path, repo, sockdir, **kw) -> DaemonOptions:
-    path, config = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock", **kw)
-    return DaemonOptions(config=config, config_path=path)
-
-
-async def test_a_scheduled_cycle_runs_and_waits_for_approval(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir, every=1)) as daemon:
+async def test_a_scheduled_cycle_runs_and_waits_for_approval(daemon_options):
+    async with run_daemon(daemon_options(every=1)) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
             started = await next_event(client, "CycleStarted")
@@ -56,8 +43,8 @@ async def test_a_scheduled_cycle_runs_and_waits_for_approval(tmp_path, repo, soc
             assert pending["status"] == "awaiting_approval" and pending["expires_at"]
 
 
-async def test_status_says_what_the_daemon_is_doing(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_status_says_what_the_daemon_is_doing(sockdir, daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         async with Client(daemon.socket_path) as client:
             assert client.hello["approver"] is True  # root, or the daemon's own user
             s = await client.request("status")
@@ -73,16 +60,16 @@ async def test_status_says_what_the_daemon_is_doing(tmp_path, repo, sockdir):
     assert s["socket"] == str(sockdir / "run" / "s.sock")
 
 
-async def test_socket_permissions(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_socket_permissions(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         mode = stat.S_IMODE(os.stat(daemon.socket_path).st_mode)
         assert stat.S_ISSOCK(os.stat(daemon.socket_path).st_mode) and mode == 0o660
         assert stat.S_IMODE(os.stat(daemon.socket_path.parent).st_mode) == 0o750
     assert not daemon.socket_path.exists()  # removed on shutdown
 
 
-async def test_run_now_then_approve_promotes(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_run_now_then_approve_promotes(tmp_path, repo, daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
             assert (await client.request("run_now"))["started"] is True
@@ -99,8 +86,8 @@ async def test_run_now_then_approve_promotes(tmp_path, repo, sockdir):
             assert approval["uid"] == os.getuid()
 
 
-async def test_a_paused_daemon_promotes_nothing_until_resumed(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_a_paused_daemon_promotes_nothing_until_resumed(repo, daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
             await client.request("run_now")
@@ -122,9 +109,9 @@ async def test_a_paused_daemon_promotes_nothing_until_resumed(tmp_path, repo, so
             assert git(repo, "merge-base", "--is-ancestor", row["git_commit_hash"], "main") == ""
 
 
-async def test_reject_and_rollback_over_the_socket(tmp_path, repo, sockdir):
+async def test_reject_and_rollback_over_the_socket(repo, daemon_options):
     async with run_daemon(
-        options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+        daemon_options(policy=LIMITED, defaults={"require_approval": False})
     ) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
@@ -148,8 +135,8 @@ async def test_reject_and_rollback_over_the_socket(tmp_path, repo, sockdir):
             assert event["reason"] == "regression"
 
 
-async def test_pause_blocks_the_scheduler_and_resume_lets_it_run(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir, every=1)) as daemon:
+async def test_pause_blocks_the_scheduler_and_resume_lets_it_run(tmp_path, daemon_options):
+    async with run_daemon(daemon_options(every=1)) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
             await client.request("pause", reason="incident 42")
@@ -164,17 +151,17 @@ async def test_pause_blocks_the_scheduler_and_resume_lets_it_run(tmp_path, repo,
             await next_event(client, "CycleStarted", timeout=10)
 
 
-async def test_the_pause_survives_a_restart(tmp_path, repo, sockdir):
-    opts = options(tmp_path, repo, sockdir)
+async def test_the_pause_survives_a_restart(daemon_options):
+    opts = daemon_options()
     async with run_daemon(opts) as daemon, Client(daemon.socket_path) as client:
         await client.request("pause")
     async with run_daemon(opts) as daemon, Client(daemon.socket_path) as client:
         assert (await client.request("status"))["state"] == "paused"
 
 
-async def test_history_and_show(tmp_path, repo, sockdir):
+async def test_history_and_show(daemon_options):
     async with run_daemon(
-        options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+        daemon_options(policy=LIMITED, defaults={"require_approval": False})
     ) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
@@ -214,8 +201,8 @@ async def raw(path, *lines: bytes, read: int = 1) -> list[dict]:
 HELLO = b'{"id": 0, "op": "hello", "args": {"protocol": 1}}\n'
 
 
-async def test_garbage_unknown_ops_and_bad_arguments_get_errors(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_garbage_unknown_ops_and_bad_arguments_get_errors(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         path = daemon.socket_path
         [early] = await raw(path, b'{"id": 1, "op": "status"}\n')
         assert early["error"]["type"] == "handshake_required" and early["id"] == 1
@@ -247,8 +234,8 @@ async def test_garbage_unknown_ops_and_bad_arguments_get_errors(tmp_path, repo, 
             assert (await client.request("ping"))["pong"]
 
 
-async def test_a_huge_line_is_refused_and_the_daemon_keeps_serving(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_a_huge_line_is_refused_and_the_daemon_keeps_serving(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         huge = b'{"id": 1, "op": "ping", "pad": "' + b"x" * (3 * 1024 * 1024) + b'"}\n'
         ping = b'{"id": 2, "op": "ping"}\n'
         answers = await raw(daemon.socket_path, HELLO, huge, ping, read=3)
@@ -259,8 +246,8 @@ async def test_a_huge_line_is_refused_and_the_daemon_keeps_serving(tmp_path, rep
             assert (await client.request("ping"))["pong"]
 
 
-async def test_abrupt_disconnects_do_not_hurt(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_abrupt_disconnects_do_not_hurt(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         for payload in (b"", b'{"id": 1, "op": "hel', HELLO + b'{"id": 2, "op": "status"'):
             s = socket.socket(socket.AF_UNIX)
             s.connect(str(daemon.socket_path))
@@ -282,12 +269,10 @@ async def test_abrupt_disconnects_do_not_hurt(tmp_path, repo, sockdir):
         assert daemon.connections == set()
 
 
-async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(
-    tmp_path, repo, sockdir
-):
+async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(daemon_options):
     from overseer.core.plumbing.events import ErrorRaised
 
-    opts = options(tmp_path, repo, sockdir, daemon={"event_queue": 200})
+    opts = daemon_options(daemon={"event_queue": 200})
     async with run_daemon(opts) as daemon:
         # The slow one subscribes and then does not read at all.
         slow = socket.socket(socket.AF_UNIX)
@@ -336,9 +321,9 @@ async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(
             assert events[-2]["kind"] == "EventsDropped" and events[-1]["message"] == "after"
 
 
-async def test_approvals_expire_with_an_injected_clock(tmp_path, repo, sockdir):
+async def test_approvals_expire_with_an_injected_clock(repo, daemon_options):
     clock = FakeClock()
-    opts = options(tmp_path, repo, sockdir, approvers={"expire_after": "1h"})
+    opts = daemon_options(approvers={"expire_after": "1h"})
     async with run_daemon(opts, clock=clock) as daemon, Client(daemon.socket_path) as client:
         await client.request("subscribe")
         await client.request("run_now")
@@ -360,8 +345,8 @@ async def test_approvals_expire_with_an_injected_clock(tmp_path, repo, sockdir):
         assert git(repo, "branch", "--list", "overseer/*") == ""
 
 
-async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, repo, sockdir):
-    opts = options(tmp_path, repo, sockdir)
+async def test_stale_socket_is_replaced_and_a_live_one_is_not(daemon_options):
+    opts = daemon_options()
     path = opts.config.daemon.socket
     path.parent.mkdir(mode=0o750)
     stale = socket.socket(socket.AF_UNIX)
@@ -375,9 +360,9 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, repo, so
                 pass
 
 
-async def test_a_socket_directory_others_could_write_is_refused(tmp_path, repo, sockdir):
+async def test_a_socket_directory_others_could_write_is_refused(daemon_options):
     """Whoever can write there could swap the socket and hear approvals: refused, saying so."""
-    opts = options(tmp_path, repo, sockdir)
+    opts = daemon_options()
     directory = opts.config.daemon.socket.parent
     directory.mkdir()
     directory.chmod(0o777)
@@ -397,10 +382,8 @@ async def test_a_socket_directory_others_could_write_is_refused(tmp_path, repo, 
         assert (await client.request("ping"))["pong"]
 
 
-async def test_a_stopping_daemon_leaves_its_successors_socket_alone(tmp_path, repo, sockdir):
-    # A new daemon may replace the socket while the old one is still shutting down; the file
-    # system may even give the new socket the old one's inode number.
-    opts = options(tmp_path, repo, sockdir)
+async def test_a_stopping_daemon_leaves_its_successors_socket_alone(daemon_options):
+    opts = daemon_options()
     path = opts.config.daemon.socket
     async with run_daemon(opts) as daemon:
         daemon.server.close()  # as in shutdown: the old socket's inode is free to reuse
@@ -418,9 +401,9 @@ async def test_without_a_daemon_the_client_says_so(sockdir):
 
 
 async def test_a_policy_edited_to_be_invalid_is_rejected_then_the_fix_applies(
-    tmp_path, repo, sockdir
+    tmp_path, daemon_options
 ):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+    async with run_daemon(daemon_options()) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
             before = (await client.request("status"))["policy_version"]
@@ -445,10 +428,10 @@ async def test_a_policy_edited_to_be_invalid_is_rejected_then_the_fix_applies(
             )
 
 
-async def test_a_schedule_change_is_applied_on_reload(tmp_path, repo, sockdir):
+async def test_a_schedule_change_is_applied_on_reload(daemon_options):
     import yaml
 
-    opts = options(tmp_path, repo, sockdir)
+    opts = daemon_options()
     async with run_daemon(opts) as daemon, Client(daemon.socket_path) as client:
         await client.request("subscribe")
         data = yaml.safe_load(opts.config_path.read_text())
@@ -464,9 +447,9 @@ async def test_a_schedule_change_is_applied_on_reload(tmp_path, repo, sockdir):
 
 
 async def test_a_reload_says_which_attempts_the_new_policy_would_judge_differently(
-    tmp_path, repo, sockdir
+    tmp_path, daemon_options
 ):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+    async with run_daemon(daemon_options()) as daemon:
         async with Client(daemon.socket_path) as client:
             await client.request("subscribe")
             await client.request("run_now")

@@ -5,26 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 
-import pytest
-
 from support.daemons import DaemonProcess
 from support.hanging import HANGS_ON_CANDIDATE, UTIL, hanging_repo
-from support.helpers import GIT_ENV, daemon_config, git, init_repo, overseer, rows, short_dir
+from support.helpers import GIT_ENV, daemon_config, git, init_repo, overseer, rows
 from support.processes import processes_with, wait_for_phase, wait_gone, wait_started
-
-
-@pytest.fixture
-def sockdir():
-    path = short_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_sd_notify_ready_status_watchdog_and_stopping(tmp_path, repo, sockdir):
@@ -51,14 +41,14 @@ def test_sd_notify_ready_status_watchdog_and_stopping(tmp_path, repo, sockdir):
             messages.append(notify.recv(4096).decode())
         while not any(m.startswith("STATUS=idle") for m in messages[-1:]):
             messages.append(notify.recv(4096).decode())  # back to idle when it ends
-        code, err = daemon.stop()
+        code = daemon.stop()
         while not any("STOPPING=1" in m for m in messages):
             messages.append(notify.recv(4096).decode())
     finally:
         notify.close()
         if daemon.proc.poll() is None:
             daemon.proc.kill()
-    assert code == 0, err
+    assert code == 0, daemon.output()
     assert any(m.startswith("STOPPING=1\nSTATUS=stopping: SIGTERM") for m in messages)
 
 
@@ -107,8 +97,8 @@ def test_cli_against_a_running_daemon(tmp_path, repo, sockdir):
             "CycleStarted" in kinds and "ApprovalRequested" in kinds and "ChangePromoted" in kinds
         )
     finally:
-        code, err = daemon.stop()
-    assert code == 0, err
+        code = daemon.stop()
+    assert code == 0, daemon.output()
     assert not (sockdir / "run" / "s.sock").exists()
 
 
@@ -128,12 +118,12 @@ def test_sigterm_mid_cycle_interrupts_after_the_grace_period(tmp_path, sockdir):
         iid = wait_for_phase(tmp_path / "state", "EVALUATE")
         wait_started("316.5", tmp_path)
         started = time.monotonic()
-        code, err = daemon.stop()
+        code = daemon.stop()
         took = time.monotonic() - started
     finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
-    assert code == 0, err
+    assert code == 0, daemon.output()
     assert took < 20
     row = next(r for r in rows(tmp_path / "state") if r["improvement_id"] == iid)
     assert row["status"] == "interrupted"
@@ -166,13 +156,13 @@ def test_a_second_sigterm_stops_at_once(tmp_path, sockdir):
         daemon.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         started = time.monotonic()
-        code, err = daemon.stop()
+        code = daemon.stop()
         assert time.monotonic() - started < 15
     finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
-    assert code == 0, err
-    assert "second SIGTERM" in err
+    assert code == 0, daemon.output()
+    assert "second SIGTERM" in daemon.output()
     [row] = rows(tmp_path / "state")
     assert row["status"] == "interrupted"
     assert wait_gone("316.5", tmp_path) == []
@@ -220,8 +210,8 @@ def test_sigkill_mid_cycle_then_restart_keeps_the_invariants(tmp_path, sockdir):
         second.wait_ready()
         status = json.loads(second.cli("status", "--json").stdout)
     finally:
-        code, err = second.stop()
-    assert code == 0, err
+        code = second.stop()
+    assert code == 0, second.output()
     by_id = {r["improvement_id"]: r for r in rows(tmp_path / "state")}
     assert by_id[killed]["status"] == "interrupted"
     assert "interrupted in phase EVALUATE" in by_id[killed]["failure_reason"]
@@ -251,9 +241,9 @@ def test_sighup_reloads(tmp_path, repo, sockdir):
         ]:
             time.sleep(0.1)
     finally:
-        code, err = daemon.stop()
+        code = daemon.stop()
     assert [e for e in rows(tmp_path / "state", "phase_events") if e["kind"] == "ConfigReloaded"]
-    assert code == 0, err
+    assert code == 0, daemon.output()
 
 
 def test_without_a_daemon_the_cli_says_so(tmp_path, repo, sockdir):

@@ -10,16 +10,12 @@ much the load slows a cycle is measured, not asserted: bench/load_bench.py.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 from pathlib import Path
 
-import pytest
-
-from support.helpers import short_dir
+from support.daemons import DaemonProcess
 from support.load import (
     SUBSCRIBERS,
-    DaemonProcess,
     Stalled,
     StatusStream,
     Subscriber,
@@ -35,13 +31,6 @@ STALL_CAP = 64 * 1024 * 1024  # bytes a client may send without reading before w
 # A client that never reads costs the daemon its socket buffers, the transport's buffer, at
 # most MAX_BACKLOG answers and `event_queue` events: a few megabytes.
 STALLED_BOUND_MB = 16
-
-
-@pytest.fixture
-def sockdir():
-    path = short_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def recorded_events(state: Path, after_id: int) -> list[tuple]:
@@ -101,9 +90,9 @@ async def test_fifty_subscribers_a_status_stream_and_a_stalled_client_while_cycl
     # A small event queue, so the stalled subscriber overflows it within a few cycles.
     config = load_config(tmp_path, repo, sock, event_queue=10)
     state = tmp_path / "state"
-    daemon = DaemonProcess(config, sock, tmp_path / "daemon.log")
+    daemon = DaemonProcess(config, sock, log=tmp_path / "daemon.log", direct=True)
     try:
-        await daemon.wait_ready()
+        await asyncio.to_thread(daemon.wait_ready)
         control = Subscriber(sock)  # subscribed too; it also starts cycles
         await control.start()
         subscribers = [Subscriber(sock) for _ in range(SUBSCRIBERS)]

@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import threading
@@ -30,8 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from overseer.protocol import MAX_LINE_BYTES, OPS, READ_OPS, WRITE_OPS
+from support.daemons import DaemonProcess
 from support.helpers import daemon_config, init_repo, short_dir, snapshot
-from support.load import HELLO, DaemonProcess, Subscriber, wait_idle
+from support.load import HELLO, Subscriber, wait_idle
 
 EXAMPLES = int(os.environ.get("OVERSEER_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
@@ -118,34 +118,33 @@ def database_tables(state: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
-    sockdir = short_dir()
-    repo = init_repo(tmp / "proj")
-    # Supervised, real changes: a cycle leaves an attempt awaiting approval.
-    config, _ = daemon_config(tmp, repo, sockdir / "s.sock")
-    daemon = DaemonProcess(config, sockdir / "s.sock", tmp / "daemon.log")
-    try:
+    with short_dir() as sockdir:
+        repo = init_repo(tmp / "proj")
+        # Supervised, real changes: a cycle leaves an attempt awaiting approval.
+        config, _ = daemon_config(tmp, repo, sockdir / "s.sock")
+        daemon = DaemonProcess(config, sockdir / "s.sock", log=tmp / "daemon.log", direct=True)
+        try:
 
-        async def prepare() -> str:
-            await daemon.wait_ready()
-            watcher = Subscriber(daemon.socket)
-            await watcher.start()
-            await watcher.client.request("run_now")
-            await watcher.wait_for("CycleFinished")
-            await wait_idle(watcher.client)
-            [requested] = [e for e in watcher.events if e["kind"] == "ApprovalRequested"]
-            await watcher.close()
-            return requested["improvement_id"]
+            async def prepare() -> str:
+                await asyncio.to_thread(daemon.wait_ready)
+                watcher = Subscriber(daemon.socket)
+                await watcher.start()
+                await watcher.client.request("run_now")
+                await watcher.wait_for("CycleFinished")
+                await wait_idle(watcher.client)
+                [requested] = [e for e in watcher.events if e["kind"] == "ApprovalRequested"]
+                await watcher.close()
+                return requested["improvement_id"]
 
-        fuzzed = Fuzzed(daemon, tmp / "state", repo, asyncio.run(prepare()))
-        fuzzed.tables = database_tables(fuzzed.state)
-        fuzzed.repo_before = snapshot(repo)
-        fuzzed.check()
-        yield fuzzed
-        assert snapshot(repo) == fuzzed.repo_before
-    finally:
-        code = daemon.stop()
-        shutil.rmtree(sockdir, ignore_errors=True)
-    assert code == 0, daemon.log.read_text()[-3000:]
+            fuzzed = Fuzzed(daemon, tmp / "state", repo, asyncio.run(prepare()))
+            fuzzed.tables = database_tables(fuzzed.state)
+            fuzzed.repo_before = snapshot(repo)
+            fuzzed.check()
+            yield fuzzed
+            assert snapshot(repo) == fuzzed.repo_before
+        finally:
+            code = daemon.stop()
+    assert code == 0, daemon.output()[-3000:]
 
 
 # -- talking to it ----------------------------------------------------------------------------

@@ -23,14 +23,11 @@ def verify(unit: Path, *, user: bool, tmp_path: Path) -> subprocess.CompletedPro
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is needed (Debian package systemd)"
     # A short runtime directory: systemd derives socket paths from it (108-byte limit).
-    runtime = short_dir()
-    runtime.chmod(0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "SYSTEMD_LOG_COLOR": "0"}
-    args = [analyze, *(["--user"] if user else []), "verify", str(unit)]
-    try:
+    with short_dir() as runtime:
+        runtime.chmod(0o700)
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "SYSTEMD_LOG_COLOR": "0"}
+        args = [analyze, *(["--user"] if user else []), "verify", str(unit)]
         return subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def installed_copy(source: Path, tmp_path: Path, program: str) -> Path:

@@ -19,15 +19,12 @@ Every drill ends with `Drill.assert_invariants`, on the state the restarted daem
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import shlex
-import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,14 +33,13 @@ from typing import Any
 
 from overseer.base.clock import SystemClock
 from overseer.core.record.history import History
+from support.daemons import DaemonProcess
 from support.helpers import (
-    GIT_ENV,
     PYPROJECT,
     Harness,
     daemon_config,
     git,
     init_repo,
-    overseer,
     rows,
 )
 
@@ -102,91 +98,6 @@ TARGET = {
 _numbers = itertools.count(1)
 
 
-class Daemon:
-    """`overseer daemon` as a real process. Its log goes through a pipe, as to journald (a
-    file would fill up with the drill's full disk), and a thread here keeps reading it."""
-
-    def __init__(self, drill: Drill, fault: str | None = None, preexec: Any = None) -> None:
-        self.drill = drill
-        self.log = drill.tmp / f"daemon-{next(_numbers)}.log"
-        env = {**os.environ, **GIT_ENV, "OVERSEER_SOCKET": str(drill.socket)}
-        env.pop("OVERSEER_FAULT", None)
-        if fault:
-            env["OVERSEER_FAULT"] = fault
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "overseer", "daemon", "--config", str(drill.config)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=preexec,
-        )
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        drill.daemons.append(self)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with self.log.open("wb") as copy:
-            for line in self.proc.stdout:
-                copy.write(line)
-                copy.flush()
-                self._lines.append(line.decode(errors="replace"))
-
-    def output(self) -> str:
-        if self.proc.poll() is not None:
-            self._reader.join(timeout=10)
-        return "".join(self._lines)
-
-    def wait_ready(self, seconds: float = 30) -> Daemon:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"the daemon exited ({self.proc.returncode}):\n{self.output()}"
-                )
-            if '"message": "ready: ' in self.output():
-                return self
-            time.sleep(0.05)
-        raise AssertionError(f"the daemon did not become ready:\n{self.output()}")
-
-    def wait_for_log(self, text: str, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"the daemon never logged {text!r}:\n{self.output()}")
-
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return overseer(*args, env={"OVERSEER_SOCKET": str(self.drill.socket)}, timeout=timeout)
-
-    def request(self, op: str, **args: Any) -> Any:
-        """One request over the socket, as the CLI makes it (without its start-up time)."""
-        from overseer.client import call
-
-        return asyncio.run(call(self.drill.socket, op, **args))
-
-    def run_now(self) -> None:
-        assert self.request("run_now")["started"]
-
-    def wait_killed(self, seconds: float = 60) -> None:
-        """The fault point fired: the daemon died of SIGKILL (not of anything else)."""
-        try:
-            self.proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"the daemon was not killed:\n{self.output()}") from None
-        assert self.proc.returncode == -signal.SIGKILL, self.output()
-
-    def stop(self, seconds: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=seconds)
-        return self.proc.returncode
-
-
 @dataclass
 class Before:
     """What the invariants compare with: the state just before the fault."""
@@ -208,7 +119,7 @@ class Drill:
         self.state = tmp / "state"
         self.database = self.state / "history.sqlite3"
         self.socket = sockdir / "s.sock"
-        self.daemons: list[Daemon] = []
+        self.daemons: list[DaemonProcess] = []
         self.configure()
 
     def configure(self, target: dict[str, Any] | None = None, **sections: Any) -> None:
@@ -222,8 +133,18 @@ class Drill:
             **sections,
         )
 
-    def start(self, fault: str | None = None, preexec: Any = None) -> Daemon:
-        return Daemon(self, fault, preexec)
+    def start(self, fault: str | None = None, preexec: Any = None) -> DaemonProcess:
+        """The daemon as a process, with the fault point `fault` armed. Its log goes through a
+        pipe, as to journald (a file would fill up with the drill's full disk)."""
+        daemon = DaemonProcess(
+            self.config,
+            self.socket,
+            log=self.tmp / f"daemon-{next(_numbers)}.log",
+            env={"OVERSEER_FAULT": fault} if fault else None,
+            preexec=preexec,
+        )
+        self.daemons.append(daemon)
+        return daemon
 
     def seed_waiting(self, **target: Any) -> str:
         """One real change waiting for approval (a cycle in this process, the same state);
@@ -372,9 +293,7 @@ class Drill:
 
     def close(self) -> None:
         for daemon in self.daemons:
-            if daemon.proc.poll() is None:
-                daemon.proc.kill()
-                daemon.proc.wait()
+            daemon.kill()
 
 
 def trailer_commits(repo: Path, branch: str) -> dict[str, list[str]]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,13 +210,16 @@ def overseer(
 # -- the daemon -----------------------------------------------------------------------------
 
 
-def short_dir() -> Path:
-    """Unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer."""
-    import tempfile
-
+@contextlib.contextmanager
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path, removed afterwards: Unix socket paths are limited to 107
+    bytes, and pytest's tmp_path can be longer. Tests take the `sockdir` fixture."""
     path = Path(tempfile.mkdtemp(prefix="ov", dir="/tmp"))
     path.chmod(0o755)
-    return path
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def daemon_config(

@@ -13,18 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from overseer.client import Client, DaemonError
-from support.helpers import GIT_ENV, LIMITED, SAMPLE, daemon_config, init_repo
+from support.helpers import LIMITED, SAMPLE, daemon_config, init_repo
 
 SUBSCRIBERS = 50
 STATUS_RATE = 20.0  # status requests per second, sent whether or not answers have come
@@ -50,57 +46,6 @@ def load_config(tmp_path: Path, repo: Path, socket_path: Path, **daemon: Any) ->
         daemon=daemon,
     )
     return path
-
-
-class DaemonProcess:
-    """`overseer daemon` as a child process, its log in a file (a pipe nobody reads would
-    fill up and block the daemon's logging under load)."""
-
-    def __init__(self, config: Path, socket_path: Path, log: Path) -> None:
-        self.socket = socket_path
-        self.log = log
-        env = {**os.environ, **GIT_ENV, "OVERSEER_SOCKET": str(socket_path)}
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "overseer", "daemon", "--config", str(config)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def wait_ready(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the daemon exited: {self.log.read_text()[-3000:]}")
-            if self.socket.exists():
-                with contextlib.suppress(OSError, DaemonError):
-                    async with Client(self.socket, name="load") as client:
-                        await client.request("ping")
-                        return
-            await asyncio.sleep(0.1)
-        raise AssertionError("the daemon did not become ready")
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-    def cpu_seconds(self) -> float:
-        """CPU time the daemon itself used so far (not the commands a cycle runs)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
 
 
 def received_at() -> float:

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
 
-import pytest
-
-from overseer.daemon.server import DaemonOptions, run_daemon
+from overseer.daemon.server import run_daemon
 from overseer.tui.app import OverseerApp
 from overseer.tui.widgets.changes import ChangesTable
 from overseer.tui.widgets.phases import Phases
 from overseer.tui.widgets.status_bar import StatusBar
-from support.helpers import LIMITED, daemon_config, git, rows, short_dir
+from support.helpers import LIMITED, git, rows
 from support.tui import SIZE, app_for, connected, text_of, until
-
-
-@pytest.fixture
-def sockdir():
-    path = short_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def options(tmp_path, repo, sockdir, **kw) -> DaemonOptions:
-    path, config = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock", **kw)
-    return DaemonOptions(config=config, config_path=path)
 
 
 async def a_change_waiting(pilot) -> str:
@@ -48,8 +33,8 @@ async def a_promoted_change(pilot) -> dict:
     return table.selected()
 
 
-async def test_the_phases_advance_on_screen_during_a_cycle(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_the_phases_advance_on_screen_during_a_cycle(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -80,8 +65,8 @@ async def test_the_phases_advance_on_screen_during_a_cycle(tmp_path, repo, sockd
             assert "awaiting approval" in events, events
 
 
-async def test_approve_with_a_promotes_the_change(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_approve_with_a_promotes_the_change(tmp_path, repo, daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -103,8 +88,8 @@ async def test_approve_with_a_promotes_the_change(tmp_path, repo, sockdir):
             assert approval["decision"] == "approved"
 
 
-async def test_escape_cancels_and_nothing_is_sent(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_escape_cancels_and_nothing_is_sent(tmp_path, daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -117,8 +102,8 @@ async def test_escape_cancels_and_nothing_is_sent(tmp_path, repo, sockdir):
             assert rows(tmp_path / "state", "approvals") == []
 
 
-async def test_reject_with_r_asks_why_and_records_it(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_reject_with_r_asks_why_and_records_it(tmp_path, repo, daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -139,8 +124,8 @@ async def test_reject_with_r_asks_why_and_records_it(tmp_path, repo, sockdir):
             assert git(repo, "branch", "--list", "overseer/*") == ""
 
 
-async def test_rollback_with_capital_r_names_the_commit_and_reverts(tmp_path, repo, sockdir):
-    opts = options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+async def test_rollback_with_capital_r_names_the_commit_and_reverts(repo, daemon_options):
+    opts = daemon_options(policy=LIMITED, defaults={"require_approval": False})
     async with run_daemon(opts) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
@@ -159,9 +144,9 @@ async def test_rollback_with_capital_r_names_the_commit_and_reverts(tmp_path, re
             )
 
 
-async def test_rollback_from_the_history_screen(tmp_path, repo, sockdir):
+async def test_rollback_from_the_history_screen(repo, daemon_options):
     """Any deployed change can be rolled back, not only those the dashboard lists."""
-    opts = options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+    opts = daemon_options(policy=LIMITED, defaults={"require_approval": False})
     async with run_daemon(opts) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
@@ -183,8 +168,8 @@ async def test_rollback_from_the_history_screen(tmp_path, repo, sockdir):
             assert screen.check_action("rollback", ()) is None  # nothing left to roll back
 
 
-async def test_keys_that_do_not_apply_are_disabled(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir)) as daemon:
+async def test_keys_that_do_not_apply_are_disabled(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -199,8 +184,8 @@ async def test_keys_that_do_not_apply_are_disabled(tmp_path, repo, sockdir):
             assert app.check_action("rollback", ()) is None  # not promoted
 
 
-async def test_pause_with_p_shows_and_is_obeyed(tmp_path, repo, sockdir):
-    async with run_daemon(options(tmp_path, repo, sockdir, every=1)) as daemon:
+async def test_pause_with_p_shows_and_is_obeyed(tmp_path, daemon_options):
+    async with run_daemon(daemon_options(every=1)) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -224,8 +209,8 @@ async def test_pause_with_p_shows_and_is_obeyed(tmp_path, repo, sockdir):
             assert daemon.rt.history.get_control("paused") is None
 
 
-async def test_disconnect_and_reconnect(tmp_path, repo, sockdir):
-    opts = options(tmp_path, repo, sockdir)
+async def test_disconnect_and_reconnect(daemon_options):
+    opts = daemon_options()
     async with run_daemon(opts) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
@@ -241,8 +226,8 @@ async def test_disconnect_and_reconnect(tmp_path, repo, sockdir):
                 assert events.count("connected as") == 2
 
 
-async def test_a_refusal_is_explained_not_a_crash(tmp_path, repo, sockdir):
-    opts = options(tmp_path, repo, sockdir, approvers={"include_owner": False, "groups": []})
+async def test_a_refusal_is_explained_not_a_crash(tmp_path, daemon_options):
+    opts = daemon_options(approvers={"include_owner": False, "groups": []})
     async with run_daemon(opts) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:
@@ -258,8 +243,8 @@ async def test_a_refusal_is_explained_not_a_crash(tmp_path, repo, sockdir):
             assert app.is_running
 
 
-async def test_history_screen_pages_filters_and_opens_an_attempt(tmp_path, repo, sockdir):
-    opts = options(tmp_path, repo, sockdir, policy=LIMITED, defaults={"require_approval": False})
+async def test_history_screen_pages_filters_and_opens_an_attempt(daemon_options):
+    opts = daemon_options(policy=LIMITED, defaults={"require_approval": False})
     async with run_daemon(opts) as daemon:
         app = app_for(daemon)
         async with app.run_test(size=SIZE) as pilot:

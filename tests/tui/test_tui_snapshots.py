@@ -8,14 +8,12 @@ Update them after an intended change with `pytest --snapshot-update`, and look a
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import pytest
 
 from overseer.tui.app import OverseerApp
 from overseer.tui.widgets.changes import ChangesTable
-from support.helpers import short_dir
 from support.replay import ReplayDaemon
 
 SIZE = (130, 40)
@@ -217,16 +215,14 @@ SCRIPT = {
 
 
 @pytest.fixture
-def replay():
+def replay(sockdir):
     saved_tz = os.environ.get("TZ")
     os.environ["TZ"] = "UTC"
     time.tzset()
-    directory = short_dir()
     try:
-        with ReplayDaemon(directory / "s.sock", SCRIPT) as daemon:
+        with ReplayDaemon(sockdir / "s.sock", SCRIPT) as daemon:
             yield daemon
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
         if saved_tz is None:
             os.environ.pop("TZ", None)
         else:

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from support.daemons import DaemonProcess
-from support.helpers import daemon_config, git, short_dir
+from support.helpers import daemon_config, git
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -75,8 +75,7 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
 
 
-def test_the_real_tui_in_a_terminal(tmp_path, repo):
-    sockdir = short_dir()
+def test_the_real_tui_in_a_terminal(tmp_path, repo, sockdir):
     sock = sockdir / "run" / "s.sock"
     config, _ = daemon_config(tmp_path, repo, sock)
     daemon = DaemonProcess(config, sock)
@@ -106,6 +105,5 @@ def test_the_real_tui_in_a_terminal(tmp_path, repo):
     finally:
         if tmux is not None:
             tmux.kill()
-        code, err = daemon.stop()
-        shutil.rmtree(sockdir, ignore_errors=True)
-    assert code == 0, err
+        code = daemon.stop()
+    assert code == 0, daemon.output()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -17,35 +16,20 @@ from overseer.base.clock import FakeClock, iso
 from overseer.client import Client
 from overseer.core.generate.candidate import GeneratorFault
 from overseer.core.generate.health import RECHECK_SECONDS, GeneratorHealthBoard
-from overseer.daemon.server import DaemonOptions, run_daemon
+from overseer.daemon.server import run_daemon
 from overseer.tui.widgets.status_bar import StatusBar
 from support.chat_server import Answer, ChatServer
 from support.helpers import (
     Harness,
-    daemon_config,
     git,
     init_repo,
     next_event,
     overseer,
     rows,
-    short_dir,
 )
-from support.tiny_model import build_tiny_llama_gguf
 from support.tui import SIZE, app_for, connected, text_of, until
 
 UNUSABLE = "I think you should refactor everything."
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_tiny_llama_gguf(tmp_path_factory.mktemp("model") / "tiny.gguf")
-
-
-@pytest.fixture
-def sockdir():
-    path = short_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def unloadable(model, path):
@@ -277,25 +261,15 @@ def test_the_health_record_keeps_since_when_and_checks_only_what_is_due():
 # -- shown to people -------------------------------------------------------------------------
 
 
-def daemon_options(tmp_path, repo, sockdir, server):
-    path, config = daemon_config(
-        tmp_path,
-        repo,
-        sockdir / "run" / "s.sock",
-        generators=[server.generator(retries=0), "ruff_fix"],
-    )
-    return DaemonOptions(config=config, config_path=path)
-
-
 async def a_cycle(client) -> None:
     await client.request("subscribe")
     await client.request("run_now")
     await next_event(client, "CycleFinished")
 
 
-async def test_overseer_status_shows_an_off_generator_and_why(tmp_path, repo, sockdir):
+async def test_overseer_status_shows_an_off_generator_and_why(tmp_path, daemon_options):
     with ChatServer(default=Answer(status=503, body=b"{}")) as server:
-        opts = daemon_options(tmp_path, repo, sockdir, server)
+        opts = daemon_options(generators=[server.generator(retries=0), "ruff_fix"])
         socket = str(opts.config.daemon.socket)
         async with run_daemon(opts) as daemon, Client(daemon.socket_path) as client:
             before = await asyncio.to_thread(overseer, "status", env={"OVERSEER_SOCKET": socket})
@@ -325,9 +299,10 @@ async def test_overseer_status_shows_an_off_generator_and_why(tmp_path, repo, so
     assert line.split(": ", 1)[1].startswith(why)
 
 
-async def test_the_tui_status_bar_shows_llm_off_and_why_on_hover(tmp_path, repo, sockdir):
+async def test_the_tui_status_bar_shows_llm_off_and_why_on_hover(daemon_options):
     with ChatServer(default=Answer(status=503, body=b"{}")) as server:
-        async with run_daemon(daemon_options(tmp_path, repo, sockdir, server)) as daemon:
+        opts = daemon_options(generators=[server.generator(retries=0), "ruff_fix"])
+        async with run_daemon(opts) as daemon:
             app = app_for(daemon)
             async with app.run_test(size=SIZE) as pilot:
                 await connected(pilot)

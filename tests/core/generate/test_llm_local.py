@@ -15,12 +15,6 @@ from overseer.core.generate.llm.header import ModelFileError, check_model_file
 from overseer.core.generate.llm.local_backend import ChildSession, LocalBackend
 from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt
 from support.helpers import Harness, overseer, rows
-from support.tiny_model import build_tiny_llama_gguf
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_tiny_llama_gguf(tmp_path_factory.mktemp("model") / "tiny.gguf")
 
 
 def local(model, **kw) -> LocalBackend:
