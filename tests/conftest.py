@@ -7,12 +7,29 @@ import pytest
 # tests rely on, such as the fault drills' invariants: their failures should say what differed.
 pytest.register_assert_rewrite("support")
 
-from support.helpers import Harness, daemon_config, init_repo, short_dir  # noqa: E402
+from support.helpers import Harness, daemon_config, short_dir  # noqa: E402
+from support.template import SampleTemplate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory, _no_personal_git_config) -> SampleTemplate:
+    """The sample repository, built once per session (per xdist worker); see support.template."""
+    return SampleTemplate(tmp_path_factory.mktemp("sample"))
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return init_repo(tmp_path / "proj")
+def repo(tmp_path: Path, sample: SampleTemplate) -> Path:
+    """The sample project at tmp_path/proj (a copy: the same commits, hashes included)."""
+    return sample.copy(tmp_path / "proj")
+
+
+@pytest.fixture
+def warm_baseline(tmp_path: Path, repo: Path, sample: SampleTemplate) -> None:
+    """`@pytest.mark.usefixtures("warm_baseline")`: the baseline at `repo`'s commit (its tests
+    and ruff's F rules), measured once per session, is already in tmp_path/state's history for
+    the target "proj" at `repo`, so the first cycle there does not run it again. Only for a test
+    that proves nothing about the baseline's own run (see support.template)."""
+    sample.warm(tmp_path / "state", repo)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ OWN_FOLDERS = {
     "faults": "the fault drills, a category of their own",
     "__snapshots__": "the stored pictures of the snapshot tests",
 }
+# The checks of the whole project, at the top; every other test lives where its code does.
+TOP = {"test_layering.py", "test_lint.py", "test_suite_shape.py"}
 
 
 def python_files() -> list[Path]:
@@ -86,12 +88,18 @@ def test_the_folders_mirror_the_source():
     strays = []
     for path in all_test_modules():
         folder = path.parent.relative_to(TESTS)
-        if folder == Path(".") or folder.parts[0] in OWN_FOLDERS:
-            continue  # project-wide checks at the top; the folders of their own
+        if folder == Path("."):
+            if path.name not in TOP:
+                strays.append(path.name)
+            continue
+        if folder.parts[0] in OWN_FOLDERS:
+            continue
         mirrored = SOURCE / folder
         if not (mirrored.is_dir() or mirrored.with_suffix(".py").is_file()):
             strays.append(str(path.relative_to(TESTS)))
-    assert strays == [], f"no src/overseer/<folder> (package or module) for: {strays}"
+    assert strays == [], (
+        f"move each into the folder of what it tests (tests/core/..., tests/daemon/, ...): {strays}"
+    )
     assert not [p for p in (TESTS / "support").glob("test_*.py")], "support holds no tests"
 
 
@@ -106,3 +114,37 @@ def test_each_fixture_is_defined_once():
     copies = {name: where for name, where in defined.items() if len(where) > 1}
     assert copies == {}, f"fixtures defined more than once: {copies}"
     assert {"sockdir", "daemon_options", "repo", "harness"} <= set(defined)
+
+
+# -- the sample repository, built once per session -------------------------------------------
+
+
+def test_a_copy_of_the_sample_is_the_same_repository(repo, sample):
+    from support.helpers import SAMPLE, git
+
+    assert git(repo, "rev-parse", "HEAD") == sample.commit
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo, "symbolic-ref", "HEAD") == "refs/heads/main"
+    assert git(repo, "worktree", "list", "--porcelain").startswith(f"worktree {repo}\n")
+    for name, text in SAMPLE.items():
+        assert (repo / name).read_text() == text
+
+
+def test_a_warmed_baseline_is_taken_from_the_cache_and_the_cycle_still_runs_its_tests(
+    tmp_path, repo, sample
+):
+    """If the cache's key changes (the target's key, the commit, the command's), this fails,
+    rather than the warmed tests silently running their baselines again."""
+    from support.helpers import Harness
+
+    sample.warm(tmp_path / "state", repo)
+    h = Harness(tmp_path, repo, ruff_select=["F"])
+    try:
+        result = h.cycle(dry_run=True)
+    finally:
+        h.close()
+    assert result.analysis.commit == sample.commit
+    assert result.analysis.tests_cached and result.analysis.lint_cached
+    assert result.analysis.tests.passed == 2
+    [attempt] = result.attempts
+    assert attempt["status"] == "dry_run" and attempt["tests_passed"] == 2  # the candidate's own

@@ -95,6 +95,7 @@ def test_test_command_override(tmp_path, repo):
     assert row["tests_passed"] == 1  # only the one test -k selected
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_approve_reject_rollback_from_the_command_line(tmp_path, repo):
     state = str(tmp_path / "state")
     cfg = config_file(tmp_path, repo)
@@ -124,6 +125,7 @@ def test_approve_reject_rollback_from_the_command_line(tmp_path, repo):
     assert shown["approvals"][0]["reason"] == "fine"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_an_expired_approval_is_refused_without_a_daemon(tmp_path, repo):
     """No daemon ran the expiry: the approval is still refused, and the attempt is recorded as
     expired, not promoted."""
@@ -160,6 +162,7 @@ def test_a_repository_of_another_user_is_a_clear_error(tmp_path, repo):
     assert f"safe.directory {repo}" in out.stderr and "detached HEAD" not in out.stderr
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_unknown_and_ambiguous_ids(tmp_path, repo):
     state = str(tmp_path / "state")
     overseer("run", "--once", "--target", str(repo), "--state-dir", state)

@@ -25,6 +25,7 @@ def waiting(h: Harness) -> dict:
     return attempt
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_supervised_change_waits_with_its_branch_and_worktree_kept(supervised, repo):
     before = git(repo, "rev-parse", "main")
     attempt = waiting(supervised)
@@ -40,6 +41,7 @@ def test_supervised_change_waits_with_its_branch_and_worktree_kept(supervised, r
     assert again.attempts == [] and "(awaiting_approval)" in again.summary
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_approve_promotes_and_records_who_when_and_why(supervised, repo):
     iid = waiting(supervised)["improvement_id"]
     ctx = supervised.context()
@@ -61,6 +63,7 @@ def test_approve_promotes_and_records_who_when_and_why(supervised, repo):
     assert outcome["kept"] == 1 and outcome["finding_kind"] == "F401"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_approve_waits_while_the_users_tree_has_uncommitted_changes(supervised, repo):
     iid = waiting(supervised)["improvement_id"]
     write_files(repo, {"pkg/__init__.py": "# work in progress\n"})
@@ -85,6 +88,7 @@ def test_approve_waits_while_the_users_tree_has_uncommitted_changes(supervised, 
     assert git(repo, "rev-parse", "main") == row["git_commit_hash"]
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_when_the_branch_moved_the_change_is_rebased_and_tested_again(supervised, repo):
     iid = waiting(supervised)["improvement_id"]
     moved = commit_file(repo, "README.md", "hello\n", "a user's commit")
@@ -100,6 +104,7 @@ def test_when_the_branch_moved_the_change_is_rebased_and_tested_again(supervised
     )
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_when_the_branch_moved_to_a_head_that_cannot_be_evaluated_the_change_waits(
     supervised, repo
 ):
@@ -128,6 +133,7 @@ def test_when_the_branch_moved_to_a_head_that_cannot_be_evaluated_the_change_wai
     assert git(repo, "rev-parse", "main~1") == fixed  # rebased onto the fix, tested there
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_when_the_branch_moved_and_the_change_conflicts_it_fails_without_forcing(supervised, repo):
     iid = waiting(supervised)["improvement_id"]
     moved = commit_file(
@@ -143,6 +149,7 @@ def test_when_the_branch_moved_and_the_change_conflicts_it_fails_without_forcing
     assert git(repo, "rev-parse", "main") == moved
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_reject_needs_a_reason_and_removes_the_branch(supervised, repo):
     iid = waiting(supervised)["improvement_id"]
     with pytest.raises(actions.ActionRefused, match="needs a reason"):
@@ -159,6 +166,7 @@ def test_reject_needs_a_reason_and_removes_the_branch(supervised, repo):
         actions.approve(supervised.context(), iid, ALICE)
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_rollback_reverts_with_a_new_commit_and_records_it(harness, repo):
     [attempt] = harness.cycle().attempts
     iid, commit = attempt["improvement_id"], attempt["git_commit_hash"]
@@ -183,6 +191,7 @@ def test_rollback_reverts_with_a_new_commit_and_records_it(harness, repo):
         actions.rollback(harness.context(), iid, ALICE)
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_rollback_that_conflicts_is_left_for_a_human(harness, repo):
     [attempt] = harness.cycle().attempts
     later = commit_file(repo, "pkg/util.py", "def double(x):\n    return x + x\n", "rewrite")
@@ -193,6 +202,7 @@ def test_a_rollback_that_conflicts_is_left_for_a_human(harness, repo):
     assert harness.history.get(attempt["improvement_id"])["status"] == "promoted"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_rejections_reason_is_shown_next_to_a_similar_proposal(supervised, repo, tmp_path):
     from support.helpers import commit_file, overseer
 

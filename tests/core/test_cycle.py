@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from overseer.core.plumbing.events import PHASES
 from support.helpers import git, rows
 
@@ -131,6 +133,7 @@ def test_nothing_to_do_is_recorded_as_a_cycle_without_attempts(tmp_path):
     assert '"passed": 1' in cycle["analysis"]
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_benchmark_metrics_are_recorded_and_compared(tmp_path, repo):
     from support.helpers import Harness
 
@@ -153,6 +156,7 @@ def test_benchmark_metrics_are_recorded_and_compared(tmp_path, repo):
     assert '"metrics": {"seconds": 2.0}' in row["analysis_results"]
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_benchmark_that_prints_no_metrics_leaves_the_delta_empty(tmp_path, repo):
     from support.helpers import Harness
 
@@ -165,6 +169,7 @@ def test_a_benchmark_that_prints_no_metrics_leaves_the_delta_empty(tmp_path, rep
     assert result.attempts[0]["status"] == "promoted"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_promotion_pushes_to_the_configured_remote(tmp_path, repo):
     from support.helpers import Harness
 
@@ -180,6 +185,7 @@ def test_promotion_pushes_to_the_configured_remote(tmp_path, repo):
     assert git(remote, "rev-parse", "main") == attempt["git_commit_hash"]
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_failed_push_is_recorded_and_the_promotion_stands(tmp_path, repo):
     from support.helpers import Harness
 
@@ -192,6 +198,7 @@ def test_a_failed_push_is_recorded_and_the_promotion_stands(tmp_path, repo):
     assert git(repo, "rev-parse", "main") == attempt["git_commit_hash"]
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_area_performance_leaves_lint_alone(harness, repo):
     result = harness.cycle(area="performance")
     assert result.attempts == []

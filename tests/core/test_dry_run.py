@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from support.helpers import Harness, git, overseer, rows, snapshot, write_files
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_dry_run_changes_no_ref_no_file_and_records_what_it_would_do(tmp_path, repo):
     # The user has work in progress: an uncommitted edit and an untracked file.
     write_files(repo, {"pkg/__init__.py": "# mine, not committed\n", "notes.txt": "todo\n"})
@@ -39,6 +42,7 @@ def test_dry_run_is_the_default_on_the_command_line(tmp_path, repo):
     assert row["status"] == "dry_run"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_observe_autonomy_forces_dry_run_whatever_the_flags(tmp_path, repo):
     before = snapshot(repo)
     h = Harness(tmp_path, repo, policy="autonomy: observe\n", ruff_select=["F"])

@@ -17,6 +17,7 @@ from overseer.daemon.server import DaemonFailed, run_daemon
 from support.helpers import LIMITED, git, next_event, rows
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_a_scheduled_cycle_runs_and_waits_for_approval(daemon_options):
     async with run_daemon(daemon_options(every=1)) as daemon:
         async with Client(daemon.socket_path) as client:
@@ -68,6 +69,7 @@ async def test_socket_permissions(daemon_options):
     assert not daemon.socket_path.exists()  # removed on shutdown
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_run_now_then_approve_promotes(tmp_path, repo, daemon_options):
     async with run_daemon(daemon_options()) as daemon:
         async with Client(daemon.socket_path) as client:
@@ -86,6 +88,7 @@ async def test_run_now_then_approve_promotes(tmp_path, repo, daemon_options):
             assert approval["uid"] == os.getuid()
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_a_paused_daemon_promotes_nothing_until_resumed(repo, daemon_options):
     async with run_daemon(daemon_options()) as daemon:
         async with Client(daemon.socket_path) as client:
@@ -109,6 +112,7 @@ async def test_a_paused_daemon_promotes_nothing_until_resumed(repo, daemon_optio
             assert git(repo, "merge-base", "--is-ancestor", row["git_commit_hash"], "main") == ""
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_reject_and_rollback_over_the_socket(repo, daemon_options):
     async with run_daemon(
         daemon_options(policy=LIMITED, defaults={"require_approval": False})
@@ -135,6 +139,7 @@ async def test_reject_and_rollback_over_the_socket(repo, daemon_options):
             assert event["reason"] == "regression"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_pause_blocks_the_scheduler_and_resume_lets_it_run(tmp_path, daemon_options):
     async with run_daemon(daemon_options(every=1)) as daemon:
         async with Client(daemon.socket_path) as client:
@@ -159,6 +164,7 @@ async def test_the_pause_survives_a_restart(daemon_options):
         assert (await client.request("status"))["state"] == "paused"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_history_and_show(daemon_options):
     async with run_daemon(
         daemon_options(policy=LIMITED, defaults={"require_approval": False})
@@ -321,6 +327,7 @@ async def test_a_slow_subscriber_loses_events_and_is_told_while_others_get_all(d
             assert events[-2]["kind"] == "EventsDropped" and events[-1]["message"] == "after"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_approvals_expire_with_an_injected_clock(repo, daemon_options):
     clock = FakeClock()
     opts = daemon_options(approvers={"expire_after": "1h"})
@@ -446,6 +453,7 @@ async def test_a_schedule_change_is_applied_on_reload(daemon_options):
         assert "daemon changed (takes effect after a restart)" in again["changes"]
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_a_reload_says_which_attempts_the_new_policy_would_judge_differently(
     tmp_path, daemon_options
 ):

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from support.daemons import DaemonProcess
 from support.hanging import HANGS_ON_CANDIDATE, UTIL, hanging_repo
 from support.helpers import GIT_ENV, daemon_config, git, init_repo, overseer, rows
@@ -52,6 +54,7 @@ def test_sd_notify_ready_status_watchdog_and_stopping(tmp_path, repo, sockdir):
     assert any(m.startswith("STOPPING=1\nSTATUS=stopping: SIGTERM") for m in messages)
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_cli_against_a_running_daemon(tmp_path, repo, sockdir):
     config, _ = daemon_config(
         tmp_path, repo, sockdir / "run" / "s.sock", defaults={"require_approval": True}

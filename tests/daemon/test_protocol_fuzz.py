@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from overseer.protocol import MAX_LINE_BYTES, OPS, READ_OPS, WRITE_OPS
 from support.daemons import DaemonProcess
-from support.helpers import daemon_config, init_repo, short_dir, snapshot
+from support.helpers import daemon_config, short_dir, snapshot
 from support.load import HELLO, Subscriber, wait_idle
 
 EXAMPLES = int(os.environ.get("OVERSEER_FUZZ_EXAMPLES", "100"))
@@ -116,10 +116,11 @@ def database_tables(state: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory):
+def fuzzed(tmp_path_factory, sample):
     tmp = tmp_path_factory.mktemp("fuzz")
     with short_dir() as sockdir:
-        repo = init_repo(tmp / "proj")
+        repo = sample.copy(tmp / "proj")
+        sample.warm(tmp / "state", repo)  # its tests at the base are not what is fuzzed
         # Supervised, real changes: a cycle leaves an attempt awaiting approval.
         config, _ = daemon_config(tmp, repo, sockdir / "s.sock")
         daemon = DaemonProcess(config, sockdir / "s.sock", log=tmp / "daemon.log", direct=True)

@@ -6,6 +6,8 @@ import asyncio
 import re
 import time
 
+import pytest
+
 from overseer.daemon.server import run_daemon
 from overseer.tui.app import OverseerApp
 from overseer.tui.widgets.changes import ChangesTable
@@ -65,6 +67,7 @@ async def test_the_phases_advance_on_screen_during_a_cycle(daemon_options):
             assert "awaiting approval" in events, events
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_approve_with_a_promotes_the_change(tmp_path, repo, daemon_options):
     async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
@@ -88,6 +91,7 @@ async def test_approve_with_a_promotes_the_change(tmp_path, repo, daemon_options
             assert approval["decision"] == "approved"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_escape_cancels_and_nothing_is_sent(tmp_path, daemon_options):
     async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
@@ -102,6 +106,7 @@ async def test_escape_cancels_and_nothing_is_sent(tmp_path, daemon_options):
             assert rows(tmp_path / "state", "approvals") == []
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_reject_with_r_asks_why_and_records_it(tmp_path, repo, daemon_options):
     async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
@@ -124,6 +129,7 @@ async def test_reject_with_r_asks_why_and_records_it(tmp_path, repo, daemon_opti
             assert git(repo, "branch", "--list", "overseer/*") == ""
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_rollback_with_capital_r_names_the_commit_and_reverts(repo, daemon_options):
     opts = daemon_options(policy=LIMITED, defaults={"require_approval": False})
     async with run_daemon(opts) as daemon:
@@ -144,6 +150,7 @@ async def test_rollback_with_capital_r_names_the_commit_and_reverts(repo, daemon
             )
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_rollback_from_the_history_screen(repo, daemon_options):
     """Any deployed change can be rolled back, not only those the dashboard lists."""
     opts = daemon_options(policy=LIMITED, defaults={"require_approval": False})
@@ -168,6 +175,7 @@ async def test_rollback_from_the_history_screen(repo, daemon_options):
             assert screen.check_action("rollback", ()) is None  # nothing left to roll back
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_keys_that_do_not_apply_are_disabled(daemon_options):
     async with run_daemon(daemon_options()) as daemon:
         app = app_for(daemon)
@@ -184,6 +192,7 @@ async def test_keys_that_do_not_apply_are_disabled(daemon_options):
             assert app.check_action("rollback", ()) is None  # not promoted
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_pause_with_p_shows_and_is_obeyed(tmp_path, daemon_options):
     async with run_daemon(daemon_options(every=1)) as daemon:
         app = app_for(daemon)
@@ -209,6 +218,7 @@ async def test_pause_with_p_shows_and_is_obeyed(tmp_path, daemon_options):
             assert daemon.rt.history.get_control("paused") is None
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_disconnect_and_reconnect(daemon_options):
     opts = daemon_options()
     async with run_daemon(opts) as daemon:
@@ -226,6 +236,7 @@ async def test_disconnect_and_reconnect(daemon_options):
                 assert events.count("connected as") == 2
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_a_refusal_is_explained_not_a_crash(tmp_path, daemon_options):
     opts = daemon_options(approvers={"include_owner": False, "groups": []})
     async with run_daemon(opts) as daemon:
@@ -243,6 +254,7 @@ async def test_a_refusal_is_explained_not_a_crash(tmp_path, daemon_options):
             assert app.is_running
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_history_screen_pages_filters_and_opens_an_attempt(daemon_options):
     opts = daemon_options(policy=LIMITED, defaults={"require_approval": False})
     async with run_daemon(opts) as daemon:

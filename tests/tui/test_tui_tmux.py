@@ -75,6 +75,7 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_the_real_tui_in_a_terminal(tmp_path, repo, sockdir):
     sock = sockdir / "run" / "s.sock"
     config, _ = daemon_config(tmp_path, repo, sock)

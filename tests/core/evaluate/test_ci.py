@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from support.helpers import Harness, git, rows
 
 STATUS = """import json, os, sys
@@ -46,6 +48,7 @@ def ci_harness(tmp_path, repo, script: str, **ci):
     return h, remote
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_ci_polls_until_a_verdict_and_the_change_is_promoted(tmp_path, repo):
     h, remote = ci_harness(tmp_path, repo, "pending,running,pass")
     [attempt] = h.cycle().attempts
@@ -72,6 +75,7 @@ def test_ci_polls_until_a_verdict_and_the_change_is_promoted(tmp_path, repo):
     assert seen[-1] == f"main {attempt['git_commit_hash']}" and attempt["watch"]["verdict"] == "ok"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_ci_failure_fails_the_attempt(tmp_path, repo):
     h, remote = ci_harness(tmp_path, repo, "pending,fail")
     head = git(repo, "rev-parse", "main")
@@ -83,6 +87,7 @@ def test_a_ci_failure_fails_the_attempt(tmp_path, repo):
     assert git(remote, "branch", "--list", "overseer/*") == ""
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_no_verdict_in_time_fails_the_attempt(tmp_path, repo):
     h, _ = ci_harness(tmp_path, repo, "pending", timeout=0.5)
     [attempt] = h.cycle().attempts
@@ -93,6 +98,7 @@ def test_no_verdict_in_time_fails_the_attempt(tmp_path, repo):
     assert 2 <= len(polls) <= 6 and {p["status"] for p in polls} == {"pending"}
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_junit_report_from_ci_is_read_test_by_test(tmp_path, repo):
     report = '<testsuite><testcase classname="tests.test_util" name="test_double"><failure message="boom"/></testcase><testcase classname="tests.test_util" name="test_double_negative"/></testsuite>'
     script = STATUS.replace(

@@ -267,6 +267,7 @@ async def a_cycle(client) -> None:
     await next_event(client, "CycleFinished")
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_overseer_status_shows_an_off_generator_and_why(tmp_path, daemon_options):
     with ChatServer(default=Answer(status=503, body=b"{}")) as server:
         opts = daemon_options(generators=[server.generator(retries=0), "ruff_fix"])
@@ -299,6 +300,7 @@ async def test_overseer_status_shows_an_off_generator_and_why(tmp_path, daemon_o
     assert line.split(": ", 1)[1].startswith(why)
 
 
+@pytest.mark.usefixtures("warm_baseline")
 async def test_the_tui_status_bar_shows_llm_off_and_why_on_hover(daemon_options):
     with ChatServer(default=Answer(status=503, body=b"{}")) as server:
         opts = daemon_options(generators=[server.generator(retries=0), "ruff_fix"])

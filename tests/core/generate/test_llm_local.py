@@ -147,6 +147,7 @@ def test_a_good_model_passes_the_check(model):
     assert check_model_file(model) == "gguf v3, llama, 21 tensors"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_cycle_with_the_tiny_model_records_its_unusable_reply(tmp_path, repo, model):
     # The random model writes nonsense: the attempt fails with the raw reply recorded.
     h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])._with_generators(
@@ -219,6 +220,7 @@ def test_run_once_survives_a_damaged_model_and_ruff_keeps_working(tmp_path, repo
     )
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_model_damaged_after_start_up_turns_the_generator_off_with_the_reason(
     tmp_path, repo, model
 ):

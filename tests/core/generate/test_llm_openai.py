@@ -142,6 +142,7 @@ def llm_harness(tmp_path, repo, server, policy="autonomy: limited\n", **llm):
     )
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_models_change_goes_through_safety_and_is_promoted(tmp_path, repo):
     with ChatServer(
         default=Answer("Here you go:\n```json\n" + json.dumps(GOOD) + "\n```")
@@ -163,6 +164,7 @@ def test_a_models_change_goes_through_safety_and_is_promoted(tmp_path, repo):
     assert generation["replies"][0]["raw"].startswith("Here you go:")
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_an_unusable_reply_is_recorded_with_its_text_and_counts_as_a_failure(tmp_path, repo):
     with ChatServer(default=Answer("I think you should refactor everything.")) as server:
         h = llm_harness(tmp_path, repo, server)
@@ -178,6 +180,7 @@ def test_an_unusable_reply_is_recorded_with_its_text_and_counts_as_a_failure(tmp
     assert outcome["kept"] == 0 and outcome["generator"] == "llm"
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_an_edit_whose_search_text_is_not_in_the_file_is_denied_never_applied(tmp_path, repo):
     wrong = {**GOOD, "edits": [{"search": "import numpy\n", "replace": ""}]}
     with ChatServer(default=Answer(json.dumps(wrong))) as server:
@@ -189,6 +192,7 @@ def test_an_edit_whose_search_text_is_not_in_the_file_is_denied_never_applied(tm
     assert git(repo, "status", "--porcelain") == ""
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_n_best_each_candidate_through_safety_the_best_goes_on(tmp_path, repo):
     ambiguous = {**GOOD, "edits": [{"search": "\n", "replace": ""}]}  # matches many times
     risky = {**GOOD, "risk_level": "high"}
@@ -234,6 +238,7 @@ def test_kept_changes_of_the_same_kind_become_examples(tmp_path):
     assert second["generation"]["examples"] == [first["improvement_id"]]
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_an_unreachable_endpoint_is_reported_and_the_ruff_fixer_keeps_working(tmp_path, repo):
     h = Harness(tmp_path, repo, policy="autonomy: limited\n", ruff_select=["F"])._with_generators(
         [
@@ -260,6 +265,7 @@ def test_an_unreachable_endpoint_is_reported_and_the_ruff_fixer_keeps_working(tm
     )
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_an_endpoint_that_comes_up_later_is_used_without_a_restart(tmp_path, repo):
     """At boot the model server may start after overseer: the generator is off at first and
     checked again later, not off for the daemon's whole life."""
@@ -323,6 +329,7 @@ def test_a_failing_test_is_shown_with_the_code_it_exercises(tmp_path):
     assert attempt["tests_failed"] == 0 and attempt["tests_passed"] == 1
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_an_endpoint_that_does_not_answer_is_not_held_against_the_finding(tmp_path, repo):
     """503s until the retries run out: the attempt is an error (not learned from, not counted
     by the circuit breaker), the generator rests, and once its check passes again the same
@@ -384,6 +391,7 @@ def test_a_five_megabyte_hostile_reply_is_a_recorded_failed_generation(
     assert "already made on the same code" in again.summary and "(failed)" in again.summary
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_reply_with_nul_and_lone_surrogate_characters_is_recorded_storably(tmp_path, repo):
     """JSON may carry "\\u0000" and "\\udc80"; SQLite's UTF-8 cannot store the latter."""
     wrong = {**GOOD, "edits": [{"search": "import json\nimport os\n", "replace": "\udc80"}]}

@@ -8,6 +8,8 @@ import random
 import subprocess
 import sys
 
+import pytest
+
 from overseer.base.clock import FakeClock
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.rank import rank
@@ -125,6 +127,7 @@ def test_a_low_prediction_needs_a_human_and_can_drop_a_change():
     )
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_a_cycle_ranks_its_findings_by_sampling(tmp_path, repo, monkeypatch):
     """The cycle's ANALYZE hands its per-cycle random source to the ranking (it once did not,
     and every cycle ranked by the mean, never exploring)."""

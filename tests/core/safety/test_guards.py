@@ -586,6 +586,7 @@ def test_a_secret_files_contents_never_reach_the_history_or_the_output(tmp_path)
     assert ".env is not shown" in shown.stdout
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_changing_the_autonomy_level_is_audited(tmp_path, repo):
     from support.helpers import Harness, rows
 
@@ -606,6 +607,7 @@ def test_changing_the_autonomy_level_is_audited(tmp_path, repo):
     assert details[1]["policy"].endswith("policy.yaml")
 
 
+@pytest.mark.usefixtures("warm_baseline")
 def test_policy_explain_shows_the_facts_the_reasons_and_todays_verdict(tmp_path, repo):
     import json
 

@@ -11,6 +11,7 @@ UTIL = "import json\nimport os\n\n\ndef double(x):\n    return x * 2\n"
 SMOKE = {"tests/test_smoke.py": "def test_smoke():\n    assert sum([1, 1]) == 2\n"}
 
 
+@pytest.mark.usefixtures("warm_baseline")
 @pytest.mark.parametrize("autonomy", ["supervised", "limited", "full"])
 def test_a_policy_protected_path_is_denied(tmp_path, repo, autonomy):
     before = git(repo, "rev-parse", "main")
