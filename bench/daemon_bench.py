@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import daemon_config, init_repo  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
 from overseer.vocabulary import ErrorRaised  # noqa: E402
 from summary import record  # noqa: E402
+from support.helpers import daemon_config, init_repo  # noqa: E402
 
 EVENTS = 1000
 RATE = 200  # events per second, steady

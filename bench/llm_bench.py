@@ -21,7 +21,7 @@ from overseer.config import CTransformersSettings  # noqa: E402
 from overseer.core.generate.llm.child import cpu_library, patch_ctransformers_tokenize  # noqa: E402
 from overseer.core.generate.llm.local_backend import LocalBackend  # noqa: E402
 from summary import record  # noqa: E402
-from tiny_model import build_tiny_llama_gguf  # noqa: E402
+from support.tiny_model import build_tiny_llama_gguf  # noqa: E402
 
 RUNS = 11
 TOKENS = 400

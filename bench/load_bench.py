@@ -5,8 +5,9 @@ event latency under that load, the daemon's memory.
 
 Target (issue 8): the load slows a cycle by at most 5 % (loaded / quiet ≤ 1.05). One daemon
 process runs dry-run cycles with the ruff fixer on a small repository with one finding per
-module, so every cycle does the same work (tests/load.py). Cycles alternate quiet and loaded
-(ABBA, so a drift favours neither): quiet, only the client that starts them is subscribed;
+module, so every cycle does the same work (tests/support/load.py). Cycles alternate quiet
+and loaded (ABBA, so a drift favours neither): quiet, only the client that starts them is
+subscribed;
 loaded, 50 more subscribers connect and `status` is asked 20 times a second on another
 connection, from before the cycle starts until it ends. Cycle time is the daemon's own, from
 its CycleStarted to its CycleFinished. Latency is arrival at a subscriber minus the event's
@@ -29,10 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from load import (  # noqa: E402
+from summary import record  # noqa: E402
+from support.daemons import DaemonProcess  # noqa: E402
+from support.load import (  # noqa: E402
     STATUS_RATE,
     SUBSCRIBERS,
-    DaemonProcess,
     StatusStream,
     Subscriber,
     cycle_seconds,
@@ -42,7 +44,6 @@ from load import (  # noqa: E402
     run_now,
     wait_idle,
 )
-from summary import record  # noqa: E402
 
 WARM_UP = 2  # the first cycle runs the baseline tests; the second settles the caches
 TARGET = 1.05
@@ -90,9 +91,11 @@ async def one_cycle(daemon: DaemonProcess, control: Subscriber, loaded: bool) ->
 async def measure(cycles: int, workdir: Path, sockdir: Path) -> dict:
     repo = findings_repo(workdir / "proj", modules=WARM_UP + 2 * cycles + 2)
     sock = sockdir / "s.sock"
-    daemon = DaemonProcess(load_config(workdir, repo, sock), sock, workdir / "daemon.log")
+    daemon = DaemonProcess(
+        load_config(workdir, repo, sock), sock, log=workdir / "daemon.log", direct=True
+    )
     try:
-        await daemon.wait_ready()
+        await asyncio.to_thread(daemon.wait_ready)
         control = Subscriber(sock)
         await control.start()
         for _ in range(WARM_UP):

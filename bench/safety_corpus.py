@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/safety_corpus.py
 
-Every entry of tests/adversarial.py (hostile paths, symlink escapes, git internals, binary and
+Every entry of tests/support/adversarial.py (hostile paths, symlink escapes, git internals,
 huge content, edits that miss or match twice, results that do not parse, protected paths,
 oversized changes, changes that weaken the tests) is judged under the most permissive policy
 at every autonomy level and every full_max_auto_risk. Printed per level: how many were stopped
@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from adversarial import LEVELS, Harness  # noqa: E402
 from summary import record  # noqa: E402
+from support.adversarial import LEVELS, Harness  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +35,9 @@ def main() -> int:
     entries = [o for o in outcomes if o.level == LEVELS[0][0]]
     kinds = Counter(o.entry.name.split(" (")[0].rstrip("0123456789 ") for o in entries)
     print(f"adversarial corpus: {len(entries)} candidates in {len(kinds)} kinds, at each level")
-    print(f"  {'level':<12} {'stopped':>8} {'denied':>7} {'held':>5} {'right reason':>13} {'escapes':>8}")
+    print(
+        f"  {'level':<12} {'stopped':>8} {'denied':>7} {'held':>5} {'right reason':>13} {'escapes':>8}"
+    )
     total_escapes = 0 if untouched else 1
     all_right = True
     for level, _ in LEVELS:
@@ -46,9 +48,7 @@ def main() -> int:
         escapes = len(mine) - stopped
         total_escapes += escapes
         all_right = all_right and right == len(mine)
-        print(
-            f"  {level:<12} {stopped:>8} {stopped - held:>7} {held:>5} {right:>13} {escapes:>8}"
-        )
+        print(f"  {level:<12} {stopped:>8} {stopped - held:>7} {held:>5} {right:>13} {escapes:>8}")
     print(f"  files written anywhere: {'none' if untouched else 'SOME'}")
     print(f"  escapes in all:         {total_escapes}")
     record(

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import daemon_config, init_repo  # noqa: E402
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
 from overseer.tui.app import OverseerApp  # noqa: E402
 from overseer.vocabulary import ErrorRaised, PhaseProgress  # noqa: E402
 from summary import record  # noqa: E402
+from support.helpers import daemon_config, init_repo  # noqa: E402
 
 RATE = 100
 SECONDS = 5

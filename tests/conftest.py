@@ -1,16 +1,35 @@
-import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+# The shared support (tests/support, on sys.path by pyproject's `pythonpath`) has the checks many
+# tests rely on, such as the fault drills' invariants: their failures should say what differed.
+pytest.register_assert_rewrite("support")
 
-from helpers import Harness, init_repo  # noqa: E402
+from support.helpers import Harness, daemon_config, short_dir  # noqa: E402
+from support.template import SampleTemplate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory, _no_personal_git_config) -> SampleTemplate:
+    """The sample repository, built once per session (per xdist worker); see support.template."""
+    return SampleTemplate(tmp_path_factory.mktemp("sample"))
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return init_repo(tmp_path / "proj")
+def repo(tmp_path: Path, sample: SampleTemplate) -> Path:
+    """The sample project at tmp_path/proj (a copy: the same commits, hashes included)."""
+    return sample.copy(tmp_path / "proj")
+
+
+@pytest.fixture
+def warm_baseline(tmp_path: Path, repo: Path, sample: SampleTemplate) -> None:
+    """`@pytest.mark.usefixtures("warm_baseline")`: the baseline at `repo`'s commit (its tests
+    and ruff's F rules), measured once per session, is already in tmp_path/state's history for
+    the target "proj" at `repo`, so the first cycle there does not run it again. Only for a test
+    that proves nothing about the baseline's own run (see support.template)."""
+    sample.warm(tmp_path / "state", repo)
 
 
 @pytest.fixture
@@ -18,6 +37,27 @@ def harness(tmp_path: Path, repo: Path):
     h = Harness(tmp_path, repo, ruff_select=["F"])
     yield h
     h.close()
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    """A directory with a short path for Unix sockets (see short_dir), removed afterwards."""
+    with short_dir() as path:
+        yield path
+
+
+@pytest.fixture
+def daemon_options(tmp_path: Path, repo: Path, sockdir: Path) -> Callable[..., object]:
+    """`daemon_options(**sections)`: the options of a daemon in this process on `repo`, for
+    `async with run_daemon(...)`, from a real configuration file (so a reload can be tested)
+    written by `daemon_config` with these sections; its socket is sockdir/run/s.sock."""
+    from overseer.daemon.server import DaemonOptions
+
+    def make(**sections: object) -> DaemonOptions:
+        path, config = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock", **sections)
+        return DaemonOptions(config=config, config_path=path)
+
+    return make
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,16 +1,12 @@
-import shutil
-
 import pytest
 
-from faults.drill import Drill
-from helpers import short_dir
+from support.drill import Drill
 
 
 @pytest.fixture
-def make_drill(tmp_path):
+def make_drill(tmp_path, sockdir):
     """A drill on its own target and state directory; its daemons are gone afterwards."""
     made = []
-    sockdir = short_dir()
 
     def make(files=None):
         drill = Drill(tmp_path, sockdir, files)
@@ -20,7 +16,6 @@ def make_drill(tmp_path):
     yield make
     for drill in made:
         drill.close()
-    shutil.rmtree(sockdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,13 +8,14 @@ import shlex
 import sys
 import time
 
-from faults.drill import JUNIT_REPORT
-from test_sandbox import processes_with
+from support.drill import JUNIT_REPORT
+from support.processes import processes_with
 
 MARK = "318.25"  # the sleeps only this drill starts
 # Quick while the flag file is absent (the seed's cycle and its cached baseline); once the drill
 # creates it, the tests start two children and hang.
-HANGS = """
+HANGS = (
+    """
 import os, subprocess, sys, time
 if os.path.exists(sys.argv[1]):
     subprocess.Popen(["sleep", "{mark}"])
@@ -23,7 +24,9 @@ if os.path.exists(sys.argv[1]):
 from pkg.util import double
 import pkg.waiting
 assert double(2) == 4
-""" + JUNIT_REPORT
+"""
+    + JUNIT_REPORT
+)
 
 
 def test_a_hanging_test_command_and_its_children_are_killed(drill):

@@ -8,12 +8,13 @@ import shlex
 import sys
 import time
 
-from faults.drill import JUNIT_REPORT, hold_lock, release
-from helpers import overseer
+from support.drill import JUNIT_REPORT, hold_lock, release
+from support.helpers import overseer
 
 # Quick while the flag file is absent (the seed's cycle); once it exists the tests say that
 # they have started and wait for the go file, so the drill can take the lock at that moment.
-GATED = """
+GATED = (
+    """
 import os, sys, time
 flag, reached, go = sys.argv[1:4]
 if os.path.exists(flag):
@@ -24,7 +25,9 @@ if os.path.exists(flag):
 from pkg.util import double
 import pkg.waiting
 assert double(2) == 4
-""" + JUNIT_REPORT
+"""
+    + JUNIT_REPORT
+)
 LOCKED = "is locked by another process (waited 1 s)"
 
 
@@ -107,10 +110,10 @@ def test_the_database_locked_in_the_middle_of_a_cycle(drill):
     row = drill.attempts()[attempt["improvement_id"]]
     assert row["status"] == "interrupted" and row["completed_at"]
     assert row["failure_reason"].startswith("interrupted in phase ")
-    assert f"the cycle ended early: the history database {drill.database} {LOCKED}" in (
-        row["failure_reason"]
+    assert (
+        f"the cycle ended early: the history database {drill.database} {LOCKED}"
+        in (row["failure_reason"])
     )
-
 
 
 def test_commands_on_a_locked_database(drill):

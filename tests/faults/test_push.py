@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import git, rows
+from support.helpers import git, rows
 
 # How the remote fails, and what git's refusal says (as recorded in push_result).
 REMOTES = [

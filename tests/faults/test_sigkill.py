@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import git, rows
+from support.helpers import git, rows
 
 # The fault point; the attempt's status right after the kill (None: no attempt yet); its
 # status once the restarted daemon has recovered; whether it spent the rate limit (it made a

@@ -9,7 +9,7 @@ unknown is better than wrong.
 
 Why both: with a handful of runs the bootstrap interval is too narrow (on pure noise it calls
 a difference about 10 % of the time with 3 runs a side, 3 % with 5; bench-free check:
-tests/test_watch.py). The permutation test holds its 5 % by construction and knows when there
+tests/core/evaluate/test_watch.py). The permutation test holds its 5 % by construction and knows when there
 are too few runs to tell at all (3 a side: p is never below 0.1).
 """
 

@@ -95,13 +95,11 @@ SELF_PROTECTED = (
     "src/overseer/core/actions.py",  # who may decide, and expiry
     "src/overseer/core/recovery.py",
     "src/overseer/daemon/auth.py",
-    "tests/test_guards.py",
-    "tests/test_protected.py",
-    "tests/test_policy.py",
-    "tests/test_adversarial.py",
-    "tests/adversarial.py",
-    "tests/test_recovery.py",
+    "tests/core/safety/**",  # the guards' tests: policy, oracle, limits, protected paths, corpus
+    "tests/core/test_recovery.py",
     "tests/faults/**",
+    "tests/support/**",  # what those tests stand on: repositories, the corpus, the invariants
+    "tests/**/conftest.py",  # fixtures, and hooks that could deselect any test
 )
 
 

@@ -1,0 +1,252 @@
+"""The command line as a user runs it: real processes, real repositories, real state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from support.helpers import ROOT, SUPERVISED, git, overseer
+
+
+def config_file(tmp_path, repo, policy: str = SUPERVISED) -> str:
+    (tmp_path / "policy.yaml").write_text(policy)
+    path = tmp_path / "overseer.yaml"
+    path.write_text(
+        f"policy: policy.yaml\ntargets:\n  - name: proj\n    path: {repo}\n    ruff_select: [F]\n"
+    )
+    return str(path)
+
+
+def test_run_needs_once(tmp_path, repo):
+    out = overseer("run", "--target", str(repo))
+    assert out.returncode == 2
+    assert "needs --once" in out.stderr
+
+
+def test_run_once_real_cycle_then_history_and_show(tmp_path, repo):
+    state = str(tmp_path / "state")
+    cfg = config_file(tmp_path, repo, "autonomy: limited\n")
+    out = overseer(
+        "run",
+        "--once",
+        "--config",
+        cfg,
+        "--state-dir",
+        state,
+        "--no-dry-run",
+        "--no-require-approval",
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    order = [
+        next(i for i, line in enumerate(lines) if f" {p} " in line)
+        for p in ("ANALYZE", "GENERATE", "SAFETY", "DEPLOY", "EVALUATE", "LEARN", "RECORD")
+    ]
+    assert order == sorted(order)
+    assert any(
+        line.startswith("tests: ") and "overseer's own interpreter" in line for line in lines
+    )
+    assert "promoted to main" in out.stdout
+
+    history = overseer("history", "--json", "--state-dir", state)
+    [row] = json.loads(history.stdout)
+    assert row["status"] == "promoted" and row["git_commit_hash"] == git(repo, "rev-parse", "main")
+
+    table = overseer("history", "--state-dir", state)
+    assert row["improvement_id"][:8] in table.stdout and "promoted" in table.stdout
+
+    shown = overseer("show", row["improvement_id"][:6], "--json", "--state-dir", state)
+    data = json.loads(shown.stdout)
+    assert data["improvement_id"] == row["improvement_id"]
+    assert [e["kind"] for e in data["events"]][:2] == ["PhaseStarted", "PhaseFinished"]
+    text = overseer("show", row["improvement_id"], "--state-dir", state).stdout
+    assert "Diff" in text and "-import json" in text and "Phase timings" in text
+
+
+def test_state_dir_from_the_environment(tmp_path, repo):
+    state = tmp_path / "from-env"
+    out = overseer("run", "--once", "--target", str(repo), env={"OVERSEER_STATE_DIR": str(state)})
+    assert out.returncode == 0, out.stderr
+    assert (state / "history.sqlite3").exists()
+
+
+def test_test_command_override(tmp_path, repo):
+    state = str(tmp_path / "state")
+    out = overseer(
+        "run",
+        "--once",
+        "--target",
+        str(repo),
+        "--state-dir",
+        state,
+        "--test-command",
+        f"{sys.executable} -m pytest -q -k negative",
+    )
+    assert out.returncode == 0, out.stderr
+    assert (
+        f"tests: {sys.executable} -m pytest -q -k negative  (the configured test_command)"
+        in out.stdout
+    )
+    [row] = json.loads(overseer("history", "--json", "--state-dir", state).stdout)
+    assert row["tests_passed"] == 1  # only the one test -k selected
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_approve_reject_rollback_from_the_command_line(tmp_path, repo):
+    state = str(tmp_path / "state")
+    cfg = config_file(tmp_path, repo)
+    first = overseer("run", "--once", "--config", cfg, "--state-dir", state, "--no-dry-run")
+    assert "awaiting approval" in first.stdout
+    [row] = json.loads(overseer("history", "--json", "--state-dir", state).stdout)
+    iid = row["improvement_id"]
+
+    no_reason = overseer("reject", iid, "--state-dir", state, "--config", cfg)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+
+    approved = overseer(
+        "approve", iid[:8], "--reason", "fine", "--state-dir", state, "--config", cfg
+    )
+    assert approved.returncode == 0, approved.stderr
+    assert f"{iid[:8]}: promoted" in approved.stdout
+    assert git(repo, "log", "-1", "--format=%s").startswith("Autonomous improvement: quality:")
+
+    again = overseer("approve", iid, "--state-dir", state, "--config", cfg)
+    assert again.returncode == 1 and "is promoted, not awaiting approval" in again.stderr
+
+    rolled = overseer("rollback", iid, "--reason", "test", "--state-dir", state, "--config", cfg)
+    assert rolled.returncode == 0, rolled.stderr
+    assert git(repo, "log", "-1", "--format=%s").startswith('Revert "Autonomous improvement')
+    shown = json.loads(overseer("show", iid, "--json", "--state-dir", state).stdout)
+    assert [a["decision"] for a in shown["approvals"]] == ["approved", "rolled_back"]
+    assert shown["approvals"][0]["reason"] == "fine"
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_an_expired_approval_is_refused_without_a_daemon(tmp_path, repo):
+    """No daemon ran the expiry: the approval is still refused, and the attempt is recorded as
+    expired, not promoted."""
+    import time
+
+    state = str(tmp_path / "state")
+    cfg = config_file(tmp_path, repo)
+    first = overseer("run", "--once", "--config", cfg, "--state-dir", state, "--no-dry-run")
+    assert "awaiting approval" in first.stdout
+    [row] = json.loads(overseer("history", "--json", "--state-dir", state).stdout)
+    before = git(repo, "rev-parse", "main")
+    with open(cfg, "a") as f:
+        f.write("approvers: {expire_after: 1s}\n")
+    time.sleep(1.2)
+    late = overseer("approve", row["improvement_id"], "--state-dir", state, "--config", cfg)
+    assert late.returncode == 1
+    assert "is expired, not awaiting approval" in late.stderr, late.stderr
+    assert git(repo, "rev-parse", "main") == before
+    shown = json.loads(
+        overseer("show", row["improvement_id"], "--json", "--state-dir", state).stdout
+    )
+    assert shown["status"] == "expired"
+    assert [a["decision"] for a in shown["approvals"]] == ["expired"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs to give the repository to another user")
+def test_a_repository_of_another_user_is_a_clear_error(tmp_path, repo):
+    """git refuses it (safe.directory); overseer said "detached HEAD" instead of why."""
+    subprocess.run(["chown", "-R", "65534", str(repo)], check=True)
+    try:
+        out = overseer("run", "--once", "--target", str(repo), "--state-dir", str(tmp_path / "s"))
+    finally:
+        subprocess.run(["chown", "-R", str(os.geteuid()), str(repo)], check=True)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"git refuses to work in {repo}" in out.stderr
+    assert f"safe.directory {repo}" in out.stderr and "detached HEAD" not in out.stderr
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_unknown_and_ambiguous_ids(tmp_path, repo):
+    state = str(tmp_path / "state")
+    overseer("run", "--once", "--target", str(repo), "--state-dir", state)
+    missing = overseer("show", "ffffffff", "--state-dir", state)
+    assert missing.returncode == 1 and "no attempt ffffffff" in missing.stderr
+    bad = overseer("show", "not-hex", "--state-dir", state)
+    assert bad.returncode == 1 and "is not an attempt id" in bad.stderr
+    empty = overseer("history", "--state-dir", str(tmp_path / "empty"))
+    assert empty.returncode == 1 and "no history" in empty.stderr
+
+
+def test_a_malformed_configuration_is_a_clear_error_not_a_traceback(tmp_path, repo):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "defaults:\n  dry_run: sometimes\ntargets:\n  - path: x\n    test_comand: pytest\n"
+    )
+    out = overseer("run", "--once", "--config", str(bad))
+    assert out.returncode == 1
+    assert f"{bad}:2: defaults.dry_run:" in out.stderr
+    assert f"{bad}:5: targets[0].test_comand: unknown key" in out.stderr
+    assert "nothing was done" in out.stderr
+    assert "Traceback" not in out.stderr
+
+    check = overseer("config", "check", str(bad))
+    assert check.returncode == 1 and "2 problem(s)" in check.stderr
+
+
+def test_a_malformed_policy_is_a_clear_error(tmp_path, repo):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("autonomy: reckless\nrules:\n  - name: r\n    risk: tiny\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"policy: {policy}\n")
+    out = overseer("run", "--once", "--config", str(cfg), "--target", str(repo))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{policy}:1: autonomy:" in out.stderr and f"{policy}:4: rules[0].risk:" in out.stderr
+    check = overseer("policy", "check", str(policy))
+    assert check.returncode == 1
+    assert f"{policy}:4: rules[0].risk: Input should be 'low', 'medium' or 'high'" in check.stdout
+    ok = overseer(
+        "policy",
+        "check",
+        "policies/default.yaml",
+        cwd=ROOT,
+    )
+    assert ok.returncode == 0 and "autonomy=supervised" in ok.stdout
+
+
+def test_a_target_that_is_not_a_repository(tmp_path):
+    out = overseer("run", "--once", "--target", str(tmp_path), "--state-dir", str(tmp_path / "s"))
+    assert out.returncode == 1
+    assert "is not a git repository" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_no_target_at_all(tmp_path):
+    out = overseer("run", "--once", "--state-dir", str(tmp_path / "s"))
+    assert out.returncode == 1 and "no target: pass --target PATH" in out.stderr
+
+
+def test_config_check_passes_a_good_configuration_and_its_policy(tmp_path, repo):
+    cfg = config_file(tmp_path, repo)
+    out = overseer("config", "check", cfg)
+    assert out.returncode == 0 and out.stdout.strip().endswith(": ok")
+    via_env = overseer("policy", "check", env={"OVERSEER_CONFIG": cfg})
+    assert via_env.returncode == 0 and "autonomy=supervised" in via_env.stdout
+
+
+def test_config_check_finds_problems_beyond_the_files_shape(tmp_path, repo):
+    (tmp_path / "policy.yaml").write_text("autonomy: sometimes\n")
+    cfg = tmp_path / "overseer.yaml"
+    cfg.write_text(
+        "policy: policy.yaml\n"
+        "targets:\n"
+        f"  - path: {tmp_path / 'nope'}\n"
+        f"  - path: {repo}\n"
+        "    name: second\n"
+        "    branch: release\n"
+        "    push: upstream\n"
+    )
+    out = overseer("config", "check", str(cfg))
+    assert out.returncode == 1
+    assert f"{tmp_path / 'policy.yaml'}:1: autonomy:" in out.stdout
+    assert f"{cfg}:3: targets[0].path: {tmp_path / 'nope'} does not exist" in out.stdout
+    assert f"{cfg}:6: targets[1].branch: no branch 'release'" in out.stdout
+    assert f"{cfg}:7: targets[1].push: {repo} has no remote 'upstream'" in out.stdout
+    assert "4 problem(s)" in out.stderr

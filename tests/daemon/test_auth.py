@@ -1,0 +1,151 @@
+"""Authorization from the peer's credentials: a child process run as another uid may read but
+not decide, unless the configuration lists it as an approver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from overseer.daemon.server import DaemonOptions, run_daemon
+
+NOBODY = 65534
+
+# Only the standard library: the other user may not be able to read overseer's files.
+CLIENT = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+answers = []
+for n, (op, args) in enumerate(json.loads(sys.argv[2])):
+    f.write(json.dumps({"id": n, "op": op, "args": args}).encode() + b"\n")
+    f.flush()
+    while True:
+        message = json.loads(f.readline())
+        if "event" not in message:
+            break
+    answers.append(message)
+print(json.dumps(answers))
+"""
+
+
+def python_for(uid: int) -> str | None:
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", sys.executable):
+        try:
+            ok = subprocess.run(
+                [candidate, "-c", "pass"],
+                user=uid,
+                group=uid,
+                extra_groups=[],
+                capture_output=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if ok.returncode == 0:
+            return candidate
+    return None
+
+
+async def as_nobody(socket_path, requests):
+    """The requests, from a child process running as nobody (off the event loop's thread,
+    which the daemon in this process needs to answer)."""
+    python = python_for(NOBODY)
+    if python is None:
+        pytest.skip("no Python interpreter that uid 65534 may run")
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [python, "-c", CLIENT, str(socket_path), json.dumps(requests)],
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="running a child as another uid needs root (CI runs as root)"
+)
+
+REQUESTS = [
+    ["hello", {"protocol": 1}],
+    ["status", {}],
+    ["approve", {"id": "abcdef12"}],
+    ["pause", {"reason": "let me"}],
+]
+
+
+def nobody_may_connect(daemon_options, approvers) -> DaemonOptions:
+    """A daemon whose socket nobody's group may open, with these approvers."""
+    return daemon_options(daemon={"socket_group": NOBODY}, approvers=approvers)
+
+
+async def test_another_uid_may_read_but_not_decide(daemon_options):
+    async with run_daemon(nobody_may_connect(daemon_options, {})) as daemon:
+        assert os.stat(daemon.socket_path).st_gid == NOBODY
+        hello, status, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
+        assert (
+            hello["ok"]
+            and hello["result"]["user"] == "nobody"
+            and hello["result"]["approver"] is False
+        )
+        assert status["ok"] and status["result"]["state"] == "idle"
+        for refused in (approve, pause):
+            assert refused["error"]["type"] == "not_authorized"
+            assert "nobody (uid 65534) is not an approver" in refused["error"]["message"]
+        assert daemon.rt.history.get_control("paused") is None
+
+
+async def test_a_listed_approver_may_decide_and_is_recorded(daemon_options):
+    opts = nobody_may_connect(daemon_options, {"users": ["nobody"]})
+    async with run_daemon(opts) as daemon:
+        hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
+        assert hello["result"]["approver"] is True
+        assert approve["error"]["type"] == "not_found"  # allowed; there is just no such attempt
+        assert pause["ok"]
+        assert daemon.rt.history.get_control("paused")["user"] == "nobody"
+        assert daemon.rt.history.get_control("paused")["uid"] == NOBODY
+
+
+async def test_a_member_of_an_approvers_group_may_decide(daemon_options):
+    import grp
+
+    group = grp.getgrgid(NOBODY).gr_name  # nobody's own group ("nogroup" on Debian)
+    async with run_daemon(nobody_may_connect(daemon_options, {"groups": [group]})) as daemon:
+        hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
+        assert hello["result"]["approver"] is True
+        assert approve["error"]["type"] == "not_found"  # allowed; there is just no such attempt
+        assert pause["ok"] and daemon.rt.history.get_control("paused")["uid"] == NOBODY
+    # The same without the group: refused, and the refusal names who may.
+    async with run_daemon(nobody_may_connect(daemon_options, {"groups": ["root"]})) as daemon:
+        hello, _, approve, pause = await as_nobody(daemon.socket_path, REQUESTS)
+        assert hello["result"]["approver"] is False
+        assert pause["error"]["type"] == "not_authorized", pause
+        assert "is not an approver" in pause["error"]["message"]
+
+
+async def test_without_the_socket_group_another_uid_cannot_even_connect(daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
+        python = python_for(NOBODY)
+        if python is None:
+            pytest.skip("no Python interpreter that uid 65534 may run")
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [python, "-c", CLIENT, str(daemon.socket_path), json.dumps(REQUESTS[:1])],
+            user=NOBODY,
+            group=NOBODY,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode != 0 and "PermissionError" in out.stderr
