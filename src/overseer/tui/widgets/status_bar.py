@@ -1,5 +1,6 @@
 """The top line: connection, daemon state, generators that are off (why: on hover), autonomy,
-dry-run, next cycle, budget."""
+dry-run, next cycle, the changes made against the rate limits. On a narrow terminal it wraps
+onto a second line rather than losing its end."""
 
 from __future__ import annotations
 
@@ -81,10 +82,13 @@ class StatusBar(Static):
             "  dry-run on" if s.get("dry_run") else "  dry-run off",
             style="" if s.get("dry_run") else "bold",
         )
-        line.append(f"  next {clock_time(s.get('next_run'))[:5]}")
+        if state != "paused" and s.get("next_run"):  # a paused daemon starts no cycle
+            line.append(f"  next {clock_time(s.get('next_run'))[:5]}")
         if targets:
             b = targets[0]["budget"]
+            # The rate limits: changes made against the policy's limits (the legend says so).
             line.append(
-                f"  budget {b['hour']['used']}/{b['hour']['limit']} h · {b['day']['used']}/{b['day']['limit']} d"
+                f"  changes {b['hour']['used']}/{b['hour']['limit']} this hour"
+                f" · {b['day']['used']}/{b['day']['limit']} today"
             )
         return line
