@@ -783,9 +783,15 @@ def config_check(
     "--dir",
     "directory",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where to make the scratch repository (default: a new temporary directory).",
+    help="Where to make the scratch repository (default: a new temporary directory, "
+    "removed when the demo ends).",
 )
-def demo(opts: Options, directory: Path | None) -> None:
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the temporary scratch directory (repository, state, log) and say where it is.",
+)
+def demo(opts: Options, directory: Path | None, keep: bool) -> None:
     """Make a scratch repository with real problems and supervise it with a real daemon.
 
     On a terminal it opens the TUI with a change waiting for your approval; elsewhere it prints
@@ -797,7 +803,11 @@ def demo(opts: Options, directory: Path | None) -> None:
     _ = opts.config  # a broken --config stops here, with its problems
     sys.exit(
         run_demo(
-            directory, config_path=opts.config_path, state_dir=opts.state_dir, debug=opts.debug
+            directory,
+            config_path=opts.config_path,
+            state_dir=opts.state_dir,
+            debug=opts.debug,
+            keep=keep,
         )
     )
 
