@@ -273,6 +273,18 @@ def test_the_features_a_repository_documents(tmp_path):
     assert all(f.file == "src/calc/todo.py" for f in todos.values())
 
 
+def test_a_test_report_names_no_file_outside_the_tree(tmp_path):
+    """The report's file names are the target's text: one that leads out is not read."""
+    write_files(tmp_path, {"outside/test_x.py": MARKS, "tree/tests/test_x.py": MARKS})
+    outside = {
+        "tests.test_x::test_other": ("xfailed", "../outside/test_x.py"),
+        "tests.test_x.TestShapes::test_circle": ("xfailed", str(tmp_path / "outside/test_x.py")),
+    }
+    inside = {"tests.test_x::test_frobnicate[1]": ("xfailed", "tests/test_x.py")}
+    found = feature_findings(report({**outside, **inside}), tmp_path / "tree")
+    assert [f.details["function"] for f in found] == ["test_frobnicate"]
+
+
 def test_nothing_to_find_is_nothing_found(sample):
     found = feature_findings(report({"tests.test_util::test_double": ("passed", "x")}), sample.repo)
     assert found == []

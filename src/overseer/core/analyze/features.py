@@ -22,7 +22,7 @@ import re
 import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from overseer.base.globs import first_match
@@ -252,6 +252,11 @@ def proof_text(p: Mapping[str, Any]) -> str:
 
 
 def _read(tree: Path, rel: str) -> str | None:
+    """A file of the tree, by a relative path that stays in it (a test report's file names are
+    the target's own text), if it is a regular UTF-8 file of a readable size."""
+    parts = PurePosixPath(rel).parts
+    if not parts or rel.startswith("/") or ".." in parts or "\x00" in rel:
+        return None
     path = tree / rel
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
