@@ -170,6 +170,10 @@ class _Sampling(_Strict):
     candidates: Annotated[int, Field(ge=1, le=8)] = 1  # N-best: each goes through SAFETY
     examples: Annotated[int, Field(ge=0, le=10)] = 3  # past kept changes of the same kind
     context_length: Annotated[int, Field(ge=256)] = 2048
+    # Which features (`--area features`) the model may write: `tested` — those a test proves
+    # (an xfail test, a NotImplementedError a test reaches); `all` — TODO/FIXME comments too,
+    # which nothing checks; `none`.
+    features: Literal["none", "tested", "all"] = "tested"
 
 
 class _LocalModel(_Sampling):
