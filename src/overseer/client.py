@@ -149,6 +149,11 @@ class Client:
             # The daemon may have said why before it closed: read that first.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.closed.wait(), 1)
+            self._pending.pop(request_id, None)
+            if future.done():
+                future.exception()  # what it holds is raised here, not "never retrieved"
+            else:
+                future.cancel()
             raise self.refused or self._lost() from None
         except TimeoutError:
             self._pending.pop(request_id, None)

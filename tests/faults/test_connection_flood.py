@@ -22,7 +22,7 @@ import pytest
 from overseer.client import Client, DaemonError
 from overseer.daemon.server import run_daemon
 from support.helpers import overseer
-from support.load import HELLO
+from support.load import HELLO, fill_history
 from support.users import NOBODY, Flood
 
 ANSWER_WITHIN = 5.0  # seconds: an approver not answered by then is locked out
@@ -174,3 +174,73 @@ async def test_a_client_that_never_reads_is_cut_off_at_its_budget(daemon_options
                 break
             await asyncio.sleep(0.02)
         assert daemon.connections == set()
+
+
+def never_reading(path, request: bytes, held: list[socket.socket]) -> None:
+    """Hello, then `request` over and over until the daemon stops taking them or hangs up
+    (or the test closes the socket)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(path))
+    held.append(sock)
+    sock.settimeout(1.0)
+    with contextlib.suppress(OSError):
+        sock.sendall(HELLO)
+        while True:
+            sock.sendall(request * 16)
+
+
+async def test_heavy_requests_from_many_clients_do_not_hold_up_a_pause(
+    daemon_options, tmp_path, caplog
+):
+    # Each `history` of 1,000 attempts keeps a reading thread busy for a while: a pause queued
+    # behind 20 clients' worth of them used to wait 20 s.
+    fill_history(tmp_path / "state", 1000)
+    caplog.set_level(logging.INFO, logger="overseer.daemon.connections")
+    async with run_daemon(daemon_options()) as daemon:
+        request = b'{"id": 1, "op": "history", "args": {"limit": 1000}}\n'
+        held: list[socket.socket] = []
+        threads = [
+            threading.Thread(target=never_reading, args=(daemon.socket_path, request, held))
+            for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        # Once the daemon has taken plenty of their requests (more than it works on at once):
+        for _ in range(600):
+            taken = sum(c.backlog for c in daemon.connections)
+            if taken >= 8 * 16:
+                break
+            await asyncio.sleep(0.01)
+        assert taken >= 8 * 16, taken
+        async with Client(daemon.socket_path) as approver:
+            answer = await approver.request("pause", reason="flood", timeout=ANSWER_WITHIN)
+            assert answer == {"paused": True}
+        for sock in held:
+            sock.close()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 10)
+        # They are let go, what they asked for and will not read is dropped, and the memory
+        # it took is given back to the system (the daemon says so).
+        for _ in range(300):
+            if any("memory given back" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.05)
+        assert any("memory given back" in r.getMessage() for r in caplog.records)
+        assert daemon.connections == set()
+
+
+async def test_a_pause_is_answered_while_every_reading_thread_is_busy(daemon_options):
+    # Reads (status, history, show) share a pool of threads that clients can keep busy;
+    # decisions have their own, so the kill switch never queues behind them.
+    async with run_daemon(daemon_options()) as daemon:
+        loop = asyncio.get_running_loop()
+        release = threading.Event()
+        busy = [loop.run_in_executor(None, release.wait, 30) for _ in range(64)]
+        try:
+            async with Client(daemon.socket_path) as approver:
+                answer = await approver.request("pause", reason="busy", timeout=ANSWER_WITHIN)
+                assert answer == {"paused": True}
+                assert daemon.rt.history.get_control("paused")["reason"] == "busy"
+        finally:
+            release.set()
+            await asyncio.gather(*busy)

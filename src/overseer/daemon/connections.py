@@ -40,12 +40,15 @@ MAX_SKIPPED_BYTES = 64 * 1024 * 1024  # an over-long line beyond this closes the
 # reads no more from that client until it reads its answers: a client that writes and never
 # reads stalls itself, not the daemon's memory.
 MAX_BACKLOG = 32
+# Of those, how many are worked on at once: the reading threads are shared by every client,
+# and one client's 32 heavy requests must not make everyone else's (a pause) wait behind them.
+MAX_PARALLEL_ANSWERS = 4
 # How long answers still being worked out may take to go out after the client's end of
 # stream (a client may close its writing side and keep reading).
 ANSWER_GRACE = 5.0
 # Memory is given back to the system once this many connections fewer are open than at the
-# busiest since the last time (or a client was cut off for not reading), when no connection
-# has come or gone for TRIM_DELAY seconds.
+# busiest since the last time (or a client was cut off for not reading), when none has left
+# for TRIM_DELAY seconds.
 TRIM_AFTER_LEAVING = 8
 TRIM_DELAY = 2.0
 LOG_EVERY = 10.0  # refusals and cut-offs can come in floods: one log line per this at most
@@ -62,6 +65,9 @@ class Connection:
     answering: set[asyncio.Task[None]] = field(default_factory=set)
     #: the task writing the outbox to the client
     sending: asyncio.Task[None] | None = None
+    working: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_PARALLEL_ANSWERS)
+    )
     #: disconnected by the daemon for holding too much it did not read
     cut_off: bool = False
 
@@ -124,7 +130,6 @@ class Connections:
             return
         self.admitted += 1
         self._peak = max(self._peak, self.admitted)
-        self._postpone_trim()
         task = asyncio.create_task(self._open(sock, peer, settings))
         self._opening.add(task)
         task.add_done_callback(self._opening.discard)
@@ -202,8 +207,13 @@ class Connections:
         finally:
             self.broadcaster.remove(conn.outbox)
             await _finish_answers(conn, sending)
+            # Answers nobody will read are not worked out (a client that flooded requests and
+            # left must not keep the reading threads busy for everyone else).
+            for task in conn.answering:
+                task.cancel()
             self.clients.discard(conn)
             await _drain_then_cancel(sending, conn.outbox)
+            conn.outbox.close()
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
@@ -259,14 +269,16 @@ class Connections:
             task.add_done_callback(conn.answering.discard)
 
     async def _answer(self, conn: Connection, line: bytes) -> None:
-        self._respond(conn, await self.answer(conn, line))
+        async with conn.working:
+            response = await self.answer(conn, line)
+        self._respond(conn, response)
 
     def _respond(self, conn: Connection, response: dict[str, Any]) -> None:
         """Queue an answer; a client whose unread answers now exceed its budget is cut off
         (a single answer larger than the budget still goes to a client that reads)."""
         size = conn.outbox.response(response)
         held = conn.held_bytes
-        if held <= conn.outbox.max_bytes or held <= size or conn.cut_off:
+        if held <= conn.outbox.max_bytes or held <= size or conn.outbox.closed:
             return
         conn.cut_off = True
         self._cut(
@@ -308,7 +320,8 @@ class Connections:
             self._postpone_trim()
 
     def _postpone_trim(self, start: bool = False) -> None:
-        """Debounced: the trim runs once connections stop coming and going for a moment."""
+        """Debounced: the trim runs once connections stop leaving for a moment (new ones do
+        not put it off: a steady trickle of `overseer status` would, for ever)."""
         if self._closing or (self._trim_timer is None and not start):
             return
         if self._trim_timer is not None:
@@ -321,7 +334,16 @@ class Connections:
             return
         self._peak = self.admitted
         self._someone_cut_off = False
-        self._trimming = asyncio.create_task(asyncio.to_thread(give_back_memory))
+        self._trimming = asyncio.create_task(self._give_back())
+
+    async def _give_back(self) -> None:
+        before, after = await asyncio.to_thread(give_back_memory)
+        log.info(
+            "clients gone (%d connected now): memory given back, resident %.0f MB → %.0f MB",
+            self.admitted,
+            before,
+            after,
+        )
 
 
 async def _send_loop(writer: asyncio.StreamWriter, outbox: Outbox) -> None:

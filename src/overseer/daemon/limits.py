@@ -21,6 +21,7 @@ import logging
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -62,13 +63,25 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim  # type: ignore[no-any-return]
 
 
-def give_back_memory() -> None:
-    """Collect garbage, then return the allocator's free memory to the system. Blocking for a
-    few milliseconds; ctypes releases the GIL while malloc_trim runs."""
+def resident_mb() -> float:
+    """This process's resident memory (RSS), in MB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * resource.getpagesize() / 1024 / 1024
+
+
+def give_back_memory() -> tuple[float, float]:
+    """Collect garbage, then return the allocator's free memory to the system; the RSS before
+    and after, in MB. Blocking for a few milliseconds; ctypes releases the GIL while
+    malloc_trim runs."""
+    before = resident_mb()
     gc.collect()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+    return before, resident_mb()
 
 
 class Throttled:

@@ -277,6 +277,7 @@ class Daemon:
             if self._owns_socket() and not _answers(self.socket_path):
                 self.socket_path.unlink()
         self.worker.shutdown()
+        self.handlers.close()
         if self.worker.idle.is_set():
             self.rt.close()
         if self.instance is not None:
