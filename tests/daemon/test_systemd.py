@@ -72,5 +72,20 @@ def test_the_system_unit_has_what_the_service_needs():
         "ReadWritePaths=",
         "PrivateTmp=yes",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        "LimitNOFILE=",
     ):
         assert line in text, line
+
+
+def test_both_units_let_the_daemon_raise_its_open_file_limit():
+    from overseer.config import DaemonSettings
+
+    defaults = DaemonSettings()
+    connections = defaults.max_connections + defaults.reserved_for_approvers
+    for unit in ("systemd/overseer.service", "systemd/user/overseer.service"):
+        [limit] = [
+            x for x in (ROOT / unit).read_text().splitlines() if x.startswith("LimitNOFILE=")
+        ]
+        soft, hard = (int(n) for n in limit.removeprefix("LimitNOFILE=").split(":"))
+        # The hard limit is what the daemon raises itself to: far above the connections.
+        assert soft <= hard and hard >= 10 * connections, (unit, limit)
