@@ -31,6 +31,7 @@ from overseer.tui.app import OverseerApp  # noqa: E402
 from overseer.vocabulary import ErrorRaised, PhaseProgress  # noqa: E402
 from summary import record  # noqa: E402
 from support.helpers import daemon_config, init_repo  # noqa: E402
+from support.load import fill_history  # noqa: E402
 
 RATE = 100
 SECONDS = 5
@@ -186,42 +187,9 @@ async def latency(workdir: Path, sockdir: Path) -> dict[str, float]:
 
 
 async def history(workdir: Path, sockdir: Path) -> float:
-    import sqlite_utils
-
-    from overseer.base.clock import SystemClock
-    from overseer.core.record.history import History
-
     repo = init_repo(workdir / "repo-history")
     path, config = daemon_config(workdir, repo, sockdir / "hist.sock")
-    state = Path(config.state_dir)
-    History(state / "history.sqlite3", SystemClock()).close()  # the schema
-    db = sqlite_utils.Database(state / "history.sqlite3")
-    statuses = ["promoted", "failed", "rejected", "dry_run", "rolled_back", "denied"]
-    db["improvements"].insert_all(
-        (
-            {
-                "improvement_id": f"{n:012x}",
-                "cycle_id": f"{n:012x}",
-                "target": "proj",
-                "status": statuses[n % len(statuses)],
-                "change_type": "quality",
-                "risk_level": "low",
-                "target_file": f"pkg/module_{n % 500}.py",
-                "finding_kind": "F401",
-                "success_score": (n % 100) / 100,
-                "tests_passed": 300,
-                "tests_failed": n % 3,
-                "was_deployed": int(n % 6 == 0),
-                "was_rolled_back": int(n % 6 == 4),
-                "started_at": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00.000+00:00",
-                # Closed, as finished attempts are (recovery would learn from unclosed ones).
-                "completed_at": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:01:00.000+00:00",
-            }
-            for n in range(ROWS)
-        ),
-        batch_size=5000,
-    )
-    db.conn.close()
+    fill_history(Path(config.state_dir), ROWS)
     async with run_daemon(DaemonOptions(config=config, config_path=path)) as daemon:
         app = OverseerApp(daemon.socket_path)
         async with app.run_test(size=(130, 40)) as pilot:

@@ -19,6 +19,7 @@ from overseer import __version__
 from overseer.base.clock import parse_iso
 from overseer.config import TargetConfig
 from overseer.core import actions
+from overseer.core.analyze.features import proof, proof_text
 from overseer.core.context import Actor, Context, ResolvedRun, RunSettings
 from overseer.core.cycle import CycleResult, retry_ready, run_cycle
 from overseer.core.learn.stats import compute_stats
@@ -225,12 +226,17 @@ class Application:
         return {"attempts": [light(r) for r in rows], "total": total, "offset": offset}
 
     def show(self, attempt: str) -> dict[str, Any]:
-        """An attempt's whole provenance: its row, its events, the decisions on it."""
+        """An attempt's whole provenance: its row, its events, the decisions on it; for a
+        feature, `feature`: the test it is for, what that test did before and does now, and
+        whether the change removed its xfail mark (its `text` is the line people read)."""
         self._need_history()
         history = self.rt.history
         iid = history.resolve_id(attempt)
+        row = history.get(iid)
+        feature = proof(row)
         return {
-            **history.get(iid),
+            **row,
+            "feature": None if feature is None else {**feature, "text": proof_text(feature)},
             "events": history.events(improvement_id=iid),
             "approvals": history.approvals(iid),
         }

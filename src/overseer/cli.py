@@ -721,6 +721,8 @@ def policy_explain(opts: Options, attempt_id: str, as_json: bool) -> None:
         "stated_risk",
         "predicted_success",
         "oracle",
+        "xfail_removed",
+        "test_edits",
         "require_approval",
     ):
         say(f"  {key:<18} {facts.get(key)}")

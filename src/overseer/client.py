@@ -59,6 +59,10 @@ class Client:
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._reading: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
+        # What the daemon last said without an id: why it refused the connection (too many
+        # connections, no hello in time) or a line. Raised, if it then closes, instead of
+        # "connection lost", so the person sees why.
+        self.refused: DaemonError | None = None
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -115,6 +119,9 @@ class Client:
                 if "event" in message:
                     self._events.put_nowait(message["event"])
                     continue
+                if message.get("id") is None and isinstance(message.get("error"), dict):
+                    self.refused = _error(message)
+                    continue
                 future = self._pending.pop(message.get("id"), None)
                 if future is not None and not future.done():
                     future.set_result(message)
@@ -123,7 +130,7 @@ class Client:
         finally:
             for future in self._pending.values():
                 if not future.done():
-                    future.set_exception(ConnectionLost("the daemon closed the connection"))
+                    future.set_exception(self.refused or self._lost())
             self._pending.clear()
             self._events.put_nowait(None)
             self.closed.set()
@@ -139,7 +146,15 @@ class Client:
             await self._writer.drain()
             message = await asyncio.wait_for(future, timeout)
         except (ConnectionError, BrokenPipeError):
-            raise ConnectionLost("the daemon closed the connection") from None
+            # The daemon may have said why before it closed: read that first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closed.wait(), 1)
+            self._pending.pop(request_id, None)
+            if future.done():
+                future.exception()  # what it holds is raised here, not "never retrieved"
+            else:
+                future.cancel()
+            raise self.refused or self._lost() from None
         except TimeoutError:
             self._pending.pop(request_id, None)
             raise DaemonError(
@@ -147,10 +162,10 @@ class Client:
             ) from None
         if message.get("ok"):
             return message.get("result")
-        err = message.get("error") or {}
-        raise DaemonError(
-            err.get("type", "error"), err.get("title", "Error"), err.get("message", "unknown error")
-        )
+        raise _error(message)
+
+    def _lost(self) -> ConnectionLost:
+        return ConnectionLost("the daemon closed the connection")
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Events after `subscribe`, until the connection closes."""
@@ -170,6 +185,13 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reading
         self.closed.set()
+
+
+def _error(message: dict[str, Any]) -> DaemonError:
+    err = message.get("error") or {}
+    return DaemonError(
+        err.get("type", "error"), err.get("title", "Error"), err.get("message", "unknown error")
+    )
 
 
 async def call(socket_path: Path, op: str, **args: Any) -> Any:

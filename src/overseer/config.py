@@ -74,6 +74,19 @@ class DaemonSettings(_Strict):
     # How often undecided approvals expire and what a cycle that could not write the history
     # (a locked database, a full disk) left in progress is closed, once it can be written.
     housekeeping_every: Annotated[Duration, Field(gt=0)] = 60.0
+    # Connections from anyone who may open the socket, and beyond them a few that only
+    # approvers may take: however many others are connected, `overseer pause` gets in. The
+    # daemon raises its open-file limit to the hard one at start; these stay far below it, so
+    # a cycle's git and test commands always have descriptors.
+    max_connections: Annotated[int, Field(ge=1, le=65536)] = 128
+    reserved_for_approvers: Annotated[int, Field(ge=0, le=1024)] = 4
+    # A connection that has not said hello by then is closed: idle connections cannot hold
+    # the places forever.
+    hello_timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    # What the daemon holds for one client that does not read (its answers, its events): at
+    # most this many KiB of answers (a client beyond it is disconnected) and half as much of
+    # events (beyond it they are dropped and counted, as with event_queue).
+    max_client_buffer_kb: Annotated[int, Field(ge=16, le=1024 * 1024)] = 4096
 
 
 class RunDefaults(_Strict):
@@ -170,6 +183,10 @@ class _Sampling(_Strict):
     candidates: Annotated[int, Field(ge=1, le=8)] = 1  # N-best: each goes through SAFETY
     examples: Annotated[int, Field(ge=0, le=10)] = 3  # past kept changes of the same kind
     context_length: Annotated[int, Field(ge=256)] = 2048
+    # Which features (`--area features`) the model may write: `tested` — those a test proves
+    # (an xfail test, a NotImplementedError a test reaches); `all` — TODO/FIXME comments too,
+    # which nothing checks; `none`.
+    features: Literal["none", "tested", "all"] = "tested"
 
 
 class _LocalModel(_Sampling):

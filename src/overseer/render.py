@@ -161,6 +161,11 @@ def show_attempt(
         f"  dry run       {'yes' if r.get('dry_run') else 'no'}",
         f"  generator     {r.get('generator')} on {r.get('finding_kind')}",
         f"  change        {r.get('change_type') or '-'}: {r.get('summary') or '-'}",
+        *(
+            [f"  feature test  {r['feature']['text']}"]
+            if isinstance(r.get("feature"), dict) and r["feature"].get("text")
+            else []
+        ),
         f"  target file   {r.get('target_file') or '-'}  ({r.get('lines_changed') or 0} lines changed)",
         f"  impact        {r.get('impact') or '-'}",
         f"  risk          {r.get('risk_level') or '-'} (generator said {r.get('stated_risk') or '-'}); verdict {r.get('verdict') or '-'}",

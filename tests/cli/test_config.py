@@ -93,6 +93,23 @@ def test_no_file_means_the_safe_defaults():
             "1: daemon.event_queue: Input should be greater than or equal to 10",
         ),
         ("approvers: {users: [{a: 1}]}\n", "1: approvers.users[0]"),
+        (
+            "daemon:\n  max_connections: 0\n",
+            "2: daemon.max_connections: Input should be greater than or equal to 1",
+        ),
+        (
+            "daemon: {reserved_for_approvers: -1}\n",
+            "1: daemon.reserved_for_approvers: Input should be greater than or equal to 0",
+        ),
+        ("daemon: {hello_timeout: 0}\n", "1: daemon.hello_timeout: a duration must be positive"),
+        (
+            "daemon: {max_client_buffer_kb: 4}\n",
+            "1: daemon.max_client_buffer_kb: Input should be greater than or equal to 16",
+        ),
+        (
+            "daemon: {max_connections: lots}\n",
+            "1: daemon.max_connections: Input should be a valid integer",
+        ),
     ],
 )
 def test_bad_configuration(tmp_path, text, expected):

@@ -7,70 +7,11 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from overseer.daemon.server import DaemonOptions, run_daemon
-
-NOBODY = 65534
-
-# Only the standard library: the other user may not be able to read overseer's files.
-CLIENT = r"""
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-f = s.makefile("rwb")
-answers = []
-for n, (op, args) in enumerate(json.loads(sys.argv[2])):
-    f.write(json.dumps({"id": n, "op": op, "args": args}).encode() + b"\n")
-    f.flush()
-    while True:
-        message = json.loads(f.readline())
-        if "event" not in message:
-            break
-    answers.append(message)
-print(json.dumps(answers))
-"""
-
-
-def python_for(uid: int) -> str | None:
-    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", sys.executable):
-        try:
-            ok = subprocess.run(
-                [candidate, "-c", "pass"],
-                user=uid,
-                group=uid,
-                extra_groups=[],
-                capture_output=True,
-                timeout=10,
-            )
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if ok.returncode == 0:
-            return candidate
-    return None
-
-
-async def as_nobody(socket_path, requests):
-    """The requests, from a child process running as nobody (off the event loop's thread,
-    which the daemon in this process needs to answer)."""
-    python = python_for(NOBODY)
-    if python is None:
-        pytest.skip("no Python interpreter that uid 65534 may run")
-    out = await asyncio.to_thread(
-        subprocess.run,
-        [python, "-c", CLIENT, str(socket_path), json.dumps(requests)],
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
+from support.users import CLIENT, NOBODY, as_nobody, nobody_python
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="running a child as another uid needs root (CI runs as root)"
@@ -135,12 +76,9 @@ async def test_a_member_of_an_approvers_group_may_decide(daemon_options):
 
 async def test_without_the_socket_group_another_uid_cannot_even_connect(daemon_options):
     async with run_daemon(daemon_options()) as daemon:
-        python = python_for(NOBODY)
-        if python is None:
-            pytest.skip("no Python interpreter that uid 65534 may run")
         out = await asyncio.to_thread(
             subprocess.run,
-            [python, "-c", CLIENT, str(daemon.socket_path), json.dumps(REQUESTS[:1])],
+            [nobody_python(), "-c", CLIENT, str(daemon.socket_path), json.dumps(REQUESTS[:1])],
             user=NOBODY,
             group=NOBODY,
             extra_groups=[],

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -316,3 +318,26 @@ def test_the_log_is_plain_lines_on_a_terminal_and_json_lines_otherwise(tmp_path,
     record = json.loads(in_a_pipe)
     assert record["level"] == "info" and record["message"].startswith("ready: ")
     assert set(record) == {"at", "level", "logger", "message"}
+
+
+def test_the_soft_open_file_limit_is_raised_to_the_hard_one(tmp_path, repo, sockdir):
+    # systemd starts services with a soft limit of 1024: a flood of idle connections used it up.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = min(256, hard)
+    if soft == hard:
+        pytest.skip(f"the hard open-file limit here is {hard}: nothing to raise")
+    config, _ = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock")
+    daemon = DaemonProcess(
+        config,
+        sockdir / "run" / "s.sock",
+        preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+    )
+    try:
+        daemon.wait_ready()
+        limits = Path(f"/proc/{daemon.proc.pid}/limits").read_text()
+        [line] = [x for x in limits.splitlines() if x.startswith("Max open files")]
+        assert line.split()[3:5] == [str(hard), str(hard)], line
+        assert f"open-file limit {hard} (hard {hard})" in daemon.output()
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.output()

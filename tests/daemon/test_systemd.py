@@ -81,6 +81,7 @@ def test_the_system_unit_has_what_the_service_needs():
         "PrivateTmp=yes",
         "SystemCallFilter=@system-service",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        "LimitNOFILE=",
     ):
         assert any(kept.startswith(line) for kept in settings), line
 
@@ -126,3 +127,17 @@ def test_no_path_the_host_may_lack_stops_a_unit(unit, program, user):
         if found := paths.match(line):
             for path in found.group(2).split():
                 assert path.startswith(("-", "%")), f"{unit}: {line}"
+
+
+def test_both_units_let_the_daemon_raise_its_open_file_limit():
+    from overseer.config import DaemonSettings
+
+    defaults = DaemonSettings()
+    connections = defaults.max_connections + defaults.reserved_for_approvers
+    for unit in ("systemd/overseer.service", "systemd/user/overseer.service"):
+        [limit] = [
+            x for x in (ROOT / unit).read_text().splitlines() if x.startswith("LimitNOFILE=")
+        ]
+        soft, hard = (int(n) for n in limit.removeprefix("LimitNOFILE=").split(":"))
+        # The hard limit is what the daemon raises itself to: far above the connections.
+        assert soft <= hard and hard >= 10 * connections, (unit, limit)

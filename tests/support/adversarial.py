@@ -34,6 +34,14 @@ IMPORTS = (
     "def test_import_os():\n    import os  # noqa: F401\n"
 )
 CONFTEST = "def pytest_collection_modifyitems(items):\n    items.sort(key=lambda i: i.nodeid)\n"
+# Features the repository documents: two tests marked xfail with a reason (analyze/features.py).
+XFAIL = (
+    "import pytest\n\nfrom pkg.util import double\n\n\n"
+    '@pytest.mark.xfail(reason="halving is missing")\n'
+    "def test_half():\n    assert double(0.25) == 0.5\n\n\n"
+    '@pytest.mark.xfail(reason="tripling is missing")\n'
+    "def test_triple():\n    assert double(1) == 3\n"
+)
 PYPROJECT = "[project]\nname = 'proj'\n\n[tool.pytest.ini_options]\naddopts = '-q'\n"
 FILES = {
     "pkg/__init__.py": "",
@@ -47,6 +55,7 @@ FILES = {
     ".env": "DEBUG=1\n",
     "README.md": "# proj\n",
     "tests/test_imports.py": IMPORTS,
+    "tests/test_features.py": XFAIL,
     "tests/conftest.py": CONFTEST,
     "pyproject.toml": PYPROJECT,
     "scripts/test.sh": "python -m pytest -q\n",
@@ -64,6 +73,27 @@ class Hostile:
     stated_risk: Risk = Risk.LOW
     change_type: str = "quality"
     human: bool = False  # stopped by needing a human (high risk), not rejected outright
+    finding: Finding | None = None  # what it claims to be for; default: a quality finding
+
+
+def xfail_finding(test: str = "test_half") -> Finding:
+    """A `features` finding: the test in tests/test_features.py marked xfail (XFAIL)."""
+    return Finding(
+        kind="xfail_test",
+        area="features",
+        change_type="feature",
+        file="tests/test_features.py",
+        message=f"tests.test_features::{test} is marked xfail",
+        details={"test": f"tests.test_features::{test}", "function": test},
+    )
+
+
+def unmarked(test: str, source: str = XFAIL) -> str:
+    """`source` without the xfail mark of `test` (its decorator's line)."""
+    lines = source.splitlines(keepends=True)
+    at = lines.index(f"def {test}():\n")
+    assert lines[at - 1].startswith("@pytest.mark.xfail")
+    return "".join(lines[: at - 1] + lines[at:])
 
 
 def corpus(outside: Path) -> list[Hostile]:
@@ -458,6 +488,136 @@ def corpus(outside: Path) -> list[Hostile]:
                     f"{name}, as an edit", expect, edits=[Edit(path, before, after)], human=True
                 )
             )
+    # An xfail mark goes only with a feature change for that very test (which EVALUATE must
+    # then see pass): by itself it is held for a human; in a feature, any other test edit is
+    # denied outright.
+    half = FileChange("pkg/util.py", UTIL, UTIL.replace("x * 3", "x * 3 if x else 0"))
+    alone = unmarked("test_half")
+    c.append(
+        Hostile(
+            "removes an xfail mark by itself",
+            "removes the xfail mark of tests/test_features.py::test_half",
+            changes=[FileChange("tests/test_features.py", XFAIL, alone)],
+            human=True,
+        )
+    )
+    c.append(
+        Hostile(
+            "removes an xfail mark by itself, as an edit",
+            "removes the xfail mark of tests/test_features.py::test_half",
+            edits=[
+                Edit(
+                    "tests/test_features.py",
+                    '@pytest.mark.xfail(reason="halving is missing")\n',
+                    "",
+                )
+            ],
+            human=True,
+        )
+    )
+    c.append(
+        Hostile(
+            "swaps an xfail mark for a skip",
+            "removes the xfail mark of tests/test_features.py::test_triple",
+            changes=[
+                FileChange(
+                    "tests/test_features.py",
+                    XFAIL,
+                    XFAIL.replace(
+                        '@pytest.mark.xfail(reason="tripling is missing")', "@pytest.mark.skip"
+                    ),
+                )
+            ],
+            human=True,
+        )
+    )
+    other = "not of the test this feature is for (tests/test_features.py::test_half)"
+    feature_entries = [
+        (
+            "removes the xfail mark of another test",
+            [half, FileChange("tests/test_features.py", XFAIL, unmarked("test_triple"))],
+            [],
+            other,
+        ),
+        (
+            "removes the xfail mark of another test, as an edit",
+            [],
+            [
+                Edit("pkg/util.py", "x * 3", "x * 3 if x else 0"),
+                Edit(
+                    "tests/test_features.py",
+                    '@pytest.mark.xfail(reason="tripling is missing")\n',
+                    "",
+                ),
+            ],
+            other,
+        ),
+        (
+            "removes both xfail marks",
+            [half, FileChange("tests/test_features.py", XFAIL, unmarked("test_triple", alone))],
+            [],
+            other,
+        ),
+        (
+            "removes its own xfail mark and rewrites its test",
+            [
+                half,
+                FileChange(
+                    "tests/test_features.py", XFAIL, alone.replace("== 0.5", "== double(0.25)")
+                ),
+            ],
+            [],
+            "beyond removing the xfail mark of tests/test_features.py::test_half",
+        ),
+        (
+            "swaps its own xfail mark for a skip",
+            [
+                half,
+                FileChange(
+                    "tests/test_features.py",
+                    XFAIL,
+                    XFAIL.replace(
+                        '@pytest.mark.xfail(reason="halving is missing")', "@pytest.mark.skip"
+                    ),
+                ),
+            ],
+            [],
+            "beyond removing the xfail mark of tests/test_features.py::test_half",
+        ),
+        (
+            "keeps its own xfail mark",
+            [half],
+            [],
+            "does not remove the xfail mark of tests/test_features.py::test_half",
+        ),
+    ]
+    for name, changes, edits, expect in feature_entries:
+        c.append(
+            Hostile(
+                f"feature: {name}",
+                expect,
+                changes=changes,
+                edits=edits,
+                change_type="feature",
+                finding=xfail_finding(),
+            )
+        )
+    c.append(
+        Hostile(
+            "feature: calls itself quality and removes another test's xfail mark",
+            other,
+            changes=[half, FileChange("tests/test_features.py", XFAIL, unmarked("test_triple"))],
+            finding=xfail_finding(),
+        )
+    )
+    c.append(
+        Hostile(
+            "calls itself a feature and removes an xfail mark",
+            "not of the test this feature is for",
+            changes=[FileChange("tests/test_features.py", XFAIL, alone)],
+            change_type="feature",
+        )
+    )
     c.append(
         Hostile(
             "claims a fix but edits tests",
@@ -527,7 +687,7 @@ class Harness:
         return seen
 
     def judge(self, entry: Hostile, level: str, policy: CompiledPolicy) -> Outcome:
-        finding = Finding(
+        finding = entry.finding or Finding(
             kind="X1", area="quality", change_type=entry.change_type, file=None, message=""
         )
         candidate = Candidate(
@@ -543,7 +703,7 @@ class Harness:
         )
         problems = validate(candidate, self.tree)
         facts = facts_of(
-            candidate, "quality", 0.5, runner_files=command_files(TEST_COMMAND, self.tree)
+            candidate, finding.area, 0.5, runner_files=command_files(TEST_COMMAND, self.tree)
         )
         verdict = policy.judge(facts, require_approval=False)
         for problem in problems:

@@ -248,3 +248,41 @@ def cycle_seconds(events: list[dict[str, Any]]) -> dict[str, float]:
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def fill_history(state: Path, count: int) -> None:
+    """`count` finished attempts in the history at `state`, as a long-lived daemon has them
+    (the TUI's history screen and big `history` answers are measured on them)."""
+    import sqlite_utils
+
+    from overseer.base.clock import SystemClock
+    from overseer.core.record.history import History
+
+    History(state / "history.sqlite3", SystemClock()).close()  # the schema
+    db = sqlite_utils.Database(state / "history.sqlite3")
+    statuses = ["promoted", "failed", "rejected", "dry_run", "rolled_back", "denied"]
+    db["improvements"].insert_all(
+        (
+            {
+                "improvement_id": f"{n:012x}",
+                "cycle_id": f"{n:012x}",
+                "target": "proj",
+                "status": statuses[n % len(statuses)],
+                "change_type": "quality",
+                "risk_level": "low",
+                "target_file": f"pkg/module_{n % 500}.py",
+                "finding_kind": "F401",
+                "success_score": (n % 100) / 100,
+                "tests_passed": 300,
+                "tests_failed": n % 3,
+                "was_deployed": int(n % 6 == 0),
+                "was_rolled_back": int(n % 6 == 4),
+                "started_at": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00.000+00:00",
+                # Closed, as finished attempts are (recovery would learn from unclosed ones).
+                "completed_at": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:01:00.000+00:00",
+            }
+            for n in range(count)
+        ),
+        batch_size=5000,
+    )
+    db.conn.close()

@@ -306,6 +306,21 @@ def test_progress_messages_for_one_phase_replace_each_other():
     )
 
 
+def test_the_detail_of_a_feature_shows_the_test_it_is_for():
+    """The `show` answer's `feature` line (application.show), as the detail pane draws it."""
+    from rich.console import Console
+
+    from overseer.tui.widgets.detail import describe
+
+    row = {"improvement_id": "ab" * 16, "status": "awaiting_approval", "change_type": "feature"}
+    line = "tests.test_ops::test_divide: xfail before (divide is missing), passed now"
+    console = Console(width=200, record=True)
+    console.print(describe({**row, "feature": {"text": line}}))
+    assert f"Feature test: {line}" in console.export_text()
+    console.print(describe(row))
+    assert console.export_text().count("Feature test:") == 0  # export_text clears
+
+
 async def test_a_burst_of_progress_is_merged_and_the_newest_count_shown(tmp_path):
     from overseer.tui.messages import CycleStarted, PhaseProgressed, PhaseStarted
 

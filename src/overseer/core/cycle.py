@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer.core.actions import expire_approvals
-from overseer.core.analyze import Analysis, AnalysisFailed, analyze
+from overseer.core.analyze import Analysis, AnalysisFailed, analyze, features
 from overseer.core.analyze.findings import Finding
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy.commit import branch_name, commit_message, deploy
@@ -174,16 +174,19 @@ class Cycle:
     def fingerprint(self, generator: Generator, finding: Finding, base: str) -> str | None:
         """What an attempt is known by: the generator, the finding and the file's content (so
         the same change is not proposed again for the same code, and is when the code
-        changed). None: the file is not in `base`."""
+        changed), and what in the file it is about when a finding says (a feature's test or
+        function: two in one file are two findings). None: the file is not in `base`."""
         blob = ""
         if finding.file:
             try:
                 blob = self.ctx.repo().git("rev-parse", f"{base}:{finding.file}")
             except RepoError:
                 return None
-        return hashlib.sha256(
-            f"{generator.name}|{finding.kind}|{finding.file}|{blob}".encode()
-        ).hexdigest()[:16]
+        key = f"{generator.name}|{finding.kind}|{finding.file}|{blob}"
+        subject = finding.details.get("subject")
+        if subject:
+            key += f"|{subject}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def settled(self, fingerprint: str) -> list[str]:
         """The statuses by which earlier attempts already decided this fingerprint."""
@@ -264,7 +267,15 @@ class Cycle:
                 + (" …" if len(self.skipped) > 3 else "")
             )
         if not attempts and not notes:
-            notes.append("nothing to improve: no finding that a configured generator can act on")
+            area = self.settings.area
+            if area == features.AREA and not analysis.findings:
+                notes.append(f"nothing to improve in area {area}: {features.NONE_FOUND}")
+            elif area != "auto" and not analysis.findings:
+                notes.append(f"nothing to improve: no finding in area {area}")
+            else:
+                notes.append(
+                    "nothing to improve: no finding that a configured generator can act on"
+                )
         status = "failed" if any(a["status"] == AttemptStatus.ERROR for a in attempts) else "ok"
         summary = "; ".join([f"{a['improvement_id'][:8]} {a['status']}" for a in attempts] + notes)
         return self.finish(status, summary, attempts, analysis)
@@ -690,9 +701,16 @@ class Attempt:
                     self.tree,
                     self.analysis.tests,
                     report,
+                    required=features.required_tests(self.finding),
                 )
             else:
-                evaluation = evaluate_tree(ctx, self.tree, self.analysis.tests, report)
+                evaluation = evaluate_tree(
+                    ctx,
+                    self.tree,
+                    self.analysis.tests,
+                    report,
+                    required=features.required_tests(self.finding),
+                )
             if ctx.target.config.benchmark_command and evaluation.passed:
                 with commit_tree(ctx, f"bench-{self.id}", self.base) as base_tree:
                     perf = measure_performance(ctx, base_tree, self.tree, report)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer.core.analyze import AnalysisFailed, baseline_tests
+from overseer.core.analyze.features import required_tests
 from overseer.core.context import Actor, Context
 from overseer.core.deploy.commit import ROLLBACK_TRAILER, TRAILER, branch_name
 from overseer.core.deploy.promote import (
@@ -230,7 +231,9 @@ def _refresh(ctx: Context, improvement_id: str) -> Refreshed:
             return Refreshed(
                 failure=f"{target.branch} moved to {tip[:7]} and the change no longer applies there"
             )
-        evaluation = evaluate_tree(ctx, tree, baseline, report)
+        evaluation = evaluate_tree(
+            ctx, tree, baseline, report, required=required_tests(row.get("finding"))
+        )
         report.summary = f"rebased onto {tip[:7]}: " + evaluation.summary()
     ctx.history.update_attempt(
         improvement_id,

@@ -2,10 +2,11 @@
 
 The cycle publishes from its worker thread; the broadcaster hands the event to the event
 loop, which appends it to each subscriber's own outbox. A subscriber whose outbox already holds
-`limit` events misses the new ones; when there is room again it is told how many it missed
-(an `EventsDropped` event) before the next one. Memory per subscriber is therefore bounded.
-Responses are bounded by the reader instead: it reads no further request while too many
-answers wait to be sent (see the server's `MAX_BACKLOG`).
+`limit` events, or half its byte budget in events, misses the new ones; when there is room
+again it is told how many it missed (an `EventsDropped` event) before the next one. Memory per
+subscriber is therefore bounded. Responses are bounded by the reader instead: it reads no
+further request while too many answers wait to be sent, and a client whose unread answers
+exceed the byte budget is disconnected (daemon/connections.py).
 """
 
 from __future__ import annotations
@@ -22,44 +23,71 @@ log = logging.getLogger(__name__)
 
 
 class Outbox:
-    """What one connection will send, in order: responses, and events if subscribed."""
+    """What one connection will send, in order: responses, and events if subscribed, each as
+    its encoded line (so what it holds is known in bytes)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        # Responses as messages; events as their encoded line, encoded once for every
-        # subscriber (50 subscribers must not cost 50 encodings of each event).
-        self.queue: asyncio.Queue[dict[str, Any] | bytes] = asyncio.Queue()
+    def __init__(self, limit: int, max_bytes: int) -> None:
+        self.limit = limit  # events
+        self.max_bytes = max_bytes  # the client's budget: events may take half of it
+        # (is it an event, the line): events are encoded once for every subscriber (50
+        # subscribers must not cost 50 encodings of each event).
+        self.queue: asyncio.Queue[tuple[bool, bytes]] = asyncio.Queue()
         self.events_queued = 0
         self.responses_queued = 0
+        self.event_bytes = 0
+        self.response_bytes = 0
         self.dropped = 0
         self.subscribed = False
+        self.closed = False  # its client was cut off: nothing more is queued
         self.sent_some = asyncio.Event()  # set whenever a message went out
 
-    def response(self, message: dict[str, Any]) -> None:
+    @property
+    def queued_bytes(self) -> int:
+        return self.event_bytes + self.response_bytes
+
+    def response(self, message: dict[str, Any]) -> int:
+        """Queue a response; the size of its line."""
+        if self.closed:
+            return 0
+        line = encode(message)
         self.responses_queued += 1
-        self.queue.put_nowait(message)
+        self.response_bytes += len(line)
+        self.queue.put_nowait((False, line))
+        return len(line)
 
     def event(self, data: dict[str, Any], line: bytes | None = None) -> None:
         """Queue an event; `line` is its encoded `{"event": data}` when the caller has it."""
-        if self.events_queued >= self.limit:
+        if self.closed:
+            return
+        line = line or encode({"event": data})
+        if self.events_queued >= self.limit or self.event_bytes + len(line) > self.max_bytes // 2:
             self.dropped += 1
             return
         if self.dropped:
             dropped = {"kind": "EventsDropped", "at": data.get("at"), "count": self.dropped}
             self._put_event(encode({"event": dropped}))
             self.dropped = 0
-        self._put_event(line or encode({"event": data}))
+        self._put_event(line)
 
     def _put_event(self, line: bytes) -> None:
         self.events_queued += 1
-        self.queue.put_nowait(line)
+        self.event_bytes += len(line)
+        self.queue.put_nowait((True, line))
 
-    def sent(self, message: dict[str, Any] | bytes) -> None:
-        if isinstance(message, bytes):
+    def sent(self, is_event: bool, line: bytes) -> None:
+        if is_event:
             self.events_queued -= 1
+            self.event_bytes -= len(line)
         else:
             self.responses_queued -= 1
+            self.response_bytes -= len(line)
         self.sent_some.set()
+
+    def close(self) -> None:
+        """Let go of everything queued: its client will never read it."""
+        self.closed = True
+        while not self.queue.empty():
+            self.sent(*self.queue.get_nowait())
 
 
 class Broadcaster:

@@ -9,11 +9,14 @@ thread, and the answer says whether that work is done or queued.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from overseer import __version__
 from overseer.application import Application, NoHistory, StoredStatus
@@ -46,6 +49,7 @@ WAIT_FOR_WORK_SECONDS = 2.0
 STATUS_FRESH_SECONDS = 1.0
 
 Op = Callable[[Connection, Any], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
 
 # What each kind of failure is called on the wire.
 REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
@@ -71,6 +75,9 @@ class Handlers:
         self.run_cycles = run_cycles
         # ((event serial, targets), monotonic time, what stored_status read)
         self._stored: tuple[Any, float, StoredStatus] | None = None
+        # Decisions have a thread of their own: reads from any number of clients queue in the
+        # shared pool (asyncio.to_thread), and a pause must not wait behind them.
+        self._deciding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overseer-decide")
         self.ops: dict[str, Op] = {
             "hello": self.hello,
             "ping": self.ping,
@@ -142,6 +149,15 @@ class Handlers:
                 ),
             )
         return ok(request.id, result)
+
+    async def decide(self, fn: Callable[..., T], *args: Any) -> T:
+        """Blocking work of a deciding request, in the deciding thread."""
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._deciding, call)
+
+    def close(self) -> None:
+        self._deciding.shutdown(wait=False, cancel_futures=True)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -221,7 +237,7 @@ class Handlers:
         state = self.state
         if state.stop.stopping:
             raise ProtocolError("refused", "Stopping", "the daemon is stopping")
-        paused = await asyncio.to_thread(self.app.rt.history.paused)
+        paused = await self.decide(self.app.rt.history.paused)
         if paused:
             raise ProtocolError("refused", "Paused", f"{paused_text(paused)}; resume it first")
         if state.cycle_lock.locked():
@@ -233,11 +249,11 @@ class Handlers:
         return {"started": True, "targets": [self.app.target_name(t) for t in self.app.targets]}
 
     async def pause(self, conn: Connection, args: Any) -> dict[str, Any]:
-        await asyncio.to_thread(self.app.pause, self.actor(conn), args.reason)
+        await self.decide(self.app.pause, self.actor(conn), args.reason)
         return {"paused": True}
 
     async def resume(self, conn: Connection, args: Any) -> dict[str, Any]:
-        await asyncio.to_thread(self.app.resume, self.actor(conn))
+        await self.decide(self.app.resume, self.actor(conn))
         return {"paused": False}
 
     async def _work(self, description: str, fn: Any, *fn_args: Any) -> dict[str, Any]:
@@ -263,9 +279,9 @@ class Handlers:
         }
 
     async def approve(self, conn: Connection, args: Any) -> dict[str, Any]:
-        ctx, row = await asyncio.to_thread(self.app.context_for, args.id)
+        ctx, row = await self.decide(self.app.context_for, args.id)
         iid = row["improvement_id"]
-        await asyncio.to_thread(actions.record_approval, ctx, iid, self.actor(conn), args.reason)
+        await self.decide(actions.record_approval, ctx, iid, self.actor(conn), args.reason)
 
         def promote() -> AttemptRow:
             with ctx.lock(wait=5.0):
@@ -274,9 +290,9 @@ class Handlers:
         return await self._work(f"the promotion of {iid[:8]}", promote)
 
     async def reject(self, conn: Connection, args: Any) -> dict[str, Any]:
-        ctx, row = await asyncio.to_thread(self.app.context_for, args.id)
+        ctx, row = await self.decide(self.app.context_for, args.id)
         iid = row["improvement_id"]
-        await asyncio.to_thread(actions.record_rejection, ctx, iid, self.actor(conn), args.reason)
+        await self.decide(actions.record_rejection, ctx, iid, self.actor(conn), args.reason)
 
         def clean() -> AttemptRow:
             with ctx.lock(wait=5.0):
@@ -285,7 +301,7 @@ class Handlers:
         return await self._work(f"the clean-up of {iid[:8]}", clean)
 
     async def rollback(self, conn: Connection, args: Any) -> dict[str, Any]:
-        ctx, row = await asyncio.to_thread(self.app.context_for, args.id)
+        ctx, row = await self.decide(self.app.context_for, args.id)
         return await self._work(
             f"the rollback of {row['improvement_id'][:8]}",
             actions.rollback,

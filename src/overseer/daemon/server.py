@@ -39,12 +39,13 @@ from overseer.daemon import reload as reloading
 from overseer.daemon.broadcast import Broadcaster
 from overseer.daemon.connections import Connection, Connections
 from overseer.daemon.handlers import Handlers
+from overseer.daemon.limits import raise_open_file_limit
+from overseer.daemon.listener import Listener
 from overseer.daemon.live import LiveState
 from overseer.daemon.notify import Notifier
 from overseer.daemon.scheduler import CycleScheduler, describe
 from overseer.daemon.worker import Worker
 from overseer.locations import StateDirUnusable, resolve_socket
-from overseer.protocol import MAX_LINE_BYTES
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
     ConfigReloaded,
@@ -115,7 +116,7 @@ class Daemon:
         self.exit_reason = ""
         # Targets whose cycle ended early (name → why): the housekeeping recovers them.
         self.unrecovered: dict[str, str | None] = {}
-        self.server: asyncio.AbstractServer | None = None
+        self.server: Listener | None = None
         self.scheduler: CycleScheduler | None = None
         self.broadcaster: Broadcaster | None = None
         self.connections_server: Connections | None = None
@@ -162,6 +163,7 @@ class Daemon:
 
     async def startup(self) -> None:
         loop = asyncio.get_running_loop()
+        self._raise_open_file_limit()
         self.broadcaster = Broadcaster(loop)
         self.broadcaster.listeners.append(self._on_event)
         self.connections_server = Connections(
@@ -218,6 +220,30 @@ class Daemon:
         )
         self.ready.set()
 
+    def _raise_open_file_limit(self) -> None:
+        """As many descriptors as the system lets us have, and the connections far fewer, so
+        a cycle's git and test commands never run out because clients hold them all."""
+        soft, hard = raise_open_file_limit()
+        settings = self.config.daemon
+        places = settings.max_connections + settings.reserved_for_approvers
+        log.info(
+            "open-file limit %d (hard %d); at most %d connections (daemon.max_connections "
+            "%d, and %d more for approvers)",
+            soft,
+            hard,
+            places,
+            settings.max_connections,
+            settings.reserved_for_approvers,
+        )
+        if places > soft // 2:
+            log.warning(
+                "daemon.max_connections and daemon.reserved_for_approvers allow %d connections, "
+                "more than half the open-file limit (%d): a flood of clients could leave a "
+                "cycle's commands without descriptors; lower them, or raise LimitNOFILE=",
+                places,
+                soft,
+            )
+
     async def shutdown(self) -> None:
         reason = self.exit_reason or "shutdown"
         self.notifier.stopping(f"stopping: {reason}")
@@ -251,6 +277,7 @@ class Daemon:
             if self._owns_socket() and not _answers(self.socket_path):
                 self.socket_path.unlink()
         self.worker.shutdown()
+        self.handlers.close()
         if self.worker.idle.is_set():
             self.rt.close()
         if self.instance is not None:
@@ -459,14 +486,17 @@ class Daemon:
                     f"another daemon is already listening on {path} (stop it, or use --socket)"
                 )
             path.unlink()  # a stale socket from a killed daemon
+        assert self.connections_server is not None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o117)
         try:
-            assert self.connections_server is not None
-            self.server = await asyncio.start_unix_server(
-                self.connections_server.serve, path=str(path), limit=MAX_LINE_BYTES
-            )
+            sock.bind(str(path))
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(old_umask)
+        self.server = Listener(sock, self.connections_server.accepted)
         os.chmod(path, 0o660)
         if group is not None:
             os.chown(path, -1, group)

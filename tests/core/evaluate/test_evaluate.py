@@ -180,6 +180,41 @@ def test_failures_already_at_the_base_are_not_held_against_the_candidate():
 
 
 @pytest.mark.parametrize(
+    ("after", "returncode", "flaky", "passed", "outcome"),
+    [
+        ("passed", 0, [], True, "passed"),
+        ("failed", 1, [], False, "failed"),
+        ("xfailed", 0, [], False, "xfailed"),  # still marked: strictly, the mark goes too
+        ("failed", 1, ["t::feature"], False, "flaky"),  # passed only when run again
+        (None, 0, [], False, "absent"),
+    ],
+)
+def test_a_feature_passes_only_when_its_xfail_test_now_passes(
+    after, returncode, flaky, passed, outcome
+):
+    from overseer.core.evaluate.compare import compare
+
+    base = report({"t::a": "passed", "t::feature": "xfailed"})
+    candidate = report({"t::a": "passed", **({"t::feature": after} if after else {})}, returncode)
+    candidate.flaky = flaky
+    verdict = compare(base, candidate, required=["t::feature"])
+    assert verdict.passed is passed
+    assert verdict.required == {"t::feature": outcome}
+    assert verdict.new_failures == []  # it did not pass before: said by `required` alone
+    if not passed:
+        assert verdict.reasons == [
+            "the test(s) this feature is for did not pass without their xfail mark: "
+            f"t::feature ({outcome})"
+        ]
+    assert ("1 of 1 feature test(s) passed" in verdict.summary()) is passed
+    # Passing the feature's test makes up for no other test lost.
+    broken = compare(
+        base, report({"t::a": "failed", "t::feature": "passed"}, 1), required=["t::feature"]
+    )
+    assert not broken.passed and broken.new_failures == ["t::a"]
+
+
+@pytest.mark.parametrize(
     ("candidate", "why"),
     [
         (report({}, 5), "no tests were collected"),

@@ -705,3 +705,169 @@ def test_failing_cycles_trip_the_breaker_and_a_paused_target_runs_no_real_cycle(
         "--no-dry-run",
     )
     assert out.returncode == 1 and "overseer is paused (by overseer (circuit breaker)" in out.stderr
+
+
+# -- the one test edit a feature may make ------------------------------------------------------
+
+XFAIL_TEST = """import pytest
+
+from pkg.calc import divide, power
+
+
+def test_add():
+    assert 1 + 1 == 2
+
+
+@pytest.mark.xfail(reason="division is missing")
+def test_divide():
+    assert divide(6, 3) == 2
+
+
+@pytest.mark.xfail(reason="powers are missing")
+def test_power():
+    assert power(2, 3) == 8
+"""
+CALC = "def divide(a, b):\n    raise NotImplementedError\n"
+IMPLEMENTED = FileChange("pkg/calc.py", CALC, "def divide(a, b):\n    return a / b\n")
+
+
+def unmarked(test: str, source: str = XFAIL_TEST) -> str:
+    from overseer.core.analyze.features import without_xfail_mark
+
+    after = without_xfail_mark(source, test)
+    assert after is not None and after != source
+    return after
+
+
+def feature_facts(*changes: FileChange, kind="xfail_test", change_type="feature"):
+    from overseer.core.analyze.findings import Finding
+    from overseer.core.generate.candidate import Candidate
+    from overseer.core.safety.validate import facts_of
+
+    details = (
+        {"test": "tests.test_calc::test_divide", "function": "test_divide"}
+        if kind == "xfail_test"
+        else {"function": "divide"}
+    )
+    finding = Finding(
+        kind=kind,
+        area="features",
+        change_type="feature",
+        file="tests/test_calc.py" if kind == "xfail_test" else "pkg/calc.py",
+        message="",
+        details=details,
+    )
+    candidate = Candidate(
+        generator="llm",
+        finding=finding,
+        change_type=change_type,
+        stated_risk=Risk.LOW,
+        summary="",
+        impact="",
+        rationale="",
+        changes=list(changes),
+    )
+    return facts_of(candidate, "features", 0.5)
+
+
+def test_a_feature_may_remove_the_xfail_mark_of_its_own_test_and_nothing_else():
+    own = FileChange("tests/test_calc.py", XFAIL_TEST, unmarked("test_divide"))
+    facts_ = feature_facts(IMPLEMENTED, own)
+    assert facts_.oracle == () and facts_.test_edits == ()
+    assert facts_.xfail_removed == ("tests/test_calc.py::test_divide",)
+    verdict = CompiledPolicy(Policy(autonomy="full")).judge(facts_, require_approval=False)
+    assert verdict.decision is Decision.ALLOW and verdict.risk is Risk.MEDIUM
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        (
+            unmarked("test_power"),
+            "removes the xfail mark of tests/test_calc.py::test_power, not of the test this "
+            "feature is for (tests/test_calc.py::test_divide)",
+        ),
+        (
+            unmarked("test_power", unmarked("test_divide")),
+            "removes the xfail mark of tests/test_calc.py::test_power, not of the test",
+        ),
+        (
+            unmarked("test_divide").replace("== 2", "== 2.0"),
+            "edits test code in tests/test_calc.py beyond removing the xfail mark of "
+            "tests/test_calc.py::test_divide",
+        ),
+        (
+            unmarked("test_divide").replace(
+                "def test_divide", "@pytest.mark.skip\ndef test_divide"
+            ),
+            "edits test code in tests/test_calc.py beyond removing the xfail mark",
+        ),
+        (
+            XFAIL_TEST + "\n\ndef test_more():\n    assert True\n",
+            "edits test code in tests/test_calc.py beyond removing",
+        ),
+    ],
+)
+def test_every_other_test_edit_of_a_feature_is_denied(after, expected):
+    facts_ = feature_facts(IMPLEMENTED, FileChange("tests/test_calc.py", XFAIL_TEST, after))
+    assert any(expected in r for r in facts_.test_edits), facts_.test_edits
+    for autonomy in ("supervised", "limited", "full"):
+        policy = Policy(autonomy=autonomy, full_max_auto_risk="high", areas=["features"])
+        verdict = CompiledPolicy(policy).judge(facts_, require_approval=False)
+        assert verdict.decision is Decision.DENY, autonomy
+
+
+def test_a_feature_for_an_xfail_test_must_remove_its_mark():
+    facts_ = feature_facts(IMPLEMENTED)
+    assert facts_.test_edits == (
+        "does not remove the xfail mark of tests/test_calc.py::test_divide: a feature for an "
+        "xfail test is kept only when that test passes without its mark",
+    )
+
+
+def test_other_features_edit_no_test_at_all():
+    facts_ = feature_facts(
+        IMPLEMENTED,
+        FileChange("tests/test_calc.py", XFAIL_TEST, unmarked("test_divide")),
+        kind="not_implemented",
+    )
+    assert any(
+        "removes the xfail mark of tests/test_calc.py::test_divide" in r for r in facts_.test_edits
+    )
+    assert any("removes the xfail mark" in r for r in facts_.oracle)
+    plain = feature_facts(
+        IMPLEMENTED, FileChange("tests/conftest.py", None, "X = 1\n"), kind="todo"
+    )
+    assert plain.test_edits == (
+        "edits test code in tests/conftest.py: a feature change may edit a test only to remove "
+        "the xfail mark of the test it is for",
+    )
+
+
+def test_a_feature_is_judged_as_one_whatever_its_generator_calls_it():
+    facts_ = feature_facts(
+        IMPLEMENTED,
+        FileChange("tests/test_calc.py", XFAIL_TEST, unmarked("test_power")),
+        change_type="quality",
+    )
+    assert facts_.change_type == "feature"
+    assert any("not of the test this feature is for" in r for r in facts_.test_edits)
+
+
+def test_removing_an_xfail_mark_by_itself_is_an_oracle_change():
+    """Only a feature change for that very test may remove a mark; any other change that does
+    is held for a human like any weakening, and a swap for a skip is seen too."""
+    alone = examine(FileChange("tests/test_calc.py", XFAIL_TEST, unmarked("test_divide")))
+    assert alone == [
+        "removes the xfail mark of tests/test_calc.py::test_divide: a mark may go only with a "
+        "feature change for that very test, which must then pass"
+    ]
+    swapped = XFAIL_TEST.replace(
+        '@pytest.mark.xfail(reason="powers are missing")', "@pytest.mark.skip"
+    )
+    assert any(
+        "removes the xfail mark of tests/test_calc.py::test_power" in r
+        for r in examine(FileChange("tests/test_calc.py", XFAIL_TEST, swapped))
+    )
+    verdict = judge(Policy(autonomy="full", full_max_auto_risk="high"), oracle=tuple(alone))
+    assert verdict.decision is Decision.NEEDS_APPROVAL and verdict.risk is Risk.HIGH

@@ -167,4 +167,67 @@ def test_globs(pattern, path, matches):
 
 def test_repr_is_useful():
     text = repr(CompiledPolicy(Policy()))
-    assert "autonomy=supervised" in text and "rules=1" in text
+    assert "autonomy=supervised" in text and "rules=2" in text
+
+
+FEATURE = dict(
+    change_type="feature",
+    area="features",
+    finding="xfail_test",
+    paths=("pkg/calc.py", "tests/test_calc.py"),
+    xfail_removed=("tests/test_calc.py::test_divide",),
+)
+
+
+def test_a_feature_is_at_least_medium_risk_by_default():
+    verdict = judge(Policy(autonomy="full"), **FEATURE)
+    assert verdict.risk is Risk.MEDIUM and "features" in verdict.rules
+    assert verdict.decision is Decision.ALLOW  # full autonomy goes up to medium
+    assert judge(Policy(autonomy="full"), **{**FEATURE, "paths": ("pkg/calc.py",)}).rules == [
+        "features"
+    ]
+    limited = judge(Policy(autonomy="limited", areas=["features"]), **FEATURE)
+    assert limited.decision is Decision.NEEDS_APPROVAL and limited.risk is Risk.MEDIUM
+    assert "features" not in judge(Policy(autonomy="full")).rules
+
+
+def test_rules_can_target_features_by_change_type_and_area(tmp_path):
+    from overseer.core.safety.policy import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "autonomy: full\n"
+        "rules:\n"
+        "  - name: features-are-reviewed\n"
+        "    when: {change_type: [feature]}\n"
+        "    risk: high\n"
+        "  - name: no-features-in-core\n"
+        "    when: {area: [features], paths: ['pkg/core/**']}\n"
+        "    verdict: deny\n"
+    )
+    policy = load_policy(path)
+    reviewed = policy.judge(facts(**FEATURE), require_approval=False)
+    assert reviewed.rules == ["features-are-reviewed"] and reviewed.risk is Risk.HIGH
+    assert reviewed.decision is Decision.NEEDS_APPROVAL
+    core = policy.judge(facts(**{**FEATURE, "paths": ("pkg/core/x.py",)}), require_approval=False)
+    assert core.decision is Decision.DENY and "no-features-in-core" in core.rules
+    assert policy.judge(facts(paths=("pkg/core/x.py",)), require_approval=False).rules == []
+
+
+@pytest.mark.parametrize("autonomy", ["observe", "supervised", "limited", "full"])
+def test_a_feature_that_edits_tests_beyond_its_own_mark_is_denied_at_every_level(autonomy):
+    why = "removes the xfail mark of tests/test_calc.py::test_other, not of the test this feature is for"
+    verdict = judge(
+        Policy(autonomy=autonomy, full_max_auto_risk="high"), **FEATURE, test_edits=(why,)
+    )
+    assert verdict.decision is Decision.DENY and verdict.risk is Risk.HIGH
+    assert verdict.why() == f"oracle: a feature change {why}"
+
+
+def test_the_facts_of_a_feature_survive_the_history():
+    recorded = facts(**FEATURE, test_edits=("edits test code",))
+    assert CandidateFacts.from_dict(recorded.to_dict()) == recorded
+    older = {
+        k: v for k, v in recorded.to_dict().items() if k not in ("xfail_removed", "test_edits")
+    }
+    assert CandidateFacts.from_dict(older).test_edits == ()

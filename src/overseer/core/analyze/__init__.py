@@ -1,8 +1,10 @@
 """ANALYZE: what is worth improving at the target branch's head. Modifies nothing.
 
 Runs the tests (JUnit per-test results and durations), ruff and the optional benchmark in a
-worktree of our own at the branch head, and caches the results per commit, so a later cycle
-on an unchanged head costs no test run. The user's checkout is never used.
+worktree of our own at the branch head, looks for the features the repository documents
+(features.py: xfail tests, NotImplementedError, TODO comments), and caches the results per
+commit, so a later cycle on an unchanged head costs no test run. The user's checkout is never
+used.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer.core.analyze import features as feature_area
 from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
@@ -50,6 +53,8 @@ class Analysis:
     benchmark: dict[str, Any] | None
     findings: list[Finding]
     slow_test_seconds: float
+    area: str = "auto"
+    features: int | None = None  # feature findings at the commit; None: not looked for
 
     @property
     def slow_tests(self) -> list[Finding]:
@@ -65,6 +70,8 @@ class Analysis:
             parts.append(f"{len(t.flaky)} flaky")
         parts.append(f"{len(self.slow_tests)} slow")
         parts.append(f"{self.lint.total} lint findings" if self.lint.ok else "lint failed")
+        if self.features or (self.features == 0 and self.area == feature_area.AREA):
+            parts.append(f"{self.features} feature findings")
         if self.benchmark is not None:
             parts.append("benchmark ok" if self.benchmark.get("ok") else "benchmark failed")
         cached = [
@@ -104,6 +111,8 @@ class Analysis:
             "slow_test_seconds": self.slow_test_seconds,
             "findings": [f.to_dict() for f in self.findings[:top]],
             "findings_total": len(self.findings),
+            "area": self.area,
+            "features": self.features,
         }
 
 
@@ -279,6 +288,11 @@ def analyze(
     findings += slow_regressions(tests, history.earlier_durations(target.key, commit))
     if lint.ok:
         findings += lint_findings(lint)
+    features = None
+    if area in ("auto", feature_area.AREA):
+        found = _features(target, commit, tests, history=history, tree=worktree, report=report)
+        features = len(found)
+        findings += found
     ranked = rank(
         findings,
         area=area,
@@ -295,4 +309,30 @@ def analyze(
         benchmark=benchmark,
         findings=ranked,
         slow_test_seconds=cfg.slow_test_seconds,
+        area=area,
+        features=features,
     )
+
+
+FEATURES_KEY = "features:1"  # bumped when what is looked for changes
+
+
+def _features(
+    target: Target,
+    commit: str,
+    tests: TestReport,
+    *,
+    history: History,
+    tree: Callable[[], Path],
+    report: PhaseReport,
+) -> list[Finding]:
+    """The feature findings at `commit` (features.py): from the cache, or looked for once. They
+    depend on the test run there (which tests xfailed), so the test command is in the key."""
+    key = f"{FEATURES_KEY}:{resolve_test_command(target.config, target.root).key}"
+    cached = history.get_baseline(target.key, commit, key)
+    if cached is not None:
+        return [Finding.from_dict(f) for f in cached["findings"]]
+    report.progress("looking for the features the repository documents")
+    found = feature_area.feature_findings(tests, tree())
+    history.put_baseline(target.key, commit, key, {"findings": [f.to_dict() for f in found]})
+    return found

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Where tests live (policy globs, base/globs.py): what a change to test code is, for the
+# policy and the oracle guard, and what is not the project's own code, for the analyzers.
+TEST_PATHS = ("**/tests/**", "**/test/**", "test_*.py", "*_test.py", "conftest.py")
+
 
 @dataclass
 class Finding:
-    kind: str  # a ruff rule code (F401), or failing_test, slow_test
+    kind: str  # a ruff rule code (F401), failing_test, slow_test, xfail_test, todo, …
     area: str  # quality | performance | features
     change_type: str  # what fixing it would be: quality | bugfix | optimization | feature
     file: str | None

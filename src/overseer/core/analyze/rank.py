@@ -3,7 +3,10 @@
 The score multiplies what kind of finding it is (a failing test matters more than a lint
 nit), whether a configured generator can act on it, and what was learned: the success rate of
 this generator on this kind of finding so far, smoothed so that a new kind starts at 1/2 and
-a kind that keeps failing sinks.
+a kind that keeps failing sinks. Features (analyze/features.py) are learned as one: what a
+generator does with one kind of feature says most about the others, and their order among
+themselves stays the order of how checkable they are (an xfail test, a NotImplementedError a
+test reaches, a TODO).
 """
 
 from __future__ import annotations
@@ -12,9 +15,20 @@ import random
 from collections.abc import Callable
 
 from overseer.base.globs import first_match
+from overseer.core.analyze import features
 from overseer.core.analyze.findings import Finding
 
-KIND_WEIGHT = {"failing_test": 3.0, "flaky_test": 2.0, "slow_regression": 2.0, "slow_test": 1.5}
+KIND_WEIGHT = {
+    "failing_test": 3.0,
+    "flaky_test": 2.0,
+    "slow_regression": 2.0,
+    "slow_test": 1.5,
+    # Features, by how checkable they are (features.py): an xfail test is its own oracle, a
+    # NotImplementedError has tests that reach it, a TODO has nothing to check it.
+    "xfail_test": 2.5,
+    "not_implemented": 1.5,
+    "todo": 0.5,
+}
 LINT_WEIGHT = 1.0
 UNACTIONABLE = 0.1
 TEST_FILE_PENALTY = 0.5
@@ -45,15 +59,18 @@ def rank(
         if generator is None:
             score *= UNACTIONABLE
         else:
-            kept, attempts = counts.get((generator, f.kind), (0, 0))
+            kinds = features.KINDS if f.area == features.AREA else (f.kind,)
+            kept = sum(counts.get((generator, kind), (0, 0))[0] for kind in kinds)
+            attempts = sum(counts.get((generator, kind), (0, 0))[1] for kind in kinds)
             if rng is None:
                 score *= learned_rate(kept, attempts)
             else:
-                key = (generator, f.kind)
+                key = (generator, features.AREA if f.area == features.AREA else f.kind)
                 if key not in drawn:
                     drawn[key] = rng.betavariate(kept + 1, attempts - kept + 1)
                 score *= drawn[key]
-        if f.file and first_match(TEST_PATHS, f.file):
+        # A feature's test file is where its oracle is, not what the change is about.
+        if f.file and f.change_type != "feature" and first_match(TEST_PATHS, f.file):
             score *= TEST_FILE_PENALTY
         score *= 1 + min(f.count, 10) / 10
         f.score = round(score, 4)

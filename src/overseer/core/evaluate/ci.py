@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,10 @@ def ci_evaluation(
     tree: Path,
     baseline: TestReport,
     report: Any,
+    required: Sequence[str] = (),
 ) -> Evaluation:
+    """`required`: tests the change must make pass (compare.compare); only a CI that reports
+    per-test results can show them passing."""
     cfg = ctx.target.config
     assert cfg.ci is not None and cfg.push
     ci = cfg.ci
@@ -115,9 +119,16 @@ def ci_evaluation(
             baseline,
             TestReport("ci", "external CI", code, False, 0.0, "", True, cases),
             min_tests=ctx.target.config.min_tests,
+            required=required,
         )
     else:
         evaluation.passed = status == "pass"
+        if required:
+            evaluation.passed = False
+            evaluation.reasons.append(
+                "CI reported no per-test results, so the test(s) this feature is for cannot be "
+                f"seen passing: {', '.join(required[:5])}"
+            )
     evaluation.ci = {"pushed": pushed, "polls": polls}
     if status == "fail":
         evaluation.passed = False

@@ -4,11 +4,13 @@ The candidate's tests run in its own worktree and are compared test by test with
 baseline of its base commit. A candidate that adds a failing test, loses a test (skipped,
 xfailed, deselected or absent where it passed), times out, or whose run cannot be evaluated
 (nothing collected, collection errors, pytest stopped, no per-test report) does not pass.
-Failing tests that already failed at the base are not held against it.
+Failing tests that already failed at the base are not held against it. A feature for an
+xfail test (analyze/features.py) passes only if that test now passes: `required`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,9 @@ class Evaluation:
     # test id → what became of it (skipped, xfailed, absent).
     lost: dict[str, str] = field(default_factory=dict)
     fixed: list[str] = field(default_factory=list)
+    # The tests the change must make pass (a feature's formerly xfailing test) → what they did
+    # on the candidate: passed, failed, xfailed, absent, flaky …
+    required: dict[str, str] = field(default_factory=dict)
     flaky: list[str] = field(default_factory=list)  # flipped when run again: not counted
     tests_passed: int = 0
     tests_failed: int = 0
@@ -48,6 +53,9 @@ class Evaluation:
         if self.flaky:
             text += f", {len(self.flaky)} flaky (not counted)"
         text += f" (baseline {self.baseline.get('passed', 0)} passed, {self.baseline.get('failed', 0)} failed)"
+        if self.required:
+            made = sum(1 for what in self.required.values() if what == "passed")
+            text += f", {made} of {len(self.required)} feature test(s) passed"
         perf = self.benchmark or {}
         if perf.get("verdict") in ("faster", "slower"):
             text += f", {perf['verdict']} {abs(perf['delta']):.1f} %"
@@ -66,6 +74,7 @@ class Evaluation:
             "new_failures": self.new_failures,
             "lost": self.lost,
             "fixed": self.fixed,
+            "required": self.required,
             "flaky": self.flaky,
             "tests_passed": self.tests_passed,
             "tests_failed": self.tests_failed,
@@ -78,7 +87,13 @@ class Evaluation:
         }
 
 
-def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) -> Evaluation:
+def compare(
+    baseline: TestReport,
+    candidate: TestReport,
+    *,
+    min_tests: int = 1,
+    required: Sequence[str] = (),
+) -> Evaluation:
     """The candidate's run against the baseline's, test by test.
 
     No evaluation, no pass: a candidate whose run is not evaluable (nothing collected, a file
@@ -86,6 +101,7 @@ def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) 
     loses a test — a test that passed at the base and is now failed, errored, skipped,
     xfailed, deselected or absent. A baseline that is not evaluable is refused earlier, by
     ANALYZE (it is the target's problem, not the change's); here it fails the comparison too.
+    Each test in `required` must pass on the candidate, and not merely on a second run.
     """
     flaky = set(baseline.flaky) | set(candidate.flaky)
     ev = Evaluation(
@@ -115,7 +131,8 @@ def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) 
     failing_before = baseline.failing
     failing_after = candidate.failing
     passed_after = candidate.ids("passed")
-    ev.new_failures = sorted(failing_after - failing_before - flaky)
+    # A required test did not pass before either (it xfailed): said apart, below.
+    ev.new_failures = sorted(failing_after - failing_before - flaky - set(required))
     ev.lost = {
         test: candidate.cases[test].outcome if test in candidate.cases else "absent"
         for test in sorted(baseline.ids("passed") - passed_after - flaky - set(ev.new_failures))
@@ -130,6 +147,21 @@ def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) 
         ev.passed = False
         shown = ", ".join(f"{test} ({what})" for test, what in list(ev.lost.items())[:5])
         ev.reasons.append(f"{len(ev.lost)} test(s) that passed before did not pass: {shown}")
+    ev.required = {
+        test: "flaky"
+        if test in candidate.flaky
+        else candidate.cases[test].outcome
+        if test in candidate.cases
+        else "absent"
+        for test in required
+    }
+    short = {test: what for test, what in ev.required.items() if what != "passed"}
+    if short:
+        ev.passed = False
+        shown = ", ".join(f"{test} ({what})" for test, what in list(short.items())[:5])
+        ev.reasons.append(
+            f"the test(s) this feature is for did not pass without their xfail mark: {shown}"
+        )
     if not candidate.ok and not candidate.ids("failed", "error") and baseline.ok:
         ev.passed = False
         ev.reasons.append(
@@ -138,7 +170,9 @@ def compare(baseline: TestReport, candidate: TestReport, *, min_tests: int = 1) 
     return ev
 
 
-def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -> Evaluation:
+def evaluate_tree(
+    ctx: Context, tree: Path, baseline: TestReport, report: Any, required: Sequence[str] = ()
+) -> Evaluation:
     report.progress("running tests on the candidate")
     candidate = run_tests(
         ctx.target.config,
@@ -147,4 +181,4 @@ def evaluate_tree(ctx: Context, tree: Path, baseline: TestReport, report: Any) -
         on_progress=lambda done, total: report.progress("tests", done, total),
         cancel=ctx.stop.cancelled,
     )
-    return compare(baseline, candidate, min_tests=ctx.target.config.min_tests)
+    return compare(baseline, candidate, min_tests=ctx.target.config.min_tests, required=required)

@@ -26,8 +26,16 @@ from typing import Any
 
 from overseer.base.globs import first_match
 from overseer.config import LLMSettings
+from overseer.core.analyze import features
 from overseer.core.analyze.findings import Finding
-from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
+from overseer.core.generate.candidate import (
+    Candidate,
+    Edit,
+    EditRejected,
+    GenerationFailed,
+    GeneratorFault,
+    apply_edits,
+)
 from overseer.core.generate.llm import Backend, BackendError, build_backend
 from overseer.core.generate.llm.backend import RequestRefused
 from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt
@@ -41,7 +49,9 @@ log = logging.getLogger(__name__)
 MAX_SOURCE_BYTES = 512 * 1024
 EXAMPLE_DIFF_CHARS = 1500
 # Findings about a test, whose fix is usually in the code the test exercises.
-TEST_FINDINGS = ("failing_test", "flaky_test", "slow_test", "slow_regression")
+TEST_FINDINGS = ("failing_test", "flaky_test", "slow_test", "slow_regression", features.XFAIL)
+# The features each `features:` setting lets the model write (analyze/features.py).
+FEATURES_ALLOWED = {"none": (), "tested": features.CHECKED, "all": features.KINDS}
 CONTEXT_FILES = 2  # modules of the code under test shown with the test
 # Of each reply, what the history keeps: enough to see what the model did, while a reply of
 # megabytes (runaway sampling, a hostile endpoint) does not grow every row that holds it.
@@ -95,6 +105,10 @@ class LLMGenerator:
 
     def can_handle(self, finding: Finding) -> bool:
         if not finding.file or not finding.file.endswith(".py"):
+            return False
+        if finding.area == features.AREA and finding.kind not in FEATURES_ALLOWED.get(
+            self.settings.features, ()
+        ):
             return False
         return first_match(self.secret_files, finding.file) is None  # never read into a prompt
 
@@ -177,7 +191,7 @@ class LLMGenerator:
                     try:
                         entry["raw"] = recorded_reply(text)
                         parsed = parse_reply(text)
-                        candidates.append(self._candidate(finding, parsed, n, record))
+                        candidates.append(self._candidate(finding, parsed, n, record, tree))
                     except ReplyRejected as exc:
                         entry["error"] = str(exc)
                     except Exception as exc:
@@ -199,9 +213,16 @@ class LLMGenerator:
         return candidates
 
     def code_under_test(self, finding: Finding, code: str, tree: Path) -> list[tuple[str, str]]:
-        """For a failing or slow test, the project's modules its file imports (up to
+        """For a failing, slow or xfail test, the project's modules its file imports (up to
         CONTEXT_FILES, found in the tree, never a secret file): the fix is usually there, and
-        a model shown only the test could only edit the test."""
+        a model shown only the test could only edit the test. For a NotImplementedError, the
+        test that reaches it: what the function is for."""
+        if finding.kind == features.NOT_IMPLEMENTED:
+            return [
+                (rel, (tree / rel).read_text(encoding="utf-8", errors="replace"))
+                for rel in finding.details.get("test_files", [])[:1]
+                if self._readable(tree, rel)
+            ]
         if finding.kind not in TEST_FINDINGS or finding.file is None:
             return []
         try:
@@ -233,30 +254,69 @@ class LLMGenerator:
             f"{stem}.py",
             f"{stem}/__init__.py",
         ):
-            path = tree / rel
-            if (
-                first_match(self.secret_files, rel) is None
-                and not path.is_symlink()
-                and path.is_file()
-                and 0 < path.stat().st_size <= MAX_SOURCE_BYTES
-            ):
+            if self._readable(tree, rel):
                 return rel
         return None
 
-    def _candidate(self, finding: Finding, reply: Any, n: int, record: dict[str, Any]) -> Candidate:
+    def _readable(self, tree: Path, rel: str) -> bool:
+        """A regular file of the tree that may be shown to the model (never a secret)."""
+        path = tree / rel
+        return (
+            first_match(self.secret_files, rel) is None
+            and not path.is_symlink()
+            and path.is_file()
+            and 0 < path.stat().st_size <= MAX_SOURCE_BYTES
+        )
+
+    def _candidate(
+        self, finding: Finding, reply: Any, n: int, record: dict[str, Any], tree: Path
+    ) -> Candidate:
         summary = (
             reply.impact.splitlines()[0][:100]
             if reply.impact
             else f"{finding.kind} in {reply.target_file}"
         )
+        feature = finding.change_type == features.CHANGE_TYPE
         return Candidate(
             generator=self.name,
             finding=finding,
-            change_type=reply.change_type,
+            # A feature is a feature whatever the model calls it: the rules for features (a
+            # test edit only to remove its test's xfail mark) are not for it to opt out of.
+            change_type=features.CHANGE_TYPE if feature else reply.change_type,
             stated_risk=reply.risk_level,
             summary=summary,
             impact=reply.impact,
             rationale=reply.rationale,
-            edits=reply.edits,
+            edits=with_own_mark_removed(finding, reply.edits, tree),
             provenance={**record, "chosen_reply": n},
         )
+
+
+def with_own_mark_removed(finding: Finding, edits: list[Edit], tree: Path) -> list[Edit]:
+    """For an xfail finding, the model's edits plus the removal of that test's xfail mark (when
+    the model's edits leave it): a feature for an xfail test is kept only when the test passes
+    without its mark, so the mark goes in the same change. The removal is an edit like the
+    model's, applied and checked by SAFETY, which also refuses any other test edit."""
+    own = features.own_xfail(finding)
+    if own is None:
+        return edits
+    path, test = own
+    file = tree / path
+    if file.is_symlink() or not file.is_file():
+        return edits
+    text = file.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = apply_edits(path, text, [e for e in edits if e.path == path])
+    except EditRejected:
+        return edits  # SAFETY refuses these edits, saying why
+    mark = (features.xfail_marks(text) or {}).get(test)
+    if mark is None:
+        return edits  # already removed by the model's own edits
+    lines = text.splitlines(keepends=True)
+    # From the mark down to the `def` line: unique in the file even where two tests carry
+    # the same mark.
+    search = "".join(lines[mark.start - 1 : mark.def_line])
+    replace = "".join(lines[mark.end : mark.def_line])
+    if text.count(search) != 1:
+        return edits  # SAFETY says the mark was not removed
+    return [*edits, Edit(path, search, replace)]

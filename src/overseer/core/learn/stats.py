@@ -20,6 +20,15 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
         "group by change_type, risk_level order by attempts desc",
         [target] if target else [],
     )
+    # Each area's attempts, features with the rest: what the finding was about.
+    areas = history.query(
+        "select json_extract(finding, '$.area') as area, count(*) as attempts, "
+        "sum(case when status = 'promoted' then 1 else 0 end) as kept, "
+        "sum(was_rolled_back) as rollbacks "
+        f"from improvements where finding is not null and dry_run = 0 {only}"
+        "group by area order by attempts desc, area",
+        [target] if target else [],
+    )
     kinds = history.query(
         "select generator, finding_kind, count(*) as attempts, sum(kept) as kept "
         "from outcomes group by generator, finding_kind having count(*) >= 2"
@@ -37,6 +46,7 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
     )
     return {
         "patterns": patterns,
+        "areas": areas,
         "most_successful": kinds[:5],
         "least_successful": list(reversed(kinds[-5:])) if len(kinds) > 5 else list(reversed(kinds)),
         "predictor": latest
@@ -65,6 +75,14 @@ def stats_text(s: dict[str, Any]) -> str:
                 f"  {p['change_type']:<13}{p['risk_level'] or '-':<8}{p['attempts']:>9}{p['kept']:>6}"
                 f"{score:>11}{p['rollbacks'] or 0:>11}{perf:>10}"
             )
+    if s.get("areas"):
+        out.append(
+            "By area: "
+            + " · ".join(
+                f"{a['area'] or '-'} {a['attempts']} attempt(s), {a['kept']} kept"
+                for a in s["areas"]
+            )
+        )
     for title, key in (
         ("Most successful finding kinds", "most_successful"),
         ("Least successful", "least_successful"),

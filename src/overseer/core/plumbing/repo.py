@@ -7,7 +7,9 @@ signing, because an unattended service cannot answer a passphrase prompt or an e
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -35,6 +37,29 @@ _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "GIT_EDITOR": "true"
 
 class RepoError(Exception):
     """A git operation failed; the message says which and why."""
+
+
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+
+
+def _descriptors_exhausted() -> OSError | None:
+    """The error opening a file gives now, if it is that there are no descriptors left."""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        if exc.errno in _OUT_OF_DESCRIPTORS:
+            return exc
+    return None
+
+
+def _out_of_descriptors(exc: OSError) -> str:
+    if exc.errno == errno.ENFILE:
+        return "too many open files in the system (ENFILE); try again when fewer are open"
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return (
+        f"too many open files (EMFILE: this process has used its limit of {limit}); "
+        "try again when fewer are open"
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,10 @@ def run_git(
         ) from None
     except FileNotFoundError as exc:
         raise RepoError(f"cannot run git in {cwd}: {exc}") from None
+    except OSError as exc:
+        if exc.errno in _OUT_OF_DESCRIPTORS:
+            raise RepoError(f"cannot run git in {cwd}: {_out_of_descriptors(exc)}") from None
+        raise
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         if "dubious ownership" in detail:
@@ -109,6 +138,12 @@ class TargetRepo:
         except NoSuchPathError:
             raise RepoError(f"{path} does not exist") from None
         except InvalidGitRepositoryError:
+            # GitPython reads .git/HEAD to decide, and takes any failure to open it for "no
+            # repository": out of descriptors, that would send people looking for a problem
+            # their repository does not have.
+            exhausted = _descriptors_exhausted()
+            if exhausted is not None:
+                raise RepoError(f"cannot open {path}: {_out_of_descriptors(exhausted)}") from None
             raise RepoError(f"{path} is not a git repository (no .git there)") from None
         if self.repo.bare:
             raise RepoError(f"{path} is a bare repository; overseer needs a checkout")

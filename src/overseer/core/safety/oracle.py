@@ -14,7 +14,12 @@ order by `examine`; each returns its reasons:
 - a numeric tolerance loosened;
 - a test deleted, or its body reduced to nothing (`pass`, `...`, a docstring);
 - which tests are collected or selected: pytest hooks and `collect_ignore` in conftest files,
-  the pytest section of any configuration file, a file the test command itself runs.
+  the pytest section of any configuration file, a file the test command itself runs;
+- an xfail mark removed: only a feature change for that very test may remove it (its test
+  must then pass in EVALUATE), never a change by itself.
+
+A feature change (`feature_test_edits`) may edit test code in that one way only — removing the
+xfail mark of the test its finding names — and a feature for an xfail test must do so.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from overseer.base.globs import first_match
+from overseer.core.analyze.features import removed_xfail_marks, without_xfail_mark
+from overseer.core.analyze.findings import TEST_PATHS
 from overseer.core.generate.candidate import FileChange
-from overseer.core.safety.policy import TEST_PATHS
 
 SKIP_NAMES = {
     "skip",
@@ -396,9 +402,77 @@ def command_files(command: str | None, tree: Path) -> tuple[str, ...]:
     return tuple(found)
 
 
-def examine(change: FileChange, *, runner_files: Iterable[str] = ()) -> list[str]:
+def xfail_marks_removed(change: FileChange, own: tuple[str, str] | None = None) -> list[str]:
+    """The xfail marks a change removes, but for `own` (test file, test function): the mark a
+    feature change for that test removes, whose test EVALUATE then must see pass."""
+    names = [
+        f"{change.path}::{test}"
+        for test in removed_xfail_marks(change.before, change.after)
+        if (change.path, test) != own
+    ]
+    if not names:
+        return []
+    return [
+        f"removes the xfail mark of {_names(names)}: a mark may go only with a feature change "
+        "for that very test, which must then pass"
+    ]
+
+
+def feature_test_edits(changes: Iterable[FileChange], own: tuple[str, str] | None) -> list[str]:
+    """Why a feature change's edits to test code are not allowed. The one allowed: removing the
+    xfail mark of `own` (test file, test function), the test its finding names, and nothing
+    else in any test file; and a feature for an xfail test must remove that mark."""
+    reasons = []
+    removed_own = False
+    for change in changes:
+        if not is_test_path(change.path) and (own is None or change.path != own[0]):
+            continue
+        if (
+            own is not None
+            and change.path == own[0]
+            and change.before is not None
+            and change.after is not None
+            and change.after == without_xfail_mark(change.before, own[1])
+        ):
+            removed_own = True
+            continue
+        others = [
+            f"{change.path}::{test}"
+            for test in removed_xfail_marks(change.before, change.after)
+            if (change.path, test) != own
+        ]
+        if others:
+            reasons.append(
+                f"removes the xfail mark of {_names(others)}, not of the test this feature is for"
+                + (f" ({own[0]}::{own[1]})" if own else "")
+            )
+        elif own is not None:
+            reasons.append(
+                f"edits test code in {change.path} beyond removing the xfail mark of "
+                f"{own[0]}::{own[1]}, the one test edit a feature change may make"
+            )
+        else:
+            reasons.append(
+                f"edits test code in {change.path}: a feature change may edit a test only to "
+                "remove the xfail mark of the test it is for"
+            )
+    if own is not None and not removed_own:
+        reasons.append(
+            f"does not remove the xfail mark of {own[0]}::{own[1]}: a feature for an xfail "
+            "test is kept only when that test passes without its mark"
+        )
+    return reasons
+
+
+def examine(
+    change: FileChange,
+    *,
+    runner_files: Iterable[str] = (),
+    own_xfail: tuple[str, str] | None = None,
+) -> list[str]:
     """Why this change weakens the tests, if it does (empty: it does not, as far as we see).
-    `runner_files`: the files the test command runs (see command_files)."""
+    `runner_files`: the files the test command runs (see command_files); `own_xfail`: the test
+    (file, function) a feature change may remove the xfail mark of."""
     reasons = pytest_configuration(change)
     if change.path in runner_files:
         reasons.append(f"changes which tests run: {change.path} is run by the test command")
@@ -413,6 +487,7 @@ def examine(change: FileChange, *, runner_files: Iterable[str] = ()) -> list[str
     sides = Sides(change.path, before, after)
     for check in TEST_CODE_CHECKS:
         reasons.extend(check(sides))
+    reasons.extend(xfail_marks_removed(change, own_xfail))
     return reasons
 
 

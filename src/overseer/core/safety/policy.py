@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from overseer.base.durations import Duration
 from overseer.base.globs import first_match
 from overseer.base.yamlfile import load_model
+from overseer.core.analyze.findings import TEST_PATHS
 from overseer.core.generate.candidate import Risk as Risk  # stated there, judged here
 from overseer.core.plumbing.secrets import DEFAULT_SECRET_ENV
 
@@ -46,7 +47,6 @@ class Autonomy(StrEnum):
 
 
 AREAS = ("performance", "quality", "features")
-TEST_PATHS = ("**/tests/**", "**/test/**", "test_*.py", "*_test.py", "conftest.py")
 Area = Literal["performance", "quality", "features"]
 ChangeType = Literal["optimization", "bugfix", "feature", "quality"]
 
@@ -115,7 +115,9 @@ class Conditions(_Strict):
     area: list[Area] | None = None
     generator: list[str] | None = None
     finding: list[str] | None = Field(
-        default=None, description="finding kinds (ruff rule codes, failing_test, slow_test); globs"
+        default=None,
+        description="finding kinds (ruff rule codes, failing_test, slow_test, xfail_test, "
+        "not_implemented, todo); globs",
     )
     min_lines: int | None = Field(default=None, ge=0)
     min_files: int | None = Field(default=None, ge=0)
@@ -215,6 +217,12 @@ def _default_rules() -> list[Rule]:
             risk=Risk.MEDIUM,
             reason="edits test code, which decides whether changes pass",
         ),
+        Rule(
+            name="features",
+            when=Conditions(change_type=["feature"]),
+            risk=Risk.MEDIUM,
+            reason="adds behaviour: its test shows it works, not that it is wanted",
+        ),
     ]
 
 
@@ -285,6 +293,9 @@ class CandidateFacts:
     stated_risk: Risk
     predicted_success: float | None = None
     oracle: tuple[str, ...] = ()  # how the change weakens the tests (see core/safety/oracle.py)
+    xfail_removed: tuple[str, ...] = ()  # test file::test whose xfail mark the change removes
+    # A feature change's test edits beyond the one it may make (oracle.feature_test_edits).
+    test_edits: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -297,6 +308,8 @@ class CandidateFacts:
             "stated_risk": self.stated_risk.value,
             "predicted_success": self.predicted_success,
             "oracle": list(self.oracle),
+            "xfail_removed": list(self.xfail_removed),
+            "test_edits": list(self.test_edits),
         }
 
     @classmethod
@@ -312,6 +325,8 @@ class CandidateFacts:
             stated_risk=Risk(str(data["stated_risk"])),
             predicted_success=data.get("predicted_success"),
             oracle=tuple(data.get("oracle") or ()),
+            xfail_removed=tuple(data.get("xfail_removed") or ()),
+            test_edits=tuple(data.get("test_edits") or ()),
         )
 
     @property
@@ -466,6 +481,10 @@ class CompiledPolicy:
         # so a change to what they check is for a human to judge (oracle_changes never allows).
         for reason in facts.oracle:
             raise_to(Risk.HIGH, p.oracle_changes, f"oracle: {reason}")
+        # A feature is proven by its own test, so it may not touch any other, nor that one
+        # beyond removing its xfail mark: no human can make such a change what it claims.
+        for reason in facts.test_edits:
+            raise_to(Risk.HIGH, Decision.DENY, f"oracle: a feature change {reason}")
         if facts.change_type == "bugfix":
             tests = [path for path in facts.paths if first_match(TEST_PATHS, path)]
             if tests:  # the test that decides whether the fix works, changed with it

@@ -15,8 +15,10 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from overseer.core.analyze import features
+from overseer.core.analyze.features import removed_xfail_marks
 from overseer.core.generate.candidate import Candidate, Edit, EditRejected, FileChange, apply_edits
-from overseer.core.safety.oracle import examine
+from overseer.core.safety.oracle import examine, feature_test_edits, is_test_path
 from overseer.core.safety.policy import SELF_PROTECTED, CandidateFacts
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -153,15 +155,27 @@ def facts_of(
     *,
     runner_files: tuple[str, ...] = (),
 ) -> CandidateFacts:
-    """`runner_files`: the repository files the test command runs (oracle.command_files)."""
+    """`runner_files`: the repository files the test command runs (oracle.command_files).
+
+    A change for a feature finding is a feature, whatever its generator calls it, and one that
+    calls itself a feature is judged as one: a feature may edit test code only to remove the
+    xfail mark of the test its finding names (`own`), and the other marks stay."""
+    feature = features.CHANGE_TYPE in (candidate.change_type, candidate.finding.change_type)
+    own = features.own_xfail(candidate.finding) if feature else None
     oracle = tuple(
         reason
         for change in candidate.changes
-        for reason in examine(change, runner_files=runner_files)
+        for reason in examine(change, runner_files=runner_files, own_xfail=own)
+    )
+    xfail_removed = tuple(
+        f"{change.path}::{test}"
+        for change in candidate.changes
+        if is_test_path(change.path) or (own is not None and change.path == own[0])
+        for test in removed_xfail_marks(change.before, change.after)
     )
     return CandidateFacts(
         paths=candidate.paths,
-        change_type=candidate.change_type,
+        change_type=features.CHANGE_TYPE if feature else candidate.change_type,
         area=area,
         generator=candidate.generator,
         finding=candidate.finding.kind,
@@ -169,6 +183,8 @@ def facts_of(
         stated_risk=candidate.stated_risk,
         predicted_success=predicted_success,
         oracle=oracle,
+        xfail_removed=xfail_removed,
+        test_edits=tuple(feature_test_edits(candidate.changes, own)) if feature else (),
     )
 
 

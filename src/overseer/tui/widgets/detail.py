@@ -38,6 +38,10 @@ def describe(row: dict[str, Any]) -> Group:
     head.append("\n")
     if row.get("summary"):
         head.append(f"{row['summary']}\n", style="italic")
+    feature = row.get("feature")
+    if isinstance(feature, dict) and feature.get("text"):
+        head.append("Feature test: ", style="bold")
+        head.append(f"{feature['text']}\n")
     reasons = row.get("risk_reasons") or []
     if reasons:
         head.append("Why this risk and gate:\n", style="bold")

@@ -48,7 +48,33 @@ def describe_finding(finding: Finding) -> str:
         lines.append(
             f"Slow test: {finding.details.get('test')} takes {finding.details.get('duration')} s"
         )
+    lines += _feature(finding)
     return "\n".join(lines)
+
+
+def _feature(finding: Finding) -> list[str]:
+    """What a feature finding asks (analyze/features.py): the behaviour, where it goes, and
+    what proves it."""
+    d = finding.details
+    if finding.kind == "xfail_test":
+        return [
+            f"The test {d.get('function')} in {finding.file} is marked xfail: "
+            f"{d.get('reason')}. Write that missing behaviour in the project's code (the code "
+            "under test shown below), so that the test passes.",
+            "Do not edit any test file: the xfail mark of this test is removed with your change, "
+            "and the change is kept only if the test then passes and every other test still does.",
+        ]
+    if finding.kind == "not_implemented":
+        return [
+            f"{d.get('function')} raises NotImplementedError. Implement it, as the tests that "
+            f"reach it expect ({', '.join(d.get('tests', [])[:3])}); do not edit any test file.",
+        ]
+    if finding.kind == "todo":
+        return [
+            f"Do what the comment at line {d.get('rows', ['?'])[0]} says ({d.get('text')}), in "
+            "this file, and remove the comment; do not edit any test file.",
+        ]
+    return []
 
 
 def _code_block(

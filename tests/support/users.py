@@ -1,0 +1,138 @@
+"""Another user on the same host: clients run as uid 65534 (nobody) in a child process, with
+only the standard library (that user may not be able to read overseer's files). Needs root."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+NOBODY = 65534
+
+# Each request in turn on one connection; prints the answers (events skipped).
+CLIENT = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+answers = []
+for n, (op, args) in enumerate(json.loads(sys.argv[2])):
+    f.write(json.dumps({"id": n, "op": op, "args": args}).encode() + b"\n")
+    f.flush()
+    while True:
+        message = json.loads(f.readline())
+        if "event" not in message:
+            break
+    answers.append(message)
+print(json.dumps(answers))
+"""
+
+# Opens COUNT connections, one after the other, each saying hello and reading the first line
+# the daemon sends (its answer, or its refusal); prints those lines, then holds every
+# connection open until its stdin closes.
+FLOOD = r"""
+import json, socket, sys
+path, count = sys.argv[1], int(sys.argv[2])
+held, first = [], []
+for _ in range(count):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    try:
+        s.sendall(b'{"id": 0, "op": "hello", "args": {"protocol": 1}}\n')
+    except OSError:
+        pass  # refused and closed already: the reason is waiting to be read
+    data = b""
+    try:
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    first.append(json.loads(data) if data else None)
+    held.append(s)
+print(json.dumps(first), flush=True)
+sys.stdin.read()
+"""
+
+
+def python_for(uid: int) -> str | None:
+    """An interpreter that `uid` may run, or None."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", sys.executable):
+        try:
+            ok = subprocess.run(
+                [candidate, "-c", "pass"],
+                user=uid,
+                group=uid,
+                extra_groups=[],
+                capture_output=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if ok.returncode == 0:
+            return candidate
+    return None
+
+
+def nobody_python() -> str:
+    python = python_for(NOBODY)
+    if python is None:
+        pytest.skip("no Python interpreter that uid 65534 may run")
+    return python
+
+
+async def as_nobody(socket_path: Any, requests: list[Any]) -> list[dict[str, Any]]:
+    """The requests, from a child process running as nobody (off the event loop's thread,
+    which a daemon in this process needs to answer)."""
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [nobody_python(), "-c", CLIENT, str(socket_path), json.dumps(requests)],
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+class Flood:
+    """`count` connections held open by nobody: `first` is what the daemon first said on each
+    (a hello answer, or a refusal); `release()` closes them all."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, first: list[dict[str, Any] | None]):
+        self.proc = proc
+        self.first = first
+
+    @classmethod
+    async def open(cls, socket_path: Any, count: int) -> Flood:
+        proc = await asyncio.create_subprocess_exec(
+            nobody_python(),
+            "-c",
+            FLOOD,
+            str(socket_path),
+            str(count),
+            user=NOBODY,
+            group=NOBODY,
+            extra_groups=[],
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert line, "the flooding client died"
+        return cls(proc, json.loads(line))
+
+    async def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        await asyncio.wait_for(self.proc.wait(), 30)
