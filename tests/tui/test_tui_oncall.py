@@ -43,6 +43,8 @@ async def next_waiting(pilot, before: set[str]) -> str:
     """Run a cycle; the id of the change that starts waiting, once the dashboard has dealt
     with its approval request (the selection has followed it, or not)."""
     app, table = pilot.app, pilot.app.query_one(ChangesTable)
+    # The last cycle may still be closing (the daemon is "running" until it has): n waits.
+    await until(pilot, lambda: app.check_action("run_now", ()) is True, what="n to apply")
     await pilot.press("n")
     await until(pilot, lambda: len(waiting_ids(table)) == len(before) + 1, what="a new waiting")
     [new] = waiting_ids(table) - before
@@ -76,7 +78,10 @@ async def test_the_selection_follows_a_change_that_starts_waiting_unless_just_mo
             app.selection_hold = 0
             third = await next_waiting(pilot, {first, second})
             assert table.selected_id() == third
-            assert "Why this risk and gate" in text_of(app.query_one("#detail-body"))
+            detail = app.query_one("#detail-body")
+            await until(
+                pilot, lambda: third[:8] in text_of(detail).split("\n")[0], what="its detail"
+            )
             assert daemon.rt.history.get(third)["status"] == "awaiting_approval"
 
 
