@@ -187,6 +187,14 @@ class _Sampling(_Strict):
     # (an xfail test, a NotImplementedError a test reaches); `all` — TODO/FIXME comments too,
     # which nothing checks; `none`.
     features: Literal["none", "tested", "all"] = "tested"
+    # A candidate that fails — a reply that cannot be read, an edit that cannot be applied,
+    # tests that fail with it — is shown to the model with the failure, and the model is asked
+    # again, up to this many times within the same attempt (core/generate/repair.py); 0: never.
+    repair_rounds: Annotated[int, Field(ge=0, le=5)] = 2
+    # The most tokens one attempt may spend, every round together (each request's prompt and
+    # reply, the reply counted at max_new_tokens until it is known); a round that could go
+    # beyond it is not sent. None: no limit but the rounds'.
+    token_budget: Annotated[int, Field(ge=1)] | None = None
 
 
 class _LocalModel(_Sampling):

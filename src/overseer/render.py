@@ -149,6 +149,23 @@ def external_text(external_ms: dict[str, float]) -> str:
     )
 
 
+def round_line(x: Mapping[str, Any]) -> str:
+    """One round of a model's attempt (core/generate/repair.py), for `overseer show`."""
+    replies = x.get("replies") or []
+    verdict = x.get("verdict") or {}
+    if x.get("not_sent"):
+        what = f"not sent: {x['not_sent']}"
+    else:
+        what = f"{verdict.get('phase') or '-'} {verdict.get('outcome') or 'in progress'}"
+        reason = str(verdict.get("reason") or "").strip().splitlines()
+        if reason and verdict.get("outcome") != "passed":
+            what += f": {reason[0][:160]}"
+    cost = (
+        f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'}, {x.get('tokens') or 0} tokens"
+    )
+    return f"round {x.get('round')}  {what}  ({cost})"
+
+
 def show_attempt(
     row: dict[str, Any], events: list[dict[str, Any]], approvals: list[dict[str, Any]]
 ) -> str:
@@ -216,6 +233,12 @@ def show_attempt(
                 f"  {local_time(a['at'])}  {a['decision']:<11} by {a['user']} (uid {a['uid']})"
                 + (f": {a['reason']}" if a.get("reason") else "")
             )
+    rounds = r.get("rounds") or []
+    if len(rounds) > 1 or any(x.get("prompt") for x in rounds):
+        out.append(
+            f"Rounds ({len(rounds)}; `overseer show --json` has each one's prompt and replies)"
+        )
+        out += [f"  {round_line(x)}" for x in rounds]
     timings = r.get("phase_timings") or {}
     if timings:
         out.append("Phase timings  " + "  ".join(f"{k} {v:.2f}s" for k, v in timings.items()))

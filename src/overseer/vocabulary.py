@@ -206,6 +206,10 @@ class AttemptRow(TypedDict, total=False):
     similar_rejections: list[dict[str, Any]] | None
     verdict_detail: dict[str, Any] | None
     phase_timings: dict[str, float] | None
+    # A model's rounds (core/generate/repair.py): each one's prompt, replies, tokens and
+    # verdict, and what it was shown of the round before.
+    rounds: list[dict[str, Any]] | None
+    repair_rounds_used: int | None  # rounds after the first: 0 when the first one was it
 
 
 def committed(row: AttemptRow) -> str:
@@ -409,6 +413,24 @@ class ChangePromoted(Event):
         if self.pushed is not None:
             pushed = " · pushed" if self.pushed else " · push FAILED"
         return f"  ⇒ {self.short_id} promoted to {self.branch} @ {self.commit[:7]}{pushed}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepairRequested(Event):
+    """A model's candidate failed, and the model is asked again, shown the failure."""
+
+    tone = Tone.NOTICE
+    improvement_id: str
+    round: int  # the round about to be asked: 2, 3, …
+    rounds: int  # at most
+    phase: str  # where the round before failed: GENERATE, SAFETY or EVALUATE
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"  ↻ {self.short_id}: asking the model again (round {self.round} of "
+            f"{self.rounds}) after {self.phase} failed: {self.reason}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,6 +47,24 @@ def test_the_shipped_configuration_is_valid_and_its_defaults_are_the_embedded_on
     assert config.where("targets", 0, "path") == (file, path_line)
 
 
+def test_the_configuration_in_docs_models_is_valid(tmp_path):
+    """docs/models.md shows a complete configuration for a local model server: every key in it
+    is a real one, with a valid value."""
+    import re
+
+    from overseer.config import LLMGenerator, OpenAISettings
+
+    text = (ROOT / "docs/models.md").read_text()
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "generators:" in b]
+    path = tmp_path / "overseer.yaml"
+    path.write_text(block)
+    config = load_config(path)
+    [llm] = [g for g in config.generators if isinstance(g, LLMGenerator)]
+    assert isinstance(llm.llm, OpenAISettings) and llm.llm.api_key_env is None
+    assert llm.llm.repair_rounds == 2 and llm.llm.token_budget == 40000
+    assert config.targets[0].name == "myservice"
+
+
 def test_no_file_means_the_safe_defaults():
     config = load_config(None)
     assert config == OverseerConfig()

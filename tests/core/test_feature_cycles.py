@@ -91,7 +91,8 @@ def cycle(tmp_path, server, policy="autonomy: full\n"):
         flaky_reruns=0,
         watch_after_promotion=False,  # what a promotion is checked by is not this module's
     )
-    h._with_generators([server.generator(timeout=5, retries=0)])
+    # One round: each test here is about one candidate's gates (repair rounds: test_repair.py).
+    h._with_generators([server.generator(timeout=5, retries=0, repair_rounds=0)])
     return repo, h, h.cycle(area="features")
 
 

@@ -28,6 +28,16 @@ from overseer.core.evaluate.compare import Evaluation, evaluate_tree
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
+from overseer.core.generate.repair import (
+    AskAgain,
+    RepairRequest,
+    Rounds,
+    failing_tests,
+    malformed,
+    reply_of,
+    until_settled,
+    unusable,
+)
 from overseer.core.learn.predictor import Prediction, Predictor
 from overseer.core.lifecycle import finish_attempt, move, new_id, remove_attempt_tree
 from overseer.core.plumbing.bus import PhaseReport
@@ -55,6 +65,7 @@ from overseer.vocabulary import (
     Phase,
     PhaseFinished,
     PhaseStarted,
+    RepairRequested,
     committed,
 )
 
@@ -388,6 +399,10 @@ class Attempt:
         self.id = new_id()
         self.tree = self.ctx.worktree_path(self.id)
         self.timings: dict[str, float] = {}
+        # A model may be asked again when its candidate fails (generate/repair.py).
+        self.rounds = Rounds(save=self.update, announce=self.asked_again)
+        self.problems: dict[int, list[str]] = {}  # validation's, per candidate (by id)
+        self.deployed: Candidate | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -468,6 +483,22 @@ class Attempt:
         return ctx.history.get(self.id)
 
     def until_evaluated(self) -> tuple[str, str | None]:
+        return until_settled(self.one_round, self.ctx.stop.checkpoint)
+
+    def asked_again(self, request: RepairRequest) -> None:
+        self.ctx.bus.emit(
+            RepairRequested(
+                improvement_id=self.id,
+                round=request.round,
+                rounds=request.rounds,
+                phase=request.phase,
+                reason=request.failure.splitlines()[0][:300],
+            )
+        )
+
+    def one_round(self) -> tuple[str, str | None]:
+        """GENERATE → SAFETY → DEPLOY → EVALUATE, each gate whatever an earlier round passed;
+        a phase raises AskAgain when the model is to repair what failed."""
         candidates = self.generate()
         fault_point("after:GENERATE")
         if not candidates:
@@ -483,8 +514,10 @@ class Attempt:
 
     def generate(self) -> list[Candidate]:
         repo = self.ctx.repo()
+        again = False
         with self.phase(Phase.GENERATE) as report:
-            repo.add_worktree(self.tree, self.base, branch=None)
+            if self.rounds.request is None:  # a later round has its worktree already
+                repo.add_worktree(self.tree, self.base, branch=None)
             faults: list[dict[str, Any]] = []  # generators that failed on their own account
             try:
                 candidates = self.first_candidates(faults)
@@ -495,6 +528,8 @@ class Attempt:
                 named = "; ".join(f"{f['generator']}: {f['reason']}" for f in faults)
                 why = named if len(faults) > 1 else faults[0]["reason"]
                 report.fail(named)
+                self.rounds.generated(faults[-1].get("generation"))
+                self.rounds.verdict(Phase.GENERATE.value, "error", why)
                 move(
                     self.ctx,
                     self.id,
@@ -506,15 +541,23 @@ class Attempt:
                 candidates = []
             except GenerationFailed as exc:
                 report.fail(f"{self.generator.name}: {exc}" + self.after_faults(faults))
-                move(
-                    self.ctx,
-                    self.id,
-                    AttemptStatus.FAILED,
-                    reason=f"generation failed: {exc}",
-                    generation=self.with_faults(exc.provenance, faults) or None,
-                )
-                self.cleanup()
+                self.rounds.generated(exc.provenance)
+                repairable = unusable(exc)
                 candidates = []
+                if repairable and self.rounds.again(
+                    self.generator, Phase.GENERATE.value, "failed", *repairable
+                ):
+                    again = True
+                else:
+                    self.rounds.verdict(Phase.GENERATE.value, "failed", str(exc))
+                    move(
+                        self.ctx,
+                        self.id,
+                        AttemptStatus.FAILED,
+                        reason=f"generation failed: {exc}" + self.rounds.after(self.generator),
+                        generation=self.with_faults(exc.provenance, faults) or None,
+                    )
+                    self.cleanup()
             else:
                 first = candidates[0]
                 more = f" (best of {len(candidates)})" if len(candidates) > 1 else ""
@@ -525,6 +568,7 @@ class Attempt:
                 if faults:
                     for candidate in candidates:  # SAFETY records the N-best from these
                         candidate.provenance["generators_failed"] = faults
+                self.rounds.generated(first.provenance)
                 generation = first.provenance if self.generator.name != "ruff_fix" else {}
                 self.update(
                     generation=self.with_faults(generation, faults) or None,
@@ -532,6 +576,8 @@ class Attempt:
                     stated_risk=first.stated_risk.value,
                 )
         self.timed(Phase.GENERATE, report.duration)
+        if again:
+            raise AskAgain
         if not candidates:
             for phase in (Phase.SAFETY, Phase.DEPLOY, Phase.EVALUATE):
                 self.cycle.skip_phase(self.id, phase, "no candidate")
@@ -550,7 +596,7 @@ class Attempt:
         while True:
             tried.append(self.generator)
             try:
-                return self.generator.generate(self.finding, self.tree)
+                return self.rounds.generate(self.generator, self.finding, self.tree)
             except GeneratorFault as exc:
                 faults.append(
                     {
@@ -561,7 +607,9 @@ class Attempt:
                 )
                 self.cycle.generator_failed(self.generator, str(exc))
                 self.ctx.stop.checkpoint("the next generator")
-                after = self.cycle.fallback(self.finding, self.base, tried)
+                # A repair round is the same generator's, or no one's.
+                first = self.rounds.request is None
+                after = self.cycle.fallback(self.finding, self.base, tried) if first else None
                 if after is None:
                     raise
                 self.generator, self.fingerprint = after
@@ -590,12 +638,14 @@ class Attempt:
             candidate, self.finding.area, score, runner_files=command_files(command, self.tree)
         )
         verdict = ctx.policy.judge(facts, require_approval=self.cycle.settings.require_approval)
+        self.problems[id(candidate)] = problems
         for problem in reversed(problems):
             verdict.deny(problem)
         return verdict, facts
 
     def safety(self, candidates: list[Candidate]) -> tuple[Candidate, Verdict] | None:
         """Every candidate through SAFETY on its own; the best allowed one goes on."""
+        again = False
         with self.phase(Phase.SAFETY) as report:
             judged = [(c, *self.judge(c)) for c in candidates]
             ranked = sorted(
@@ -653,8 +703,22 @@ class Attempt:
                 if len(judged) > 1:
                     why = f"all {len(judged)} candidates denied; the best: {why}"
                 report.fail(f"denied: {why}")
-                move(self.ctx, self.id, AttemptStatus.DENIED, reason=f"denied: {why}")
-                self.cleanup()
+                failure = malformed(
+                    verdict.because.get(Decision.DENY.value, []), self.problems[id(candidate)]
+                )
+                if failure and self.rounds.again(
+                    self.generator,
+                    Phase.SAFETY.value,
+                    "denied",
+                    failure,
+                    reply_of(candidate.provenance),
+                ):
+                    again = True
+                else:
+                    self.rounds.verdict(Phase.SAFETY.value, "denied", why)
+                    reason = f"denied: {why}" + self.rounds.after(self.generator)
+                    move(self.ctx, self.id, AttemptStatus.DENIED, reason=reason)
+                    self.cleanup()
             else:
                 gate = f"approval required ({verdict.why()})" if approval else "may promote itself"
                 best = f" · best of {len(judged)}" if len(judged) > 1 else ""
@@ -662,6 +726,8 @@ class Attempt:
                     " · dry-run" if self.cycle.dry_run else ""
                 )
         self.timed(Phase.SAFETY, report.duration)
+        if again:
+            raise AskAgain
         if verdict.decision is Decision.DENY:
             for phase in (Phase.DEPLOY, Phase.EVALUATE):
                 self.cycle.skip_phase(self.id, phase, "denied")
@@ -683,6 +749,7 @@ class Attempt:
             )
             fault_point("deploy:after-commit")
             self.update(git_branch=branch, git_commit_hash=commit)
+            self.deployed = candidate
             where = branch or "a detached HEAD (dry run)"
             report.summary = f"{where} @ {commit[:7]}"
         self.timed(Phase.DEPLOY, report.duration)
@@ -724,18 +791,52 @@ class Attempt:
             )
             # The prediction with the test results known: what success_score records.
             self.update(success_score=predict(ctx, ctx.history.get(self.id)).probability)
-            status, reason = self.gate(verdict, evaluation)
-            report.summary = evaluation.summary() + f" · {status.replace('_', ' ')}"
-            if status == AttemptStatus.FAILED:
+            failure = None if evaluation.passed else failing_tests(evaluation.to_dict())
+            previous = reply_of(self.deployed.provenance) if self.deployed else ""
+            if failure and self.rounds.again(
+                self.generator, Phase.EVALUATE.value, "failed", failure, previous
+            ):
+                report.summary = evaluation.summary() + " · asking the model again"
                 report.outcome = "failed"
+            else:
+                self.rounds.verdict(
+                    Phase.EVALUATE.value,
+                    "passed" if evaluation.passed else "failed",
+                    "; ".join(evaluation.reasons) or None,
+                )
+                status, reason = self.gate(verdict, evaluation)
+                report.summary = evaluation.summary() + f" · {status.replace('_', ' ')}"
+                if status == AttemptStatus.FAILED:
+                    report.outcome = "failed"
+                failure = None
         self.timed(Phase.EVALUATE, report.duration)
+        if failure:
+            self.redeploy()
+            raise AskAgain
         return status, reason
+
+    def redeploy(self) -> None:
+        """Before a repaired candidate: the worktree made again at the base, the failed round's
+        commit (and branch) gone, and nothing of its results left on the row."""
+        self.cleanup()
+        self.deployed = None
+        self.update(
+            git_branch=None,
+            git_commit_hash=None,
+            tests_passed=None,
+            tests_failed=None,
+            tests_skipped=None,
+            evaluation=None,
+            performance_delta=None,
+        )
+        self.ctx.repo().add_worktree(self.tree, self.base, branch=None)
 
     def gate(self, verdict: Verdict, evaluation: Evaluation) -> tuple[str, str | None]:
         """After the tests: fail, stop (dry run), wait for a human, or promote."""
         ctx = self.ctx
         if not evaluation.passed:
             reason = "evaluation failed: " + "; ".join(evaluation.reasons)
+            reason += self.rounds.after(self.generator)
             move(ctx, self.id, AttemptStatus.FAILED, reason=reason)
             self.cleanup()
             return AttemptStatus.FAILED, reason

@@ -119,7 +119,7 @@ def test_an_off_generator_gets_no_finding_until_its_check_passes_again(tmp_path)
     clock = FakeClock()
     with ChatServer(default=Answer(status=503, body=b"{}")) as server:
         h = Harness(tmp_path, repo, clock=clock, ruff_select=["F401"])._with_generators(
-            [server.generator(retries=0), "ruff_fix"]
+            [server.generator(retries=0, repair_rounds=0), "ruff_fix"]  # one request each
         )
         [first] = h.cycle().attempts
         assert len(server.requests) == 1
@@ -168,7 +168,7 @@ def test_a_reply_or_refusal_about_the_finding_is_the_finding_s_failure(
     the model stays on."""
     with ChatServer(default=answer) as server:
         h = Harness(tmp_path, repo, ruff_select=["F"])._with_generators(
-            [server.generator(retries=0), "ruff_fix"]
+            [server.generator(retries=0, repair_rounds=0), "ruff_fix"]  # one request
         )
         [attempt] = h.cycle().attempts
         h.close()

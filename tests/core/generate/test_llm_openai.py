@@ -368,7 +368,8 @@ def test_a_five_megabyte_hostile_reply_is_a_recorded_failed_generation(
     from overseer.core.generate.model import MAX_RECORDED_REPLY_CHARS
 
     with ChatServer(default=Answer(HOSTILE)) as server:
-        h = llm_harness(tmp_path, repo, server, policy=yaml.safe_dump(policy))
+        # One round: what is kept of one such reply (repair rounds: test_repair.py).
+        h = llm_harness(tmp_path, repo, server, policy=yaml.safe_dump(policy), repair_rounds=0)
         [attempt] = h.cycle().attempts
         again = h.cycle()
         asked = len(server.requests)
@@ -395,7 +396,7 @@ def test_a_reply_with_nul_and_lone_surrogate_characters_is_recorded_storably(tmp
     wrong = {**GOOD, "edits": [{"search": "import json\nimport os\n", "replace": "\udc80"}]}
     text = "nul \x00 and a lone \ud800 surrogate\n" + json.dumps(wrong, ensure_ascii=False)
     with ChatServer(default=Answer(text)) as server:
-        h = llm_harness(tmp_path, repo, server)
+        h = llm_harness(tmp_path, repo, server, repair_rounds=0)  # one round, one reply
         [attempt] = h.cycle().attempts
         again = h.cycle()
         asked = len(server.requests)

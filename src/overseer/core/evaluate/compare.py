@@ -34,6 +34,9 @@ class Evaluation:
     # on the candidate: passed, failed, xfailed, absent, flaky …
     required: dict[str, str] = field(default_factory=dict)
     flaky: list[str] = field(default_factory=list)  # flipped when run again: not counted
+    # What the test report says of each test named above that did not pass on the candidate
+    # (its failure message, redacted at capture): what a model is shown to repair its change.
+    messages: dict[str, str] = field(default_factory=dict)
     tests_passed: int = 0
     tests_failed: int = 0
     tests_skipped: int = 0
@@ -76,6 +79,7 @@ class Evaluation:
             "fixed": self.fixed,
             "required": self.required,
             "flaky": self.flaky,
+            "messages": self.messages,
             "tests_passed": self.tests_passed,
             "tests_failed": self.tests_failed,
             "tests_skipped": self.tests_skipped,
@@ -162,6 +166,12 @@ def compare(
         ev.reasons.append(
             f"the test(s) this feature is for did not pass without their xfail mark: {shown}"
         )
+    named = [*ev.new_failures, *ev.lost, *short]
+    ev.messages = {
+        test: message
+        for test in named
+        if test in candidate.cases and (message := candidate.cases[test].message)
+    }
     if not candidate.ok and not candidate.ids("failed", "error") and baseline.ok:
         ev.passed = False
         ev.reasons.append(

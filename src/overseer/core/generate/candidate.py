@@ -161,3 +161,12 @@ class GeneratorFault(GenerationFailed):
     the next generator able to act on it is tried instead, and this one rests until its check
     passes again. (A reply that cannot be used, or a prompt too long for the model, is about
     the finding: a plain GenerationFailed.)"""
+
+
+class UnusableReplies(GenerationFailed):
+    """The model answered, but no reply could be used (not JSON, no edits, …): a failure the
+    model may repair when shown its reasons (generate/repair.py)."""
+
+
+class RoundNotSent(GenerationFailed):
+    """A round was not sent to the model: it could go beyond the attempt's token budget."""

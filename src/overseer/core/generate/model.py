@@ -34,12 +34,15 @@ from overseer.core.generate.candidate import (
     EditRejected,
     GenerationFailed,
     GeneratorFault,
+    RoundNotSent,
+    UnusableReplies,
     apply_edits,
 )
 from overseer.core.generate.llm import Backend, BackendError, build_backend
 from overseer.core.generate.llm.backend import RequestRefused
-from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt
+from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt, repair_section
 from overseer.core.generate.llm.reply import ReplyRejected, parse_reply, storable
+from overseer.core.generate.repair import RepairRequest
 from overseer.core.plumbing.secrets import Redactor
 from overseer.core.record.history import History
 from overseer.vocabulary import AttemptStatus
@@ -128,7 +131,21 @@ class LLMGenerator:
             for r in kept[: self.settings.examples]
         ]
 
+    @property
+    def repair_rounds(self) -> int:
+        return self.settings.repair_rounds
+
     def generate(self, finding: Finding, tree: Path) -> list[Candidate]:
+        return self._generate(finding, tree, None)
+
+    def repair(self, finding: Finding, tree: Path, request: RepairRequest) -> list[Candidate]:
+        """Asked again (generate/repair.py): the same prompt, fitted to leave room for what
+        failed in the round before and the reply that failed, which follow the code."""
+        return self._generate(finding, tree, request)
+
+    def _generate(
+        self, finding: Finding, tree: Path, request: RepairRequest | None
+    ) -> list[Candidate]:
         if not self.can_handle(finding) or finding.file is None:
             raise GenerationFailed(f"llm does not act on {finding.kind} in {finding.file}")
         path = tree / finding.file
@@ -152,30 +169,62 @@ class LLMGenerator:
                 "context_length": s.context_length,
             },
             "replies": [],
+            "tokens": 0,  # spent by this round: its prompts and its replies
         }
         candidates = []
+        spent = request.spent if request is not None else 0
+        number = request.round if request is not None else 1
         try:
             with self.backend.session() as session:
                 budget = session.context_length - s.max_new_tokens
+                section, section_tokens = "", 0
+                if request is not None:
+                    section, section_tokens = repair_section(
+                        round=request.round,
+                        rounds=request.rounds,
+                        phase=request.phase,
+                        # Redacted by repair.py; again with this generator's own redactor.
+                        failure=self.redactor.text(request.failure),
+                        previous=self.redactor.text(request.previous),
+                        budget=budget,
+                        count=session.count,
+                    )
                 prompt = build_prompt(
                     finding,
                     finding.file,
                     self.redactor.text(code),
                     self.examples(finding),
-                    budget=budget,
+                    budget=budget - section_tokens,
                     count=session.count,
                     context=[
                         (other, self.redactor.text(text))
                         for other, text in self.code_under_test(finding, code, tree)
                     ],
                 )
-                record["prompt"] = prompt.text
-                record["prompt_tokens"] = prompt.tokens
+                text = prompt.text + ("\n" + section if section else "")
+                record["prompt"] = text
+                record["prompt_tokens"] = prompt.tokens + section_tokens
                 record["window"] = prompt.window
                 record["examples"] = prompt.examples
+                need = (record["prompt_tokens"] + s.max_new_tokens) * s.candidates
+                if s.token_budget is not None and spent + need > s.token_budget:
+                    record["not_sent"] = (
+                        f"round {number} was not sent: it could take {need:,} tokens, and the "
+                        f"attempt has spent {spent:,} of its token budget of {s.token_budget:,}"
+                    )
+                    if request is not None:
+                        failed = request.failure.strip().splitlines()[0][:200]
+                        record["not_sent"] += (
+                            f"; round {request.round - 1} had failed at {request.phase}: {failed}"
+                        )
+                    raise RoundNotSent(record["not_sent"], provenance=record)
                 for n in range(s.candidates):
-                    seed = s.seed + n
-                    reply = session.generate(prompt.text, seed=seed)
+                    # Each round its own seeds, the same on every run: replayable.
+                    seed = s.seed + n + (number - 1) * s.candidates
+                    reply = session.generate(text, seed=seed)
+                    record["tokens"] += record["prompt_tokens"] + (
+                        reply.tokens if reply.tokens is not None else s.max_new_tokens
+                    )
                     entry: dict[str, Any] = {
                         "seed": seed,
                         "raw": "",
@@ -209,7 +258,7 @@ class LLMGenerator:
             raise GeneratorFault(str(exc), provenance=record) from None
         if not candidates:
             reasons = "; ".join(r.get("error", "") for r in record["replies"])
-            raise GenerationFailed(f"no usable reply from the model: {reasons}", provenance=record)
+            raise UnusableReplies(f"no usable reply from the model: {reasons}", provenance=record)
         return candidates
 
     def code_under_test(self, finding: Finding, code: str, tree: Path) -> list[tuple[str, str]]:

@@ -62,6 +62,9 @@ def record_outcome(history: History, row: AttemptRow) -> str:
         target_file=row.get("target_file"),
         kept=label,
         features=features_of(row),
+        # How many rounds after the first the change needed (generate/repair.py): what
+        # `overseer stats` shows of the kept ones, per generator.
+        repair_rounds_used=row.get("repair_rounds_used"),
     )
     kept, attempts = history.success_counts().get((generator, kind), (0, 0))
     return f"{generator} × {kind}: {kept}/{attempts} kept, next priority {learned_rate(kept, attempts):.2f}"

@@ -36,6 +36,13 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
     for k in kinds:
         k["rate"] = round(k["kept"] / k["attempts"], 3)
     kinds.sort(key=lambda k: (-k["rate"], -k["attempts"]))
+    # How many repair rounds (generate/repair.py) each kept change needed, per generator.
+    repairs: dict[str, dict[str, int]] = {}  # keys as JSON has them
+    for r in history.query(
+        "select generator, coalesce(repair_rounds_used, 0) as used, count(*) as n "
+        "from outcomes where kept = 1 group by generator, used order by generator, used"
+    ):
+        repairs.setdefault(r["generator"], {})[str(r["used"])] = int(r["n"])
     latest = history.decode(
         dict(
             next(
@@ -55,6 +62,7 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
             "note": f"the prior: Beta(1, 1) per generator × finding kind until {MIN_OUTCOMES} outcomes",
         },
         "outcomes": sum(k["attempts"] for k in kinds),
+        "repair_rounds": repairs,
     }
 
 
@@ -83,6 +91,13 @@ def stats_text(s: dict[str, Any]) -> str:
                 for a in s["areas"]
             )
         )
+    if s.get("repair_rounds"):
+        out.append("Repair rounds a kept change needed (0: the first answer was kept)")
+        for generator, used in s["repair_rounds"].items():
+            out.append(
+                f"  {generator:<10} "
+                + " · ".join(f"{n} round(s): {count}" for n, count in sorted(used.items()))
+            )
     for title, key in (
         ("Most successful finding kinds", "most_successful"),
         ("Least successful", "least_successful"),

@@ -54,7 +54,9 @@ sqlite_utils = _import_sqlite_utils()
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: improvements.rounds and repair_rounds_used, outcomes.repair_rounds_used (repair rounds).
+# A database of an earlier version gains the columns it lacks when a writer opens it.
+SCHEMA_VERSION = 2
 TABLES = (
     "meta",
     "improvements",
@@ -131,6 +133,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         {
             "improvement_id": str, "at": str, "generator": str, "finding_kind": str,
             "change_type": str, "target_file": str, "kept": int, "features": str,
+            "repair_rounds_used": int,
         },
         "improvement_id",
     ),
@@ -167,6 +170,7 @@ JSON_COLUMNS = {
     "features",
     "reliability",
     "results",
+    "rounds",
 }
 
 
@@ -336,6 +340,11 @@ class History:
         with self.transaction():
             for table, (columns, pk) in SCHEMA.items():
                 db[table].create(columns, pk=pk, if_not_exists=True)
+                # A table of an earlier version: the columns added since, empty in its rows.
+                have = db[table].columns_dict
+                for name, kind in columns.items():
+                    if name not in have:
+                        db[table].add_column(name, kind)
             for table, indexed in INDEXES:
                 db[table].create_index(indexed, if_not_exists=True)
             db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")

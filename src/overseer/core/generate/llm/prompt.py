@@ -136,3 +136,48 @@ def build_prompt(
         f"even {WINDOWS[-1]} lines of {path} and the finding need {min(counts)} tokens; "
         f"the model's context leaves {budget} for the prompt"
     )
+
+
+REPAIR = """\
+Round {round} of {rounds}. Your answer in the round before did not work ({phase} failed):
+{failure}
+
+Your answer was:
+```
+{previous}
+```
+
+Answer again with exactly one JSON object in the same form, for the whole change. Your earlier
+change was not kept: make your edits against the file(s) exactly as shown above.
+"""
+REPAIR_SHARE = 2  # the repair section takes at most 1/REPAIR_SHARE of the prompt's budget
+
+
+def repair_section(
+    *,
+    round: int,
+    rounds: int,
+    phase: str,
+    failure: str,
+    previous: str,
+    budget: int,
+    count: Callable[[list[str]], list[int]],
+) -> tuple[str, int]:
+    """What a repair round adds to the prompt, and its tokens: the failure and the reply that
+    failed, both cut (by halves, up to six times) until the section fits its share of the
+    budget, so that the code keeps the rest."""
+    texts = []
+    for halving in range(7):
+        keep = 2**halving
+        f = failure if keep == 1 else failure[: len(failure) // keep] + "\n[… cut to fit]"
+        p = previous if keep == 1 else previous[: len(previous) // keep] + "\n[… cut to fit]"
+        texts.append(
+            REPAIR.format(
+                round=round, rounds=rounds, phase=phase, failure=f, previous=p or "(nothing)"
+            )
+        )
+    counts = count(texts)
+    for text, tokens in zip(texts, counts, strict=True):
+        if tokens <= budget // REPAIR_SHARE:
+            return text, tokens
+    return texts[-1], counts[-1]
