@@ -67,6 +67,8 @@ async def test_the_phases_advance_on_screen_during_a_cycle(daemon_options):
             assert {"ANALYZE", "EVALUATE"} <= seen_running, seen_running  # seen while they ran
             events = text_of(app.query_one("#events"))
             assert "awaiting approval" in events, events
+            # The target names no branch: the title shows the one checked out, not "proj@".
+            assert "on proj@main" in shown, shown
 
 
 @pytest.mark.usefixtures("warm_baseline")

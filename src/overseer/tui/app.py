@@ -266,6 +266,15 @@ class OverseerApp(App[None]):
 
     def on_cycle_started(self, message: m.CycleStarted) -> None:
         self.cycle = CycleView.started(message.event)
+        if not self.cycle.branch:  # a target without a configured branch: the one checked out
+            self.cycle.branch = next(
+                (
+                    t.get("branch") or ""
+                    for t in self.status.get("targets") or []
+                    if t.get("name") == self.cycle.target
+                ),
+                "",
+            )
         self.show_phases()
         self.refresh_changes()  # the daemon's state is "running" now
 

@@ -64,7 +64,9 @@ class Phases(Static):
         if c.cycle_id is None:
             title = "No cycle yet: `n` runs one now"
         else:
-            where = f" on {c.target}@{c.branch}" if c.target else ""
+            where = (
+                f" on {c.target}@{c.branch}" if c.branch else f" on {c.target}" if c.target else ""
+            )
             state = "" if c.running else f" — {c.status}"
             attempt = f" · attempt {c.attempt[:8]}" if c.attempt else ""
             title = f"Cycle {c.cycle_id[:8]} ({clock_time(c.started_at)}){where}{attempt}{state}"
