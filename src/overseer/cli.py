@@ -223,6 +223,7 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
         debug: bool,
         **kw: Any,
     ) -> Any:
+        debug = debug or _global_debug()
         configure_logging(debug)
         try:
             return func(Options(config_path, state_dir, socket, debug), **kw)
@@ -241,20 +242,37 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def via_daemon(opts: Options, op: str, *, fallback: str, **args: Any) -> tuple[bool, Any]:
-    """(True, result) from the daemon, or (False, None) after saying there is none."""
+    """(True, result) from the daemon, or (False, None) when there is none. Working without
+    one is normal (a person at a workstation, cron): said only with --debug."""
     from overseer.client import DaemonUnavailable
 
     try:
         return True, opts.daemon(op, **args)
     except DaemonUnavailable as exc:
-        note(f"{exc}; {fallback}")
+        if opts.debug:
+            note(f"{exc}; {fallback}")
         return False, None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="overseer")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="For every command: verbose logging, phase progress, and what it tried (a daemon "
+    "that did not answer, say).",
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Supervised, autonomous code-improvement cycles on git repositories."""
+    ctx.obj = {"debug": debug}
+
+
+def _global_debug() -> bool:
+    """`overseer --debug COMMAND`: the group's flag, for a command that has its own too."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and isinstance(root.obj, dict) and root.obj.get("debug"))
 
 
 # -- one cycle ----------------------------------------------------------------------------
@@ -355,9 +373,7 @@ def _explain(row: Mapping[str, Any]) -> None:
     iid = row["improvement_id"][:8]
     if row["status"] == "dry_run":
         say(f"\n{iid}: {row['failure_reason']}")
-        say(
-            f"  would change {row['target_file']} ({row['change_type']}, risk {row['risk_level']})"
-        )
+        say(f"  would change {row['target_file']} ({row['change_type']}, risk {row['risk_level']})")
         say(f"  impact: {row['impact']}")
         say((row.get("generated_code") or "").rstrip("\n"))
     elif row["status"] == "promoted":
@@ -489,7 +505,10 @@ def _pause(opts: Options, paused: bool, reason: str | None) -> None:
 @common
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 def watch(opts: Options, as_json: bool) -> None:
-    """Print the daemon's live events until interrupted."""
+    """Print the daemon's live events until interrupted.
+
+    Ctrl-C and SIGTERM end it quietly, with exit status 0 (a service manager stopping it is
+    not a failure); 1 when the daemon cannot be reached."""
     import asyncio
 
     from overseer.client import Client, DaemonError, DaemonUnavailable
@@ -498,17 +517,30 @@ def watch(opts: Options, as_json: bool) -> None:
     printer = EventPrinter(debug=opts.debug)
 
     async def follow() -> None:
-        async with Client(opts.socket_path, name="overseer-watch") as client:
-            await client.request("subscribe")
-            async for event in client.events():
-                if as_json:
-                    say(json.dumps(event))
-                    sys.stdout.flush()  # a pipe reader sees each event as it happens
-                else:
-                    printer(event)
-        note("the daemon closed the connection")
+        # A signal cancels the stream from inside the loop: the connection closes in order,
+        # and nothing is raised into the middle of asyncio's own code.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            async with Client(opts.socket_path, name="overseer-watch") as client:
+                await client.request("subscribe")
+                async for event in client.events():
+                    if as_json:
+                        say(json.dumps(event))
+                        sys.stdout.flush()  # a pipe reader sees each event as it happens
+                    else:
+                        printer(event)
+            note("the daemon closed the connection")
+        except asyncio.CancelledError:
+            return  # stopped by Ctrl-C or SIGTERM
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
-    # Ctrl-C or SIGTERM end the stream quietly (even if SIGINT was ignored by our parent).
+    # Until the loop runs, Ctrl-C ends it quietly too (even if our parent ignored SIGINT).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -764,7 +796,7 @@ def config_check(
     """Check a configuration file, its policy and its targets; list every problem."""
     from overseer.checks import check_config
 
-    configure_logging(debug)
+    configure_logging(debug or _global_debug())
     file = file or config_path
     if file is None:
         fail("which file? pass FILE, --config or OVERSEER_CONFIG", 2)
