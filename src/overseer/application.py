@@ -11,7 +11,7 @@ clients) as a `Live` view; without one, the status says what the state directory
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -24,7 +24,9 @@ from overseer.core.context import Actor, Context, ResolvedRun, RunSettings
 from overseer.core.cycle import CycleResult, retry_ready, run_cycle
 from overseer.core.learn.stats import compute_stats
 from overseer.core.lifecycle import ActionRefused
+from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import StopToken
+from overseer.core.plumbing.target import resolve_target
 from overseer.core.record.history import HistoryError
 from overseer.core.safety.policy import rejudge
 from overseer.core.safety.ratelimit import RateLimiter
@@ -35,6 +37,7 @@ from overseer.vocabulary import (
     AttemptStatus,
     Budget,
     GeneratorStatus,
+    LastCycle,
     Pause,
     StatusSnapshot,
     TargetStatus,
@@ -55,6 +58,18 @@ def light(row: AttemptRow) -> dict[str, Any]:
     return {k: row.get(k) for k in LIST_COLUMNS}
 
 
+def target_problem(target: TargetConfig) -> str | None:
+    """Why a target cannot be used now (its directory is gone, it is not a git repository,
+    its branch is missing), or None when it can."""
+    try:
+        resolve_target(target)
+    except RepoError as exc:
+        return str(exc)
+    except OSError as exc:  # a directory we may not read
+        return f"{target.path}: {exc.strerror or exc}"
+    return None
+
+
 class NoHistory(Exception):
     """The state directory holds no history yet; the message says where and what to run."""
 
@@ -67,11 +82,17 @@ class Live(Protocol):
 
 @dataclass
 class StoredStatus:
-    """The part of a status read from the history (cacheable between events)."""
+    """The part of a status read from the history and the targets' repositories (cacheable
+    between events)."""
 
     paused: Pause | None
     budgets: dict[str, Budget]
     pending: list[dict[str, Any]]
+    #: target name → why it cannot be used now (None: it can)
+    problems: dict[str, str | None] = field(default_factory=dict)
+    #: target name → the last cycle that finished on it
+    last_cycles: dict[str, LastCycle | None] = field(default_factory=dict)
+    last_cycle: LastCycle | None = None
 
 
 class Application:
@@ -141,8 +162,18 @@ class Application:
     def stored_status(self) -> StoredStatus:
         history = self.rt.history
         limiter = RateLimiter(history, self.rt.policy, self.rt.clock)
-        budgets = {self.target_name(t): limiter.budget(self.target_name(t)) for t in self.targets}
-        return StoredStatus(history.paused(), budgets, self.pending())
+        names = [self.target_name(t) for t in self.targets]
+        return StoredStatus(
+            history.paused(),
+            {name: limiter.budget(name) for name in names},
+            self.pending(),
+            problems=self.target_problems(),
+            last_cycles={name: history.last_cycle(name) for name in names},
+            last_cycle=history.last_cycle(),
+        )
+
+    def target_problems(self) -> dict[str, str | None]:
+        return {self.target_name(t): target_problem(t) for t in self.targets}
 
     @staticmethod
     def target_name(target: TargetConfig) -> str:
@@ -168,17 +199,21 @@ class Application:
         problem = None
         if stored is None:
             try:
-                stored = self.stored_status() if known else StoredStatus(None, {}, [])
+                stored = self.stored_status() if known else self.unknown_status()
             except HistoryError as exc:  # unreadable: the status says so, and the rest
-                stored, problem, known = StoredStatus(None, {}, []), str(exc), False
+                stored, problem, known = self.unknown_status(), str(exc), False
         run = self.resolved()
         targets: list[TargetStatus] = []
         for t in self.targets:
             name = self.target_name(t)
             entry: TargetStatus = {"name": name, "path": str(t.path)}
             entry["branch"] = t.branch or (branches or {}).get(name)
+            why = stored.problems.get(name)
+            entry["healthy"] = why is None
+            entry["reason"] = why
             if name in stored.budgets:
                 entry["budget"] = stored.budgets[name]
+            entry["last_cycle"] = stored.last_cycles.get(name)
             targets.append(entry)
         snapshot: StatusSnapshot = {
             "state": "not running",
@@ -195,6 +230,7 @@ class Application:
             "version": __version__,
             "state_dir": str(rt.state.root),
             "history_problem": rt.history.problem if known else problem,
+            "last_cycle": stored.last_cycle,
         }
         if live is None:
             generators, at = self.generators() if known else ([], None)
@@ -206,6 +242,10 @@ class Application:
             if snapshot.get("state") != "stopping" and stored.paused:
                 snapshot["state"] = "paused"
         return snapshot
+
+    def unknown_status(self) -> StoredStatus:
+        """What a status knows without a history: whether the targets can be used."""
+        return StoredStatus(None, {}, [], problems=self.target_problems())
 
     def history(
         self,

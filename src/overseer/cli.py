@@ -401,13 +401,28 @@ def _explain(row: Mapping[str, Any]) -> None:
 @click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
 def daemon(opts: Options, target: Path | None, test_command: str | None) -> None:
     """Run the supervisor in the foreground (as systemd wants it): scheduled cycles and the
-    control socket. SIGTERM stops it gracefully, a second SIGTERM at once; SIGHUP reloads."""
+    control socket. SIGTERM stops it gracefully, a second SIGTERM at once; SIGHUP reloads.
+
+    It does not start (exit status 1) while its configuration has a problem `overseer config
+    check` finds — all of them are listed — except a generator that does not answer yet, which
+    it checks again."""
     import asyncio
     import os
 
     from overseer.daemon.server import Daemon, DaemonFailed, DaemonOptions
 
     configure_logging(opts.debug, logging.INFO)
+    if opts.config_path is not None:
+        from overseer.checks import check_config
+
+        problems = check_config(opts.config_path, generators=False, targets=target is None)
+        if problems:
+            for problem in problems:
+                say(str(problem), err=True)
+            fail(
+                f"the configuration has {len(problems)} problem(s) (`overseer config check` "
+                "lists the same); the daemon did not start"
+            )
     options = DaemonOptions(
         config=opts.config,
         config_path=opts.config_path,
@@ -468,6 +483,8 @@ def run_now(opts: Options) -> None:
     except DaemonUnavailable as exc:
         fail(f"{exc}; to run one cycle without a daemon: `overseer run --once`")
     say(f"cycle started on {', '.join(result['targets'])}; follow it with `overseer watch`")
+    for name, why in (result.get("skipped") or {}).items():
+        say(f"not on {name}: it cannot be used: {why}", err=True)
 
 
 @main.command()

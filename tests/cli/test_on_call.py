@@ -4,7 +4,74 @@ is said that does not matter."""
 
 from __future__ import annotations
 
-from support.helpers import overseer
+import json
+
+import pytest
+
+from support.helpers import overseer, rows
+
+
+def run_once(state: str, repo, *flags: str, **kw):
+    return overseer("run", "--once", "--target", str(repo), "--state-dir", state, *flags, **kw)
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_a_missing_test_command_is_a_red_analyze_that_settles_and_trips_nothing(tmp_path, repo):
+    """The issue's reproduction: three runs with a test command that does not exist, then the
+    command fixed. Each broken run fails loudly with the shell's own words; none records an
+    attempt (so no finding is settled and the circuit breaker, at 3, counts nothing); the
+    fixed run is a normal one that makes its change."""
+    state = str(tmp_path / "state")
+    for _ in range(3):
+        out = run_once(
+            state,
+            repo,
+            "--test-command",
+            "no-such-command",
+            "--no-dry-run",
+            "--no-require-approval",
+        )
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "✘ ANALYZE" in out.stdout and "✔ ANALYZE" not in out.stdout
+        assert "the test command was not found (exit status 127)" in out.stdout
+        assert "$ no-such-command" in out.stdout
+        assert "│ " in out.stdout and "no-such-command: not found" in out.stdout  # its output
+        assert "Cycle" in out.stdout and "finished (failed)" in out.stdout
+    assert rows(tmp_path / "state") == []
+
+    status = overseer("status", "--state-dir", state)
+    assert status.returncode == 3  # no daemon
+    assert "FAILED — cannot be evaluated: the test command was not found" in status.stdout
+    assert "no-such-command: not found" in status.stdout  # the output's tail, in status too
+    assert "PAUSED" not in status.stdout  # the breaker counted nothing
+    last = json.loads(overseer("status", "--json", "--state-dir", state).stdout)["last_cycle"]
+    assert last["status"] == "failed" and last["command"] == "no-such-command"
+    assert "not found" in last["output_tail"]
+
+    fixed = run_once(state, repo, "--no-dry-run", "--no-require-approval")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "✔ ANALYZE" in fixed.stdout and "already made on the same code" not in fixed.stdout
+    [attempt] = rows(tmp_path / "state")
+    assert attempt["status"] == "awaiting_approval"  # supervised: made, and waiting
+    after = overseer("status", "--state-dir", state).stdout
+    assert "cannot be evaluated" not in after and "last cycle" in after and ": ok" in after
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_status_says_the_pause_and_the_budget_in_words(tmp_path, repo):
+    state = str(tmp_path / "state")
+    config = tmp_path / "overseer.yaml"
+    config.write_text(f"targets:\n  - path: {repo}\n    ruff_select: [F]\n")
+    assert run_once(state, repo).returncode == 0
+    paused = overseer("pause", "--reason", "deploy freeze", "--state-dir", state)
+    assert paused.returncode == 0 and paused.stderr == "", paused.stderr
+    out = overseer("status", "--state-dir", state, "--config", str(config)).stdout
+    user = json.loads(overseer("status", "--json", "--state-dir", state).stdout)["paused"]["user"]
+    assert f" by {user} (deploy freeze) — `overseer resume` to lift it" in out
+    assert "PAUSED since " in out
+    assert "changes this hour 0 of 3 · today 0 of 10" in out
+    assert "last cycle " in out and "(dry run): ok" in out
+    assert "budget" not in out and " h · " not in out
 
 
 def test_offline_commands_say_nothing_about_a_missing_daemon_unless_asked(tmp_path, repo):

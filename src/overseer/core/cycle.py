@@ -66,6 +66,7 @@ from overseer.vocabulary import (
     PhaseFinished,
     PhaseStarted,
     RepairRequested,
+    TargetNotEvaluable,
     committed,
 )
 
@@ -242,7 +243,7 @@ class Cycle:
         try:
             analysis = self.analyze(base)
         except AnalysisFailed as exc:
-            return self.finish("failed", f"analysis failed: {exc}", [])
+            return self.not_evaluable(base, exc)
         except Exception as exc:
             log.exception("analysis failed")
             return self.finish("failed", f"analysis failed: {type(exc).__name__}: {exc}", [])
@@ -343,6 +344,29 @@ class Cycle:
                 continue
             yield finding, generator, fingerprint
 
+    def not_evaluable(self, base: str, exc: AnalysisFailed) -> CycleResult:
+        """The target's tests cannot be evaluated at `base`: said loudly, with what the command
+        printed, and recorded with the cycle. No attempt is made, so nothing is settled against
+        a finding and the circuit breaker counts nothing: the target's problem, not a change's."""
+        target = self.ctx.target
+        self.ctx.bus.emit(
+            TargetNotEvaluable(
+                cycle_id=self.cycle_id,
+                target=target.name,
+                commit=base,
+                reason=exc.why,
+                command=exc.command,
+                output=exc.output_tail,
+            )
+        )
+        failure = {
+            "commit": base,
+            "not_evaluable": exc.why,
+            "command": exc.command,
+            "output_tail": exc.output_tail,
+        }
+        return self.finish("failed", f"analysis failed: {exc}", [], failure=failure)
+
     def skip_phase(self, improvement_id: str | None, phase: Phase, why: str) -> None:
         bus = self.ctx.bus
         bus.emit(PhaseStarted(cycle_id=self.cycle_id, improvement_id=improvement_id, phase=phase))
@@ -363,8 +387,13 @@ class Cycle:
         summary: str,
         attempts: list[AttemptRow],
         analysis: Analysis | None = None,
+        *,
+        failure: dict[str, Any] | None = None,
     ) -> CycleResult:
-        self.ctx.history.finish_cycle(self.cycle_id, status=status, summary=summary)
+        """Close the cycle's row (`failure`: why ANALYZE could not judge the target, kept in
+        its `analysis` column for `status`) and say it finished."""
+        extra = {"analysis": failure} if failure is not None else {}
+        self.ctx.history.finish_cycle(self.cycle_id, status=status, summary=summary, **extra)
         self.ctx.bus.emit(
             CycleFinished(
                 cycle_id=self.cycle_id,

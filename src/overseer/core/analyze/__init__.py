@@ -36,11 +36,16 @@ from overseer.core.record.history import History
 
 class AnalysisFailed(Exception):
     """The baseline could not be established, so nothing can be evaluated against it.
-    `output_tail`: the last lines the test runner printed, for a person to see why."""
+    `why`: the cause in a few words; `command` and `output_tail`: what ran and the last lines
+    it printed, for a person to see why."""
 
-    def __init__(self, message: str, output_tail: str = "") -> None:
+    def __init__(
+        self, message: str, output_tail: str = "", *, why: str = "", command: str = ""
+    ) -> None:
         super().__init__(message)
         self.output_tail = output_tail
+        self.why = why or message
+        self.command = command
 
 
 @dataclass
@@ -216,7 +221,12 @@ def baseline_tests(
         cancel=cancel,
     )
     if tests.timed_out:
-        raise AnalysisFailed(f"baseline {tests.describe()}", tests.tail())
+        raise AnalysisFailed(
+            f"baseline {tests.describe()}",
+            tests.tail(),
+            why=tests.describe(),
+            command=command.command,
+        )
     why = tests.not_evaluable(target.config.min_tests)
     if why:
         # Not cached: the fix is usually outside the repository (a missing dependency, a
@@ -225,6 +235,8 @@ def baseline_tests(
             f"the tests at {commit[:7]} cannot be evaluated: {why}; nothing can be promoted "
             "until they can",
             tests.tail(),
+            why=why,
+            command=command.command,
         )
     history.put_baseline(target.key, commit, key, tests.to_dict())
     # Kept per analysed commit, so a test that became slower over time can be found.

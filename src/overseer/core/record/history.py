@@ -25,7 +25,14 @@ from typing import Any
 
 from overseer.base.clock import Clock, iso
 from overseer.core.plumbing.secrets import Redactor
-from overseer.vocabulary import AttemptRow, AttemptStatus, CycleStatus, Event, Pause
+from overseer.vocabulary import (
+    AttemptRow,
+    AttemptStatus,
+    CycleStatus,
+    Event,
+    LastCycle,
+    Pause,
+)
 
 
 def _import_sqlite_utils() -> ModuleType:
@@ -371,6 +378,36 @@ class History:
     def get_cycle(self, cycle_id: str) -> dict[str, Any]:
         with self._lock:
             return _decode(dict(self.db["cycles"].get(cycle_id)))
+
+    def last_cycle(self, target: str | None = None) -> LastCycle | None:
+        """The last cycle that finished (on `target`, or on any): when and how it ended, and
+        why the target could not be evaluated if that is how."""
+        where, params = ("and target = ? ", [target]) if target is not None else ("", [])
+        with self._lock:
+            found = list(
+                self.db.query(
+                    f"select * from cycles where finished_at is not null and status != ? {where}"
+                    "order by finished_at desc, rowid desc limit 1",
+                    [CycleStatus.RUNNING, *params],
+                )
+            )
+        if not found:
+            return None
+        row = _decode(dict(found[0]))
+        failure = row.get("analysis") if row["status"] == CycleStatus.FAILED else None
+        failure = failure if isinstance(failure, dict) else {}
+        return {
+            "cycle_id": row["cycle_id"],
+            "target": row["target"],
+            "started_at": row["started_at"],
+            "finished_at": row["finished_at"],
+            "status": row["status"],
+            "summary": row.get("summary"),
+            "dry_run": bool(row.get("dry_run")),
+            "not_evaluable": failure.get("not_evaluable"),
+            "command": failure.get("command"),
+            "output_tail": failure.get("output_tail"),
+        }
 
     # -- attempts -------------------------------------------------------------------------
 
