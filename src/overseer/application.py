@@ -32,6 +32,7 @@ from overseer.core.safety.policy import rejudge
 from overseer.core.safety.ratelimit import RateLimiter
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
+    RETRYABLE,
     WAITING,
     AttemptRow,
     AttemptStatus,
@@ -41,6 +42,7 @@ from overseer.vocabulary import (
     Pause,
     StatusSnapshot,
     TargetStatus,
+    local_time,
 )
 
 # What a list of attempts carries over the socket: enough for a table and a detail line,
@@ -277,9 +279,29 @@ class Application:
         return {
             **row,
             "feature": None if feature is None else {**feature, "text": proof_text(feature)},
+            "skipped_because": self.skipped_because(row),
             "events": history.events(improvement_id=iid),
             "approvals": history.approvals(iid),
         }
+
+    def skipped_because(self, row: AttemptRow) -> str | None:
+        """Why later cycles do not propose this attempt's finding again on the same code, and
+        how to make them; or what opened it again. None: nothing keeps it back."""
+        iid, status = row["improvement_id"], row["status"]
+        if status not in RETRYABLE or not row.get("fingerprint"):
+            return None
+        retried = actions.retried_by(self.rt.history, iid)
+        if retried is not None:
+            why = f": {retried['reason']}" if retried.get("reason") else ""
+            return (
+                f"retried by {retried['user']} at {local_time(retried['at'])}{why} — "
+                "later cycles may propose it again"
+            )
+        who = "later dry runs skip" if status == AttemptStatus.DRY_RUN else "later cycles skip"
+        return (
+            f"{who} {actions.finding_label(row)}: already tried on the same code: "
+            f"{status.replace('_', ' ')} — `overseer retry {iid[:8]}` to try again"
+        )
 
     def explain(self, attempt: str) -> dict[str, Any]:
         """Which facts and rules produced an attempt's verdict, and what today's policy says."""
@@ -333,6 +355,12 @@ class Application:
     def rollback(self, attempt: str, actor: Actor, reason: str | None = None) -> AttemptRow:
         ctx, row = self.context_for(attempt)
         return actions.rollback(ctx, row["improvement_id"], actor, reason)
+
+    def retry(self, attempt: str, actor: Actor, reason: str | None = None) -> dict[str, Any]:
+        """Let the finding an attempt settled be proposed again (recorded with who and why)."""
+        self._need_history()
+        history = self.rt.history
+        return actions.retry(history, self.rt.bus, history.resolve_id(attempt), actor, reason)
 
     def pause(self, actor: Actor, reason: str | None = None) -> None:
         actions.set_paused(self.rt.history, self.rt.bus, actor, True, reason)

@@ -716,6 +716,33 @@ def rollback(opts: Options, attempt_id: str, reason: str | None) -> None:
     _act(opts, attempt_id, "rollback", reason)
 
 
+@main.command()
+@common
+@click.argument("attempt_id")
+@click.option("--reason", help="Why (recorded with your user name).")
+def retry(opts: Options, attempt_id: str, reason: str | None) -> None:
+    """Let the finding a settled attempt was made for be proposed again.
+
+    Cycles skip a finding that an attempt on the same code already settled (failed, rejected,
+    denied, rolled back, expired; a dry run, for dry runs). Once what made it fail is fixed
+    outside the code (a test command, a dependency), this lets the next cycle choose it again.
+    The attempt keeps its status; the retry is recorded with it (`overseer show ID`)."""
+    args: dict[str, Any] = {"id": attempt_id}
+    if reason is not None:
+        args["reason"] = reason
+    reached, result = via_daemon(
+        opts, "retry", fallback="recording it in the state directory directly", **args
+    )
+    if not reached:
+        from overseer.core.context import Actor
+
+        result = _offline(opts, "retry", attempt_id, Actor.current(), reason)
+    iid = result["improvement_id"][:8]
+    others = [i[:8] for i in result["reopened"] if i != result["improvement_id"]]
+    also = f" (also opened: {', '.join(others)})" if others else ""
+    say(f"{iid}: {result['finding']} may be proposed again by the next cycle{also}")
+
+
 # -- checks -------------------------------------------------------------------------------
 
 

@@ -218,6 +218,8 @@ def show_attempt(
     ]
     if r.get("failure_reason"):
         out.append(f"  why           {r['failure_reason']}")
+    if r.get("skipped_because"):
+        out.append(f"  next cycles   {r['skipped_because']}")
     for earlier in r.get("similar_rejections") or []:
         out.append(
             f"  rejected before: {earlier['improvement_id'][:8]} ({earlier.get('target_file')}) by "

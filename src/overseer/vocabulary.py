@@ -78,6 +78,11 @@ IN_PROGRESS = frozenset({S.RUNNING, S.PROMOTING})
 WAITING = frozenset({S.AWAITING_APPROVAL, S.READY_TO_PROMOTE})
 # Attempts whose change must not be proposed again for the same code.
 SETTLED_AGAINST = frozenset({S.REJECTED, S.FAILED, S.DENIED, S.ROLLED_BACK, S.EXPIRED, S.REGRESSED})
+# Attempts whose finding a human may open again (`overseer retry`): what they settled is
+# settled for every later cycle (a dry run: for later dry runs).
+RETRYABLE = SETTLED_AGAINST | {S.DRY_RUN}
+# The decision recorded (in `approvals`) on attempts whose finding was opened again.
+RETRIED = "retried"
 # Where an attempt's own work has ended (its LEARN and RECORD close it, with completed_at).
 FINAL = frozenset(
     {S.PROMOTED, S.FAILED, S.DENIED, S.DRY_RUN, S.INTERRUPTED, S.ERROR, S.ROLLED_BACK, S.REGRESSED}
@@ -433,6 +438,26 @@ class ChangeRejected(Event):
 
     def describe(self) -> str:
         return f"  ✘ {self.short_id} rejected by {self.user}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FindingReopened(Event):
+    """A human let a settled finding be proposed again (`overseer retry`): the attempts that
+    settled it no longer keep later cycles from choosing it on the same code."""
+
+    tone = Tone.NOTICE
+    improvement_id: str
+    user: str
+    reason: str | None
+    finding: str  # `F401 in pkg/util.py`
+    attempts: list[str] = field(default_factory=list)  # every attempt that had settled it
+
+    def describe(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return (
+            f"  ↻ {self.short_id}: {self.finding} may be proposed again (retried by "
+            f"{self.user}{why})"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,10 +5,11 @@ is said that does not matter."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from support.helpers import overseer, rows
+from support.helpers import SUPERVISED, overseer, rows
 
 
 def run_once(state: str, repo, *flags: str, **kw):
@@ -55,6 +56,63 @@ def test_a_missing_test_command_is_a_red_analyze_that_settles_and_trips_nothing(
     assert attempt["status"] == "awaiting_approval"  # supervised: made, and waiting
     after = overseer("status", "--state-dir", state).stdout
     assert "cannot be evaluated" not in after and "last cycle" in after and ": ok" in after
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_a_rejected_finding_is_skipped_says_why_and_can_be_retried(tmp_path, repo):
+    state = str(tmp_path / "state")
+    (tmp_path / "policy.yaml").write_text(SUPERVISED)
+    config = tmp_path / "overseer.yaml"
+    config.write_text(f"policy: policy.yaml\ntargets:\n  - path: {repo}\n    ruff_select: [F]\n")
+    real = ("--config", str(config), "--state-dir", state, "--no-dry-run")
+    first = overseer("run", "--once", *real)
+    assert first.returncode == 0, first.stderr
+    [row] = rows(tmp_path / "state")
+    iid = row["improvement_id"]
+    rejected = overseer("reject", iid[:8], "--reason", "not now", *real[:4])
+    assert rejected.returncode == 0, rejected.stderr
+
+    again = overseer("run", "--once", *real)
+    assert again.returncode == 0, again.stderr
+    assert f"(rejected {iid[:8]})" in again.stdout  # the skip names the attempt to look at
+    assert "`overseer retry ID` proposes one again" in again.stdout
+    assert len(rows(tmp_path / "state")) == 1
+
+    shown = overseer("show", iid[:8], "--state-dir", state)
+    assert (
+        f"later cycles skip F401 in pkg/util.py: already tried on the same code: rejected — "
+        f"`overseer retry {iid[:8]}` to try again" in shown.stdout
+    )
+
+    retried = overseer("retry", iid[:8], "--reason", "the freeze is over", *real[:4])
+    assert retried.returncode == 0, retried.stderr
+    assert f"{iid[:8]}: F401 in pkg/util.py may be proposed again" in retried.stdout
+    assert retried.stderr == ""  # no "no daemon is running" chatter
+    data = json.loads(overseer("show", iid, "--json", "--state-dir", state).stdout)
+    assert data["status"] == "rejected"  # what happened stays true
+    assert [(a["decision"], a["reason"]) for a in data["approvals"]] == [
+        ("rejected", "not now"),
+        ("retried", "the freeze is over"),
+    ]
+    assert data["approvals"][1]["uid"] == os.getuid()
+    assert "retried by" in data["skipped_because"]
+
+    twice = overseer("retry", iid, *real[:4])
+    assert twice.returncode == 1 and "was retried already" in twice.stderr
+
+    proposed = overseer("run", "--once", *real)
+    assert proposed.returncode == 0, proposed.stderr
+    newest = rows(tmp_path / "state")[-1]
+    assert newest["improvement_id"] != iid and newest["status"] == "awaiting_approval"
+    assert newest["fingerprint"] == row["fingerprint"]  # the same finding on the same code
+
+    waiting = overseer("retry", newest["improvement_id"], *real[:4])
+    assert waiting.returncode == 1
+    assert "is awaiting_approval: nothing to retry (it awaits a decision" in waiting.stderr
+    unknown = overseer("retry", "ffffffff", *real[:4])
+    assert unknown.returncode == 1 and "no attempt ffffffff" in unknown.stderr
+    no_id = overseer("retry", *real[:4])
+    assert no_id.returncode == 2 and "ATTEMPT_ID" in no_id.stderr
 
 
 @pytest.mark.usefixtures("warm_baseline")

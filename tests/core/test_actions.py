@@ -38,7 +38,8 @@ def test_supervised_change_waits_with_its_branch_and_worktree_kept(supervised, r
     assert attempt["completed_at"] is None
     # A waiting change is not proposed again by the next cycle.
     again = supervised.cycle()
-    assert again.attempts == [] and "(awaiting_approval)" in again.summary
+    assert again.attempts == []
+    assert f"(awaiting_approval {attempt['improvement_id'][:8]})" in again.summary
 
 
 @pytest.mark.usefixtures("warm_baseline")

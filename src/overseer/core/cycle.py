@@ -200,11 +200,14 @@ class Cycle:
             key += f"|{subject}"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
-    def settled(self, fingerprint: str) -> list[str]:
-        """The statuses by which earlier attempts already decided this fingerprint."""
-        return sorted(
-            self.settled_statuses.intersection(self.ctx.history.fingerprint_statuses(fingerprint))
-        )
+    def settled(self, fingerprint: str) -> list[tuple[str, str]]:
+        """(id, status) of the earlier attempts that already decided this fingerprint (not
+        those a human opened again with `overseer retry`)."""
+        return [
+            (iid, status)
+            for iid, status in self.ctx.history.fingerprint_attempts(fingerprint)
+            if status in self.settled_statuses
+        ]
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -277,6 +280,7 @@ class Cycle:
                 f"skipped {len(self.skipped)} change(s) already made on the same code: "
                 + ", ".join(self.skipped[:3])
                 + (" …" if len(self.skipped) > 3 else "")
+                + " (`overseer show ID` says why, `overseer retry ID` proposes one again)"
             )
         if not attempts and not notes:
             area = self.settings.area
@@ -340,7 +344,8 @@ class Cycle:
                 continue
             seen = self.settled(fingerprint)
             if seen:
-                self.skipped.append(f"{finding.label} ({', '.join(seen)})")
+                iid, status = seen[-1]
+                self.skipped.append(f"{finding.label} ({status} {iid[:8]})")
                 continue
             yield finding, generator, fingerprint
 

@@ -92,6 +92,7 @@ class Handlers:
             "approve": self.approve,
             "reject": self.reject,
             "rollback": self.rollback,
+            "retry": self.retry,
         }
 
     async def answer(self, conn: Connection, line: bytes) -> dict[str, Any]:
@@ -322,3 +323,7 @@ class Handlers:
             self.actor(conn),
             args.reason,
         )
+
+    async def retry(self, conn: Connection, args: Any) -> dict[str, Any]:
+        """Recorded at once: it writes the history only (no repository, no worker)."""
+        return await asyncio.to_thread(self.app.retry, args.id, self.actor(conn), args.reason)

@@ -26,6 +26,7 @@ from typing import Any
 from overseer.base.clock import Clock, iso
 from overseer.core.plumbing.secrets import Redactor
 from overseer.vocabulary import (
+    RETRIED,
     AttemptRow,
     AttemptStatus,
     CycleStatus,
@@ -541,11 +542,20 @@ class History:
             ]
 
     def fingerprint_statuses(self, fingerprint: str) -> list[str]:
+        return [status for _, status in self.fingerprint_attempts(fingerprint)]
+
+    def fingerprint_attempts(self, fingerprint: str) -> list[tuple[str, str]]:
+        """(id, status) of the attempts known by `fingerprint`, oldest first, but those a
+        human opened again (`overseer retry`): they no longer decide whether it is tried."""
         with self._lock:
             return [
-                r["status"]
+                (r["improvement_id"], r["status"])
                 for r in self.db.query(
-                    "select status from improvements where fingerprint = ?", [fingerprint]
+                    "select improvement_id, status from improvements where fingerprint = ? "
+                    "and improvement_id not in "
+                    "(select improvement_id from approvals where decision = ?) "
+                    "order by started_at, rowid",
+                    [fingerprint, RETRIED],
                 )
             ]
 
