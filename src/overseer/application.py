@@ -72,6 +72,16 @@ def target_problem(target: TargetConfig) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class RunFlags:
+    """The run flags a command was given (None: not given, the configuration decides)."""
+
+    dry_run: bool | None = None
+    require_approval: bool | None = None
+    max_changes: int | None = None
+    area: str | None = None
+
+
 class NoHistory(Exception):
     """The state directory holds no history yet; the message says where and what to run."""
 
@@ -106,11 +116,15 @@ class Application:
         targets: list[TargetConfig] | None = None,
         *,
         stop: StopToken | None = None,
+        flags: RunFlags | None = None,
     ) -> None:
         self.rt = rt
         self.targets = targets if targets is not None else list(rt.config.targets)
         # The daemon's: a stop request reaches every cycle and action started from here.
         self.stop = stop
+        # The daemon's run flags (`overseer daemon --no-dry-run …`): over the configuration's
+        # defaults for every cycle it runs, and in its status.
+        self.flags = flags or RunFlags()
 
     # -- the run's settings ------------------------------------------------------------------
 
@@ -123,14 +137,24 @@ class Application:
         area: str | None = None,
         debug: bool = False,
     ) -> RunSettings:
-        """The configuration's defaults, with what a flag says instead."""
-        d = self.rt.config.defaults
+        """The configuration's defaults, with what a flag says instead (this call's, else the
+        daemon's)."""
+        d, flags = self.rt.config.defaults, self.flags
+        dry_run = flags.dry_run if dry_run is None else dry_run
+        require_approval = flags.require_approval if require_approval is None else require_approval
+        max_changes = flags.max_changes if max_changes is None else max_changes
+        area = area or flags.area
+        if dry_run is None:
+            source = "defaults.dry_run" if self.rt.config.source else "the built-in default"
+        else:
+            source = "--dry-run" if dry_run else "--no-dry-run"
         return RunSettings(
             dry_run=d.dry_run if dry_run is None else dry_run,
             require_approval=d.require_approval if require_approval is None else require_approval,
             max_changes=d.max_changes_per_run if max_changes is None else max_changes,
             area=area or d.area,
             debug=debug,
+            dry_run_source=source,
         )
 
     def resolved(self, settings: RunSettings | None = None) -> ResolvedRun:

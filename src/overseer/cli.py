@@ -278,6 +278,33 @@ def _global_debug() -> bool:
 # -- one cycle ----------------------------------------------------------------------------
 
 
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The run flags, the same for `run --once` and `daemon` (over the configuration's
+    `defaults:`; the policy may still make a run stricter)."""
+    for option in (
+        click.option(
+            "--area",
+            type=click.Choice(["performance", "quality", "features", "auto"]),
+            help="@TargetArea (default: auto).",
+        ),
+        click.option(
+            "--require-approval/--no-require-approval",
+            default=None,
+            help="@RequireHumanApproval (default: on). The policy may still demand approval.",
+        ),
+        click.option(
+            "--max-changes", type=click.IntRange(min=0), help="@MaxChangesPerRun (default: 1)."
+        ),
+        click.option(
+            "--dry-run/--no-dry-run",
+            default=None,
+            help="@DryRun: evaluate in isolation, change nothing (default: on).",
+        ),
+    ):
+        func = option(func)
+    return func
+
+
 @main.command()
 @common
 @click.option(
@@ -287,22 +314,7 @@ def _global_debug() -> bool:
     "--target", type=click.Path(path_type=Path, file_okay=False), help="Repository to improve."
 )
 @click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
-@click.option(
-    "--dry-run/--no-dry-run",
-    default=None,
-    help="@DryRun: evaluate in isolation, change nothing (default: on).",
-)
-@click.option("--max-changes", type=click.IntRange(min=0), help="@MaxChangesPerRun (default: 1).")
-@click.option(
-    "--require-approval/--no-require-approval",
-    default=None,
-    help="@RequireHumanApproval (default: on). The policy may still demand approval.",
-)
-@click.option(
-    "--area",
-    type=click.Choice(["performance", "quality", "features", "auto"]),
-    help="@TargetArea (default: auto).",
-)
+@run_options
 def run(
     opts: Options,
     once: bool,
@@ -399,16 +411,26 @@ def _explain(row: Mapping[str, Any]) -> None:
     help="Supervise this repository (default: the configured targets).",
 )
 @click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
-def daemon(opts: Options, target: Path | None, test_command: str | None) -> None:
+@run_options
+def daemon(
+    opts: Options,
+    target: Path | None,
+    test_command: str | None,
+    dry_run: bool | None,
+    max_changes: int | None,
+    require_approval: bool | None,
+    area: str | None,
+) -> None:
     """Run the supervisor in the foreground (as systemd wants it): scheduled cycles and the
     control socket. SIGTERM stops it gracefully, a second SIGTERM at once; SIGHUP reloads.
 
     It does not start (exit status 1) while its configuration has a problem `overseer config
     check` finds — all of them are listed — except a generator that does not answer yet, which
-    it checks again."""
+    it checks again. The run flags hold for every cycle it runs, over `defaults:`."""
     import asyncio
     import os
 
+    from overseer.application import RunFlags
     from overseer.daemon.server import Daemon, DaemonFailed, DaemonOptions
 
     configure_logging(opts.debug, logging.INFO)
@@ -430,6 +452,7 @@ def daemon(opts: Options, target: Path | None, test_command: str | None) -> None
         socket=opts.socket,
         target=target,
         test_command=test_command,
+        flags=RunFlags(dry_run, require_approval, max_changes, area),
     )
     try:
         supervisor = Daemon(options)

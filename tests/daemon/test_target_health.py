@@ -6,6 +6,7 @@ and its status."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 
@@ -13,7 +14,8 @@ import pytest
 
 from overseer.client import Client, DaemonError
 from overseer.daemon.server import DaemonFailed, run_daemon
-from support.helpers import next_event, overseer, rows
+from support.daemons import DaemonProcess
+from support.helpers import daemon_config, next_event, overseer, rows
 
 
 def test_the_daemon_does_not_start_on_any_problem_config_check_finds(tmp_path, repo, sockdir):
@@ -123,6 +125,31 @@ async def test_a_target_whose_tests_do_not_run_is_an_error_in_the_log_events_and
     assert "not found" in target["last_cycle"]["output_tail"]
     assert "last cycle " in text and "FAILED — cannot be evaluated" in text
     assert rows(tmp_path / "state") == []  # no attempt: nothing settled, nothing counted
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_the_daemon_takes_the_run_flags_of_run_once(tmp_path, repo, sockdir):
+    sock = sockdir / "run" / "s.sock"
+    policy = "version: 1\nautonomy: supervised\nmax_changes_per_run: 3\n"
+    config, _ = daemon_config(tmp_path, repo, sock, policy=policy, defaults={"dry_run": True})
+    daemon = DaemonProcess(
+        config, sock, args=("--no-dry-run", "--max-changes", "2", "--no-require-approval")
+    )
+    try:
+        daemon.wait_ready()
+        status = json.loads(daemon.cli("status", "--json").stdout)
+        assert status["dry_run"] is False and "--no-dry-run" in status["dry_run_why"]
+        assert status["max_changes"] == 2 and status["require_approval"] is False
+        assert "dry-run OFF" in daemon.cli("status").stdout
+        assert "cycle started" in daemon.cli("run-now").stdout
+        daemon.wait_for_log("finished (ok)")
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.output()
+    [attempt] = rows(tmp_path / "state")
+    assert attempt["dry_run"] == 0 and attempt["status"] == "awaiting_approval"  # supervised
+    bad = overseer("daemon", "--config", str(config), "--max-changes", "-1")
+    assert bad.returncode == 2 and "--max-changes" in bad.stderr
 
 
 async def test_a_daemon_on_an_unusable_target_does_not_start(tmp_path, repo, daemon_options):

@@ -19,11 +19,11 @@ import signal
 import socket
 import stat
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overseer.application import Application
+from overseer.application import Application, RunFlags
 from overseer.base.clock import Clock, iso
 from overseer.base.problems import ProblemsError
 from overseer.config import OverseerConfig, TargetConfig
@@ -76,6 +76,8 @@ class DaemonOptions:
     socket: Path | None = None
     target: Path | None = None
     test_command: str | None = None
+    #: the run flags it was started with, over the configuration's defaults
+    flags: RunFlags = field(default_factory=RunFlags)
 
 
 class Daemon:
@@ -108,7 +110,7 @@ class Daemon:
             stop=self.stop,
             schedule=describe(self.config.schedule),
         )
-        self.app = Application(self.rt, [], stop=self.stop)
+        self.app = Application(self.rt, [], stop=self.stop, flags=options.flags)
         self.handlers = Handlers(self.app, self.state, lambda: self.config, self.run_cycles)
         self.ready = asyncio.Event()
         self.should_exit = asyncio.Event()
