@@ -376,8 +376,29 @@ def run(
             say(attempts_table(result.attempts))
             for row in result.attempts:
                 _explain(row)
+        if result.analysis is not None and app.resolved(settings).dry_run:
+            _preview(result.analysis.commit, len(result.attempts), result.dry_run_skipped)
     rt.close()
     sys.exit(1 if failed else 0)
+
+
+def _preview(commit: str, made: int, skipped: list[str]) -> None:
+    """What a dry run says about the real run it previews."""
+    if not made and not skipped:
+        return
+    same = (
+        f"\ndry run: a real run on {commit[:7]} ranks the findings the same way (by the commit, "
+        "its findings and what was learned, not by the run)"
+    )
+    if not skipped:
+        say(same + f": it would try the same change{'s' if made > 1 else ''} first")
+        return
+    say(
+        same
+        + ", but it would first try what earlier dry runs tried on this code (skipped here): "
+        + ", ".join(skipped[:5])
+        + (" …" if len(skipped) > 5 else "")
+    )
 
 
 def _explain(row: Mapping[str, Any]) -> None:

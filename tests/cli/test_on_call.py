@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from support.helpers import SUPERVISED, overseer, rows
+from support.helpers import EVEN_FINDINGS, SUPERVISED, git, overseer, rows, write_files
 
 
 def run_once(state: str, repo, *flags: str, **kw):
@@ -141,3 +141,27 @@ def test_offline_commands_say_nothing_about_a_missing_daemon_unless_asked(tmp_pa
     assert "no daemon is running" in loud.stderr
     also = overseer("resume", "--debug", "--state-dir", state)
     assert "no daemon is running" in also.stderr
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_a_dry_run_previews_the_real_run_on_the_same_head(tmp_path, repo):
+    """Findings of seven kinds, each as likely as the next (no history): which comes first is
+    a draw. The dry run and the real run after it draw alike (the state is the same), so the
+    real run makes the change the dry run showed; and the dry run says that it previews."""
+    write_files(repo, EVEN_FINDINGS)
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "findings of seven kinds")
+    head = git(repo, "rev-parse", "main")
+    state = str(tmp_path / "state")
+    preview = run_once(state, repo)
+    assert preview.returncode == 0, preview.stderr
+    assert f"dry run: a real run on {head[:7]} ranks the findings the same way" in preview.stdout
+    [dry] = rows(tmp_path / "state")
+    assert dry["status"] == "dry_run"
+
+    real = run_once(state, repo, "--no-dry-run")
+    assert real.returncode == 0, real.stderr
+    assert "ranks the findings the same way" not in real.stdout
+    made = rows(tmp_path / "state")[-1]
+    assert made["dry_run"] == 0 and made["base_commit"] == head
+    assert (made["finding_kind"], made["target_file"]) == (dry["finding_kind"], dry["target_file"])

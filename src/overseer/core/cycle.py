@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -91,6 +90,9 @@ class CycleResult:
     summary: str
     attempts: list[AttemptRow] = field(default_factory=list)
     analysis: Analysis | None = None
+    #: a dry run's findings skipped only because an earlier dry run tried them on the same
+    #: code: a real run would try them (the ranking is the same, the skip is not)
+    dry_run_skipped: list[str] = field(default_factory=list)
 
 
 def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
@@ -146,6 +148,7 @@ class Cycle:
             | ({AttemptStatus.DRY_RUN} if self.dry_run else set())
         )
         self.skipped: list[str] = []
+        self.dry_run_skipped: list[str] = []
 
     def generator_for(self, finding: Finding) -> str | None:
         generator = self.claimant(finding)
@@ -316,7 +319,6 @@ class Cycle:
                     area=self.settings.area,
                     generator_for=self.generator_for,
                     cancel=ctx.stop.cancelled,
-                    rng=random.Random(self.cycle_id),  # Thompson sampling, repeatable per cycle
                 )
                 report.summary = analysis.summary()
         finally:
@@ -346,6 +348,8 @@ class Cycle:
             if seen:
                 iid, status = seen[-1]
                 self.skipped.append(f"{finding.label} ({status} {iid[:8]})")
+                if all(s == AttemptStatus.DRY_RUN for _, s in seen):
+                    self.dry_run_skipped.append(f"{finding.label} ({iid[:8]})")
                 continue
             yield finding, generator, fingerprint
 
@@ -408,7 +412,9 @@ class Cycle:
                 attempts=[a["improvement_id"] for a in attempts],
             )
         )
-        return CycleResult(self.cycle_id, status, summary, attempts, analysis)
+        return CycleResult(
+            self.cycle_id, status, summary, attempts, analysis, list(self.dry_run_skipped)
+        )
 
 
 class Attempt:

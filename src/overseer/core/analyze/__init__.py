@@ -21,7 +21,7 @@ from overseer.core.analyze import features as feature_area
 from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
-from overseer.core.analyze.rank import rank
+from overseer.core.analyze.rank import rank, ranking_seed
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.target import Target
 from overseer.core.plumbing.testrun import (
@@ -256,9 +256,12 @@ def analyze(
     area: str,
     generator_for: Callable[[Finding], str | None],
     cancel: threading.Event | None = None,
-    rng: random.Random | None = None,
 ) -> Analysis:
-    """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed."""
+    """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed.
+
+    The findings are ranked by Thompson sampling, its draws seeded by the state they are
+    drawn for (the commit, the findings, what was learned), not by the run: a dry run ranks
+    them as a real run on the same head would, and so previews it."""
     cfg = target.config
     tree: Path | None = None
 
@@ -305,12 +308,13 @@ def analyze(
         found = _features(target, commit, tests, history=history, tree=worktree, report=report)
         features = len(found)
         findings += found
+    counts = history.success_counts()
     ranked = rank(
         findings,
         area=area,
         generator_for=generator_for,
-        counts=history.success_counts(),
-        rng=rng,
+        counts=counts,
+        rng=random.Random(ranking_seed(commit, findings, counts)),
     )
     return Analysis(
         commit=commit,
