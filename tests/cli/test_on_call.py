@@ -116,6 +116,28 @@ def test_a_rejected_finding_is_skipped_says_why_and_can_be_retried(tmp_path, rep
 
 
 @pytest.mark.usefixtures("warm_baseline")
+def test_a_second_approval_keeps_its_reason(tmp_path, repo):
+    """Approved while paused, the change waits ready to promote; approving it again (the
+    person who lifts the freeze, say) is recorded with its own reason, not dropped."""
+    state = str(tmp_path / "state")
+    first = run_once(state, repo, "--no-dry-run")
+    assert first.returncode == 0, first.stderr
+    [row] = rows(tmp_path / "state")
+    iid = row["improvement_id"]
+    assert overseer("pause", "--reason", "release", "--state-dir", state).returncode == 0
+    one = overseer("approve", iid, "--reason", "reviewed", "--state-dir", state)
+    assert one.returncode == 0 and "ready to promote" in one.stdout, one.stdout + one.stderr
+    two = overseer("approve", iid, "--reason", "still fine after the release", "--state-dir", state)
+    assert two.returncode == 0, two.stderr
+    data = json.loads(overseer("show", iid, "--json", "--state-dir", state).stdout)
+    assert [(a["decision"], a["reason"]) for a in data["approvals"]] == [
+        ("approved", "reviewed"),
+        ("approved", "still fine after the release"),
+    ]
+    assert data["status"] == "ready_to_promote" and data["approved_by"]
+
+
+@pytest.mark.usefixtures("warm_baseline")
 def test_status_says_the_pause_and_the_budget_in_words(tmp_path, repo):
     state = str(tmp_path / "state")
     config = tmp_path / "overseer.yaml"

@@ -70,7 +70,13 @@ def record_approval(
             f"approved by {actor.user}; promotion pending",
             approved_by=actor.user,
         )
-        ctx.bus.emit(ChangeApproved(improvement_id=improvement_id, user=actor.user, reason=reason))
+    else:
+        # Approved already and waiting (for a clean tree, a resume): this approval is kept
+        # too, with its reason; the attempt stays where it is.
+        history.add_approval(
+            improvement_id, "approved", actor.user, actor.uid, checked_reason(reason)
+        )
+    ctx.bus.emit(ChangeApproved(improvement_id=improvement_id, user=actor.user, reason=reason))
     return history.get(improvement_id)
 
 
