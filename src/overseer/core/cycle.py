@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer.core.actions import expire_approvals
-from overseer.core.analyze import Analysis, AnalysisFailed, analyze, features
+from overseer.core.analyze import Analysis, AnalysisFailed, analyze, features, tests_key
 from overseer.core.analyze.findings import Finding
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy.commit import branch_name, commit_message, deploy
@@ -831,7 +831,10 @@ class Attempt:
             )
             # The prediction with the test results known: what success_score records.
             self.update(success_score=predict(ctx, ctx.history.get(self.id)).probability)
-            failure = None if evaluation.passed else failing_tests(evaluation.to_dict())
+            # A command that could not even start is no failure of the candidate: nothing
+            # for the model to repair.
+            failed = not evaluation.passed and not evaluation.unrunnable
+            failure = failing_tests(evaluation.to_dict()) if failed else None
             previous = reply_of(self.deployed.provenance) if self.deployed else ""
             if failure and self.rounds.again(
                 self.generator, Phase.EVALUATE.value, "failed", failure, previous
@@ -846,7 +849,7 @@ class Attempt:
                 )
                 status, reason = self.gate(verdict, evaluation)
                 report.summary = evaluation.summary() + f" · {status.replace('_', ' ')}"
-                if status == AttemptStatus.FAILED:
+                if status in (AttemptStatus.FAILED, AttemptStatus.ERROR):
                     report.outcome = "failed"
                 failure = None
         self.timed(Phase.EVALUATE, report.duration)
@@ -874,6 +877,8 @@ class Attempt:
     def gate(self, verdict: Verdict, evaluation: Evaluation) -> tuple[str, str | None]:
         """After the tests: fail, stop (dry run), wait for a human, or promote."""
         ctx = self.ctx
+        if evaluation.unrunnable:
+            return self.unrunnable(evaluation)
         if not evaluation.passed:
             reason = "evaluation failed: " + "; ".join(evaluation.reasons)
             reason += self.rounds.after(self.generator)
@@ -905,6 +910,33 @@ class Attempt:
             )
             return AttemptStatus.AWAITING_APPROVAL, None
         return promote_and_watch(ctx, self.id)
+
+    def unrunnable(self, evaluation: Evaluation) -> tuple[str, str | None]:
+        """The test command did not even start on the candidate (not found, not executable)
+        although it ran for the baseline: the environment changed under the cycle. An error,
+        not held against the change (not settled, not learned, not counted by the breaker);
+        said like a target that cannot be evaluated, and the cached baseline is dropped so the
+        next ANALYZE finds out for itself."""
+        ctx, why = self.ctx, str(evaluation.unrunnable)
+        command = resolve_test_command(ctx.target.config, ctx.target.root)
+        reason = (
+            f"the test command could not run on the candidate: {why}; not held against the "
+            "change, which is tried again once the tests run"
+        )
+        move(ctx, self.id, AttemptStatus.ERROR, reason=reason)
+        ctx.history.forget_baseline(ctx.target.key, self.base, tests_key(command))
+        ctx.bus.emit(
+            TargetNotEvaluable(
+                cycle_id=self.cycle.cycle_id,
+                target=ctx.target.name,
+                commit=self.base,
+                reason=why,
+                command=command.command,
+                output=evaluation.output_tail[-2000:],
+            )
+        )
+        self.cleanup()
+        return AttemptStatus.ERROR, reason
 
     def cleanup(self) -> None:
         remove_attempt_tree(self.ctx, self.id)

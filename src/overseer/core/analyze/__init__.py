@@ -26,6 +26,7 @@ from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.target import Target
 from overseer.core.plumbing.testrun import (
     TestCase,
+    TestCommand,
     TestReport,
     build_test_env,
     resolve_test_command,
@@ -197,6 +198,11 @@ def slow_regressions(
     return findings
 
 
+def tests_key(command: TestCommand) -> str:
+    """The baseline cache's key for a test command's results."""
+    return f"tests:{command.key}"
+
+
 def baseline_tests(
     target: Target,
     commit: str,
@@ -208,7 +214,7 @@ def baseline_tests(
 ) -> tuple[TestReport, bool]:
     """The test results at `commit`: from the cache, or run once and cached."""
     command = resolve_test_command(target.config, target.root)
-    key = f"tests:{command.key}"
+    key = tests_key(command)
     cached = history.get_baseline(target.key, commit, key)
     if cached is not None:
         return TestReport.from_dict(cached), True

@@ -706,6 +706,15 @@ class History:
                 pk=("target", "commit_sha", "command_key"),
             )
 
+    def forget_baseline(self, target: str, commit_sha: str, command_key: str) -> None:
+        """Drop a cached result, so the next cycle measures it again (the environment changed
+        under it: a test command that ran then does not run now)."""
+        with self.transaction():
+            self.db.execute(
+                "delete from baselines where target = ? and commit_sha = ? and command_key = ?",
+                [target, commit_sha, command_key],
+            )
+
     # -- test durations over time -----------------------------------------------------------
 
     def record_durations(self, target: str, commit_sha: str, durations: dict[str, float]) -> None:
