@@ -325,5 +325,6 @@ class Handlers:
         )
 
     async def retry(self, conn: Connection, args: Any) -> dict[str, Any]:
-        """Recorded at once: it writes the history only (no repository, no worker)."""
-        return await asyncio.to_thread(self.app.retry, args.id, self.actor(conn), args.reason)
+        """Recorded at once, like every decision: it writes the history only (no repository,
+        no worker)."""
+        return dict(await self.decide(self.app.retry, args.id, self.actor(conn), args.reason))
