@@ -11,7 +11,7 @@ clients) as a `Live` view; without one, the status says what the state directory
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -24,20 +24,25 @@ from overseer.core.context import Actor, Context, ResolvedRun, RunSettings
 from overseer.core.cycle import CycleResult, retry_ready, run_cycle
 from overseer.core.learn.stats import compute_stats
 from overseer.core.lifecycle import ActionRefused
+from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import StopToken
+from overseer.core.plumbing.target import resolve_target
 from overseer.core.record.history import HistoryError
 from overseer.core.safety.policy import rejudge
 from overseer.core.safety.ratelimit import RateLimiter
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
+    RETRYABLE,
     WAITING,
     AttemptRow,
     AttemptStatus,
     Budget,
     GeneratorStatus,
+    LastCycle,
     Pause,
     StatusSnapshot,
     TargetStatus,
+    local_time,
 )
 
 # What a list of attempts carries over the socket: enough for a table and a detail line,
@@ -55,6 +60,28 @@ def light(row: AttemptRow) -> dict[str, Any]:
     return {k: row.get(k) for k in LIST_COLUMNS}
 
 
+def target_problem(target: TargetConfig) -> str | None:
+    """Why a target cannot be used now (its directory is gone, it is not a git repository,
+    its branch is missing), or None when it can."""
+    try:
+        resolve_target(target)
+    except RepoError as exc:
+        return str(exc)
+    except OSError as exc:  # a directory we may not read
+        return f"{target.path}: {exc.strerror or exc}"
+    return None
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """The run flags a command was given (None: not given, the configuration decides)."""
+
+    dry_run: bool | None = None
+    require_approval: bool | None = None
+    max_changes: int | None = None
+    area: str | None = None
+
+
 class NoHistory(Exception):
     """The state directory holds no history yet; the message says where and what to run."""
 
@@ -67,11 +94,17 @@ class Live(Protocol):
 
 @dataclass
 class StoredStatus:
-    """The part of a status read from the history (cacheable between events)."""
+    """The part of a status read from the history and the targets' repositories (cacheable
+    between events)."""
 
     paused: Pause | None
     budgets: dict[str, Budget]
     pending: list[dict[str, Any]]
+    #: target name → why it cannot be used now (None: it can)
+    problems: dict[str, str | None] = field(default_factory=dict)
+    #: target name → the last cycle that finished on it
+    last_cycles: dict[str, LastCycle | None] = field(default_factory=dict)
+    last_cycle: LastCycle | None = None
 
 
 class Application:
@@ -83,11 +116,15 @@ class Application:
         targets: list[TargetConfig] | None = None,
         *,
         stop: StopToken | None = None,
+        flags: RunFlags | None = None,
     ) -> None:
         self.rt = rt
         self.targets = targets if targets is not None else list(rt.config.targets)
         # The daemon's: a stop request reaches every cycle and action started from here.
         self.stop = stop
+        # The daemon's run flags (`overseer daemon --no-dry-run …`): over the configuration's
+        # defaults for every cycle it runs, and in its status.
+        self.flags = flags or RunFlags()
 
     # -- the run's settings ------------------------------------------------------------------
 
@@ -100,14 +137,24 @@ class Application:
         area: str | None = None,
         debug: bool = False,
     ) -> RunSettings:
-        """The configuration's defaults, with what a flag says instead."""
-        d = self.rt.config.defaults
+        """The configuration's defaults, with what a flag says instead (this call's, else the
+        daemon's)."""
+        d, flags = self.rt.config.defaults, self.flags
+        dry_run = flags.dry_run if dry_run is None else dry_run
+        require_approval = flags.require_approval if require_approval is None else require_approval
+        max_changes = flags.max_changes if max_changes is None else max_changes
+        area = area or flags.area
+        if dry_run is None:
+            source = "defaults.dry_run" if self.rt.config.source else "the built-in default"
+        else:
+            source = "--dry-run" if dry_run else "--no-dry-run"
         return RunSettings(
             dry_run=d.dry_run if dry_run is None else dry_run,
             require_approval=d.require_approval if require_approval is None else require_approval,
             max_changes=d.max_changes_per_run if max_changes is None else max_changes,
             area=area or d.area,
             debug=debug,
+            dry_run_source=source,
         )
 
     def resolved(self, settings: RunSettings | None = None) -> ResolvedRun:
@@ -141,8 +188,18 @@ class Application:
     def stored_status(self) -> StoredStatus:
         history = self.rt.history
         limiter = RateLimiter(history, self.rt.policy, self.rt.clock)
-        budgets = {self.target_name(t): limiter.budget(self.target_name(t)) for t in self.targets}
-        return StoredStatus(history.paused(), budgets, self.pending())
+        names = [self.target_name(t) for t in self.targets]
+        return StoredStatus(
+            history.paused(),
+            {name: limiter.budget(name) for name in names},
+            self.pending(),
+            problems=self.target_problems(),
+            last_cycles={name: history.last_cycle(name) for name in names},
+            last_cycle=history.last_cycle(),
+        )
+
+    def target_problems(self) -> dict[str, str | None]:
+        return {self.target_name(t): target_problem(t) for t in self.targets}
 
     @staticmethod
     def target_name(target: TargetConfig) -> str:
@@ -168,17 +225,21 @@ class Application:
         problem = None
         if stored is None:
             try:
-                stored = self.stored_status() if known else StoredStatus(None, {}, [])
+                stored = self.stored_status() if known else self.unknown_status()
             except HistoryError as exc:  # unreadable: the status says so, and the rest
-                stored, problem, known = StoredStatus(None, {}, []), str(exc), False
+                stored, problem, known = self.unknown_status(), str(exc), False
         run = self.resolved()
         targets: list[TargetStatus] = []
         for t in self.targets:
             name = self.target_name(t)
             entry: TargetStatus = {"name": name, "path": str(t.path)}
             entry["branch"] = t.branch or (branches or {}).get(name)
+            why = stored.problems.get(name)
+            entry["healthy"] = why is None
+            entry["reason"] = why
             if name in stored.budgets:
                 entry["budget"] = stored.budgets[name]
+            entry["last_cycle"] = stored.last_cycles.get(name)
             targets.append(entry)
         snapshot: StatusSnapshot = {
             "state": "not running",
@@ -195,6 +256,7 @@ class Application:
             "version": __version__,
             "state_dir": str(rt.state.root),
             "history_problem": rt.history.problem if known else problem,
+            "last_cycle": stored.last_cycle,
         }
         if live is None:
             generators, at = self.generators() if known else ([], None)
@@ -206,6 +268,10 @@ class Application:
             if snapshot.get("state") != "stopping" and stored.paused:
                 snapshot["state"] = "paused"
         return snapshot
+
+    def unknown_status(self) -> StoredStatus:
+        """What a status knows without a history: whether the targets can be used."""
+        return StoredStatus(None, {}, [], problems=self.target_problems())
 
     def history(
         self,
@@ -237,9 +303,29 @@ class Application:
         return {
             **row,
             "feature": None if feature is None else {**feature, "text": proof_text(feature)},
+            "skipped_because": self.skipped_because(row),
             "events": history.events(improvement_id=iid),
             "approvals": history.approvals(iid),
         }
+
+    def skipped_because(self, row: AttemptRow) -> str | None:
+        """Why later cycles do not propose this attempt's finding again on the same code, and
+        how to make them; or what opened it again. None: nothing keeps it back."""
+        iid, status = row["improvement_id"], row["status"]
+        if status not in RETRYABLE or not row.get("fingerprint"):
+            return None
+        retried = actions.retried_by(self.rt.history, iid)
+        if retried is not None:
+            why = f": {retried['reason']}" if retried.get("reason") else ""
+            return (
+                f"retried by {retried['user']} at {local_time(retried['at'])}{why} — "
+                "later cycles may propose it again"
+            )
+        who = "later dry runs skip" if status == AttemptStatus.DRY_RUN else "later cycles skip"
+        return (
+            f"{who} {actions.finding_label(row)}: already tried on the same code: "
+            f"{status.replace('_', ' ')} — `overseer retry {iid[:8]}` to try again"
+        )
 
     def explain(self, attempt: str) -> dict[str, Any]:
         """Which facts and rules produced an attempt's verdict, and what today's policy says."""
@@ -293,6 +379,12 @@ class Application:
     def rollback(self, attempt: str, actor: Actor, reason: str | None = None) -> AttemptRow:
         ctx, row = self.context_for(attempt)
         return actions.rollback(ctx, row["improvement_id"], actor, reason)
+
+    def retry(self, attempt: str, actor: Actor, reason: str | None = None) -> dict[str, Any]:
+        """Let the finding an attempt settled be proposed again (recorded with who and why)."""
+        self._need_history()
+        history = self.rt.history
+        return actions.retry(history, self.rt.bus, history.resolve_id(attempt), actor, reason)
 
     def pause(self, actor: Actor, reason: str | None = None) -> None:
         actions.set_paused(self.rt.history, self.rt.bus, actor, True, reason)

@@ -223,6 +223,7 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
         debug: bool,
         **kw: Any,
     ) -> Any:
+        debug = debug or _global_debug()
         configure_logging(debug)
         try:
             return func(Options(config_path, state_dir, socket, debug), **kw)
@@ -241,23 +242,67 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def via_daemon(opts: Options, op: str, *, fallback: str, **args: Any) -> tuple[bool, Any]:
-    """(True, result) from the daemon, or (False, None) after saying there is none."""
+    """(True, result) from the daemon, or (False, None) when there is none. Working without
+    one is normal (a person at a workstation, cron): said only with --debug."""
     from overseer.client import DaemonUnavailable
 
     try:
         return True, opts.daemon(op, **args)
     except DaemonUnavailable as exc:
-        note(f"{exc}; {fallback}")
+        if opts.debug:
+            note(f"{exc}; {fallback}")
         return False, None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="overseer")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="For every command: verbose logging, phase progress, and what it tried (a daemon "
+    "that did not answer, say).",
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Supervised, autonomous code-improvement cycles on git repositories."""
+    ctx.obj = {"debug": debug}
+
+
+def _global_debug() -> bool:
+    """`overseer --debug COMMAND`: the group's flag, for a command that has its own too."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and isinstance(root.obj, dict) and root.obj.get("debug"))
 
 
 # -- one cycle ----------------------------------------------------------------------------
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The run flags, the same for `run --once` and `daemon` (over the configuration's
+    `defaults:`; the policy may still make a run stricter)."""
+    for option in (
+        click.option(
+            "--area",
+            type=click.Choice(["performance", "quality", "features", "auto"]),
+            help="@TargetArea (default: auto).",
+        ),
+        click.option(
+            "--require-approval/--no-require-approval",
+            default=None,
+            help="@RequireHumanApproval (default: on). The policy may still demand approval.",
+        ),
+        click.option(
+            "--max-changes", type=click.IntRange(min=0), help="@MaxChangesPerRun (default: 1)."
+        ),
+        click.option(
+            "--dry-run/--no-dry-run",
+            default=None,
+            help="@DryRun: evaluate in isolation, change nothing (default: on).",
+        ),
+    ):
+        func = option(func)
+    return func
 
 
 @main.command()
@@ -269,22 +314,7 @@ def main() -> None:
     "--target", type=click.Path(path_type=Path, file_okay=False), help="Repository to improve."
 )
 @click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
-@click.option(
-    "--dry-run/--no-dry-run",
-    default=None,
-    help="@DryRun: evaluate in isolation, change nothing (default: on).",
-)
-@click.option("--max-changes", type=click.IntRange(min=0), help="@MaxChangesPerRun (default: 1).")
-@click.option(
-    "--require-approval/--no-require-approval",
-    default=None,
-    help="@RequireHumanApproval (default: on). The policy may still demand approval.",
-)
-@click.option(
-    "--area",
-    type=click.Choice(["performance", "quality", "features", "auto"]),
-    help="@TargetArea (default: auto).",
-)
+@run_options
 def run(
     opts: Options,
     once: bool,
@@ -346,8 +376,29 @@ def run(
             say(attempts_table(result.attempts))
             for row in result.attempts:
                 _explain(row)
+        if result.analysis is not None and app.resolved(settings).dry_run:
+            _preview(result.analysis.commit, len(result.attempts), result.dry_run_skipped)
     rt.close()
     sys.exit(1 if failed else 0)
+
+
+def _preview(commit: str, made: int, skipped: list[str]) -> None:
+    """What a dry run says about the real run it previews."""
+    if not made and not skipped:
+        return
+    same = (
+        f"\ndry run: a real run on {commit[:7]} ranks the findings the same way (by the commit, "
+        "its findings and what was learned, not by the run)"
+    )
+    if not skipped:
+        say(same + f": it would try the same change{'s' if made > 1 else ''} first")
+        return
+    say(
+        same
+        + ", but it would first try what earlier dry runs tried on this code (skipped here): "
+        + ", ".join(skipped[:5])
+        + (" …" if len(skipped) > 5 else "")
+    )
 
 
 def _explain(row: Mapping[str, Any]) -> None:
@@ -355,9 +406,7 @@ def _explain(row: Mapping[str, Any]) -> None:
     iid = row["improvement_id"][:8]
     if row["status"] == "dry_run":
         say(f"\n{iid}: {row['failure_reason']}")
-        say(
-            f"  would change {row['target_file']} ({row['change_type']}, risk {row['risk_level']})"
-        )
+        say(f"  would change {row['target_file']} ({row['change_type']}, risk {row['risk_level']})")
         say(f"  impact: {row['impact']}")
         say((row.get("generated_code") or "").rstrip("\n"))
     elif row["status"] == "promoted":
@@ -383,15 +432,40 @@ def _explain(row: Mapping[str, Any]) -> None:
     help="Supervise this repository (default: the configured targets).",
 )
 @click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
-def daemon(opts: Options, target: Path | None, test_command: str | None) -> None:
+@run_options
+def daemon(
+    opts: Options,
+    target: Path | None,
+    test_command: str | None,
+    dry_run: bool | None,
+    max_changes: int | None,
+    require_approval: bool | None,
+    area: str | None,
+) -> None:
     """Run the supervisor in the foreground (as systemd wants it): scheduled cycles and the
-    control socket. SIGTERM stops it gracefully, a second SIGTERM at once; SIGHUP reloads."""
+    control socket. SIGTERM stops it gracefully, a second SIGTERM at once; SIGHUP reloads.
+
+    It does not start (exit status 1) while its configuration has a problem `overseer config
+    check` finds — all of them are listed — except a generator that does not answer yet, which
+    it checks again. The run flags hold for every cycle it runs, over `defaults:`."""
     import asyncio
     import os
 
+    from overseer.application import RunFlags
     from overseer.daemon.server import Daemon, DaemonFailed, DaemonOptions
 
     configure_logging(opts.debug, logging.INFO)
+    if opts.config_path is not None:
+        from overseer.checks import check_config
+
+        problems = check_config(opts.config_path, generators=False, targets=target is None)
+        if problems:
+            for problem in problems:
+                say(str(problem), err=True)
+            fail(
+                f"the configuration has {len(problems)} problem(s) (`overseer config check` "
+                "lists the same); the daemon did not start"
+            )
     options = DaemonOptions(
         config=opts.config,
         config_path=opts.config_path,
@@ -399,6 +473,7 @@ def daemon(opts: Options, target: Path | None, test_command: str | None) -> None
         socket=opts.socket,
         target=target,
         test_command=test_command,
+        flags=RunFlags(dry_run, require_approval, max_changes, area),
     )
     try:
         supervisor = Daemon(options)
@@ -452,6 +527,8 @@ def run_now(opts: Options) -> None:
     except DaemonUnavailable as exc:
         fail(f"{exc}; to run one cycle without a daemon: `overseer run --once`")
     say(f"cycle started on {', '.join(result['targets'])}; follow it with `overseer watch`")
+    for name, why in (result.get("skipped") or {}).items():
+        say(f"not on {name}: it cannot be used: {why}", err=True)
 
 
 @main.command()
@@ -489,7 +566,10 @@ def _pause(opts: Options, paused: bool, reason: str | None) -> None:
 @common
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 def watch(opts: Options, as_json: bool) -> None:
-    """Print the daemon's live events until interrupted."""
+    """Print the daemon's live events until interrupted.
+
+    Ctrl-C and SIGTERM end it quietly, with exit status 0 (a service manager stopping it is
+    not a failure); 1 when the daemon cannot be reached."""
     import asyncio
 
     from overseer.client import Client, DaemonError, DaemonUnavailable
@@ -498,17 +578,30 @@ def watch(opts: Options, as_json: bool) -> None:
     printer = EventPrinter(debug=opts.debug)
 
     async def follow() -> None:
-        async with Client(opts.socket_path, name="overseer-watch") as client:
-            await client.request("subscribe")
-            async for event in client.events():
-                if as_json:
-                    say(json.dumps(event))
-                    sys.stdout.flush()  # a pipe reader sees each event as it happens
-                else:
-                    printer(event)
-        note("the daemon closed the connection")
+        # A signal cancels the stream from inside the loop: the connection closes in order,
+        # and nothing is raised into the middle of asyncio's own code.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            async with Client(opts.socket_path, name="overseer-watch") as client:
+                await client.request("subscribe")
+                async for event in client.events():
+                    if as_json:
+                        say(json.dumps(event))
+                        sys.stdout.flush()  # a pipe reader sees each event as it happens
+                    else:
+                        printer(event)
+            note("the daemon closed the connection")
+        except asyncio.CancelledError:
+            return  # stopped by Ctrl-C or SIGTERM
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
-    # Ctrl-C or SIGTERM end the stream quietly (even if SIGINT was ignored by our parent).
+    # Until the loop runs, Ctrl-C ends it quietly too (even if our parent ignored SIGINT).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -667,6 +760,33 @@ def rollback(opts: Options, attempt_id: str, reason: str | None) -> None:
     _act(opts, attempt_id, "rollback", reason)
 
 
+@main.command()
+@common
+@click.argument("attempt_id")
+@click.option("--reason", help="Why (recorded with your user name).")
+def retry(opts: Options, attempt_id: str, reason: str | None) -> None:
+    """Let the finding a settled attempt was made for be proposed again.
+
+    Cycles skip a finding that an attempt on the same code already settled (failed, rejected,
+    denied, rolled back, expired; a dry run, for dry runs). Once what made it fail is fixed
+    outside the code (a test command, a dependency), this lets the next cycle choose it again.
+    The attempt keeps its status; the retry is recorded with it (`overseer show ID`)."""
+    args: dict[str, Any] = {"id": attempt_id}
+    if reason is not None:
+        args["reason"] = reason
+    reached, result = via_daemon(
+        opts, "retry", fallback="recording it in the state directory directly", **args
+    )
+    if not reached:
+        from overseer.core.context import Actor
+
+        result = _offline(opts, "retry", attempt_id, Actor.current(), reason)
+    iid = result["improvement_id"][:8]
+    others = [i[:8] for i in result["reopened"] if i != result["improvement_id"]]
+    also = f" (also opened: {', '.join(others)})" if others else ""
+    say(f"{iid}: {result['finding']} may be proposed again by the next cycle{also}")
+
+
 # -- checks -------------------------------------------------------------------------------
 
 
@@ -764,7 +884,7 @@ def config_check(
     """Check a configuration file, its policy and its targets; list every problem."""
     from overseer.checks import check_config
 
-    configure_logging(debug)
+    configure_logging(debug or _global_debug())
     file = file or config_path
     if file is None:
         fail("which file? pass FILE, --config or OVERSEER_CONFIG", 2)

@@ -36,7 +36,7 @@ SQLITE_INT_MAX = 2**63 - 1  # a larger number cannot be a query parameter
 
 # Who may do what: reading is for anyone who can connect; deciding is for approvers.
 READ_OPS = frozenset({"hello", "ping", "status", "history", "show", "subscribe", "unsubscribe"})
-WRITE_OPS = frozenset({"run_now", "pause", "resume", "approve", "reject", "rollback"})
+WRITE_OPS = frozenset({"run_now", "pause", "resume", "approve", "reject", "rollback", "retry"})
 OPS = READ_OPS | WRITE_OPS
 
 
@@ -83,6 +83,9 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
     class RollbackArgs(AttemptArgs):
         reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
+    class RetryArgs(AttemptArgs):
+        reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
+
     class PauseArgs(_Args):
         reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
@@ -116,6 +119,7 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
         "approve": ApproveArgs,
         "reject": RejectArgs,
         "rollback": RollbackArgs,
+        "retry": RetryArgs,
     }
 
 

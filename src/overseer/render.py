@@ -11,11 +11,16 @@ import click
 from overseer.base.terminal import visible, visible_all
 from overseer.vocabulary import (
     Event,
+    LastCycle,
+    Pause,
     PhaseFinished,
     Tone,
+    budget_text,
     event_from_dict,
+    last_cycle_text,
     local_time,
-    paused_text,
+    output_lines,
+    success_text,
 )
 
 COLORS = {"ok": "green", "failed": "red", "skipped": "yellow"}
@@ -213,6 +218,8 @@ def show_attempt(
     ]
     if r.get("failure_reason"):
         out.append(f"  why           {r['failure_reason']}")
+    if r.get("skipped_because"):
+        out.append(f"  next cycles   {r['skipped_because']}")
     for earlier in r.get("similar_rejections") or []:
         out.append(
             f"  rejected before: {earlier['improvement_id'][:8]} ({earlier.get('target_file')}) by "
@@ -271,6 +278,28 @@ def show_attempt(
     return visible("\n".join(out), lines=True)
 
 
+def pause_line(pause: Pause) -> str:
+    """`PAUSED since 2026-05-01 03:12:09 by alice (deploy freeze) — …`"""
+    since = f" since {local_time(pause.get('at'))}" if pause.get("at") else ""
+    reason = f" ({pause['reason']})" if pause.get("reason") else ""
+    return f"PAUSED{since} by {pause.get('user', '?')}{reason} — `overseer resume` to lift it"
+
+
+def last_cycle_lines(cycle: LastCycle, indent: str = "  ", *, named: bool = False) -> list[str]:
+    """The last cycle's line, and what the test command printed when the target could not be
+    evaluated."""
+    lines = [indent + last_cycle_text(cycle, named=named)]
+    if cycle.get("not_evaluable"):
+        if cycle.get("command"):
+            lines.append(f"{indent}    $ {cycle['command']}")
+        lines.extend(
+            indent + line
+            for line in output_lines(cycle.get("output_tail") or "", indent="    │ ").splitlines()
+            if line
+        )
+    return lines
+
+
 def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
     """`overseer status`, for a person."""
     out = []
@@ -283,12 +312,14 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
     ]
     who = f" (pid {s['pid']})" if s.get("pid") else ""
     out.append(f"overseer {s['version']}{who} · " + " · ".join(flags))
+    paused = s.get("paused")
+    if paused:
+        out.append(pause_line(paused))
     if s.get("dry_run_why"):
         out.append(f"dry-run {'on' if s['dry_run'] else 'off'}: {s['dry_run_why']}")
-    if offline:
-        out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
-    else:
-        out.append(f"schedule {s['schedule']} · next cycle {local_time(s.get('next_run'))}")
+    if not offline:
+        when = "none while paused" if paused else local_time(s.get("next_run"))
+        out.append(f"schedule {s['schedule']} · next cycle {when}")
         current = s.get("current")
         if current:
             progress = current.get("progress")
@@ -297,15 +328,22 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
                 f"now: cycle {current['cycle_id'][:8]} on {current['target']}: "
                 f"{current.get('phase') or 'starting'}{counted}, since {local_time(current['since'])}"
             )
-        for t in s.get("targets", []):
-            b = t["budget"]
-            out.append(
-                f"target {t['name']} ({t['path']}): budget {b['hour']['used']}/{b['hour']['limit']} "
-                f"this hour · {b['day']['used']}/{b['day']['limit']} today"
-            )
-        out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
-        if s.get("history_problem"):
-            out.append(f"HISTORY NOT WRITTEN: {s['history_problem']}")
+    targets = s.get("targets") or []
+    for t in targets:
+        branch = f" on {t['branch']}" if t.get("branch") else ""
+        line = f"target {t['name']} ({t['path']}){branch}"
+        if t.get("healthy") is False:
+            line += f": UNUSABLE — {t.get('reason')}; no cycle runs on it"
+        elif t.get("budget"):
+            line += f" · {budget_text(t['budget'])}"
+        out.append(line)
+        if t.get("last_cycle"):
+            out.extend(last_cycle_lines(t["last_cycle"]))
+    if not targets and s.get("last_cycle"):  # no configured target: the last on any
+        out.extend(last_cycle_lines(s["last_cycle"], indent="", named=True))
+    out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
+    if s.get("history_problem"):
+        out.append(f"HISTORY NOT WRITTEN: {s['history_problem']}")
     for g in s.get("generators") or []:
         if g.get("healthy") is False:
             line = f"generator {g.get('label') or g['name']} OFF since {local_time(g.get('since'))}"
@@ -314,15 +352,14 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
             else:
                 line += f": {g.get('reason')} — checked again at {local_time(g.get('next_check'))}"
             out.append(line)
-    paused = s.get("paused")
-    if paused:
-        out.append(f"PAUSED: {paused_text(paused)} — `overseer resume` to lift it")
     pending = s.get("pending_approvals") or []
     out.append(f"Awaiting a decision ({len(pending)})")
     for p in pending:
         expires = f" · expires {local_time(p['expires_at'])}" if p.get("expires_at") else ""
+        score = p.get("success_score")
+        predicted = f" · {success_text(score)}" if isinstance(score, int | float) else ""
         out.append(
             f"  {p['improvement_id'][:8]}  {p['status']:<17} {p.get('change_type') or '-':<12} "
-            f"{p.get('risk_level') or '-':<6} {p.get('target_file') or '-'}{expires}"
+            f"{p.get('risk_level') or '-':<6} {p.get('target_file') or '-'}{predicted}{expires}"
         )
     return visible("\n".join(out), lines=True)

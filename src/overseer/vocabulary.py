@@ -78,6 +78,11 @@ IN_PROGRESS = frozenset({S.RUNNING, S.PROMOTING})
 WAITING = frozenset({S.AWAITING_APPROVAL, S.READY_TO_PROMOTE})
 # Attempts whose change must not be proposed again for the same code.
 SETTLED_AGAINST = frozenset({S.REJECTED, S.FAILED, S.DENIED, S.ROLLED_BACK, S.EXPIRED, S.REGRESSED})
+# Attempts whose finding a human may open again (`overseer retry`): what they settled is
+# settled for every later cycle (a dry run: for later dry runs).
+RETRYABLE = SETTLED_AGAINST | {S.DRY_RUN}
+# The decision recorded (in `approvals`) on attempts whose finding was opened again.
+RETRIED = "retried"
 # Where an attempt's own work has ended (its LEARN and RECORD close it, with completed_at).
 FINAL = frozenset(
     {S.PROMOTED, S.FAILED, S.DENIED, S.DRY_RUN, S.INTERRUPTED, S.ERROR, S.ROLLED_BACK, S.REGRESSED}
@@ -256,6 +261,9 @@ class Event:
 
     kind: ClassVar[str] = "Event"
     tone: ClassVar[Tone] = Tone.PLAIN
+    #: how loud the daemon's log says it (a logging level name): most events are news, a few
+    #: need someone to act and go out as errors (journald's `-p err` shows them)
+    log_level: ClassVar[str] = "info"
     at: datetime | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -359,6 +367,39 @@ class PhaseFinished(Event):
         return f"  {self.mark} {self.phase:<9} {took}  {self.summary}"
 
 
+def output_lines(output: str, lines: int = 15, indent: str = "      │ ") -> str:
+    """The last lines a command printed, indented under the line that says what failed."""
+    tail = output.rstrip().splitlines()[-lines:]
+    if not tail:
+        return f"\n{indent}(it printed nothing)"
+    return "".join(f"\n{indent}{line}" for line in tail)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetNotEvaluable(Event):
+    """ANALYZE could not establish what the target's tests say at its head (the test command
+    is missing, fails before any test runs, collects nothing, times out): no change can be
+    judged. The target's problem, not a change's: no attempt is made, none is held against a
+    finding, and the circuit breaker does not count it; the next cycle tries again."""
+
+    tone = Tone.BAD
+    log_level = "error"
+    cycle_id: str
+    target: str
+    commit: str
+    reason: str
+    command: str = ""
+    output: str = ""  # the last lines the command printed
+
+    def describe(self) -> str:
+        ran = f"\n      $ {self.command}" if self.command else ""
+        return (
+            f"  ✘ {self.target} cannot be evaluated at {self.commit[:7]}: {self.reason}"
+            + ran
+            + output_lines(self.output)
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApprovalRequested(Event):
     tone = Tone.NOTICE
@@ -397,6 +438,26 @@ class ChangeRejected(Event):
 
     def describe(self) -> str:
         return f"  ✘ {self.short_id} rejected by {self.user}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FindingReopened(Event):
+    """A human let a settled finding be proposed again (`overseer retry`): the attempts that
+    settled it no longer keep later cycles from choosing it on the same code."""
+
+    tone = Tone.NOTICE
+    improvement_id: str
+    user: str
+    reason: str | None
+    finding: str  # `F401 in pkg/util.py`
+    attempts: list[str] = field(default_factory=list)  # every attempt that had settled it
+
+    def describe(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return (
+            f"  ↻ {self.short_id}: {self.finding} may be proposed again (retried by "
+            f"{self.user}{why})"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -551,6 +612,7 @@ class DaemonResumed(Event):
 @dataclass(frozen=True, kw_only=True)
 class CircuitBreakerTripped(Event):
     tone = Tone.LOUD
+    log_level = "warning"
     target: str
     attempts: list[str]
     reason: str
@@ -619,6 +681,7 @@ class ReloadFailed(Event):
 @dataclass(frozen=True, kw_only=True)
 class ErrorRaised(Event):
     tone = Tone.BAD
+    log_level = "error"
     where: str
     message: str
 
@@ -713,11 +776,64 @@ class Budget(TypedDict):
     cooldown_until: str | None
 
 
+class LastCycle(TypedDict, total=False):
+    """The last cycle that finished on a target: when, and how it ended. `not_evaluable` and
+    `output_tail` when ANALYZE could not judge the target (its tests do not run)."""
+
+    cycle_id: str
+    target: str
+    started_at: str
+    finished_at: str | None
+    status: str  # CycleStatus
+    summary: str | None
+    dry_run: bool
+    not_evaluable: str | None
+    command: str | None
+    output_tail: str | None
+
+
+def budget_text(budget: Budget) -> str:
+    """A target's spend against the policy's limits, in words: `changes this hour 1 of 3 ·
+    today 1 of 10`, and the cooldown after a rollback if one runs."""
+    hour, day = budget["hour"], budget["day"]
+    text = f"changes this hour {hour['used']} of {hour['limit']} · today {day['used']} of {day['limit']}"
+    if budget.get("cooldown_until"):
+        text += f" · cooling down after a rollback until {local_time(budget['cooldown_until'])}"
+    return text
+
+
+def success_text(probability: float | None) -> str:
+    """The success predictor's estimate, in words: `predicted success 50 %`."""
+    if probability is None:
+        return "predicted success unknown"
+    return f"predicted success {probability * 100:.0f} %"
+
+
+def last_cycle_text(cycle: LastCycle, *, named: bool = False) -> str:
+    """`last cycle 2026-05-01 12:00:03 (dry run): ok — 1a2b3c4d dry_run`, for a person
+    (`named`: with the target, `last cycle on proj …`)."""
+    when = local_time(cycle.get("finished_at") or cycle.get("started_at"))
+    if named:
+        when = f"on {cycle.get('target')} {when}"
+    mode = " (dry run)" if cycle.get("dry_run") else ""
+    if cycle.get("not_evaluable"):
+        return f"last cycle {when}{mode}: FAILED — cannot be evaluated: {cycle['not_evaluable']}"
+    status = str(cycle.get("status") or "?")
+    outcome = status if status == CycleStatus.OK else status.upper()
+    summary = cycle.get("summary")
+    return f"last cycle {when}{mode}: {outcome}" + (f" — {summary}" if summary else "")
+
+
 class TargetStatus(TypedDict, total=False):
     name: str
     path: str
     branch: str | None
     budget: Budget
+    #: False when the target cannot be used now (its directory is gone, it is not a git
+    #: repository, its branch is missing): no cycle runs on it; `reason` says why
+    healthy: bool
+    reason: str | None
+    last_cycle: LastCycle | None
 
 
 class GeneratorStatus(TypedDict, total=False):
@@ -767,3 +883,4 @@ class StatusSnapshot(TypedDict, total=False):
     socket: str
     state_dir: str
     history_problem: str | None
+    last_cycle: LastCycle | None  # the last cycle that finished, on any target

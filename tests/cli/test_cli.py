@@ -189,7 +189,9 @@ def test_a_malformed_configuration_is_a_clear_error_not_a_traceback(tmp_path, re
     assert "Traceback" not in out.stderr
 
     check = overseer("config", "check", str(bad))
-    assert check.returncode == 1 and "2 problem(s)" in check.stderr
+    # In the same pass as the file's shape: the target's path, which is relative to the file.
+    assert check.returncode == 1 and "3 problem(s)" in check.stderr
+    assert f"{bad}:4: targets[0].path: {tmp_path / 'x'} does not exist" in check.stdout
 
 
 def test_a_malformed_policy_is_a_clear_error(tmp_path, repo):
@@ -250,3 +252,33 @@ def test_config_check_finds_problems_beyond_the_files_shape(tmp_path, repo):
     assert f"{cfg}:6: targets[1].branch: no branch 'release'" in out.stdout
     assert f"{cfg}:7: targets[1].push: {repo} has no remote 'upstream'" in out.stdout
     assert "4 problem(s)" in out.stderr
+
+
+def test_config_check_finds_every_problem_in_one_pass(tmp_path, repo):
+    """Path, branch, remote and policy problems beside the file's own, not after they are
+    fixed; a target entry that is itself malformed is still checked for what it names."""
+    (tmp_path / "policy.yaml").write_text("autonomy: sometimes\n")
+    cfg = tmp_path / "overseer.yaml"
+    cfg.write_text(
+        "policy: policy.yaml\n"
+        "schedule: {every: soon}\n"
+        "targets:\n"
+        "  - path: nope\n"
+        "    colour: red\n"
+        f"  - path: {repo}\n"
+        "    name: second\n"
+        "    branch: release\n"
+        "    push: upstream\n"
+    )
+    out = overseer("config", "check", str(cfg))
+    assert out.returncode == 1
+    assert out.stdout.splitlines() == [
+        f"{cfg}:2: schedule.every: expected a duration such as 30s, 15m or 2h (got 'soon')",
+        f"{cfg}:5: targets[0].colour: unknown key (check its spelling and indentation)",
+        f"{tmp_path / 'policy.yaml'}:1: autonomy: Input should be 'observe', 'supervised', "
+        "'limited' or 'full' (got 'sometimes')",
+        f"{cfg}:4: targets[0].path: {tmp_path / 'nope'} does not exist",
+        f"{cfg}:8: targets[1].branch: no branch 'release' in {repo}",
+        f"{cfg}:9: targets[1].push: {repo} has no remote 'upstream' (remotes: none)",
+    ]
+    assert "6 problem(s)" in out.stderr

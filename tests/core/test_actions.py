@@ -38,7 +38,8 @@ def test_supervised_change_waits_with_its_branch_and_worktree_kept(supervised, r
     assert attempt["completed_at"] is None
     # A waiting change is not proposed again by the next cycle.
     again = supervised.cycle()
-    assert again.attempts == [] and "(awaiting_approval)" in again.summary
+    assert again.attempts == []
+    assert f"(awaiting_approval {attempt['improvement_id'][:8]})" in again.summary
 
 
 @pytest.mark.usefixtures("warm_baseline")
@@ -226,3 +227,26 @@ def test_a_rejections_reason_is_shown_next_to_a_similar_proposal(supervised, rep
     assert (
         f"rejected before: {iid[:8]} (pkg/util.py) by alice: we re-export json for plugins" in shown
     )
+
+
+def test_when_the_test_command_cannot_start_on_the_rebased_change_it_waits_untested(tmp_path, repo):
+    """The branch moved; the new head's tests run, but the command cannot start on the
+    rebased change (the environment, not the change: simulated by a command that exits 127
+    there). The change keeps waiting with its old commit, so it is never promoted untested."""
+    import sys
+
+    command = (
+        "if [ -e other.py ] && ! grep -q 'import json' pkg/util.py; then exit 127; fi; "
+        f"{sys.executable} -m pytest"
+    )
+    h = Harness(tmp_path, repo, policy=SUPERVISED, ruff_select=["F"], test_command=command)
+    try:
+        attempt = waiting(h)
+        moved = commit_file(repo, "other.py", "X = 1\n", "a user's commit")
+        after = actions.approve(h.context(), attempt["improvement_id"], ALICE)
+    finally:
+        h.close()
+    assert after["status"] == "ready_to_promote"
+    assert "the test command could not run on the rebased change" in after["failure_reason"]
+    assert after["git_commit_hash"] == attempt["git_commit_hash"]  # not the untested rebase
+    assert git(repo, "rev-parse", "main") == moved

@@ -50,3 +50,31 @@ def test_observe_autonomy_forces_dry_run_whatever_the_flags(tmp_path, repo):
     h.close()
     assert snapshot(repo) == before
     assert result.attempts[0]["status"] == "dry_run"
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_the_ranking_is_drawn_for_the_state_not_the_run(tmp_path, repo):
+    """Seven kinds of findings, each as likely as the next: a dry run and a real run on the
+    same head rank all of them alike; what was learned in between draws afresh."""
+    from overseer.core.analyze.rank import ranking_seed
+    from support.helpers import EVEN_FINDINGS
+
+    write_files(repo, EVEN_FINDINGS)
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "findings of seven kinds")
+    h = Harness(tmp_path, repo, ruff_select=["F", "UP", "B"])
+    try:
+        dry = h.cycle(dry_run=True, max_changes=0)
+        real = h.cycle(dry_run=False, max_changes=0)
+    finally:
+        h.close()
+    order = [f.label for f in dry.analysis.findings]
+    assert len({f.kind for f in dry.analysis.findings}) == 7, order
+    assert [f.label for f in real.analysis.findings] == order
+    assert dry.cycle_id != real.cycle_id
+    findings, commit = dry.analysis.findings, dry.analysis.commit
+    assert ranking_seed(commit, findings, {}) == ranking_seed(commit, list(findings), {})
+    assert ranking_seed(commit, findings, {}) != ranking_seed(
+        commit, findings, {("g", "k"): (1, 2)}
+    )
+    assert ranking_seed(commit, findings, {}) != ranking_seed("0" * 40, findings, {})

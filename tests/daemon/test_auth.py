@@ -87,3 +87,15 @@ async def test_without_the_socket_group_another_uid_cannot_even_connect(daemon_o
             timeout=30,
         )
         assert out.returncode != 0 and "PermissionError" in out.stderr
+
+
+async def test_retry_is_a_decision_like_approve(daemon_options):
+    """Opening a settled finding again is for approvers only; a listed one may."""
+    requests = [["hello", {"protocol": 1}], ["retry", {"id": "abcdef12", "reason": "why not"}]]
+    async with run_daemon(nobody_may_connect(daemon_options, {})) as daemon:
+        _, refused = await as_nobody(daemon.socket_path, requests)
+    assert refused["error"]["type"] == "not_authorized"
+    opts = nobody_may_connect(daemon_options, {"users": ["nobody"]})
+    async with run_daemon(opts) as daemon:
+        _, allowed = await as_nobody(daemon.socket_path, requests)
+    assert allowed["error"]["type"] == "not_found"  # allowed; there is just no such attempt

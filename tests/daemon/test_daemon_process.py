@@ -74,6 +74,7 @@ def test_cli_against_a_running_daemon(tmp_path, repo, sockdir):
             [sys.executable, "-m", "overseer", "watch", "--json"],
             env=daemon.env,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         deadline = time.monotonic() + 30
@@ -96,7 +97,8 @@ def test_cli_against_a_running_daemon(tmp_path, repo, sockdir):
         history = json.loads(daemon.cli("history", "--json").stdout)
         assert history[0]["status"] == "promoted"
         watcher.send_signal(signal.SIGTERM)
-        out, _ = watcher.communicate(timeout=10)
+        out, err = watcher.communicate(timeout=10)
+        assert watcher.returncode == 0 and err == "", err  # SIGTERM ends `watch` quietly
         kinds = [json.loads(line)["kind"] for line in out.splitlines()]
         assert (
             "CycleStarted" in kinds and "ApprovalRequested" in kinds and "ChangePromoted" in kinds

@@ -20,7 +20,7 @@ READY = '"message": "ready: '  # the daemon's own word that it serves (its log i
 
 
 class DaemonProcess:
-    """`overseer daemon --config CONFIG` as a child process, serving SOCKET.
+    """`overseer daemon --config CONFIG [ARGS]` as a child process, serving SOCKET.
 
     Its log (stdout and stderr together: JSON lines, as journald gets them) goes through a pipe
     that a thread here keeps reading, kept for `output()` and copied to `log` if one is given;
@@ -39,13 +39,14 @@ class DaemonProcess:
         direct: bool = False,
         env: dict[str, str] | None = None,
         preexec: Any = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.socket = socket_path
         self.log = log
         self.env = {**os.environ, **GIT_ENV, "OVERSEER_SOCKET": str(socket_path)}
         self.env.pop("OVERSEER_FAULT", None)  # a fault point only where the test names one
         self.env.update(env or {})
-        argv = [sys.executable, "-m", "overseer", "daemon", "--config", str(config)]
+        argv = [sys.executable, "-m", "overseer", "daemon", "--config", str(config), *args]
         self._lines: list[str] = []
         self._reader: threading.Thread | None = None
         if direct:

@@ -64,6 +64,19 @@ SAMPLE = {
     ".gitignore": "__pycache__/\n.venv/\n",
 }
 
+# Findings of six more kinds that ruff fixes safely (seven with SAMPLE's F401), each in a
+# module of its own that no test imports: with no history each kind is as likely to come
+# first as the next, so the ranking's draw decides (a run seeded otherwise orders them
+# otherwise).
+EVEN_FINDINGS = {
+    "pkg/a.py": "class A():\n    pass\n",  # UP039
+    "pkg/b.py": "class B(object):\n    pass\n",  # UP004
+    "pkg/c.py": 'C = u"c"\n',  # UP025
+    "pkg/d.py": 'D = f"d"\n',  # F541
+    "pkg/e.py": "print((1))\n",  # UP034
+    "pkg/f.py": 'F = getattr(str, "upper")\n',  # B009
+}
+
 LIMITED = "version: 1\nautonomy: limited\nareas: [quality]\n"
 SUPERVISED = "version: 1\nautonomy: supervised\n"
 

@@ -20,6 +20,8 @@ from overseer.core.record.history import History
 from overseer.core.watch import promote_and_watch
 from overseer.vocabulary import (
     MAX_REASON_CHARS,
+    RETRIED,
+    RETRYABLE,
     WAITING,
     ApprovalExpired,
     AttemptRow,
@@ -28,6 +30,8 @@ from overseer.vocabulary import (
     ChangeRejected,
     DaemonPaused,
     DaemonResumed,
+    FindingReopened,
+    local_time,
 )
 
 
@@ -66,7 +70,13 @@ def record_approval(
             f"approved by {actor.user}; promotion pending",
             approved_by=actor.user,
         )
-        ctx.bus.emit(ChangeApproved(improvement_id=improvement_id, user=actor.user, reason=reason))
+    else:
+        # Approved already and waiting (for a clean tree, a resume): this approval is kept
+        # too, with its reason; the attempt stays where it is.
+        history.add_approval(
+            improvement_id, "approved", actor.user, actor.uid, checked_reason(reason)
+        )
+    ctx.bus.emit(ChangeApproved(improvement_id=improvement_id, user=actor.user, reason=reason))
     return history.get(improvement_id)
 
 
@@ -209,3 +219,66 @@ def rollback(
     checked_reason(reason)
     with ctx.lock(wait=5.0):
         return revert_promoted(ctx, improvement_id, actor, reason or "rolled back by hand")
+
+
+def finding_label(row: AttemptRow) -> str:
+    """`F401 in pkg/util.py`: the finding an attempt was made for."""
+    kind = row.get("finding_kind") or "a finding"
+    file = row.get("target_file") or (row.get("finding") or {}).get("file")
+    return f"{kind} in {file}" if file else str(kind)
+
+
+def retried_by(history: History, improvement_id: str) -> dict[str, Any] | None:
+    """The decision that opened an attempt's finding again, if one did."""
+    found = [a for a in history.approvals(improvement_id) if a["decision"] == RETRIED]
+    return found[-1] if found else None
+
+
+def retry(
+    history: History, bus: EventBus, improvement_id: str, actor: Actor, reason: str | None = None
+) -> dict[str, Any]:
+    """Let a settled finding be proposed again: the attempts that settled it (failed,
+    rejected, denied, rolled back, expired, regressed, or dry-run for dry runs) no longer
+    keep later cycles from choosing it on the same code. Recorded on each of them with who,
+    when and why; the attempts themselves keep their status (what happened stays true)."""
+    checked_reason(reason)
+    row = history.get(improvement_id)
+    status, short = row["status"], improvement_id[:8]
+    if status not in RETRYABLE:
+        if status in WAITING:
+            why = "it awaits a decision: approve or reject it"
+        elif status == AttemptStatus.PROMOTED:
+            why = "it was promoted: its finding is fixed on the branch"
+        else:  # running, promoting, interrupted, error
+            why = "it is not held against its finding; a later cycle tries it again anyway"
+        raise ActionRefused(f"attempt {short} is {status}: nothing to retry ({why})")
+    earlier = retried_by(history, improvement_id)
+    if earlier is not None:
+        raise ActionRefused(
+            f"attempt {short} was retried already, by {earlier['user']} at "
+            f"{local_time(earlier['at'])}: "
+            "its finding may be proposed again"
+        )
+    fingerprint = row.get("fingerprint")
+    if not fingerprint:
+        raise ActionRefused(
+            f"attempt {short} records no fingerprint: nothing keeps it from a cycle"
+        )
+    reopened = [
+        iid
+        for iid, settled in history.fingerprint_attempts(fingerprint)
+        if settled in RETRYABLE or iid == improvement_id
+    ]
+    for iid in reopened:
+        history.add_approval(iid, RETRIED, actor.user, actor.uid, reason)
+    label = finding_label(row)
+    bus.emit(
+        FindingReopened(
+            improvement_id=improvement_id,
+            user=actor.user,
+            reason=reason,
+            finding=label,
+            attempts=reopened,
+        )
+    )
+    return {"improvement_id": improvement_id, "finding": label, "reopened": reopened}

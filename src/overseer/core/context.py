@@ -32,6 +32,8 @@ class RunSettings:
     max_changes: int = 1  # @MaxChangesPerRun
     area: str = "auto"  # @TargetArea
     debug: bool = False  # @Debug
+    #: who asked for `dry_run` (a flag, the configuration's defaults), said with the why
+    dry_run_source: str = "flag or defaults.dry_run"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,9 +50,12 @@ class RunSettings:
         if policy.autonomy is Autonomy.OBSERVE:
             dry_run, why = True, f"the policy's autonomy is observe ({policy.source})"
         elif self.dry_run:
-            dry_run, why = True, "asked for (flag or defaults.dry_run)"
+            dry_run, why = True, f"asked for ({self.dry_run_source})"
         else:
-            dry_run, why = False, f"asked for, and autonomy {policy.autonomy.value} allows it"
+            dry_run, why = (
+                False,
+                f"asked for ({self.dry_run_source}), and autonomy {policy.autonomy.value} allows it",
+            )
         cap = policy.policy.max_changes_per_run
         max_changes = min(self.max_changes, cap)
         return ResolvedRun(

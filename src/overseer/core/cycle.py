@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer.core.actions import expire_approvals
-from overseer.core.analyze import Analysis, AnalysisFailed, analyze, features
+from overseer.core.analyze import Analysis, AnalysisFailed, analyze, features, tests_key
 from overseer.core.analyze.findings import Finding
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy.commit import branch_name, commit_message, deploy
@@ -66,6 +65,7 @@ from overseer.vocabulary import (
     PhaseFinished,
     PhaseStarted,
     RepairRequested,
+    TargetNotEvaluable,
     committed,
 )
 
@@ -90,6 +90,9 @@ class CycleResult:
     summary: str
     attempts: list[AttemptRow] = field(default_factory=list)
     analysis: Analysis | None = None
+    #: a dry run's findings skipped only because an earlier dry run tried them on the same
+    #: code: a real run would try them (the ranking is the same, the skip is not)
+    dry_run_skipped: list[str] = field(default_factory=list)
 
 
 def run_cycle(ctx: Context, settings: RunSettings) -> CycleResult:
@@ -145,6 +148,7 @@ class Cycle:
             | ({AttemptStatus.DRY_RUN} if self.dry_run else set())
         )
         self.skipped: list[str] = []
+        self.dry_run_skipped: list[str] = []
 
     def generator_for(self, finding: Finding) -> str | None:
         generator = self.claimant(finding)
@@ -199,11 +203,14 @@ class Cycle:
             key += f"|{subject}"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
-    def settled(self, fingerprint: str) -> list[str]:
-        """The statuses by which earlier attempts already decided this fingerprint."""
-        return sorted(
-            self.settled_statuses.intersection(self.ctx.history.fingerprint_statuses(fingerprint))
-        )
+    def settled(self, fingerprint: str) -> list[tuple[str, str]]:
+        """(id, status) of the earlier attempts that already decided this fingerprint (not
+        those a human opened again with `overseer retry`)."""
+        return [
+            (iid, status)
+            for iid, status in self.ctx.history.fingerprint_attempts(fingerprint)
+            if status in self.settled_statuses
+        ]
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -242,7 +249,7 @@ class Cycle:
         try:
             analysis = self.analyze(base)
         except AnalysisFailed as exc:
-            return self.finish("failed", f"analysis failed: {exc}", [])
+            return self.not_evaluable(base, exc)
         except Exception as exc:
             log.exception("analysis failed")
             return self.finish("failed", f"analysis failed: {type(exc).__name__}: {exc}", [])
@@ -276,6 +283,7 @@ class Cycle:
                 f"skipped {len(self.skipped)} change(s) already made on the same code: "
                 + ", ".join(self.skipped[:3])
                 + (" …" if len(self.skipped) > 3 else "")
+                + " (`overseer show ID` says why, `overseer retry ID` proposes one again)"
             )
         if not attempts and not notes:
             area = self.settings.area
@@ -311,7 +319,6 @@ class Cycle:
                     area=self.settings.area,
                     generator_for=self.generator_for,
                     cancel=ctx.stop.cancelled,
-                    rng=random.Random(self.cycle_id),  # Thompson sampling, repeatable per cycle
                 )
                 report.summary = analysis.summary()
         finally:
@@ -339,9 +346,35 @@ class Cycle:
                 continue
             seen = self.settled(fingerprint)
             if seen:
-                self.skipped.append(f"{finding.label} ({', '.join(seen)})")
+                iid, status = seen[-1]
+                self.skipped.append(f"{finding.label} ({status} {iid[:8]})")
+                if all(s == AttemptStatus.DRY_RUN for _, s in seen):
+                    self.dry_run_skipped.append(f"{finding.label} ({iid[:8]})")
                 continue
             yield finding, generator, fingerprint
+
+    def not_evaluable(self, base: str, exc: AnalysisFailed) -> CycleResult:
+        """The target's tests cannot be evaluated at `base`: said loudly, with what the command
+        printed, and recorded with the cycle. No attempt is made, so nothing is settled against
+        a finding and the circuit breaker counts nothing: the target's problem, not a change's."""
+        target = self.ctx.target
+        self.ctx.bus.emit(
+            TargetNotEvaluable(
+                cycle_id=self.cycle_id,
+                target=target.name,
+                commit=base,
+                reason=exc.why,
+                command=exc.command,
+                output=exc.output_tail,
+            )
+        )
+        failure = {
+            "commit": base,
+            "not_evaluable": exc.why,
+            "command": exc.command,
+            "output_tail": exc.output_tail,
+        }
+        return self.finish("failed", f"analysis failed: {exc}", [], failure=failure)
 
     def skip_phase(self, improvement_id: str | None, phase: Phase, why: str) -> None:
         bus = self.ctx.bus
@@ -363,8 +396,13 @@ class Cycle:
         summary: str,
         attempts: list[AttemptRow],
         analysis: Analysis | None = None,
+        *,
+        failure: dict[str, Any] | None = None,
     ) -> CycleResult:
-        self.ctx.history.finish_cycle(self.cycle_id, status=status, summary=summary)
+        """Close the cycle's row (`failure`: why ANALYZE could not judge the target, kept in
+        its `analysis` column for `status`) and say it finished."""
+        extra = {"analysis": failure} if failure is not None else {}
+        self.ctx.history.finish_cycle(self.cycle_id, status=status, summary=summary, **extra)
         self.ctx.bus.emit(
             CycleFinished(
                 cycle_id=self.cycle_id,
@@ -374,7 +412,9 @@ class Cycle:
                 attempts=[a["improvement_id"] for a in attempts],
             )
         )
-        return CycleResult(self.cycle_id, status, summary, attempts, analysis)
+        return CycleResult(
+            self.cycle_id, status, summary, attempts, analysis, list(self.dry_run_skipped)
+        )
 
 
 class Attempt:
@@ -791,7 +831,10 @@ class Attempt:
             )
             # The prediction with the test results known: what success_score records.
             self.update(success_score=predict(ctx, ctx.history.get(self.id)).probability)
-            failure = None if evaluation.passed else failing_tests(evaluation.to_dict())
+            # A command that could not even start is no failure of the candidate: nothing
+            # for the model to repair.
+            failed = not evaluation.passed and not evaluation.unrunnable
+            failure = failing_tests(evaluation.to_dict()) if failed else None
             previous = reply_of(self.deployed.provenance) if self.deployed else ""
             if failure and self.rounds.again(
                 self.generator, Phase.EVALUATE.value, "failed", failure, previous
@@ -806,7 +849,7 @@ class Attempt:
                 )
                 status, reason = self.gate(verdict, evaluation)
                 report.summary = evaluation.summary() + f" · {status.replace('_', ' ')}"
-                if status == AttemptStatus.FAILED:
+                if status in (AttemptStatus.FAILED, AttemptStatus.ERROR):
                     report.outcome = "failed"
                 failure = None
         self.timed(Phase.EVALUATE, report.duration)
@@ -834,6 +877,8 @@ class Attempt:
     def gate(self, verdict: Verdict, evaluation: Evaluation) -> tuple[str, str | None]:
         """After the tests: fail, stop (dry run), wait for a human, or promote."""
         ctx = self.ctx
+        if evaluation.unrunnable:
+            return self.unrunnable(evaluation)
         if not evaluation.passed:
             reason = "evaluation failed: " + "; ".join(evaluation.reasons)
             reason += self.rounds.after(self.generator)
@@ -865,6 +910,33 @@ class Attempt:
             )
             return AttemptStatus.AWAITING_APPROVAL, None
         return promote_and_watch(ctx, self.id)
+
+    def unrunnable(self, evaluation: Evaluation) -> tuple[str, str | None]:
+        """The test command did not even start on the candidate (not found, not executable)
+        although it ran for the baseline: the environment changed under the cycle. An error,
+        not held against the change (not settled, not learned, not counted by the breaker);
+        said like a target that cannot be evaluated, and the cached baseline is dropped so the
+        next ANALYZE finds out for itself."""
+        ctx, why = self.ctx, str(evaluation.unrunnable)
+        command = resolve_test_command(ctx.target.config, ctx.target.root)
+        reason = (
+            f"the test command could not run on the candidate: {why}; not held against the "
+            "change, which is tried again once the tests run"
+        )
+        move(ctx, self.id, AttemptStatus.ERROR, reason=reason)
+        ctx.history.forget_baseline(ctx.target.key, self.base, tests_key(command))
+        ctx.bus.emit(
+            TargetNotEvaluable(
+                cycle_id=self.cycle.cycle_id,
+                target=ctx.target.name,
+                commit=self.base,
+                reason=why,
+                command=command.command,
+                output=evaluation.output_tail[-2000:],
+            )
+        )
+        self.cleanup()
+        return AttemptStatus.ERROR, reason
 
     def cleanup(self) -> None:
         remove_attempt_tree(self.ctx, self.id)

@@ -235,6 +235,14 @@ def _refresh(ctx: Context, improvement_id: str) -> Refreshed:
             ctx, tree, baseline, report, required=required_tests(row.get("finding"))
         )
         report.summary = f"rebased onto {tip[:7]}: " + evaluation.summary()
+        if evaluation.unrunnable:
+            # Not the change's fault, and not tested: it keeps waiting with its old commit,
+            # so the next promotion rebases and tests it again.
+            report.fail(report.summary)
+            return Refreshed(
+                wait=f"{target.branch} moved to {tip[:7]}, and the test command could not run "
+                f"on the rebased change: {evaluation.unrunnable}"
+            )
     ctx.history.update_attempt(
         improvement_id,
         base_commit=tip,

@@ -103,11 +103,14 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
             )
             result.closed.append(iid)
     # A commit on the branch whose row does not say so (killed between moving and recording).
+    # One this history does not know is another state directory's (or an older one's): normal
+    # for a repository once supervised from elsewhere, so said once, quietly.
+    unknown: list[str] = []
     for iid, commits in on_branch.items():
         try:
             row = history.get(iid)
         except UnknownAttempt:
-            log.warning("commit %s carries unknown %s: %s", commits[0][:7], TRAILER, iid)
+            unknown.append(commits[0][:7])
             continue
         if (
             not row["was_deployed"]
@@ -120,6 +123,15 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
                 log.warning("commit %s of %s is on %s: %s", commits[0][:7], iid, target.branch, exc)
                 continue
             result.promoted.append(iid)
+    if unknown:
+        log.debug(
+            "%d commit(s) on %s carry a %s this history does not know (made from another state "
+            "directory?): %s",
+            len(unknown),
+            target.branch,
+            TRAILER,
+            ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else ""),
+        )
     # A revert on the branch whose row does not say so (killed between reverting and recording).
     for reverted, reverts in repo.commits_with_trailer(target.branch, ROLLBACK_TRAILER).items():
         for row in history.attempts(target=target.name, statuses=(AttemptStatus.PROMOTED,)):

@@ -95,6 +95,15 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
                 run_tests(cfg, ctx.target.root, tree, cancel=ctx.stop.cancelled),
                 min_tests=cfg.min_tests,
             )
+        if evaluation.unrunnable:
+            # The test command did not even start (the environment changed since the change
+            # was tested): no evidence either way, no revert, as when the parent cannot be.
+            why = f"the test command could not run: {evaluation.unrunnable}"
+            history.update_attempt(
+                improvement_id, watch={"verdict": "skipped", "why": why, "at": history.now()}
+            )
+            report.progress(f"post-promotion check skipped: {why}")
+            return "skipped"
         if ctx.target.config.benchmark_command and evaluation.passed:
             with commit_tree(ctx, f"watch-base-{improvement_id}", parent) as base:
                 judge_performance(ctx, evaluation, measure_performance(ctx, base, tree, report))

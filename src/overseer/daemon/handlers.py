@@ -92,6 +92,7 @@ class Handlers:
             "approve": self.approve,
             "reject": self.reject,
             "rollback": self.rollback,
+            "retry": self.retry,
         }
 
     async def answer(self, conn: Connection, line: bytes) -> dict[str, Any]:
@@ -242,11 +243,23 @@ class Handlers:
             raise ProtocolError("refused", "Paused", f"{paused_text(paused)}; resume it first")
         if state.cycle_lock.locked():
             raise ProtocolError("busy", "Busy", "a cycle is already running")
+        problems = await asyncio.to_thread(self.app.target_problems)
+        usable = [name for name, why in problems.items() if why is None]
+        skipped = {name: why for name, why in problems.items() if why is not None}
+        if not usable:
+            raise ProtocolError(
+                "refused",
+                "Target unusable",
+                "no cycle started: "
+                + "; ".join(
+                    f"target {name} cannot be used: {why}" for name, why in skipped.items()
+                ),
+            )
         task = asyncio.create_task(self.run_cycles(f"run-now by {conn.peer.user}"))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
         await asyncio.sleep(0)  # let it take the cycle lock before we answer
-        return {"started": True, "targets": [self.app.target_name(t) for t in self.app.targets]}
+        return {"started": True, "targets": usable, "skipped": skipped}
 
     async def pause(self, conn: Connection, args: Any) -> dict[str, Any]:
         await self.decide(self.app.pause, self.actor(conn), args.reason)
@@ -310,3 +323,8 @@ class Handlers:
             self.actor(conn),
             args.reason,
         )
+
+    async def retry(self, conn: Connection, args: Any) -> dict[str, Any]:
+        """Recorded at once, like every decision: it writes the history only (no repository,
+        no worker)."""
+        return dict(await self.decide(self.app.retry, args.id, self.actor(conn), args.reason))

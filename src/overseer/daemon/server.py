@@ -19,11 +19,11 @@ import signal
 import socket
 import stat
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overseer.application import Application
+from overseer.application import Application, RunFlags
 from overseer.base.clock import Clock, iso
 from overseer.base.problems import ProblemsError
 from overseer.config import OverseerConfig, TargetConfig
@@ -76,6 +76,8 @@ class DaemonOptions:
     socket: Path | None = None
     target: Path | None = None
     test_command: str | None = None
+    #: the run flags it was started with, over the configuration's defaults
+    flags: RunFlags = field(default_factory=RunFlags)
 
 
 class Daemon:
@@ -108,7 +110,7 @@ class Daemon:
             stop=self.stop,
             schedule=describe(self.config.schedule),
         )
-        self.app = Application(self.rt, [], stop=self.stop)
+        self.app = Application(self.rt, [], stop=self.stop, flags=options.flags)
         self.handlers = Handlers(self.app, self.state, lambda: self.config, self.run_cycles)
         self.ready = asyncio.Event()
         self.should_exit = asyncio.Event()
@@ -116,6 +118,9 @@ class Daemon:
         self.exit_reason = ""
         # Targets whose cycle ended early (name → why): the housekeeping recovers them.
         self.unrecovered: dict[str, str | None] = {}
+        # Targets that cannot be used now (name → why): no cycle, recovery or expiry runs on
+        # them until they can; said once when it starts and once when it ends.
+        self.unusable: dict[str, str] = {}
         self.server: Listener | None = None
         self.scheduler: CycleScheduler | None = None
         self.broadcaster: Broadcaster | None = None
@@ -174,6 +179,13 @@ class Daemon:
             self.app.targets = self.rt.targets(self.options.target, self.options.test_command)
         except Exception as exc:
             raise DaemonFailed(str(exc)) from None
+        # A daemon that looks healthy and can do nothing is worse than one that does not
+        # start: systemd shows the failure, and `overseer config check` says the same.
+        unusable = {name: why for name, why in self.app.target_problems().items() if why}
+        if unusable:
+            raise DaemonFailed(
+                "; ".join(f"target {name} cannot be used: {why}" for name, why in unusable.items())
+            )
         try:
             # One daemon per state directory, for its whole life: a second one would answer
             # "cycle started" and then find every target busy.
@@ -325,11 +337,38 @@ class Daemon:
                 why = paused_text(paused)
                 self.rt.bus.emit(CycleSkipped(target=None, reason=f"{trigger}: {why}"))
                 return why
+            await asyncio.to_thread(self.check_targets)
             for target in list(self.targets):
                 if self.stop.stopping:
                     break
+                name = self.app.target_name(target)
+                if name in self.unusable:
+                    self.rt.bus.emit(
+                        CycleSkipped(
+                            target=name,
+                            reason=f"{trigger}: target {name} cannot be used: {self.unusable[name]}",
+                        )
+                    )
+                    continue
                 await self.worker.run(self._cycle, target)
             return ""
+
+    def check_targets(self) -> dict[str, str]:
+        """Which targets cannot be used now (a directory removed, a branch deleted), said at
+        error level when one becomes unusable and again when it can be used."""
+        for name, why in self.app.target_problems().items():
+            if why is not None and self.unusable.get(name) != why:
+                self.unusable[name] = why
+                self.rt.bus.emit(
+                    ErrorRaised(
+                        where=f"target {name}",
+                        message=f"cannot be used: {why}; no cycle runs on it until it can",
+                    )
+                )
+            elif why is None and name in self.unusable:
+                del self.unusable[name]
+                log.warning("target %s can be used again", name)
+        return dict(self.unusable)
 
     def _cycle(self, target: TargetConfig) -> None:
         try:
@@ -357,8 +396,11 @@ class Daemon:
             await self.worker.run(self._housekeeping)
 
     def _housekeeping(self) -> None:
+        self.check_targets()
         for target in self.targets:
             name = target.name or target.path.name
+            if name in self.unusable:
+                continue
             if name in self.unrecovered:
                 # Put back by _recover if the database still cannot be written.
                 self._recover(target, self.unrecovered.pop(name))
@@ -383,8 +425,9 @@ class Daemon:
         """On the loop: log it (journald sees one line per event) and tell systemd."""
         event = event_from_dict(e)
         line = event.describe() if event is not None else None
-        if line:
-            log.info("%s", line.strip())
+        if event is not None and line:
+            level = logging.getLevelName(event.log_level.upper())
+            log.log(level if isinstance(level, int) else logging.INFO, "%s", line.strip())
         if e["kind"] in ("PhaseStarted", "CycleFinished", "DaemonPaused", "DaemonResumed"):
             self.notifier.status(self.status_line())
 

@@ -363,3 +363,34 @@ def test_a_change_that_makes_a_passing_test_skip_is_not_promoted(tmp_path):
     assert attempt["status"] == "failed"
     assert "tests.test_lib::test_double (skipped)" in attempt["failure_reason"]
     assert git(repo, "rev-parse", "main") == head
+
+
+def test_a_test_command_that_cannot_start_on_the_candidate_is_not_held_against_it(tmp_path, repo):
+    """The baseline is cached; then the environment changes and the test command is not found
+    when the candidate is tested (simulated: it exits 127 once the fix removed the import).
+    Not the change's fault: an error, nothing settled or counted, said like a target that
+    cannot be evaluated, and the cached baseline dropped so the next ANALYZE sees it."""
+    python = sys.executable
+    command = (
+        f"if grep -q 'import json' pkg/util.py; then {python} -m pytest; "
+        "else echo 'sh: pytest: not found' >&2; exit 127; fi"
+    )
+    h = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"], test_command=command)
+    try:
+        result = h.cycle()
+        again = h.cycle()
+    finally:
+        h.close()
+    [attempt] = result.attempts
+    assert attempt["status"] == "error", attempt["failure_reason"]
+    assert "the test command could not run on the candidate" in attempt["failure_reason"]
+    assert result.status == "failed"
+    said = next(e for e in h.events if e.kind == "TargetNotEvaluable")
+    assert "exit status 127" in said.reason and "pytest: not found" in said.output
+    assert rows(h.state_dir, "outcomes") == []  # nothing learned against the change
+    assert h.history.paused() is None
+    # The next cycle measures the baseline again (not from the cache) and proposes the same
+    # change again: it was not settled.
+    assert not again.analysis.tests_cached
+    [retried] = again.attempts
+    assert retried["fingerprint"] == attempt["fingerprint"] and retried["status"] == "error"

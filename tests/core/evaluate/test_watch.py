@@ -217,3 +217,25 @@ def test_promotions_a_killed_run_never_checked_are_checked_at_the_next_start(tmp
     row = again.history.get(attempt["improvement_id"])
     again.close()
     assert row["watch"]["verdict"] == "ok" and row["status"] == "promoted"
+
+
+def test_a_test_command_that_cannot_start_after_promotion_reverts_nothing(tmp_path, repo):
+    """Between the promotion and its (delayed) check the test command goes missing: no
+    evidence either way, so the promoted change stays, and the check says why it was skipped."""
+    flag = tmp_path / "gone"
+    command = f"if [ -e {flag} ]; then exit 127; fi; {sys.executable} -m pytest"
+    h = Harness(
+        tmp_path, repo, ruff_select=["F"], watch_after_promotion=False, test_command=command
+    )
+    [attempt] = h.cycle().attempts
+    assert attempt["status"] == "promoted"
+    flag.write_text("")
+    ctx = h.context()
+    with ctx.lock():
+        checked = watch_pending(ctx)
+    row = h.history.get(attempt["improvement_id"])
+    h.close()
+    assert checked == [attempt["improvement_id"]]
+    assert row["status"] == "promoted" and row["watch"]["verdict"] == "skipped"
+    assert "the test command could not run" in row["watch"]["why"]
+    assert git(repo, "rev-parse", "main") == attempt["git_commit_hash"]

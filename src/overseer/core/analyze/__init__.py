@@ -21,11 +21,12 @@ from overseer.core.analyze import features as feature_area
 from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
-from overseer.core.analyze.rank import rank
+from overseer.core.analyze.rank import rank, ranking_seed
 from overseer.core.plumbing.bus import PhaseReport
 from overseer.core.plumbing.target import Target
 from overseer.core.plumbing.testrun import (
     TestCase,
+    TestCommand,
     TestReport,
     build_test_env,
     resolve_test_command,
@@ -36,11 +37,16 @@ from overseer.core.record.history import History
 
 class AnalysisFailed(Exception):
     """The baseline could not be established, so nothing can be evaluated against it.
-    `output_tail`: the last lines the test runner printed, for a person to see why."""
+    `why`: the cause in a few words; `command` and `output_tail`: what ran and the last lines
+    it printed, for a person to see why."""
 
-    def __init__(self, message: str, output_tail: str = "") -> None:
+    def __init__(
+        self, message: str, output_tail: str = "", *, why: str = "", command: str = ""
+    ) -> None:
         super().__init__(message)
         self.output_tail = output_tail
+        self.why = why or message
+        self.command = command
 
 
 @dataclass
@@ -192,6 +198,11 @@ def slow_regressions(
     return findings
 
 
+def tests_key(command: TestCommand) -> str:
+    """The baseline cache's key for a test command's results."""
+    return f"tests:{command.key}"
+
+
 def baseline_tests(
     target: Target,
     commit: str,
@@ -203,7 +214,7 @@ def baseline_tests(
 ) -> tuple[TestReport, bool]:
     """The test results at `commit`: from the cache, or run once and cached."""
     command = resolve_test_command(target.config, target.root)
-    key = f"tests:{command.key}"
+    key = tests_key(command)
     cached = history.get_baseline(target.key, commit, key)
     if cached is not None:
         return TestReport.from_dict(cached), True
@@ -216,7 +227,12 @@ def baseline_tests(
         cancel=cancel,
     )
     if tests.timed_out:
-        raise AnalysisFailed(f"baseline {tests.describe()}", tests.tail())
+        raise AnalysisFailed(
+            f"baseline {tests.describe()}",
+            tests.tail(),
+            why=tests.describe(),
+            command=command.command,
+        )
     why = tests.not_evaluable(target.config.min_tests)
     if why:
         # Not cached: the fix is usually outside the repository (a missing dependency, a
@@ -225,6 +241,8 @@ def baseline_tests(
             f"the tests at {commit[:7]} cannot be evaluated: {why}; nothing can be promoted "
             "until they can",
             tests.tail(),
+            why=why,
+            command=command.command,
         )
     history.put_baseline(target.key, commit, key, tests.to_dict())
     # Kept per analysed commit, so a test that became slower over time can be found.
@@ -244,9 +262,12 @@ def analyze(
     area: str,
     generator_for: Callable[[Finding], str | None],
     cancel: threading.Event | None = None,
-    rng: random.Random | None = None,
 ) -> Analysis:
-    """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed."""
+    """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed.
+
+    The findings are ranked by Thompson sampling, its draws seeded by the state they are
+    drawn for (the commit, the findings, what was learned), not by the run: a dry run ranks
+    them as a real run on the same head would, and so previews it."""
     cfg = target.config
     tree: Path | None = None
 
@@ -293,12 +314,13 @@ def analyze(
         found = _features(target, commit, tests, history=history, tree=worktree, report=report)
         features = len(found)
         findings += found
+    counts = history.success_counts()
     ranked = rank(
         findings,
         area=area,
         generator_for=generator_for,
-        counts=history.success_counts(),
-        rng=rng,
+        counts=counts,
+        rng=random.Random(ranking_seed(commit, findings, counts)),
     )
     return Analysis(
         commit=commit,

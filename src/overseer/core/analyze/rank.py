@@ -11,6 +11,8 @@ test reaches, a TODO).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Callable
 
@@ -38,6 +40,21 @@ TEST_PATHS = ("tests/**", "test_*.py", "*_test.py", "conftest.py")
 def learned_rate(kept: int, attempts: int) -> float:
     """Posterior mean of a Beta(1, 1) prior: 1/2 with no history."""
     return (kept + 1) / (attempts + 2)
+
+
+def ranking_seed(
+    commit: str, findings: list[Finding], counts: dict[tuple[str, str], tuple[int, int]]
+) -> str:
+    """What the ranking's draws are seeded by: the state they rank (the commit, its findings,
+    what was learned so far), never the run. Two runs on the same state rank alike — a dry run
+    previews the real one — and each new outcome or commit draws afresh, so what has little
+    history still gets its chances over time."""
+    state = {
+        "commit": commit,
+        "findings": sorted([f.kind, f.file or "", f.count] for f in findings),
+        "learned": sorted([g, k, kept, n] for (g, k), (kept, n) in counts.items()),
+    }
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
 def rank(

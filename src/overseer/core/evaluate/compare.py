@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from overseer.core.plumbing.testrun import TestReport, run_tests
+from overseer.core.plumbing.testrun import SHELL_STATUS, TestReport, run_tests
 
 if TYPE_CHECKING:
     from overseer.core.context import Context
@@ -45,6 +45,9 @@ class Evaluation:
     benchmark: dict[str, Any] | None = None
     ci: dict[str, Any] | None = None  # an external CI's polls, when it judged the change
     output_tail: str = ""
+    #: the test command could not even start on the candidate (not found, not executable):
+    #: why. The environment's problem, not the change's: it is not held against it.
+    unrunnable: str | None = None
 
     def summary(self) -> str:
         if self.ci is not None and not self.tests_passed and not self.tests_failed:
@@ -88,6 +91,7 @@ class Evaluation:
             "benchmark": self.benchmark,
             "ci": self.ci,
             "output_tail": self.output_tail,
+            "unrunnable": self.unrunnable,
         }
 
 
@@ -130,6 +134,8 @@ def compare(
         if why:
             ev.passed = False
             ev.reasons.append(f"the {side}'s test run cannot be evaluated: {why}")
+            if side == "candidate" and report.returncode in SHELL_STATUS:
+                ev.unrunnable = why
     if not ev.passed:
         return ev
     failing_before = baseline.failing

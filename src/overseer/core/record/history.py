@@ -25,7 +25,15 @@ from typing import Any
 
 from overseer.base.clock import Clock, iso
 from overseer.core.plumbing.secrets import Redactor
-from overseer.vocabulary import AttemptRow, AttemptStatus, CycleStatus, Event, Pause
+from overseer.vocabulary import (
+    RETRIED,
+    AttemptRow,
+    AttemptStatus,
+    CycleStatus,
+    Event,
+    LastCycle,
+    Pause,
+)
 
 
 def _import_sqlite_utils() -> ModuleType:
@@ -372,6 +380,36 @@ class History:
         with self._lock:
             return _decode(dict(self.db["cycles"].get(cycle_id)))
 
+    def last_cycle(self, target: str | None = None) -> LastCycle | None:
+        """The last cycle that finished (on `target`, or on any): when and how it ended, and
+        why the target could not be evaluated if that is how."""
+        where, params = ("and target = ? ", [target]) if target is not None else ("", [])
+        with self._lock:
+            found = list(
+                self.db.query(
+                    f"select * from cycles where finished_at is not null and status != ? {where}"
+                    "order by finished_at desc, rowid desc limit 1",
+                    [CycleStatus.RUNNING, *params],
+                )
+            )
+        if not found:
+            return None
+        row = _decode(dict(found[0]))
+        failure = row.get("analysis") if row["status"] == CycleStatus.FAILED else None
+        failure = failure if isinstance(failure, dict) else {}
+        return {
+            "cycle_id": row["cycle_id"],
+            "target": row["target"],
+            "started_at": row["started_at"],
+            "finished_at": row["finished_at"],
+            "status": row["status"],
+            "summary": row.get("summary"),
+            "dry_run": bool(row.get("dry_run")),
+            "not_evaluable": failure.get("not_evaluable"),
+            "command": failure.get("command"),
+            "output_tail": failure.get("output_tail"),
+        }
+
     # -- attempts -------------------------------------------------------------------------
 
     def create_attempt(self, **fields: Any) -> None:
@@ -504,11 +542,20 @@ class History:
             ]
 
     def fingerprint_statuses(self, fingerprint: str) -> list[str]:
+        return [status for _, status in self.fingerprint_attempts(fingerprint)]
+
+    def fingerprint_attempts(self, fingerprint: str) -> list[tuple[str, str]]:
+        """(id, status) of the attempts known by `fingerprint`, oldest first, but those a
+        human opened again (`overseer retry`): they no longer decide whether it is tried."""
         with self._lock:
             return [
-                r["status"]
+                (r["improvement_id"], r["status"])
                 for r in self.db.query(
-                    "select status from improvements where fingerprint = ?", [fingerprint]
+                    "select improvement_id, status from improvements where fingerprint = ? "
+                    "and improvement_id not in "
+                    "(select improvement_id from approvals where decision = ?) "
+                    "order by started_at, rowid",
+                    [fingerprint, RETRIED],
                 )
             ]
 
@@ -657,6 +704,15 @@ class History:
                     "results": self.clean(results),
                 },
                 pk=("target", "commit_sha", "command_key"),
+            )
+
+    def forget_baseline(self, target: str, commit_sha: str, command_key: str) -> None:
+        """Drop a cached result, so the next cycle measures it again (the environment changed
+        under it: a test command that ran then does not run now)."""
+        with self.transaction():
+            self.db.execute(
+                "delete from baselines where target = ? and commit_sha = ? and command_key = ?",
+                [target, commit_sha, command_key],
             )
 
     # -- test durations over time -----------------------------------------------------------
