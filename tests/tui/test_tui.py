@@ -210,7 +210,7 @@ async def test_pause_with_p_shows_and_is_obeyed(tmp_path, daemon_options):
             )
             await pilot.press("p")
             bar = app.query_one(StatusBar)
-            await until(pilot, lambda: "PAUSED by" in text_of(bar), what="paused on screen")
+            await until(pilot, lambda: "⏸ PAUSED since" in text_of(bar), what="paused on screen")
             assert "paused from the TUI" in text_of(bar)  # the reason is shown
             assert daemon.rt.history.get_control("paused")["reason"] == "paused from the TUI"
             cycles = len(rows(tmp_path / "state", "cycles"))

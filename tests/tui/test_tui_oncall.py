@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 
 import pytest
 from textual.widgets import Footer
@@ -16,6 +17,7 @@ from overseer.tui import app as app_module
 from overseer.tui.legend import COLUMN_MEANING, PHASE_MEANING, STATUS_MEANING, legend_text
 from overseer.tui.model import PHASES
 from overseer.tui.widgets.changes import COLUMNS, WAITING, ChangesTable
+from overseer.tui.widgets.phases import Phases
 from overseer.tui.widgets.status_bar import StatusBar
 from overseer.vocabulary import AttemptStatus
 from support.helpers import LIMITED, git, rows
@@ -255,8 +257,17 @@ async def test_answers_that_come_after_the_dashboard_went_touch_nothing(daemon_o
             await app.query_one(ChangesTable).remove()
             assert app.dashboard() is None
             gate.set()
-            await pilot.pause(0.5)
+            await until(
+                pilot,
+                lambda: (
+                    not [
+                        w for w in app.workers if w.group in ("refresh", "detail") and w.is_running
+                    ]
+                ),
+                what="the answers handled",
+            )
             assert iid in app.details  # the answer came, and nothing was drawn with it
+            assert "history" in asked  # the refresh went on past its first answer
             assert app.is_running and app.return_code is None
 
 
@@ -268,3 +279,35 @@ def test_the_app_reaches_dashboard_widgets_only_through_the_guard():
     assert "query_one(" not in outside and ".query(" not in outside.replace(
         "self.screen_stack[0].query(Footer)", ""
     )
+
+
+async def test_a_target_whose_tests_do_not_run_is_red_in_the_tui(daemon_options):
+    async with run_daemon(daemon_options(target={"test_command": "no-such-command"})) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("n")
+            phases, bar = app.query_one(Phases), app.query_one(StatusBar)
+            await until(pilot, lambda: "✘  ANALYZE" in text_of(phases), what="a red ANALYZE")
+            assert "cannot be evaluated" in text_of(phases)
+            await until(pilot, lambda: "✘ proj NOT EVALUABLE" in text_of(bar), what="the bar")
+            assert "exit status 127" in text_of(bar)
+            await until(pilot, lambda: notified(app, "no-such-command"), what="the alarm")
+            assert any(
+                n.title.startswith("proj cannot be evaluated") and n.severity == "error"
+                for n in app._notifications
+            )
+
+
+async def test_a_target_that_becomes_unusable_is_shown_with_why(tmp_path, repo, daemon_options):
+    async with run_daemon(daemon_options()) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            bar = app.query_one(StatusBar)
+            assert "UNUSABLE" not in text_of(bar)
+            shutil.move(repo, tmp_path / "moved")  # the directory is gone
+            await asyncio.to_thread(daemon._housekeeping)  # what the daemon does every minute
+            await until(pilot, lambda: "⚠ proj UNUSABLE" in text_of(bar), what="the bar")
+            assert "does not exist" in text_of(bar)
+            await until(pilot, lambda: notified(app, "cannot be used"), what="the alarm")

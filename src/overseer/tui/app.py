@@ -310,6 +310,18 @@ class OverseerApp(App[None]):
         self.details.pop(message.event.get("improvement_id", ""), None)
         self.refresh_changes()
 
+    def on_alarm(self, message: m.Alarm) -> None:
+        e = message.event
+        title, text = {
+            "TargetNotEvaluable": (
+                f"{e.get('target')} cannot be evaluated: nothing can be promoted",
+                f"{e.get('reason')}" + (f"\n$ {e['command']}" if e.get("command") else ""),
+            ),
+            "CircuitBreakerTripped": ("Circuit breaker: autonomy paused", f"{e.get('reason')}"),
+        }.get(e.get("kind", ""), ("The daemon reports an error", f"{e.get('message')}"))
+        self.notify(text, title=title, severity="error", timeout=20)
+        self.refresh_changes()  # the status line says it too
+
     def on_daemon_changed(self, message: m.DaemonChanged) -> None:
         if message.event["kind"] == "ReloadFailed":
             self.notify(

@@ -27,8 +27,13 @@ STATUS_LINE = {
     "● connected (alice)": "the daemon's socket, as your user; “read-only”: you are not an "
     "approver, and the daemon refuses a, r, R, n and p",
     "IDLE · RUNNING": "the daemon's state",
-    "PAUSED by …": "who paused it, and why (the circuit breaker pauses after 3 failed or "
-    "rolled-back attempts in a row); p resumes",
+    "PAUSED since … by …": "who paused it, when, and why (the circuit breaker pauses after 3 "
+    "failed or rolled-back attempts in a row); p resumes",
+    "⚠ name UNUSABLE": "a target that cannot be used now (its directory is gone, it is not a "
+    "git repository, its branch is missing), and why: no cycle runs on it",
+    "✘ name NOT EVALUABLE": "the target's tests did not run at its last cycle (the test "
+    "command is missing or fails before any test, nothing is collected): nothing can be "
+    "promoted until they do; `overseer status` shows the command's last lines",
     "HISTORY NOT WRITTEN": "the database is locked or the disk is full: cycles stop",
     "llm OFF": "a generator that is off; hover over the status line for why",
     "OBSERVE · SUPERVISED · LIMITED · FULL": "the policy's autonomy. observe: dry-run only; "
@@ -36,9 +41,9 @@ STATUS_LINE = {
     "areas promote themselves; full: up to full_max_auto_risk",
     "dry-run on / off": "on: changes are evaluated in isolation and nothing is promoted",
     "next 14:30": "the next scheduled cycle (not shown while paused)",
-    "changes 2/3 this hour · 7/10 today": "the rate limits: changes made in the last hour "
-    "and day, of the policy's max_changes_per_hour and max_changes_per_day; at a limit no "
-    "change is made until the window moves on",
+    "changes this hour 2 of 3 · today 7 of 10": "the rate limits: changes made in the last "
+    "hour and day, of the policy's limits.per_hour and limits.per_day; at a limit no change is "
+    "made until the window moves on",
 }
 
 PHASE_MARKS = {
@@ -66,8 +71,8 @@ COLUMN_MEANING = {
     "risk": "low · medium · high: the highest of the generator's rating, the diff's size, "
     "the oracle guard, the predicted success and the policy's rules",
     "file": "the file it changes (the end of the path when it is long)",
-    "p": "predicted success: the estimated probability that the change is kept (promoted "
-    "and not rolled back), learnt from past outcomes of its kind",
+    "p": "predicted success: the estimated probability, in percent, that the change is kept "
+    "(promoted and not rolled back), learnt from past outcomes of its kind",
     "tests": "passed ✔ and failed ✘ on the change's own branch",
 }
 

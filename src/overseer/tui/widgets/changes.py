@@ -48,7 +48,8 @@ def short_status(status: str) -> str:
 
 
 def score(value: Any) -> str:
-    return f"{value:.2f}" if isinstance(value, int | float) else "-"
+    """The predicted success as a percentage (the column `p`)."""
+    return f"{value * 100:.0f}%" if isinstance(value, int | float) else "-"
 
 
 def tests_cell(row: dict[str, Any]) -> str:
