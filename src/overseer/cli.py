@@ -285,20 +285,22 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--area",
             type=click.Choice(["performance", "quality", "features", "auto"]),
-            help="@TargetArea (default: auto).",
+            help="Which findings to work on: one area, or auto (the default) for all of them.",
         ),
         click.option(
             "--require-approval/--no-require-approval",
             default=None,
-            help="@RequireHumanApproval (default: on). The policy may still demand approval.",
+            help="A person approves each promotion (default: on). The policy may still demand it.",
         ),
         click.option(
-            "--max-changes", type=click.IntRange(min=0), help="@MaxChangesPerRun (default: 1)."
+            "--max-changes",
+            type=click.IntRange(min=0),
+            help="Changes per run at most (default: 1; the policy caps it).",
         ),
         click.option(
             "--dry-run/--no-dry-run",
             default=None,
-            help="@DryRun: evaluate in isolation, change nothing (default: on).",
+            help="Evaluate in isolation, change nothing (default: on).",
         ),
     ):
         func = option(func)
