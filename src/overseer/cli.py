@@ -186,7 +186,9 @@ def location_options(
             ),
             click.option(
                 "--state-dir",
-                type=click.Path(path_type=Path, file_okay=False),
+                # Whether it can be read or written is overseer's to say (what, and whom to
+                # ask), not a usage error.
+                type=click.Path(path_type=Path, file_okay=False, readable=False),
                 envvar="OVERSEER_STATE_DIR",
                 help=f"{state_dir} Env: OVERSEER_STATE_DIR.",
             ),
@@ -355,9 +357,7 @@ def _explain(row: Mapping[str, Any]) -> None:
     iid = row["improvement_id"][:8]
     if row["status"] == "dry_run":
         say(f"\n{iid}: {row['failure_reason']}")
-        say(
-            f"  would change {row['target_file']} ({row['change_type']}, risk {row['risk_level']})"
-        )
+        say(f"  would change {row['target_file']} ({row['change_type']}, risk {row['risk_level']})")
         say(f"  impact: {row['impact']}")
         say((row.get("generated_code") or "").rstrip("\n"))
     elif row["status"] == "promoted":

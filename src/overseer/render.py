@@ -287,6 +287,8 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
         out.append(f"dry-run {'on' if s['dry_run'] else 'off'}: {s['dry_run_why']}")
     if offline:
         out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
+        if s.get("history_problem"):  # what follows lacks what the history holds
+            out.append(f"HISTORY NOT READ: {s['history_problem']}")
     else:
         out.append(f"schedule {s['schedule']} · next cycle {local_time(s.get('next_run'))}")
         current = s.get("current")
