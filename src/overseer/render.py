@@ -112,17 +112,20 @@ def attempts_table(rows: Sequence[Mapping[str, Any]]) -> str:
         return "No attempts recorded yet."
     header = ("ID", "STATUS", "TARGET", "TYPE", "RISK", "FILE", "TESTS", "COMMIT", "STARTED")
     body = [
-        (
-            r["improvement_id"][:8],
-            r["status"],
-            r.get("target") or "-",
-            r.get("change_type") or "-",
-            r.get("risk_level") or "-",
-            r.get("target_file") or "-",
-            _tests(r),
-            (r.get("revert_commit_hash") and f"↩{r['revert_commit_hash'][:7]}")
-            or (r.get("git_commit_hash") or "-")[:7],
-            local_time(r.get("started_at")),
+        tuple(  # shown as they will be printed, so that the columns line up
+            visible(str(cell))
+            for cell in (
+                r["improvement_id"][:8],
+                r["status"],
+                r.get("target") or "-",
+                r.get("change_type") or "-",
+                r.get("risk_level") or "-",
+                r.get("target_file") or "-",
+                _tests(r),
+                (r.get("revert_commit_hash") and f"↩{r['revert_commit_hash'][:7]}")
+                or (r.get("git_commit_hash") or "-")[:7],
+                local_time(r.get("started_at")),
+            )
         )
         for r in rows
     ]
