@@ -149,6 +149,56 @@ class Flood:
         await asyncio.wait_for(self.proc.wait(), 30)
 
 
+# Requests as they come on stdin (one JSON [op, args] a line), each answer on stdout: one
+# connection a test keeps open while the configuration changes under it.
+SESSION = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+for n, line in enumerate(sys.stdin):
+    op, args = json.loads(line)
+    f.write(json.dumps({"id": n, "op": op, "args": args}).encode() + b"\n")
+    f.flush()
+    print(f.readline().decode().strip(), flush=True)
+"""
+
+
+class Session:
+    """One connection, as nobody, that stays open: `await session.ask(op, **args)`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def open(cls, socket_path: Any) -> Session:
+        proc = await asyncio.create_subprocess_exec(
+            nobody_python(),
+            "-c",
+            SESSION,
+            str(socket_path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            user=NOBODY,
+            group=NOBODY,
+            extra_groups=[],
+        )
+        return cls(proc)
+
+    async def ask(self, op: str, **args: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps([op, args]).encode() + b"\n")
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        assert line, "the session ended"
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        await self.proc.wait()
+
+
 # -- overseer's command line as nobody ------------------------------------------------------
 
 
