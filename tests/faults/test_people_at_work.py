@@ -1,0 +1,139 @@
+"""A person at work in the repository overseer supervises is never overruled: a branch someone
+is rebasing, merging, cherry-picking or bisecting does not move (the change waits as
+`ready_to_promote`, saying why, and promotes once they are done); a second overseer, with
+another state directory, is told which one supervises the repository and touches nothing of
+it; and a reviewer's shell in a waiting change's worktree outlives every restart, while what
+a killed overseer had started is killed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from overseer.core import actions
+from overseer.core.context import Actor
+from overseer.core.lifecycle import ActionRefused
+from support.helpers import GIT_ENV, LIMITED, SUPERVISED, Harness, git, write_files
+
+ALICE = Actor("alice", 1001)
+
+
+# -- a branch someone is in the middle of -------------------------------------------------------
+
+
+def rebasing(repo) -> None:
+    """`git rebase -i` that stopped (here at an `exec` that failed): main is checked out
+    nowhere, HEAD is detached, and `git rebase --abort` puts main back where it was."""
+    out = git_may_fail(repo, "rebase", "--exec", "false", "--root")
+    assert "rebase" in out
+    assert (repo / ".git" / "rebase-merge" / "head-name").read_text().strip() == "refs/heads/main"
+
+
+def merging(repo) -> None:
+    git(repo, "switch", "--quiet", "-c", "topic")
+    write_files(repo, {"NOTES.md": "from the topic\n"})
+    git(repo, "add", "NOTES.md")
+    git(repo, "commit", "--quiet", "-m", "topic")
+    git(repo, "switch", "--quiet", "main")
+    git(repo, "merge", "--quiet", "--no-ff", "--no-commit", "topic")
+    assert (repo / ".git" / "MERGE_HEAD").exists()
+
+
+def cherry_picking(repo) -> None:
+    git(repo, "switch", "--quiet", "-c", "topic")
+    for n in (3, 4):  # the second commit no longer applies to main's line
+        write_files(repo, {"pkg/util.py": f"def double(x):\n    return x * {n}\n"})
+        git(repo, "commit", "--quiet", "-am", f"times {n}")
+    git(repo, "switch", "--quiet", "main")
+    git_may_fail(repo, "cherry-pick", "topic")
+    assert (repo / ".git" / "CHERRY_PICK_HEAD").exists()
+
+
+def bisecting(repo) -> None:
+    git(repo, "bisect", "start")
+
+
+BUSY = {
+    "rebase": (rebasing, ["rebase", "--abort"]),
+    "merge": (merging, ["merge", "--abort"]),
+    "cherry-pick": (cherry_picking, ["cherry-pick", "--abort"]),
+    "bisect": (bisecting, ["bisect", "reset"]),
+}
+
+
+def git_may_fail(repo, *args: str) -> str:
+    """A git command that stops half-way, as a person's rebase or cherry-pick may."""
+    out = subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+    )
+    assert out.returncode != 0, f"git {' '.join(args)} was expected to stop: {out.stdout}"
+    return out.stdout + out.stderr
+
+
+@pytest.mark.usefixtures("warm_baseline")
+@pytest.mark.parametrize("what", list(BUSY))
+def test_an_approval_waits_while_someone_is_in_the_middle_of_the_branch(tmp_path, repo, what):
+    start, finish = BUSY[what]
+    h = Harness(tmp_path, repo, policy=SUPERVISED, ruff_select=["F"])
+    try:
+        [attempt] = h.cycle().attempts
+        iid = attempt["improvement_id"]
+        assert attempt["status"] == "awaiting_approval"
+        main = git(repo, "rev-parse", "refs/heads/main")
+        start(repo)
+
+        after = actions.approve(h.context(), iid, ALICE, "looks right")
+        assert after["status"] == "ready_to_promote"
+        assert f"in the middle of a {what}" in after["failure_reason"], after["failure_reason"]
+        assert "main is moved once that is finished" in after["failure_reason"]
+        assert git(repo, "rev-parse", "refs/heads/main") == main
+        h.cycle()  # the next cycle tries again, and waits again
+        assert h.history.get(iid)["status"] == "ready_to_promote"
+        assert git(repo, "rev-parse", "refs/heads/main") == main
+
+        git(repo, *finish)  # they are done; what they did is as they left it
+        assert git(repo, "rev-parse", "refs/heads/main") == main
+        h.cycle()
+        row = h.history.get(iid)
+        assert row["status"] == "promoted", row["failure_reason"]
+        assert git(repo, "rev-parse", "refs/heads/main") == row["git_commit_hash"]
+        assert git(repo, "symbolic-ref", "HEAD") == "refs/heads/main"
+        assert git(repo, "status", "--porcelain") == ""  # the checkout moved with its branch
+    finally:
+        h.close()
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_a_cycle_that_may_promote_itself_waits_for_a_rebase_to_end(tmp_path, repo):
+    h = Harness(tmp_path, repo, policy=LIMITED, ruff_select=["F"])
+    try:
+        main = git(repo, "rev-parse", "refs/heads/main")
+        rebasing(repo)
+        [attempt] = h.cycle().attempts
+        assert attempt["status"] == "ready_to_promote"
+        assert "in the middle of a rebase of main" in attempt["failure_reason"]
+        assert git(repo, "rev-parse", "refs/heads/main") == main
+
+        # What issue 14 saw: `git rebase --abort` dropped the commit overseer had put on main,
+        # while the history said promoted. Now there is none to drop.
+        git(repo, "rebase", "--abort")
+        assert git(repo, "rev-parse", "refs/heads/main") == main
+        h.cycle()
+        row = h.history.get(attempt["improvement_id"])
+        assert row["status"] == "promoted"
+        promoted = git(repo, "rev-parse", "refs/heads/main")
+        assert promoted == row["git_commit_hash"]
+
+        # A rollback neither: it is refused, saying why, until the rebase is over.
+        rebasing(repo)
+        with pytest.raises(ActionRefused, match="in the middle of a rebase of main"):
+            actions.rollback(h.context(), row["improvement_id"], ALICE, "regression")
+        assert git(repo, "rev-parse", "refs/heads/main") == promoted
+        git(repo, "rebase", "--abort")
+        after = actions.rollback(h.context(), row["improvement_id"], ALICE, "regression")
+        assert after["status"] == "rolled_back"
+        assert git(repo, "rev-parse", "refs/heads/main") == after["revert_commit_hash"]
+    finally:
+        h.close()
