@@ -352,7 +352,7 @@ async def test_approvals_expire_with_an_injected_clock(repo, daemon_options):
         assert git(repo, "branch", "--list", "overseer/*") == ""
 
 
-async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, daemon_options):
+async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, sample, daemon_options):
     from overseer.daemon.server import DaemonOptions
 
     opts = daemon_options()
@@ -364,8 +364,14 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, daemon_o
     async with run_daemon(opts) as daemon:
         async with Client(daemon.socket_path) as client:
             assert (await client.request("ping"))["pong"]
-        # Another state directory, the same socket: the live socket is not taken over.
-        other = DaemonOptions(opts.config, opts.config_path, state_dir=tmp_path / "other-state")
+        # Another state directory (on a repository of its own), the same socket: the live
+        # socket is not taken over.
+        other = DaemonOptions(
+            opts.config,
+            opts.config_path,
+            state_dir=tmp_path / "other-state",
+            target=sample.copy(tmp_path / "other-proj"),
+        )
         with pytest.raises(DaemonFailed, match="already listening"):
             async with run_daemon(other):
                 pass

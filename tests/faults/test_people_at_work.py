@@ -15,7 +15,19 @@ import pytest
 from overseer.core import actions
 from overseer.core.context import Actor
 from overseer.core.lifecycle import ActionRefused
-from support.helpers import GIT_ENV, LIMITED, SUPERVISED, Harness, git, write_files
+from support.daemons import DaemonProcess
+from support.helpers import (
+    GIT_ENV,
+    LIMITED,
+    SUPERVISED,
+    Harness,
+    daemon_config,
+    git,
+    overseer,
+    rows,
+    snapshot,
+    write_files,
+)
 
 ALICE = Actor("alice", 1001)
 
@@ -137,3 +149,50 @@ def test_a_cycle_that_may_promote_itself_waits_for_a_rebase_to_end(tmp_path, rep
         assert git(repo, "rev-parse", "refs/heads/main") == after["revert_commit_hash"]
     finally:
         h.close()
+
+
+# -- a second overseer ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_a_second_state_directory_is_told_who_supervises_and_touches_nothing(
+    tmp_path, repo, sockdir
+):
+    first = Harness(tmp_path, repo, policy=SUPERVISED, ruff_select=["F"])
+    try:
+        [attempt] = first.cycle().attempts
+        assert attempt["status"] == "awaiting_approval"
+    finally:
+        first.close()
+    before = snapshot(repo)
+    assert f"refs/heads/overseer/{attempt['improvement_id']}" in before["refs"]
+    other = tmp_path / "other-state"
+
+    out = overseer(
+        "run", "--once", "--target", str(repo), "--state-dir", str(other), "--no-dry-run"
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert f"is supervised by the overseer whose state directory is {first.state_dir}" in (
+        out.stderr
+    ), out.stderr
+    assert snapshot(repo) == before  # its branches, worktrees and checkout: untouched
+    assert rows(other) == []
+
+    # A daemon there does not start (rather than answer "cycle started" and fail each time).
+    (tmp_path / "second").mkdir()
+    config, _ = daemon_config(tmp_path / "second", repo, sockdir / "s.sock")
+    daemon = DaemonProcess(config, sockdir / "s.sock")
+    assert daemon.proc.wait(timeout=60) == 1, daemon.output()
+    said = daemon.output()
+    assert "the daemon did not start" in said and "Traceback" not in said, said
+    assert f"is supervised by the overseer whose state directory is {first.state_dir}" in said
+    assert snapshot(repo) == before
+
+    # The first one carries on as before.
+    again = Harness(tmp_path, repo, policy=SUPERVISED, ruff_select=["F"])
+    try:
+        after = actions.approve(again.context(), attempt["improvement_id"], ALICE)
+        assert after["status"] == "promoted"
+    finally:
+        again.close()
