@@ -8,7 +8,9 @@ a killed overseer had started is killed."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import sys
 
 import pytest
 
@@ -16,6 +18,7 @@ from overseer.core import actions
 from overseer.core.context import Actor
 from overseer.core.lifecycle import ActionRefused
 from support.daemons import DaemonProcess
+from support.drill import JUNIT_REPORT
 from support.helpers import (
     GIT_ENV,
     LIMITED,
@@ -28,6 +31,7 @@ from support.helpers import (
     snapshot,
     write_files,
 )
+from support.processes import processes_with, wait_gone, wait_started
 
 ALICE = Actor("alice", 1001)
 
@@ -196,3 +200,51 @@ def test_a_second_state_directory_is_told_who_supervises_and_touches_nothing(
         assert after["status"] == "promoted"
     finally:
         again.close()
+
+
+# -- a reviewer's shell --------------------------------------------------------------------------
+
+REVIEWER = "317.25"  # the reviewer's `sleep`: a marker no other test starts
+ORPHAN = "318.5"  # what the candidate's tests start, and a SIGKILLed daemon leaves behind
+# The drill's test command, but the candidate's run (util.py without `import json`) hangs,
+# with a child process, until the daemon running it is killed. (The marker is only in the
+# child's command line, so that the command itself is never taken for it.)
+HANGING = f"{shlex.quote(sys.executable)} -c " + shlex.quote(
+    "import subprocess, time\n"
+    "if 'import json' not in open('pkg/util.py').read():\n"
+    "    subprocess.Popen(['sleep', '%d.5' % 318])\n"
+    "    time.sleep(600)\n" + JUNIT_REPORT
+)
+
+
+def test_a_reviewers_shell_outlives_restarts_and_what_a_killed_daemon_started_does_not(drill):
+    waiting = drill.seed_waiting()
+    [tree] = (drill.state / "worktrees").glob(f"*/{waiting}")
+    # Someone reviews the waiting change in its worktree, in a session of their own.
+    reviewer = subprocess.Popen(["sleep", REVIEWER], cwd=tree, start_new_session=True)
+    try:
+        before = drill.before()
+        clean = drill.start().wait_ready()  # start-up recovery
+        assert clean.stop() == 0, clean.output()
+        once = overseer("run", "--once", "--config", str(drill.config), "--max-changes", "0")
+        assert once.returncode == 0, once.stderr  # its recovery too
+        assert reviewer.poll() is None, "recovery killed the reviewer's process"
+
+        drill.configure(target={"test_command": HANGING})
+        killed = drill.start().wait_ready()
+        killed.run_now()
+        orphans = wait_started(ORPHAN, drill.state)
+        assert list((drill.state / "started").glob("*.json")), "the test run was not recorded"
+        killed.kill()  # SIGKILL: the test run it started is orphaned, still running
+        assert set(orphans) <= set(processes_with(ORPHAN, drill.state))
+
+        restarted = drill.start().wait_ready()
+        assert wait_gone(ORPHAN, drill.state) == [], "the orphaned test run is still there"
+        assert restarted.stop() == 0, restarted.output()
+        assert reviewer.poll() is None, "recovery killed the reviewer's process"
+        assert not list((drill.state / "started").glob("*.json"))
+    finally:
+        reviewer.kill()
+        reviewer.wait()
+    assert drill.attempts()[waiting]["status"] == "awaiting_approval"
+    drill.assert_invariants(before, spent=1)  # the interrupted attempt had made its commit
