@@ -469,7 +469,18 @@ def resume(opts: Options) -> None:
     _pause(opts, False, None)
 
 
+def _checked(reason: str | None) -> None:
+    """A reason the daemon would refuse is refused here, before anyone is asked: the same
+    answer with a daemon or without."""
+    from overseer.vocabulary import reason_too_long
+
+    problem = reason_too_long(reason)
+    if problem:
+        fail(problem)
+
+
 def _pause(opts: Options, paused: bool, reason: str | None) -> None:
+    _checked(reason)
     op = "pause" if paused else "resume"
     args = {"reason": reason} if paused else {}
     reached, _ = via_daemon(opts, op, fallback="setting it in the state directory directly", **args)
@@ -608,6 +619,7 @@ def show(opts: Options, attempt_id: str, as_json: bool) -> None:
 
 
 def _act(opts: Options, attempt_id: str, action: str, reason: str | None) -> None:
+    _checked(reason)
     args: dict[str, Any] = {"id": attempt_id}
     if reason is not None:
         args["reason"] = reason

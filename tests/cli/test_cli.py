@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from overseer.client import Client, DaemonError
 from overseer.daemon.server import run_daemon
 from support.helpers import ROOT, SUPERVISED, git, overseer, rows
 
@@ -282,6 +283,12 @@ async def test_a_reason_is_capped_the_same_with_or_without_a_daemon(tmp_path, da
     await refused_everywhere()  # no daemon: acted on directly
     async with run_daemon(opts) as daemon:
         await refused_everywhere({"OVERSEER_SOCKET": str(daemon.socket_path)})
+        async with Client(daemon.socket_path) as client:  # and the daemon itself, asked
+            for reason in ("é" * 2001, "r" * 30_000):
+                with pytest.raises(DaemonError) as refused:
+                    await client.request("reject", id=iid, reason=reason)
+                assert refused.value.type == "bad_request"
+                assert "at most 2000 characters" in refused.value.message
     assert rows(state, "approvals") == []
     assert rows(state)[0]["status"] == "awaiting_approval"
     assert json.loads(overseer("status", "--json", *cfg).stdout)["paused"] is None
