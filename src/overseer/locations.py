@@ -59,8 +59,11 @@ def resolve_socket(flag: Path | None, configured: Path | None, *, for_daemon: bo
         usable = [c for c in candidates if c.parent != Path("/run/overseer") or os.getuid() == 0]
         return usable[0]
     for candidate in candidates:
-        if candidate.exists():
-            return candidate
+        try:
+            if candidate.exists():
+                return candidate
+        except PermissionError:  # there, in a directory closed to this user: the daemon's
+            return candidate  # connecting says whom to ask (its socket group)
     return candidates[0]
 
 
@@ -85,15 +88,36 @@ class StateDir:
         """Records of the process groups overseer started and has not seen end."""
         return self.root / "started"
 
+    def has_database(self) -> bool:
+        """Whether the history database is there, for a reader: False when there is none
+        yet; StateDirUnusable when the directory cannot be looked into (closed to this user,
+        below a file), which is not the same as having no history."""
+        try:
+            if self.database.exists():
+                return True
+        except PermissionError:
+            raise StateDirUnusable(
+                f"the state directory {self.root} cannot be read: permission denied (ask its "
+                "owner for read access to it, e.g. membership of its group, or choose another "
+                "--state-dir)"
+            ) from None
+        blocker = _file_above(self.root)
+        if blocker is not None:
+            raise self._below_a_file(blocker)
+        return False
+
+    def _below_a_file(self, blocker: Path) -> StateDirUnusable:
+        return StateDirUnusable(
+            f"the state directory {self.root} cannot be used: part of it ({blocker}) is a "
+            "file, not a directory (choose another --state-dir or OVERSEER_STATE_DIR)"
+        )
+
     def ensure(self) -> StateDir:
         for directory in (self.root, self.worktrees, self.locks, self.started):
             try:
                 directory.mkdir(parents=True, exist_ok=True, mode=0o750)
             except (FileExistsError, NotADirectoryError):
-                raise StateDirUnusable(
-                    f"the state directory {self.root} cannot be used: part of {directory} is a "
-                    "file, not a directory (choose another --state-dir or OVERSEER_STATE_DIR)"
-                ) from None
+                raise self._below_a_file(_file_above(directory) or directory) from None
             except PermissionError:
                 raise StateDirUnusable(
                     f"the state directory {self.root} cannot be used: permission denied "
@@ -101,11 +125,21 @@ class StateDir:
                 ) from None
             except OSError as exc:
                 raise StateDirUnusable(
-                    f"the state directory {self.root} cannot be used: {exc.strerror} "
-                    f"({directory})"
+                    f"the state directory {self.root} cannot be used: {exc.strerror} ({directory})"
                 ) from None
         return self
 
 
 class StateDirUnusable(Exception):
     """The state directory cannot be made or written; the message says why and what to do."""
+
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest of `path` and its parents that exists, if it is not a directory."""
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.exists():
+                return None if candidate.is_dir() else candidate
+        except OSError:
+            return None
+    return None
