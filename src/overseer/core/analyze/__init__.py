@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer.core.analyze import coverage as coverage_area
 from overseer.core.analyze import features as feature_area
 from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
@@ -288,6 +289,10 @@ def analyze(
     findings += slow_regressions(tests, history.earlier_durations(target.key, commit))
     if lint.ok:
         findings += lint_findings(lint)
+    if cfg.new_tests.enabled and area in ("auto", coverage_area.AREA):
+        findings += coverage_area.coverage_findings(
+            target, commit, history=history, tree=worktree, report=report, cancel=cancel
+        )
     features = None
     if area in ("auto", feature_area.AREA):
         found = _features(target, commit, tests, history=history, tree=worktree, report=report)

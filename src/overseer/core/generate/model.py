@@ -26,7 +26,7 @@ from typing import Any
 
 from overseer.base.globs import first_match
 from overseer.config import LLMSettings
-from overseer.core.analyze import features
+from overseer.core.analyze import coverage, features
 from overseer.core.analyze.findings import Finding
 from overseer.core.generate.candidate import (
     Candidate,
@@ -326,12 +326,18 @@ class LLMGenerator:
             else f"{finding.kind} in {reply.target_file}"
         )
         feature = finding.change_type == features.CHANGE_TYPE
+        change_type = reply.change_type
+        if feature:
+            change_type = features.CHANGE_TYPE
+        elif coverage.is_test_writing(finding):
+            change_type = coverage.CHANGE_TYPE
         return Candidate(
             generator=self.name,
             finding=finding,
             # A feature is a feature whatever the model calls it: the rules for features (a
-            # test edit only to remove its test's xfail mark) are not for it to opt out of.
-            change_type=features.CHANGE_TYPE if feature else reply.change_type,
+            # test edit only to remove its test's xfail mark) are not for it to opt out of;
+            # nor are a new test's (only new test files) for a test-writing change.
+            change_type=change_type,
             stated_risk=reply.risk_level,
             summary=summary,
             impact=reply.impact,
