@@ -19,6 +19,7 @@ from typing import Any
 
 from overseer.core.analyze import coverage as coverage_area
 from overseer.core.analyze import features as feature_area
+from overseer.core.analyze import profile as profiling
 from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
@@ -289,6 +290,17 @@ def analyze(
     findings += slow_regressions(tests, history.earlier_durations(target.key, commit))
     if lint.ok:
         findings += lint_findings(lint)
+    if area in ("auto", "performance"):  # what a model is to speed up: profiled once
+        profiling.profile_slow_tests(
+            target,
+            commit,
+            findings,
+            history=history,
+            tree=worktree,
+            report=report,
+            generator_for=generator_for,
+            cancel=cancel,
+        )
     if cfg.new_tests.enabled and area in ("auto", coverage_area.AREA):
         findings += coverage_area.coverage_findings(
             target, commit, history=history, tree=worktree, report=report, cancel=cancel

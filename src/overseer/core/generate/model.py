@@ -28,6 +28,7 @@ from overseer.base.globs import first_match
 from overseer.config import LLMSettings
 from overseer.core.analyze import coverage, features
 from overseer.core.analyze.findings import Finding
+from overseer.core.analyze.profile import hot_files
 from overseer.core.generate.candidate import (
     Candidate,
     Edit,
@@ -284,7 +285,10 @@ class LLMGenerator:
                 modules.append(node.module)
             elif isinstance(node, ast.Import):
                 modules.extend(alias.name for alias in node.names)
-        files: list[str] = []  # in the order the test imports them
+        files: list[str] = []  # a profiled test's hot files first, then as the test imports them
+        for hot in hot_files(finding):
+            if hot != finding.file and hot not in files and self._readable(tree, hot):
+                files.append(hot)
         for module in modules:
             rel = self._module_file(tree, module)
             if rel is not None and rel != finding.file and rel not in files:

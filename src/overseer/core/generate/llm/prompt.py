@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from overseer.core.analyze.findings import Finding
+from overseer.core.analyze.profile import hot_lines
 
 INSTRUCTIONS = """\
 You improve the code of a software project, one small change at a time.
@@ -48,6 +49,7 @@ def describe_finding(finding: Finding) -> str:
         lines.append(
             f"Slow test: {finding.details.get('test')} takes {finding.details.get('duration')} s"
         )
+    lines += hot_lines(finding)
     lines += _feature(finding)
     lines += _new_test(finding)
     return "\n".join(lines)
