@@ -118,6 +118,20 @@ class CISettings(_Strict):
     max_poll: Duration = 120.0
 
 
+class NewTestsSettings(_Strict):
+    """New tests that prove themselves (analyze/coverage.py, evaluate/proving.py)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="run the tests under coverage.py at ANALYZE and let a model write new "
+        "tests for the modules with uncovered lines (finding kind uncovered_code)",
+    )
+    reliability_runs: Annotated[int, Field(ge=1, le=50)] = (
+        5  # a new test passes this often in a row
+    )
+    max_findings: Annotated[int, Field(ge=1)] = 20  # modules, the least covered first
+
+
 class TargetConfig(_Strict):
     name: str | None = None
     path: Path
@@ -151,6 +165,7 @@ class TargetConfig(_Strict):
     # A test run with fewer tests than this cannot show that a change is harmless: nothing is
     # promoted on it. 0 accepts a repository without tests (lint fixes judged by nothing).
     min_tests: Annotated[int, Field(ge=0)] = 1
+    new_tests: NewTestsSettings = Field(default_factory=NewTestsSettings)
 
     @field_validator("name")
     @classmethod

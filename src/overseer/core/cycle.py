@@ -22,6 +22,7 @@ from overseer.core.analyze import Analysis, AnalysisFailed, analyze, features, t
 from overseer.core.analyze.findings import Finding
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy.commit import branch_name, commit_message, deploy
+from overseer.core.evaluate import proving, speedup
 from overseer.core.evaluate.ci import ci_evaluation
 from overseer.core.evaluate.compare import Evaluation, evaluate_tree
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
@@ -818,6 +819,10 @@ class Attempt:
                     report,
                     required=features.required_tests(self.finding),
                 )
+            if proving.applies(self.finding):  # new tests: collected, reliable, coverage
+                proving.judge(ctx, self.tree, self.finding, self.deployed, evaluation, report)
+            if speedup.applies(self.finding):  # a profiled slow test: it must be faster
+                speedup.judge(ctx, evaluation, self.finding, self.base, self.tree, self.id, report)
             if ctx.target.config.benchmark_command and evaluation.passed:
                 with commit_tree(ctx, f"bench-{self.id}", self.base) as base_tree:
                     perf = measure_performance(ctx, base_tree, self.tree, report)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer.core.analyze import coverage as coverage_area
 from overseer.core.analyze import features as feature_area
+from overseer.core.analyze import profile as profiling
 from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
@@ -309,6 +311,21 @@ def analyze(
     findings += slow_regressions(tests, history.earlier_durations(target.key, commit))
     if lint.ok:
         findings += lint_findings(lint)
+    if area in ("auto", "performance"):  # what a model is to speed up: profiled once
+        profiling.profile_slow_tests(
+            target,
+            commit,
+            findings,
+            history=history,
+            tree=worktree,
+            report=report,
+            generator_for=generator_for,
+            cancel=cancel,
+        )
+    if cfg.new_tests.enabled and area in ("auto", coverage_area.AREA):
+        findings += coverage_area.coverage_findings(
+            target, commit, history=history, tree=worktree, report=report, cancel=cancel
+        )
     features = None
     if area in ("auto", feature_area.AREA):
         found = _features(target, commit, tests, history=history, tree=worktree, report=report)

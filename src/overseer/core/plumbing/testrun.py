@@ -298,13 +298,29 @@ def run_tests(
     on_progress: Callable[[int, int | None], None] | None = None,
     cancel: threading.Event | None = None,
     rerun_failures: bool = True,
+    only: list[str] | None = None,
+    coverage_file: Path | None = None,
+    profile: tuple[str, Path] | None = None,
 ) -> TestReport:
     """Run the target's tests in `tree` (one of our worktrees) and collect per-test results.
 
     Failing tests are then run again, alone, up to `flaky_reruns` times: one that passes on a
-    re-run is flaky, and is neither held against a change nor credited to it.
+    re-run is flaky, and is neither held against a change nor credited to it. `only`: node ids
+    or test files to run, the rest deselected. `coverage_file`: run under coverage.py (the
+    `overseer_coverage` plugin), which writes the lines each file ran and missed there.
+    `profile`: (a test's JUnit id, a file): that test runs under cProfile (the
+    `overseer_profile` plugin), which writes the hottest functions of the project's code.
     """
-    report = _run_once(target, root, tree, on_progress=on_progress, cancel=cancel)
+    report = _run_once(
+        target,
+        root,
+        tree,
+        on_progress=on_progress,
+        cancel=cancel,
+        only=only,
+        coverage_file=coverage_file,
+        profile=profile,
+    )
     if rerun_failures and target.flaky_reruns:
         _rerun_failures(target, root, tree, report, cancel)
     return report
@@ -341,6 +357,8 @@ def _run_once(
     on_progress: Callable[[int, int | None], None] | None = None,
     cancel: threading.Event | None = None,
     only: list[str] | None = None,
+    coverage_file: Path | None = None,
+    profile: tuple[str, Path] | None = None,
 ) -> TestReport:
     command = resolve_test_command(target, root)
     with tempfile.TemporaryDirectory(prefix="overseer-tests-") as scratch:
@@ -354,6 +372,15 @@ def _run_once(
             "OVERSEER_PROGRESS_FILE": str(progress),
             "OVERSEER_NODEIDS_FILE": str(nodeids),
         }
+        if coverage_file is not None:
+            extra["PYTEST_ADDOPTS"] += " -p overseer_coverage"
+            extra["OVERSEER_COVERAGE_FILE"] = str(coverage_file)
+        if profile is not None:
+            extra["PYTEST_ADDOPTS"] += " -p overseer_profile"
+            extra["OVERSEER_PROFILE_TEST"], extra["OVERSEER_PROFILE_FILE"] = (
+                profile[0],
+                str(profile[1]),
+            )
         if only is not None:
             selection = Path(scratch) / "only"
             selection.write_text("".join(n + "\n" for n in only))
