@@ -48,6 +48,12 @@ class Evaluation:
     #: the test command could not even start on the candidate (not found, not executable):
     #: why. The environment's problem, not the change's: it is not held against it.
     unrunnable: str | None = None
+    #: the baseline's tests, run at the same time as the candidate's, cannot be evaluated:
+    #: why, and the command. The target's problem, not the change's (as when ANALYZE finds so).
+    baseline_not_evaluable: str | None = None
+    baseline_command: str = ""
+    #: whether the baseline's and the candidate's tests ran at once, why, and when each ran
+    concurrency: dict[str, Any] | None = None
 
     def summary(self) -> str:
         if self.ci is not None and not self.tests_passed and not self.tests_failed:
@@ -92,6 +98,8 @@ class Evaluation:
             "ci": self.ci,
             "output_tail": self.output_tail,
             "unrunnable": self.unrunnable,
+            "baseline_not_evaluable": self.baseline_not_evaluable,
+            "concurrency": self.concurrency,
         }
 
 

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the target's own pytest runs this plugin: nothing imported at run time
     import pytest
 
-_FDS: dict[str, int] = {}  # path -> a descriptor kept open: one write per test, not an open and a close
+_FDS: dict[
+    str, int
+] = {}  # path -> a descriptor kept open: one write per test, not an open and a close
 
 
 def _append(env: str, lines: list[str]) -> None:
