@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -121,9 +122,16 @@ class Options:
 
     @property
     def socket_path(self) -> Path:
-        from overseer.locations import resolve_socket
+        from overseer.locations import configured_socket, resolve_socket
 
-        configured = self.config.daemon.socket if self.config_path else None
+        configured = None
+        if self.config_path and not (self.socket or os.environ.get("OVERSEER_SOCKET")):
+            # Only its socket is needed to reach the daemon: read without the whole validation.
+            known, configured = (
+                configured_socket(self.config_path) if self._config is None else (False, None)
+            )
+            if not known:
+                configured = self.config.daemon.socket
         return resolve_socket(self.socket, configured, for_daemon=False)
 
     def runtime(self, *, read_only: bool = False):  # type: ignore[no-untyped-def]

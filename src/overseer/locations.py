@@ -41,6 +41,38 @@ def socket_candidates() -> list[Path]:
     return found
 
 
+def configured_socket(config_path: Path) -> tuple[bool, Path | None]:
+    """`daemon.socket` of a configuration file, read without validating the rest (a client
+    that only connects to the daemon should not pay for the whole configuration): (True,
+    the path, relative to the file as the configuration resolves it, or None when the file
+    sets none), or (False, None) when this quick reading cannot tell (no file, not YAML, a
+    value of another type): then the configuration is loaded and its problems said as usual."""
+    import yaml
+
+    unknown: tuple[bool, Path | None] = (False, None)
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(config_path.read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return unknown
+    if data is None:
+        return True, None
+    if not isinstance(data, dict):
+        return unknown
+    daemon = data.get("daemon")
+    if daemon is None:
+        return True, None
+    if not isinstance(daemon, dict):
+        return unknown
+    socket = daemon.get("socket")
+    if socket is None:
+        return True, None
+    if not isinstance(socket, str) or not socket:
+        return unknown
+    path = Path(socket).expanduser()
+    return True, path if path.is_absolute() else (config_path.resolve().parent / path).resolve()
+
+
 def resolve_socket(flag: Path | None, configured: Path | None, *, for_daemon: bool) -> Path:
     """The socket a daemon listens on, or a client connects to.
 

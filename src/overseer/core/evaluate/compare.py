@@ -50,6 +50,12 @@ class Evaluation:
     unrunnable: str | None = None
     # New tests (evaluate/proving.py): collected, passed reliably, raised coverage, and why not.
     proof: dict[str, Any] | None = None
+    #: the baseline's tests, run at the same time as the candidate's, cannot be evaluated:
+    #: why, and the command. The target's problem, not the change's (as when ANALYZE finds so).
+    baseline_not_evaluable: str | None = None
+    baseline_command: str = ""
+    #: whether the baseline's and the candidate's tests ran at once, why, and when each ran
+    concurrency: dict[str, Any] | None = None
 
     def summary(self) -> str:
         if self.ci is not None and not self.tests_passed and not self.tests_failed:
@@ -97,6 +103,8 @@ class Evaluation:
             "output_tail": self.output_tail,
             "unrunnable": self.unrunnable,
             "proof": self.proof,
+            "baseline_not_evaluable": self.baseline_not_evaluable,
+            "concurrency": self.concurrency,
         }
 
 

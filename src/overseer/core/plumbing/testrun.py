@@ -21,12 +21,14 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from overseer.config import TargetConfig
 from overseer.core.plumbing.sandbox import CommandResult, run_command
 from overseer.core.plumbing.secrets import redact, withheld
+from overseer.core.plumbing.slots import TEST_SLOTS
 
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 # pytest's exit status when it collected no tests: not a failure of the code under test.
@@ -123,6 +125,9 @@ class TestReport:
     cases: dict[str, TestCase] = field(default_factory=dict)
     nodeids: dict[str, str] = field(default_factory=dict)  # JUnit id → pytest node id
     flaky: list[str] = field(default_factory=list)  # failed, then passed when run again
+    #: when the test command started and ended (UTC, ISO 8601), its slot taken: the first run
+    started: str | None = None
+    finished: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -388,15 +393,20 @@ def _run_once(
         env = build_test_env(tree, command, extra, target.pass_env)
         watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
         try:
-            result: CommandResult = run_command(
-                _absolutize(command.command, tree, root),
-                cwd=tree,
-                env=env,
-                timeout=target.test_timeout,
-                memory_limit_mb=target.memory_limit_mb,
-                cancel=cancel,
-                kind="tests",
-            )
+            # A slot of the process's budget of test runs (plumbing/slots.py), held while the
+            # command runs: never more test commands at once than the limit.
+            with TEST_SLOTS.slot(cancel):
+                started = _now()
+                result: CommandResult = run_command(
+                    _absolutize(command.command, tree, root),
+                    cwd=tree,
+                    env=env,
+                    timeout=target.test_timeout,
+                    memory_limit_mb=target.memory_limit_mb,
+                    cancel=cancel,
+                    kind="tests",
+                )
+                finished = _now()
         finally:
             if watcher:
                 watcher.stop()
@@ -424,7 +434,13 @@ def _run_once(
             for k, v in ids.items()
             if (cases or {}).get(k, TestCase("", 0)).outcome in ("failed", "error")
         },
+        started=started,
+        finished=finished,
     )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class _ProgressWatcher:
