@@ -4,8 +4,10 @@ stays light."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def loaded_after(statement: str) -> set[str]:
@@ -72,3 +74,39 @@ def test_no_tui_module_names_the_core_in_its_source():
                 if n.startswith(("overseer.core", "overseer.daemon"))
             ]
     assert offenders == []
+
+
+def test_a_client_command_finds_the_daemon_without_loading_the_configuration(tmp_path):
+    """`overseer status --config FILE` needs only the socket the file names: no validation
+    of the whole configuration (pydantic) on the way to the daemon."""
+    config = tmp_path / "overseer.yaml"
+    config.write_text("daemon:\n  socket: run/overseer.sock\ntargets: []\n")
+    code = (
+        "import sys, json; from pathlib import Path; from overseer.cli import Options; "
+        f"p = Options(Path({str(config)!r}), None, None, False).socket_path; "
+        "print(json.dumps([str(p), sorted(sys.modules)]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OVERSEER_SOCKET"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    path, modules = json.loads(out.stdout)
+    assert path == str((tmp_path / "run" / "overseer.sock").resolve())
+    assert "pydantic" not in modules and "overseer.config" not in modules
+
+
+def test_a_configuration_the_quick_reading_cannot_tell_is_loaded_as_usual(tmp_path):
+    from overseer.locations import configured_socket
+
+    for text, expected in (
+        ("daemon:\n  socket: /s.sock\n", (True, Path("/s.sock"))),
+        ("targets: []\n", (True, None)),
+        ("", (True, None)),
+        ("daemon: 3\n", (False, None)),
+        ("daemon:\n  socket: [1]\n", (False, None)),
+        ("daemon: [\n", (False, None)),
+    ):
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+        assert configured_socket(path) == expected, text
+    assert configured_socket(tmp_path / "missing.yaml") == (False, None)

@@ -30,6 +30,7 @@ from overseer.core.plumbing.target import resolve_target
 from overseer.core.record.history import HistoryError
 from overseer.core.safety.policy import rejudge
 from overseer.core.safety.ratelimit import RateLimiter
+from overseer.locations import StateDirUnusable
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
     RETRYABLE,
@@ -163,7 +164,8 @@ class Application:
     # -- reading -----------------------------------------------------------------------------
 
     def has_history(self) -> bool:
-        return self.rt.state.database.exists()
+        """Raises StateDirUnusable when the state directory cannot be looked into."""
+        return self.rt.state.has_database()
 
     def _need_history(self) -> None:
         if not self.has_history():
@@ -221,8 +223,11 @@ class Application:
         """The status every front door shows. Without `live`, what the state directory knows
         (`state: not running`)."""
         rt = self.rt
-        known = self.has_history() or live is not None
         problem = None
+        try:
+            known = self.has_history() or live is not None
+        except StateDirUnusable as exc:  # closed to this user, below a file: the status says so
+            known, problem = False, str(exc)
         if stored is None:
             try:
                 stored = self.stored_status() if known else self.unknown_status()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -121,9 +122,16 @@ class Options:
 
     @property
     def socket_path(self) -> Path:
-        from overseer.locations import resolve_socket
+        from overseer.locations import configured_socket, resolve_socket
 
-        configured = self.config.daemon.socket if self.config_path else None
+        configured = None
+        if self.config_path and not (self.socket or os.environ.get("OVERSEER_SOCKET")):
+            # Only its socket is needed to reach the daemon: read without the whole validation.
+            known, configured = (
+                configured_socket(self.config_path) if self._config is None else (False, None)
+            )
+            if not known:
+                configured = self.config.daemon.socket
         return resolve_socket(self.socket, configured, for_daemon=False)
 
     def runtime(self, *, read_only: bool = False):  # type: ignore[no-untyped-def]
@@ -186,7 +194,9 @@ def location_options(
             ),
             click.option(
                 "--state-dir",
-                type=click.Path(path_type=Path, file_okay=False),
+                # Whether it can be read or written is overseer's to say (what, and whom to
+                # ask), not a usage error.
+                type=click.Path(path_type=Path, file_okay=False, readable=False),
                 envvar="OVERSEER_STATE_DIR",
                 help=f"{state_dir} Env: OVERSEER_STATE_DIR.",
             ),
@@ -243,13 +253,15 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def via_daemon(opts: Options, op: str, *, fallback: str, **args: Any) -> tuple[bool, Any]:
     """(True, result) from the daemon, or (False, None) when there is none. Working without
-    one is normal (a person at a workstation, cron): said only with --debug."""
-    from overseer.client import DaemonUnavailable
+    one is normal (a person at a workstation, cron): said only with --debug. A daemon the
+    user may not reach (its socket directory closed to them) is not normal: always said, with
+    whom to ask."""
+    from overseer.client import DaemonForbidden, DaemonUnavailable
 
     try:
         return True, opts.daemon(op, **args)
     except DaemonUnavailable as exc:
-        if opts.debug:
+        if opts.debug or isinstance(exc, DaemonForbidden):
             note(f"{exc}; {fallback}")
         return False, None
 
@@ -548,7 +560,18 @@ def resume(opts: Options) -> None:
     _pause(opts, False, None)
 
 
+def _checked(reason: str | None) -> None:
+    """A reason the daemon would refuse is refused here, before anyone is asked: the same
+    answer with a daemon or without."""
+    from overseer.vocabulary import reason_too_long
+
+    problem = reason_too_long(reason)
+    if problem:
+        fail(problem)
+
+
 def _pause(opts: Options, paused: bool, reason: str | None) -> None:
+    _checked(reason)
     op = "pause" if paused else "resume"
     args = {"reason": reason} if paused else {}
     reached, _ = via_daemon(opts, op, fallback="setting it in the state directory directly", **args)
@@ -703,6 +726,7 @@ def show(opts: Options, attempt_id: str, as_json: bool) -> None:
 
 
 def _act(opts: Options, attempt_id: str, action: str, reason: str | None) -> None:
+    _checked(reason)
     args: dict[str, Any] = {"id": attempt_id}
     if reason is not None:
         args["reason"] = reason

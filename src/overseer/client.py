@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer import __version__
-from overseer.protocol import PROTOCOL_VERSION, encode
+from overseer.protocol import MAX_LINE_BYTES, PROTOCOL_VERSION, encode
 
 # Responses can be large (a diff, a page of history); requests are small.
 READ_LIMIT = 64 * 1024 * 1024
@@ -139,9 +139,17 @@ class Client:
         if self._writer is None or self.closed.is_set():
             raise ConnectionLost("not connected to the daemon")
         request_id = next(self._ids)
+        line = encode({"id": request_id, "op": op, "args": args})
+        if len(line) > MAX_LINE_BYTES:  # refused unread, with no id to match: say it here
+            raise DaemonError(
+                "line_too_long",
+                "Request too long",
+                f"the {op} request is {len(line):,} bytes; the daemon reads lines of at most "
+                f"{MAX_LINE_BYTES:,}",
+            )
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self._writer.write(encode({"id": request_id, "op": op, "args": args}))
+        self._writer.write(line)
         try:
             await self._writer.drain()
             message = await asyncio.wait_for(future, timeout)

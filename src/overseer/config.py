@@ -87,6 +87,12 @@ class DaemonSettings(_Strict):
     # most this many KiB of answers (a client beyond it is disconnected) and half as much of
     # events (beyond it they are dropped and counted, as with event_queue).
     max_client_buffer_kb: Annotated[int, Field(ge=16, le=1024 * 1024)] = 4096
+    # Test commands running at once in this process, whatever runs them (a cycle's baseline
+    # and candidate at once, the cycles of several targets, reruns, the post-promotion watch):
+    # never more. Default: the machine's cores.
+    max_test_runs: Annotated[int, Field(ge=1, le=256)] | None = Field(
+        default=None, description="default: the number of cores"
+    )
 
 
 class RunDefaults(_Strict):
@@ -116,6 +122,20 @@ class CISettings(_Strict):
     timeout: Duration = 1800.0  # no verdict by then: the attempt fails
     first_poll: Duration = 10.0  # then the wait doubles, up to max_poll
     max_poll: Duration = 120.0
+
+
+class NewTestsSettings(_Strict):
+    """New tests that prove themselves (analyze/coverage.py, evaluate/proving.py)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="run the tests under coverage.py at ANALYZE and let a model write new "
+        "tests for the modules with uncovered lines (finding kind uncovered_code)",
+    )
+    reliability_runs: Annotated[int, Field(ge=1, le=50)] = (
+        5  # a new test passes this often in a row
+    )
+    max_findings: Annotated[int, Field(ge=1)] = 20  # modules, the least covered first
 
 
 class TargetConfig(_Strict):
@@ -151,6 +171,11 @@ class TargetConfig(_Strict):
     # A test run with fewer tests than this cannot show that a change is harmless: nothing is
     # promoted on it. 0 accepts a repository without tests (lint fixes judged by nothing).
     min_tests: Annotated[int, Field(ge=0)] = 1
+    new_tests: NewTestsSettings = Field(default_factory=NewTestsSettings)
+    # A lint finding's baseline and candidate test runs at once, each in its own worktree and
+    # process group: `auto` when at least 2 cores are free (by the load) and the memory is
+    # there for both runs; the decision and why are recorded with the cycle and the attempt.
+    evaluate_concurrently: bool | Literal["auto"] = False
 
     @field_validator("name")
     @classmethod

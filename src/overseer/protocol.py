@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any, Literal
 
 PROTOCOL_VERSION = 1
@@ -38,6 +39,17 @@ SQLITE_INT_MAX = 2**63 - 1  # a larger number cannot be a query parameter
 READ_OPS = frozenset({"hello", "ping", "status", "history", "show", "subscribe", "unsubscribe"})
 WRITE_OPS = frozenset({"run_now", "pause", "resume", "approve", "reject", "rollback", "retry"})
 OPS = READ_OPS | WRITE_OPS
+
+# A request's id: any JSON scalar, answered exactly as sent (true stays true, 1.0 stays 1.0).
+RequestId = bool | int | float | str | None
+
+
+def is_request_id(value: Any) -> bool:
+    """Whether `value` can be a request's id: a JSON scalar that JSON can write back (NaN and
+    the infinities, which Python's json reads, it cannot)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, bool | int | str)
 
 
 class ProtocolError(Exception):
@@ -57,7 +69,9 @@ class ProtocolError(Exception):
 def models() -> tuple[type[Any], dict[str, type[Any]]]:
     """The request model and each op's argument model, built on first use: a client that only
     sends requests never pays for importing pydantic (it keeps `overseer status` quick)."""
-    from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+    from typing import Annotated
+
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
     from overseer.vocabulary import MAX_REASON_CHARS
 
@@ -99,9 +113,15 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
     class Request(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        # Any JSON number or string, kept exactly as sent (no 1.0 → 1, no true → 1): the
-        # answer carries the id the client wrote.
-        id: StrictInt | StrictFloat | StrictStr
+        # Any JSON scalar, kept exactly as sent (no 1.0 → 1, no true → 1): the answer
+        # carries the id the client wrote. Required, though it may be null.
+        id: (
+            StrictBool
+            | StrictInt
+            | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+            | StrictStr
+            | None
+        )
         op: str
         args: dict[str, Any] = Field(default_factory=dict)
 
@@ -154,7 +174,10 @@ def decode_request(line: bytes) -> tuple[Any, Any]:
     try:
         request = request_model.model_validate(data)
     except ValidationError as exc:
-        raise ProtocolError("bad_request", "Bad request", _explain(exc)) from None
+        refused = ProtocolError("bad_request", "Bad request", _explain(exc))
+        if "id" in data and is_request_id(data["id"]):  # the client can still match it
+            raise RequestError(data["id"], refused) from None
+        raise refused from None
     if request.op not in OPS:
         raise RequestError(
             request.id,
@@ -177,7 +200,7 @@ def decode_request(line: bytes) -> tuple[Any, Any]:
 class RequestError(Exception):
     """A ProtocolError about a request whose id is known."""
 
-    def __init__(self, request_id: int | str, error: ProtocolError) -> None:
+    def __init__(self, request_id: RequestId, error: ProtocolError) -> None:
         super().__init__(error.message)
         self.request_id = request_id
         self.error = error
@@ -195,11 +218,11 @@ def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-def ok(request_id: int | str | None, result: Any) -> dict[str, Any]:
+def ok(request_id: RequestId, result: Any) -> dict[str, Any]:
     return {"id": request_id, "ok": True, "result": result}
 
 
-def error(request_id: int | str | None, err: ProtocolError) -> dict[str, Any]:
+def error(request_id: RequestId, err: ProtocolError) -> dict[str, Any]:
     return {"id": request_id, "ok": False, "error": err.to_dict()}
 
 

@@ -117,17 +117,20 @@ def attempts_table(rows: Sequence[Mapping[str, Any]]) -> str:
         return "No attempts recorded yet."
     header = ("ID", "STATUS", "TARGET", "TYPE", "RISK", "FILE", "TESTS", "COMMIT", "STARTED")
     body = [
-        (
-            r["improvement_id"][:8],
-            r["status"],
-            r.get("target") or "-",
-            r.get("change_type") or "-",
-            r.get("risk_level") or "-",
-            r.get("target_file") or "-",
-            _tests(r),
-            (r.get("revert_commit_hash") and f"↩{r['revert_commit_hash'][:7]}")
-            or (r.get("git_commit_hash") or "-")[:7],
-            local_time(r.get("started_at")),
+        tuple(  # shown as they will be printed, so that the columns line up
+            visible(str(cell))
+            for cell in (
+                r["improvement_id"][:8],
+                r["status"],
+                r.get("target") or "-",
+                r.get("change_type") or "-",
+                r.get("risk_level") or "-",
+                r.get("target_file") or "-",
+                _tests(r),
+                (r.get("revert_commit_hash") and f"↩{r['revert_commit_hash'][:7]}")
+                or (r.get("git_commit_hash") or "-")[:7],
+                local_time(r.get("started_at")),
+            )
         )
         for r in rows
     ]
@@ -342,8 +345,9 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
     if not targets and s.get("last_cycle"):  # no configured target: the last on any
         out.extend(last_cycle_lines(s["last_cycle"], indent="", named=True))
     out.append(f"policy {s['policy']} ({s['policy_version']}) · state {s['state_dir']}")
-    if s.get("history_problem"):
-        out.append(f"HISTORY NOT WRITTEN: {s['history_problem']}")
+    if s.get("history_problem"):  # what this status says lacks what the history holds
+        verb = "READ" if offline else "WRITTEN"
+        out.append(f"HISTORY NOT {verb}: {s['history_problem']}")
     for g in s.get("generators") or []:
         if g.get("healthy") is False:
             line = f"generator {g.get('label') or g['name']} OFF since {local_time(g.get('since'))}"

@@ -20,6 +20,7 @@ from overseer.core.plumbing import started
 from overseer.core.plumbing.bus import EventBus
 from overseer.core.plumbing.repo import Identity
 from overseer.core.plumbing.secrets import Redactor, install, redact_logs
+from overseer.core.plumbing.slots import TEST_SLOTS
 from overseer.core.plumbing.target import resolve_target
 from overseer.core.record.history import History, HistoryError
 from overseer.core.safety.policy import CompiledPolicy, load_policy
@@ -66,6 +67,7 @@ class Runtime:
         install(redactor)  # every capture point (test output, model replies) uses this one
         redact_logs(redactor)
         bus = EventBus(clock, redact=redactor.value)
+        TEST_SLOTS.set_limit(config.daemon.max_test_runs)  # the process's one budget
         return cls(config, state, clock, bus, policy, redactor, read_only)
 
     @property

@@ -743,6 +743,17 @@ class AttemptsRecovered(Event):
 MAX_REASON_CHARS = 2000
 
 
+def reason_too_long(reason: str | None) -> str | None:
+    """Why a decision's reason is refused, or None: the same words whoever checks it (the
+    command line before it asks anyone, the core without a daemon)."""
+    if reason is None or len(reason) <= MAX_REASON_CHARS:
+        return None
+    return (
+        f"a reason may be at most {MAX_REASON_CHARS} characters; this one has "
+        f"{len(reason):,} (the attempt's diff and history hold the details)"
+    )
+
+
 class Pause(TypedDict, total=False):
     """The kill switch, as the history keeps it."""
 

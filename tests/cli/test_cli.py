@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,7 +10,9 @@ import sys
 
 import pytest
 
-from support.helpers import ROOT, SUPERVISED, git, overseer
+from overseer.client import Client, DaemonError
+from overseer.daemon.server import run_daemon
+from support.helpers import ROOT, SUPERVISED, git, overseer, rows
 
 
 def config_file(tmp_path, repo, policy: str = SUPERVISED) -> str:
@@ -282,3 +285,48 @@ def test_config_check_finds_every_problem_in_one_pass(tmp_path, repo):
         f"{cfg}:9: targets[1].push: {repo} has no remote 'upstream' (remotes: none)",
     ]
     assert "6 problem(s)" in out.stderr
+
+
+@pytest.mark.usefixtures("warm_baseline")
+async def test_a_reason_is_capped_the_same_with_or_without_a_daemon(tmp_path, daemon_options):
+    """Issue 14 stored a 100,000-character reason when no daemon ran (the daemon refuses more
+    than 2,000): the same cap, counted in characters, both ways, for every decision."""
+    opts = daemon_options()
+    cfg = ["--config", str(opts.config_path)]
+    state = tmp_path / "state"
+    first = await asyncio.to_thread(overseer, "run", "--once", *cfg)
+    assert "awaiting approval" in first.stdout, first.stdout + first.stderr
+    [row] = rows(state)
+    iid = row["improvement_id"]
+    huge = "r" * 100_000
+    decisions = [
+        ["reject", iid, "--reason", huge],
+        ["reject", iid, "--reason", "é" * 2001],  # characters, not bytes
+        ["approve", iid, "--reason", huge],
+        ["pause", "--reason", huge],
+    ]
+
+    async def refused_everywhere(env=None) -> None:
+        for decision in decisions:
+            out = await asyncio.to_thread(overseer, *decision, *cfg, env=env)
+            assert out.returncode == 1, (decision[:2], out.stdout, out.stderr)
+            assert "at most 2000 characters" in out.stderr, out.stderr
+
+    await refused_everywhere()  # no daemon: acted on directly
+    async with run_daemon(opts) as daemon:
+        await refused_everywhere({"OVERSEER_SOCKET": str(daemon.socket_path)})
+        async with Client(daemon.socket_path) as client:  # and the daemon itself, asked
+            for reason in ("é" * 2001, "r" * 30_000):
+                with pytest.raises(DaemonError) as refused:
+                    await client.request("reject", id=iid, reason=reason)
+                assert refused.value.type == "bad_request"
+                assert "at most 2000 characters" in refused.value.message
+    assert rows(state, "approvals") == []
+    assert rows(state)[0]["status"] == "awaiting_approval"
+    assert json.loads(overseer("status", "--json", *cfg).stdout)["paused"] is None
+
+    at_the_cap = "é" * 2000
+    out = overseer("reject", iid, "--reason", at_the_cap, *cfg)
+    assert out.returncode == 0, out.stderr
+    [approval] = rows(state, "approvals")
+    assert approval["reason"] == at_the_cap

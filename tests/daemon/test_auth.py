@@ -9,9 +9,12 @@ import os
 import subprocess
 
 import pytest
+import yaml
 
+from overseer.client import Client
 from overseer.daemon.server import DaemonOptions, run_daemon
-from support.users import CLIENT, NOBODY, as_nobody, nobody_python
+from support.helpers import next_event, rows
+from support.users import CLIENT, NOBODY, Session, as_nobody, nobody_python
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="running a child as another uid needs root (CI runs as root)"
@@ -99,3 +102,44 @@ async def test_retry_is_a_decision_like_approve(daemon_options):
     async with run_daemon(opts) as daemon:
         _, allowed = await as_nobody(daemon.socket_path, requests)
     assert allowed["error"]["type"] == "not_found"  # allowed; there is just no such attempt
+
+
+@pytest.mark.usefixtures("warm_baseline")
+async def test_an_approver_removed_by_a_reload_loses_the_right_on_an_open_connection(
+    tmp_path, daemon_options
+):
+    opts = nobody_may_connect(daemon_options, {"users": ["nobody"]})
+    async with run_daemon(opts) as daemon, Client(daemon.socket_path) as root:
+        await root.request("subscribe")
+        await root.request("run_now")
+        waiting = (await next_event(root, "ApprovalRequested"))["improvement_id"]
+        await next_event(root, "CycleFinished")
+        session = await Session.open(daemon.socket_path)
+        try:
+            hello = await session.ask("hello", protocol=1)
+            assert hello["result"]["approver"] is True
+            # The right is real on this connection: it may pause and resume.
+            assert (await session.ask("pause", reason="mine"))["ok"]
+            assert (await session.ask("resume"))["ok"]
+
+            data = yaml.safe_load(opts.config_path.read_text())
+            data["approvers"] = {"users": []}
+            opts.config_path.write_text(yaml.safe_dump(data))
+            reloaded = await next_event(root, "ConfigReloaded", timeout=20)
+            assert "approvers changed" in reloaded["changes"]
+
+            # The same connection, still open: refused, saying why.
+            for op, args in (
+                ("pause", {"reason": "still mine?"}),
+                ("approve", {"id": waiting, "reason": "ship it"}),
+                ("reject", {"id": waiting, "reason": "no"}),
+            ):
+                answer = await session.ask(op, **args)
+                assert answer["error"]["type"] == "not_authorized", (op, answer)
+                assert "nobody (uid 65534) is not an approver" in answer["error"]["message"]
+            assert (await session.ask("status"))["ok"]  # reading stays open to it
+        finally:
+            await session.close()
+        assert daemon.rt.history.get_control("paused") is None
+        assert daemon.rt.history.get(waiting)["status"] == "awaiting_approval"
+    assert rows(tmp_path / "state", "approvals") == []

@@ -252,6 +252,22 @@ async def test_a_huge_line_is_refused_and_the_daemon_keeps_serving(daemon_option
             assert (await client.request("ping"))["pong"]
 
 
+async def test_a_request_too_long_for_the_daemon_is_refused_by_the_client_at_once(
+    daemon_options,
+):
+    """The daemon refuses such a line unread, so with no id to answer it by: the client used
+    to wait for an answer until its timeout ("the daemon did not answer in time")."""
+    from overseer.protocol import MAX_LINE_BYTES
+
+    async with run_daemon(daemon_options()) as daemon, Client(daemon.socket_path) as client:
+        with pytest.raises(DaemonError) as refused:
+            await client.request("pause", timeout=10, reason="r" * MAX_LINE_BYTES)
+        assert refused.value.type == "line_too_long", refused.value.message
+        assert f"{MAX_LINE_BYTES:,}" in refused.value.message
+        assert (await client.request("ping"))["pong"]  # nothing was sent; the line is clean
+        assert daemon.rt.history.get_control("paused") is None
+
+
 async def test_abrupt_disconnects_do_not_hurt(daemon_options):
     async with run_daemon(daemon_options()) as daemon:
         for payload in (b"", b'{"id": 1, "op": "hel', HELLO + b'{"id": 2, "op": "status"'):
@@ -352,7 +368,7 @@ async def test_approvals_expire_with_an_injected_clock(repo, daemon_options):
         assert git(repo, "branch", "--list", "overseer/*") == ""
 
 
-async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, daemon_options):
+async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, sample, daemon_options):
     from overseer.daemon.server import DaemonOptions
 
     opts = daemon_options()
@@ -364,8 +380,14 @@ async def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path, daemon_o
     async with run_daemon(opts) as daemon:
         async with Client(daemon.socket_path) as client:
             assert (await client.request("ping"))["pong"]
-        # Another state directory, the same socket: the live socket is not taken over.
-        other = DaemonOptions(opts.config, opts.config_path, state_dir=tmp_path / "other-state")
+        # Another state directory (on a repository of its own), the same socket: the live
+        # socket is not taken over.
+        other = DaemonOptions(
+            opts.config,
+            opts.config_path,
+            state_dir=tmp_path / "other-state",
+            target=sample.copy(tmp_path / "other-proj"),
+        )
         with pytest.raises(DaemonFailed, match="already listening"):
             async with run_daemon(other):
                 pass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.daemons import DaemonProcess
+from support.daemons import READY, DaemonProcess
 from support.hanging import HANGS_ON_CANDIDATE, UTIL, hanging_repo
 from support.helpers import GIT_ENV, daemon_config, git, init_repo, overseer, rows
 from support.processes import processes_with, wait_for_phase, wait_gone, wait_started
@@ -268,8 +268,13 @@ def test_without_a_daemon_the_cli_says_so(tmp_path, repo, sockdir):
     assert run_now.returncode == 1 and "overseer run --once" in run_now.stderr
     watch = overseer("watch", env=env)
     assert watch.returncode == 1 and "no daemon is running" in watch.stderr
+    # Working without a daemon is normal (quiet); --debug says how it was done.
     paused = overseer("pause", "--reason", "maintenance", env=env)
-    assert paused.returncode == 0 and "setting it in the state directory directly" in paused.stderr
+    assert paused.returncode == 0 and paused.stderr == "", paused.stderr
+    assert "paused" in paused.stdout
+    again = overseer("--debug", "pause", "--reason", "maintenance", env=env)
+    assert again.returncode == 0
+    assert "setting it in the state directory directly" in again.stderr, again.stderr
     again = overseer("status", "--json", env=env)
     assert json.loads(again.stdout)["paused"]["reason"] == "maintenance"
     blocked = overseer("run", "--once", "--target", str(repo), "--no-dry-run", env=env)
@@ -343,3 +348,28 @@ def test_the_soft_open_file_limit_is_raised_to_the_hard_one(tmp_path, repo, sock
     finally:
         code = daemon.stop()
     assert code == 0, daemon.output()
+
+
+def test_a_second_daemon_on_the_same_state_directory_refuses_to_start(tmp_path, repo, sockdir):
+    """Issue 14: the second one said "cycle started", then found every target busy."""
+    config, _ = daemon_config(tmp_path, repo, sockdir / "run" / "s.sock")
+    first = DaemonProcess(config, sockdir / "run" / "s.sock").wait_ready()
+    try:
+        for socket_path in (sockdir / "run" / "s.sock", sockdir / "other" / "s.sock"):
+            second = DaemonProcess(config, socket_path)  # the same state directory
+            try:
+                code = second.proc.wait(timeout=60)
+            finally:
+                second.kill()
+            said = second.output()
+            assert code == 1, said
+            assert "the daemon did not start: another daemon runs on this state directory" in said
+            assert "Traceback" not in said and READY not in said, said
+            if socket_path != first.socket:  # nothing answers there
+                asked = second.cli("run-now")
+                assert asked.returncode == 1 and "cycle started" not in asked.stdout
+        # The first one still serves, on its own socket, which the second left alone.
+        status = first.cli("status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["pid"] == first.proc.pid
+    finally:
+        assert first.stop() == 0, first.output()

@@ -452,3 +452,63 @@ def test_an_over_long_line_is_refused_before_it_ends_and_the_rest_discarded(fuzz
     finally:
         sock.close()
     fuzzed.check()
+
+
+def raw_answers(path: Path, lines: list[bytes]) -> list[bytes]:
+    """The daemon's answers to `lines` (after a hello), as the bytes it wrote, in order."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(str(path))
+    try:
+        sock.sendall(HELLO + b"".join(line + b"\n" for line in lines))
+        data = b""
+        while data.count(b"\n") < len(lines) + 1:
+            chunk = sock.recv(1 << 16)
+            assert chunk, f"the daemon closed the connection: {data!r}"
+            data += chunk
+    finally:
+        sock.close()
+    return data.splitlines()[1:]
+
+
+def strict_json(line: bytes) -> Any:
+    """JSON as any reader takes it: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"the daemon wrote {constant}, which is not JSON: {line!r}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+# The ids issue 14 saw come back changed (true → 1, false → 0, 1.0 → 1), and their kin.
+IDS = [b"true", b"false", b"1.0", b"-0.5", b'"x"', b'""', b"null", b"0", str(2**70).encode()]
+
+
+def test_request_ids_come_back_exactly_as_sent(fuzzed):
+    answers = raw_answers(fuzzed.socket, [b'{"id": %s, "op": "ping"}' % raw for raw in IDS])
+    assert answers == [b'{"id":%s,"ok":true,"result":{"pong":true}}' % raw for raw in IDS]
+    # Refused requests too: the id, when there is one to read, lets the client match them.
+    refused = [b'{"id": %s, "op": "format_disk"}' % raw for raw in IDS] + [
+        b'{"id": %s, "op": "ping", "args": {"loud": true}}' % raw for raw in IDS
+    ]
+    for raw, line in zip(IDS + IDS, raw_answers(fuzzed.socket, refused), strict=True):
+        assert line.startswith(b'{"id":%s,"ok":false,' % raw), line
+        assert strict_json(line)["error"]["type"] in ("unknown_op", "bad_request")
+    for line in raw_answers(fuzzed.socket, [b'{"id": true}', b'{"id": 1.0, "op": 7}']):
+        assert strict_json(line)["error"]["type"] == "bad_request"
+        assert line.startswith((b'{"id":true,', b'{"id":1.0,')), line
+    fuzzed.check()
+
+
+def test_an_id_json_cannot_write_back_is_refused_in_json(fuzzed):
+    """Python reads NaN and 1e400 (infinity); written back they would not be JSON."""
+    lines = [
+        b'{"id": NaN, "op": "ping"}',
+        b'{"id": 1e400, "op": "ping"}',
+        b'{"id": [1], "op": "ping"}',
+    ]
+    lines.append(b'{"id": {"a": 1}, "op": "ping"}')
+    for line in raw_answers(fuzzed.socket, lines):
+        answer = strict_json(line)
+        assert answer["id"] is None and answer["error"]["type"] == "bad_request", line
+    fuzzed.check()

@@ -88,6 +88,19 @@ def xfail_finding(test: str = "test_half") -> Finding:
     )
 
 
+def uncovered_finding() -> Finding:
+    """An `uncovered_code` finding (analyze/coverage.py): lines of pkg/util.py no test runs,
+    which a new test file, and nothing else, may be written for."""
+    return Finding(
+        kind="uncovered_code",
+        area="quality",
+        change_type="test",
+        file="pkg/util.py",
+        message="pkg/util.py: 1 of 6 lines are run by no test",
+        details={"missing": [10], "statements": 6, "new_test": "tests/test_util_coverage.py"},
+    )
+
+
 def unmarked(test: str, source: str = XFAIL) -> str:
     """`source` without the xfail mark of `test` (its decorator's line)."""
     lines = source.splitlines(keepends=True)
@@ -618,6 +631,54 @@ def corpus(outside: Path) -> list[Hostile]:
             change_type="feature",
         )
     )
+    # New tests for uncovered code: new test files only, each test asserting something.
+    new = "tests/test_util_coverage.py"
+    for name, changes, expect in [
+        (
+            "a new test file that asserts nothing",
+            [
+                FileChange(
+                    new,
+                    None,
+                    "from pkg.util import triple\n\n\ndef test_triple():\n    triple(2)\n",
+                )
+            ],
+            f"{new}::test_triple that assert(s) nothing",
+        ),
+        (
+            "a new test whose only assertion cannot fail",
+            [
+                FileChange(
+                    new,
+                    None,
+                    "from pkg.util import triple\n\n\ndef test_triple():\n"
+                    "    x = triple(2)\n    assert x == x\n",
+                )
+            ],
+            "assert(s) nothing",
+        ),
+        (
+            "a new test that also edits an existing test",
+            [
+                FileChange(new, None, "def test_triple():\n    assert 3 * 2 == 6\n"),
+                FileChange("tests/test_util.py", TEST, TEST.replace("== 4", "== 4  # ok")),
+            ],
+            "edits the existing test tests/test_util.py",
+        ),
+        (
+            "a new test that changes the code under test",
+            [FileChange("pkg/util.py", UTIL, UTIL.replace("x * 3", "3 * x"))],
+            "edits the existing file pkg/util.py",
+        ),
+        (
+            "a new file that is not a test",
+            [FileChange("pkg/extra.py", None, "X = 1\n")],
+            "adds pkg/extra.py, which is not a test file",
+        ),
+    ]:
+        c.append(
+            Hostile(f"new tests: {name}", expect, changes=changes, finding=uncovered_finding())
+        )
     c.append(
         Hostile(
             "claims a fix but edits tests",

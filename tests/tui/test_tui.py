@@ -8,12 +8,14 @@ import time
 
 import pytest
 
+from overseer.client import Client
 from overseer.daemon.server import run_daemon
 from overseer.tui.app import OverseerApp
 from overseer.tui.widgets.changes import ChangesTable
 from overseer.tui.widgets.phases import Phases
 from overseer.tui.widgets.status_bar import StatusBar
-from support.helpers import LIMITED, git, rows
+from support.helpers import LIMITED, git, next_event, rows
+from support.hostile import REASON, assert_harmless, hostile_repo
 from support.tui import SIZE, app_for, connected, text_of, until
 
 
@@ -373,3 +375,39 @@ async def test_a_burst_of_progress_is_merged_and_the_newest_count_shown(tmp_path
         await pilot.pause(0.5)
         assert Counting.handled < 500
         assert "tests 500/500" in text_of(app.query_one(Phases))
+
+
+async def test_a_hostile_file_name_and_reason_are_shown_not_acted_on(tmp_path, daemon_options):
+    """The detail, its diff, the event log, the list and the attempt's screen show what a file
+    name and a reason hold (support.hostile) as text, not as escapes a terminal acts on."""
+    repo = hostile_repo(tmp_path / "hostile")
+    async with run_daemon(daemon_options(target={"path": str(repo)})) as daemon:
+        app = app_for(daemon)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            iid = await a_change_waiting(pilot)
+            detail = app.query_one("#detail-body")
+            await until(pilot, lambda: "-import os" in text_of(detail), what="the diff")
+            assert_harmless(text_of(detail))  # the name, in the head and in the diff
+            assert_harmless(text_of(app.query_one(ChangesTable)), shows="\\x07.py")
+            async with Client(daemon.socket_path) as client:  # another front door decides
+                await client.request("subscribe")
+                await client.request("reject", id=iid, reason=REASON)
+                await next_event(client, "ChangeRejected")
+            events = app.query_one("#events")
+
+            def logged() -> str:  # every line the log rendered, wider than the screen too
+                return "\n".join(strip.text for strip in events.lines)
+
+            await until(pilot, lambda: "rejected by" in logged(), what="the rejection")
+            assert_harmless(logged(), shows="\\x1b[2J")  # the reason, shown
+            await pilot.press("h")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "HistoryScreen")
+            await until(
+                pilot, lambda: "1–1 of 1" in text_of(app.screen.query_one("#history-title"))
+            )
+            await pilot.press("enter")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "AttemptScreen")
+            shown = text_of(app.screen.query_one("#attempt Static"))
+            assert_harmless(shown)
+            assert "\\x1b[2J" in shown and "\\u202e" in shown  # the recorded reason

@@ -19,7 +19,6 @@ from overseer.core.plumbing.bus import EventBus
 from overseer.core.record.history import History
 from overseer.core.watch import promote_and_watch
 from overseer.vocabulary import (
-    MAX_REASON_CHARS,
     RETRIED,
     RETRYABLE,
     WAITING,
@@ -32,6 +31,7 @@ from overseer.vocabulary import (
     DaemonResumed,
     FindingReopened,
     local_time,
+    reason_too_long,
 )
 
 
@@ -143,11 +143,9 @@ def reject(ctx: Context, improvement_id: str, actor: Actor, reason: str | None) 
 
 def checked_reason(reason: str | None) -> str | None:
     """A reason as the daemon's protocol accepts it, with or without a daemon: the same cap."""
-    if reason is not None and len(reason) > MAX_REASON_CHARS:
-        raise ActionRefused(
-            f"a reason may be at most {MAX_REASON_CHARS} characters; this one has "
-            f"{len(reason):,} (the attempt's diff and history hold the details)"
-        )
+    problem = reason_too_long(reason)
+    if problem:
+        raise ActionRefused(problem)
     return reason
 
 

@@ -22,8 +22,10 @@ from overseer.core.analyze import Analysis, AnalysisFailed, analyze, features, t
 from overseer.core.analyze.findings import Finding
 from overseer.core.context import Context, RunSettings
 from overseer.core.deploy.commit import branch_name, commit_message, deploy
+from overseer.core.evaluate import proving, speedup
 from overseer.core.evaluate.ci import ci_evaluation
 from overseer.core.evaluate.compare import Evaluation, evaluate_tree
+from overseer.core.evaluate.concurrent import decide, evaluate_with_baseline
 from overseer.core.evaluate.measure import commit_tree, judge_performance, measure_performance
 from overseer.core.generate.candidate import Candidate, GenerationFailed, GeneratorFault
 from overseer.core.generate.generators import Generator
@@ -261,7 +263,7 @@ class Cycle:
         notes: list[str] = []
         try:
             for finding, generator, fingerprint in self.candidates(analysis, base):
-                if len(attempts) >= self.max_changes:
+                if len(attempts) >= self.max_changes or analysis.baseline_failure:
                     break
                 ctx.stop.checkpoint("the next attempt")
                 limited = RateLimiter(ctx.history, ctx.policy, ctx.clock).why_not(
@@ -273,6 +275,9 @@ class Cycle:
                     break
                 attempt = Attempt(self, analysis, finding, generator, fingerprint, base)
                 attempts.append(attempt.run())
+            self.settle_baseline(analysis)
+        except AnalysisFailed as exc:
+            return self.not_evaluable(base, exc, attempts)
         except BaseException:
             self.finish("interrupted", "interrupted", attempts, analysis)
             raise
@@ -319,6 +324,7 @@ class Cycle:
                     area=self.settings.area,
                     generator_for=self.generator_for,
                     cancel=ctx.stop.cancelled,
+                    concurrently=lambda: decide(ctx.target.config),
                 )
                 report.summary = analysis.summary()
         finally:
@@ -328,6 +334,18 @@ class Cycle:
             self.cycle_id, analysis=analysis.to_dict(), status=CycleStatus.RUNNING
         )
         return analysis
+
+    def settle_baseline(self, analysis: Analysis) -> None:
+        """The baseline's tests, left for a candidate's (evaluate/concurrent.py), when no
+        attempt ran them: run now, and cached for the next cycle; one that could not be
+        evaluated raises AnalysisFailed, as in ANALYZE."""
+        if analysis.baseline_failure is not None:
+            raise analysis.baseline_failure
+        if analysis.pending_baseline is None:
+            return
+        with commit_tree(self.ctx, f"baseline-{self.cycle_id}", analysis.commit) as tree:
+            analysis.tests = analysis.pending_baseline(tree)
+        analysis.pending_baseline = None
 
     def candidates(self, analysis: Analysis, base: str) -> Iterator[tuple[Finding, Generator, str]]:
         """Ranked findings a generator can act on, minus those already decided or pending.
@@ -353,7 +371,9 @@ class Cycle:
                 continue
             yield finding, generator, fingerprint
 
-    def not_evaluable(self, base: str, exc: AnalysisFailed) -> CycleResult:
+    def not_evaluable(
+        self, base: str, exc: AnalysisFailed, attempts: list[AttemptRow] | None = None
+    ) -> CycleResult:
         """The target's tests cannot be evaluated at `base`: said loudly, with what the command
         printed, and recorded with the cycle. No attempt is made, so nothing is settled against
         a finding and the circuit breaker counts nothing: the target's problem, not a change's."""
@@ -374,7 +394,7 @@ class Cycle:
             "command": exc.command,
             "output_tail": exc.output_tail,
         }
-        return self.finish("failed", f"analysis failed: {exc}", [], failure=failure)
+        return self.finish("failed", f"analysis failed: {exc}", attempts or [], failure=failure)
 
     def skip_phase(self, improvement_id: str | None, phase: Phase, why: str) -> None:
         bus = self.ctx.bus
@@ -810,6 +830,15 @@ class Attempt:
                     report,
                     required=features.required_tests(self.finding),
                 )
+            elif self.analysis.pending_baseline is not None:
+                evaluation = evaluate_with_baseline(
+                    ctx,
+                    self.analysis,
+                    self.tree,
+                    report,
+                    baseline_tree=lambda: commit_tree(ctx, f"baseline-{self.id}", self.base),
+                    required=features.required_tests(self.finding),
+                )
             else:
                 evaluation = evaluate_tree(
                     ctx,
@@ -818,6 +847,10 @@ class Attempt:
                     report,
                     required=features.required_tests(self.finding),
                 )
+            if proving.applies(self.finding):  # new tests: collected, reliable, coverage
+                proving.judge(ctx, self.tree, self.finding, self.deployed, evaluation, report)
+            if speedup.applies(self.finding):  # a profiled slow test: it must be faster
+                speedup.judge(ctx, evaluation, self.finding, self.base, self.tree, self.id, report)
             if ctx.target.config.benchmark_command and evaluation.passed:
                 with commit_tree(ctx, f"bench-{self.id}", self.base) as base_tree:
                     perf = measure_performance(ctx, base_tree, self.tree, report)
@@ -879,6 +912,8 @@ class Attempt:
         ctx = self.ctx
         if evaluation.unrunnable:
             return self.unrunnable(evaluation)
+        if evaluation.baseline_not_evaluable:
+            return self.baseline_unusable(evaluation)
         if not evaluation.passed:
             reason = "evaluation failed: " + "; ".join(evaluation.reasons)
             reason += self.rounds.after(self.generator)
@@ -935,6 +970,19 @@ class Attempt:
                 output=evaluation.output_tail[-2000:],
             )
         )
+        self.cleanup()
+        return AttemptStatus.ERROR, reason
+
+    def baseline_unusable(self, evaluation: Evaluation) -> tuple[str, str | None]:
+        """The baseline's tests, run with the candidate's, cannot be evaluated: as when ANALYZE
+        finds so, nothing is promoted and nothing is held against the change (an error, not
+        settled); the cycle then says the target cannot be evaluated."""
+        why = str(evaluation.baseline_not_evaluable)
+        reason = (
+            f"the tests at {self.base[:7]} cannot be evaluated: {why}; not held against the "
+            "change, which is tried again once they can"
+        )
+        move(self.ctx, self.id, AttemptStatus.ERROR, reason=reason)
         self.cleanup()
         return AttemptStatus.ERROR, reason
 

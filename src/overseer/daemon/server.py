@@ -29,7 +29,7 @@ from overseer.base.problems import ProblemsError
 from overseer.config import OverseerConfig, TargetConfig
 from overseer.core.actions import expire_approvals
 from overseer.core.context import Context
-from overseer.core.plumbing.lock import TargetBusy, TargetLock
+from overseer.core.plumbing.lock import RepositoryOwned, TargetBusy, TargetLock
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import CycleStopped, StopToken
 from overseer.core.record.history import HistoryError
@@ -201,7 +201,7 @@ class Daemon:
         # problem shows at start-up, not at the first cycle; the others keep working.
         await asyncio.to_thread(self.rt.generators)
         for target in self.targets:
-            await self.worker.run(self._recover, target)
+            await self.worker.run(self._recover, target, None, True)
         await self._listen()
         self.scheduler = CycleScheduler(
             self.scheduled_cycle,
@@ -310,13 +310,19 @@ class Daemon:
     def context(self, target: TargetConfig) -> Context:
         return self.app.context(target)
 
-    def _recover(self, target: TargetConfig, cause: str | None = None) -> None:
+    def _recover(
+        self, target: TargetConfig, cause: str | None = None, starting: bool = False
+    ) -> None:
         try:
             ctx = self.context(target)
             self.state.branches[ctx.target.name] = ctx.target.branch
             with ctx.lock(wait=10.0):
                 recover(ctx, cause)
         except (RepoError, TargetBusy, HistoryError, OSError) as exc:
+            if starting and isinstance(exc, RepositoryOwned):
+                # Another state directory supervises it: every cycle would fail there, after
+                # answering "cycle started". Said once, at the start, instead.
+                raise DaemonFailed(str(exc)) from None
             # Tried again by the housekeeping (a locked database, a full disk pass).
             self.unrecovered[target.name or target.path.name] = cause
             self.rt.bus.emit(ErrorRaised(where=str(target.path), message=str(exc)))

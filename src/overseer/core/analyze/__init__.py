@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer.core.analyze import coverage as coverage_area
 from overseer.core.analyze import features as feature_area
+from overseer.core.analyze import profile as profiling
 from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
@@ -61,6 +63,13 @@ class Analysis:
     slow_test_seconds: float
     area: str = "auto"
     features: int | None = None  # feature findings at the commit; None: not looked for
+    #: whether the baseline's tests run at the same time as a candidate's, and why
+    concurrency: dict[str, Any] | None = None
+    #: the baseline's tests not run yet (a lint finding, evaluated concurrently): runs them in
+    #: the worktree given and caches them; None once `tests` holds them
+    pending_baseline: Callable[[Path], TestReport] | None = None
+    #: why the baseline, run with a candidate's tests, could not be evaluated
+    baseline_failure: AnalysisFailed | None = None
 
     @property
     def slow_tests(self) -> list[Finding]:
@@ -68,7 +77,10 @@ class Analysis:
 
     def summary(self) -> str:
         t = self.tests
-        parts = [f"{len(t.cases)} tests" if t.has_junit else "tests run (no per-test report)"]
+        if self.pending_baseline is not None:
+            parts = ["tests to run with the candidate's, at once"]
+        else:
+            parts = [f"{len(t.cases)} tests" if t.has_junit else "tests run (no per-test report)"]
         failing = len(t.failing)
         if failing:
             parts.append(f"{failing} failing")
@@ -119,6 +131,7 @@ class Analysis:
             "findings_total": len(self.findings),
             "area": self.area,
             "features": self.features,
+            "concurrency": self.concurrency,
         }
 
 
@@ -262,6 +275,7 @@ def analyze(
     area: str,
     generator_for: Callable[[Finding], str | None],
     cancel: threading.Event | None = None,
+    concurrently: Callable[[], tuple[bool, str]] | None = None,
 ) -> Analysis:
     """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed.
 
@@ -278,10 +292,6 @@ def analyze(
             tree = make_tree()
         return tree
 
-    tests, tests_cached = baseline_tests(
-        target, commit, history=history, make_tree=worktree, report=report, cancel=cancel
-    )
-
     key = lint_key(cfg.ruff_select)
     cached_lint = history.get_baseline(target.key, commit, key)
     if cached_lint is not None:
@@ -291,6 +301,47 @@ def analyze(
         lint, lint_cached = run_ruff(worktree(), cfg.ruff_select), False
         if lint.ok:
             history.put_baseline(target.key, commit, key, lint.to_dict())
+
+    concurrency = _concurrency(target, commit, history, lint, area, generator_for, concurrently)
+    if concurrency["concurrent"]:
+        # Ruff first; the baseline's tests run later, with the candidate's (evaluate/concurrent.py).
+        counts = history.success_counts()
+        found = lint_findings(lint)
+        command = resolve_test_command(cfg, target.root)
+
+        def pending(tree: Path) -> TestReport:
+            return baseline_tests(
+                target,
+                commit,
+                history=history,
+                make_tree=lambda: tree,
+                report=report,
+                cancel=cancel,
+            )[0]
+
+        return Analysis(
+            commit=commit,
+            tests=TestReport(command.command, command.interpreter, None, False, 0.0, "", False),
+            tests_cached=False,
+            lint=lint,
+            lint_cached=lint_cached,
+            benchmark=None,
+            findings=rank(
+                found,
+                area=area,
+                generator_for=generator_for,
+                counts=counts,
+                rng=random.Random(ranking_seed(commit, found, counts)),
+            ),
+            slow_test_seconds=cfg.slow_test_seconds,
+            area=area,
+            concurrency=concurrency,
+            pending_baseline=pending,
+        )
+
+    tests, tests_cached = baseline_tests(
+        target, commit, history=history, make_tree=worktree, report=report, cancel=cancel
+    )
 
     benchmark = None
     if cfg.benchmark_command:
@@ -309,6 +360,21 @@ def analyze(
     findings += slow_regressions(tests, history.earlier_durations(target.key, commit))
     if lint.ok:
         findings += lint_findings(lint)
+    if area in ("auto", "performance"):  # what a model is to speed up: profiled once
+        profiling.profile_slow_tests(
+            target,
+            commit,
+            findings,
+            history=history,
+            tree=worktree,
+            report=report,
+            generator_for=generator_for,
+            cancel=cancel,
+        )
+    if cfg.new_tests.enabled and area in ("auto", coverage_area.AREA):
+        findings += coverage_area.coverage_findings(
+            target, commit, history=history, tree=worktree, report=report, cancel=cancel
+        )
     features = None
     if area in ("auto", feature_area.AREA):
         found = _features(target, commit, tests, history=history, tree=worktree, report=report)
@@ -333,7 +399,47 @@ def analyze(
         slow_test_seconds=cfg.slow_test_seconds,
         area=area,
         features=features,
+        concurrency=concurrency,
     )
+
+
+def _concurrency(
+    target: Target,
+    commit: str,
+    history: History,
+    lint: LintReport,
+    area: str,
+    generator_for: Callable[[Finding], str | None],
+    concurrently: Callable[[], tuple[bool, str]] | None,
+) -> dict[str, Any]:
+    """Whether this cycle's tests at `commit` wait for a candidate's, to run at once, and why.
+    Only for lint findings: the findings of the tests themselves (failing, slow, flaky), the
+    features and a benchmark need the baseline first, as always."""
+
+    def no(why: str) -> dict[str, Any]:
+        return {"concurrent": False, "reason": why}
+
+    if concurrently is None:
+        return no("not asked for")
+    command = resolve_test_command(target.config, target.root)
+    if history.get_baseline(target.key, commit, tests_key(command)) is not None:
+        return no(f"the baseline's tests at {commit[:7]} are cached: nothing to run at once")
+    if target.config.benchmark_command:
+        return no("a benchmark is configured: the baseline first")
+    if target.config.ci is not None:
+        return no("an external CI judges the candidates: the baseline first")
+    if area not in ("auto", "quality", "performance"):
+        return no(f"area {area}: the baseline first")
+    go, why = concurrently()
+    if not go:
+        return no(why)
+    found = lint_findings(lint) if lint.ok else []
+    actionable = [
+        f for f in found if (area == "auto" or f.area == area) and generator_for(f) is not None
+    ]
+    if not actionable:
+        return no(f"{why}; but no lint finding a generator can act on: the baseline first")
+    return {"concurrent": True, "reason": why}
 
 
 FEATURES_KEY = "features:1"  # bumped when what is looked for changes

@@ -48,6 +48,14 @@ class Evaluation:
     #: the test command could not even start on the candidate (not found, not executable):
     #: why. The environment's problem, not the change's: it is not held against it.
     unrunnable: str | None = None
+    # New tests (evaluate/proving.py): collected, passed reliably, raised coverage, and why not.
+    proof: dict[str, Any] | None = None
+    #: the baseline's tests, run at the same time as the candidate's, cannot be evaluated:
+    #: why, and the command. The target's problem, not the change's (as when ANALYZE finds so).
+    baseline_not_evaluable: str | None = None
+    baseline_command: str = ""
+    #: whether the baseline's and the candidate's tests ran at once, why, and when each ran
+    concurrency: dict[str, Any] | None = None
 
     def summary(self) -> str:
         if self.ci is not None and not self.tests_passed and not self.tests_failed:
@@ -69,6 +77,8 @@ class Evaluation:
             text += f", performance within noise ({perf['low']:+.1f} … {perf['high']:+.1f} %)"
         elif perf.get("error"):
             text += ", performance unknown"
+        if self.proof is not None:
+            text += ", " + proof_text(self.proof)
         if not self.passed:
             text += " — " + "; ".join(self.reasons)
         return text
@@ -92,6 +102,9 @@ class Evaluation:
             "ci": self.ci,
             "output_tail": self.output_tail,
             "unrunnable": self.unrunnable,
+            "proof": self.proof,
+            "baseline_not_evaluable": self.baseline_not_evaluable,
+            "concurrency": self.concurrency,
         }
 
 
@@ -198,3 +211,18 @@ def evaluate_tree(
         cancel=ctx.stop.cancelled,
     )
     return compare(baseline, candidate, min_tests=ctx.target.config.min_tests, required=required)
+
+
+def proof_text(proof: dict[str, Any]) -> str:
+    """One line for a person: how far the new tests got."""
+    if not proof.get("collected"):
+        return "new tests: not collected"
+    text = f"new tests: {proof.get('passed_runs', 0)}/{proof.get('runs')} runs passed"
+    if proof.get("raised"):
+        text += (
+            f", {len(proof.get('newly_covered') or [])} more line(s) of {proof.get('module')} "
+            f"covered ({proof.get('covered_before')} → {proof.get('covered_after')} %)"
+        )
+    elif proof.get("reliable"):
+        text += ", no coverage raised"
+    return text

@@ -26,8 +26,9 @@ from typing import Any
 
 from overseer.base.globs import first_match
 from overseer.config import LLMSettings
-from overseer.core.analyze import features
+from overseer.core.analyze import coverage, features
 from overseer.core.analyze.findings import Finding
+from overseer.core.analyze.profile import hot_files
 from overseer.core.generate.candidate import (
     Candidate,
     Edit,
@@ -284,7 +285,10 @@ class LLMGenerator:
                 modules.append(node.module)
             elif isinstance(node, ast.Import):
                 modules.extend(alias.name for alias in node.names)
-        files: list[str] = []  # in the order the test imports them
+        files: list[str] = []  # a profiled test's hot files first, then as the test imports them
+        for hot in hot_files(finding):
+            if hot != finding.file and hot not in files and self._readable(tree, hot):
+                files.append(hot)
         for module in modules:
             rel = self._module_file(tree, module)
             if rel is not None and rel != finding.file and rel not in files:
@@ -326,12 +330,18 @@ class LLMGenerator:
             else f"{finding.kind} in {reply.target_file}"
         )
         feature = finding.change_type == features.CHANGE_TYPE
+        change_type = reply.change_type
+        if feature:
+            change_type = features.CHANGE_TYPE
+        elif coverage.is_test_writing(finding):
+            change_type = coverage.CHANGE_TYPE
         return Candidate(
             generator=self.name,
             finding=finding,
             # A feature is a feature whatever the model calls it: the rules for features (a
-            # test edit only to remove its test's xfail mark) are not for it to opt out of.
-            change_type=features.CHANGE_TYPE if feature else reply.change_type,
+            # test edit only to remove its test's xfail mark) are not for it to opt out of;
+            # nor are a new test's (only new test files) for a test-writing change.
+            change_type=change_type,
             stated_risk=reply.risk_level,
             summary=summary,
             impact=reply.impact,

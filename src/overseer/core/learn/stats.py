@@ -63,7 +63,49 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
         },
         "outcomes": sum(k["attempts"] for k in kinds),
         "repair_rounds": repairs,
+        "new_tests": new_tests_funnel(history, target),
     }
+
+
+# The funnel of new tests (analyze/coverage.py, evaluate/proving.py), in order: each stage a
+# subset of the one before it.
+FUNNEL = ("generated", "collected", "reliable", "raised_coverage", "approved", "kept")
+FUNNEL_TITLES = (
+    "generated",
+    "collected",
+    "passed reliably",
+    "raised coverage",
+    "approved",
+    "kept",
+)
+APPROVED = ("ready_to_promote", "promoting", "promoted", "rolled_back", "regressed")
+
+
+def new_tests_funnel(history: History, target: str | None = None) -> dict[str, dict[str, int]]:
+    """Per generator: of its attempts at `uncovered_code`, how many had a candidate, whose new
+    tests collected, passed every reliability run, raised the module's coverage, were approved
+    (by the policy or a person) and kept; and how many SAFETY denied (an existing test edited, a
+    test that asserts nothing) or wait for a person."""
+    only = "and target = ? " if target else ""
+    raised = "json_extract(evaluation, '$.proof.raised') = 1"
+    approved = ", ".join(f"'{s}'" for s in APPROVED)
+    rows = history.query(
+        "select generator, "
+        "sum(case when generated_code is not null then 1 else 0 end) as generated, "
+        "sum(case when json_extract(evaluation, '$.proof.collected') = 1 then 1 else 0 end) "
+        "as collected, "
+        "sum(case when json_extract(evaluation, '$.proof.reliable') = 1 then 1 else 0 end) "
+        "as reliable, "
+        f"sum(case when {raised} then 1 else 0 end) as raised_coverage, "
+        f"sum(case when {raised} and status in ({approved}) then 1 else 0 end) as approved, "
+        f"sum(case when {raised} and status = 'promoted' then 1 else 0 end) as kept, "
+        "sum(case when status = 'denied' then 1 else 0 end) as denied, "
+        "sum(case when status = 'awaiting_approval' then 1 else 0 end) as waiting "
+        "from improvements where finding_kind = 'uncovered_code' and dry_run = 0 "
+        f"{only}group by generator order by generator",
+        [target] if target else [],
+    )
+    return {r.pop("generator"): {k: int(v or 0) for k, v in r.items()} for r in rows}
 
 
 def stats_text(s: dict[str, Any]) -> str:
@@ -98,6 +140,15 @@ def stats_text(s: dict[str, Any]) -> str:
                 f"  {generator:<10} "
                 + " · ".join(f"{n} round(s): {count}" for n, count in sorted(used.items()))
             )
+    if s.get("new_tests"):
+        out.append("New tests (" + " → ".join(FUNNEL_TITLES) + ")")
+        for generator, f in s["new_tests"].items():
+            line = f"  {generator:<10} " + " → ".join(str(f[k]) for k in FUNNEL)
+            if f.get("denied"):
+                line += f" · {f['denied']} denied by SAFETY"
+            if f.get("waiting"):
+                line += f" · {f['waiting']} waiting for approval"
+            out.append(line)
     for title, key in (
         ("Most successful finding kinds", "most_successful"),
         ("Least successful", "least_successful"),

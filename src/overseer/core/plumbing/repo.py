@@ -162,6 +162,16 @@ class TargetRepo:
                 raise
             return None
 
+    def branch_detached_from(self) -> str | None:
+        """The branch a rebase or a bisect in this checkout has detached HEAD from: still
+        the branch the person works on (and the one `--abort` or `reset` returns to)."""
+        git_dir = Path(self.git("rev-parse", "--absolute-git-dir"))
+        for record in ("rebase-merge/head-name", "rebase-apply/head-name", "BISECT_START"):
+            name = (_read(git_dir / record) or "").removeprefix("refs/heads/")
+            if name and name != "detached HEAD" and self.branch_exists(name):
+                return name
+        return None
+
     def branch_head(self, branch: str) -> str:
         try:
             return self.git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")

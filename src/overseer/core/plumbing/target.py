@@ -30,7 +30,8 @@ class Target:
 def resolve_target(config: TargetConfig) -> Target:
     """Check the repository and settle the branch; errors say what to fix."""
     repo = TargetRepo(config.path)
-    branch = config.branch or repo.current_branch()
+    # In the middle of a rebase or bisect HEAD is detached, and the branch is still theirs.
+    branch = config.branch or repo.current_branch() or repo.branch_detached_from()
     if not branch:
         raise RepoError(
             f"{repo.path} has a detached HEAD; set `branch:` for this target or check out a branch"

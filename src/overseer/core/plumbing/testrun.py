@@ -21,12 +21,14 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from overseer.config import TargetConfig
 from overseer.core.plumbing.sandbox import CommandResult, run_command
 from overseer.core.plumbing.secrets import redact, withheld
+from overseer.core.plumbing.slots import TEST_SLOTS
 
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 # pytest's exit status when it collected no tests: not a failure of the code under test.
@@ -123,6 +125,9 @@ class TestReport:
     cases: dict[str, TestCase] = field(default_factory=dict)
     nodeids: dict[str, str] = field(default_factory=dict)  # JUnit id → pytest node id
     flaky: list[str] = field(default_factory=list)  # failed, then passed when run again
+    #: when the test command started and ended (UTC, ISO 8601), its slot taken: the first run
+    started: str | None = None
+    finished: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -298,13 +303,29 @@ def run_tests(
     on_progress: Callable[[int, int | None], None] | None = None,
     cancel: threading.Event | None = None,
     rerun_failures: bool = True,
+    only: list[str] | None = None,
+    coverage_file: Path | None = None,
+    profile: tuple[str, Path] | None = None,
 ) -> TestReport:
     """Run the target's tests in `tree` (one of our worktrees) and collect per-test results.
 
     Failing tests are then run again, alone, up to `flaky_reruns` times: one that passes on a
-    re-run is flaky, and is neither held against a change nor credited to it.
+    re-run is flaky, and is neither held against a change nor credited to it. `only`: node ids
+    or test files to run, the rest deselected. `coverage_file`: run under coverage.py (the
+    `overseer_coverage` plugin), which writes the lines each file ran and missed there.
+    `profile`: (a test's JUnit id, a file): that test runs under cProfile (the
+    `overseer_profile` plugin), which writes the hottest functions of the project's code.
     """
-    report = _run_once(target, root, tree, on_progress=on_progress, cancel=cancel)
+    report = _run_once(
+        target,
+        root,
+        tree,
+        on_progress=on_progress,
+        cancel=cancel,
+        only=only,
+        coverage_file=coverage_file,
+        profile=profile,
+    )
     if rerun_failures and target.flaky_reruns:
         _rerun_failures(target, root, tree, report, cancel)
     return report
@@ -341,6 +362,8 @@ def _run_once(
     on_progress: Callable[[int, int | None], None] | None = None,
     cancel: threading.Event | None = None,
     only: list[str] | None = None,
+    coverage_file: Path | None = None,
+    profile: tuple[str, Path] | None = None,
 ) -> TestReport:
     command = resolve_test_command(target, root)
     with tempfile.TemporaryDirectory(prefix="overseer-tests-") as scratch:
@@ -354,6 +377,15 @@ def _run_once(
             "OVERSEER_PROGRESS_FILE": str(progress),
             "OVERSEER_NODEIDS_FILE": str(nodeids),
         }
+        if coverage_file is not None:
+            extra["PYTEST_ADDOPTS"] += " -p overseer_coverage"
+            extra["OVERSEER_COVERAGE_FILE"] = str(coverage_file)
+        if profile is not None:
+            extra["PYTEST_ADDOPTS"] += " -p overseer_profile"
+            extra["OVERSEER_PROFILE_TEST"], extra["OVERSEER_PROFILE_FILE"] = (
+                profile[0],
+                str(profile[1]),
+            )
         if only is not None:
             selection = Path(scratch) / "only"
             selection.write_text("".join(n + "\n" for n in only))
@@ -361,15 +393,20 @@ def _run_once(
         env = build_test_env(tree, command, extra, target.pass_env)
         watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
         try:
-            result: CommandResult = run_command(
-                _absolutize(command.command, tree, root),
-                cwd=tree,
-                env=env,
-                timeout=target.test_timeout,
-                memory_limit_mb=target.memory_limit_mb,
-                cancel=cancel,
-                kind="tests",
-            )
+            # A slot of the process's budget of test runs (plumbing/slots.py), held while the
+            # command runs: never more test commands at once than the limit.
+            with TEST_SLOTS.slot(cancel):
+                started = _now()
+                result: CommandResult = run_command(
+                    _absolutize(command.command, tree, root),
+                    cwd=tree,
+                    env=env,
+                    timeout=target.test_timeout,
+                    memory_limit_mb=target.memory_limit_mb,
+                    cancel=cancel,
+                    kind="tests",
+                )
+                finished = _now()
         finally:
             if watcher:
                 watcher.stop()
@@ -397,7 +434,13 @@ def _run_once(
             for k, v in ids.items()
             if (cases or {}).get(k, TestCase("", 0)).outcome in ("failed", "error")
         },
+        started=started,
+        finished=finished,
     )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class _ProgressWatcher:

@@ -285,21 +285,25 @@ class History:
 
     def _open_read_only(self, path: Path, busy_timeout: float) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                f"{path.absolute().as_uri()}?mode=ro",
-                uri=True,
-                check_same_thread=False,
-                timeout=busy_timeout,
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            conn.execute("select count(*) from sqlite_master").fetchone()
+            return _connect_read_only(path, busy_timeout)
         except sqlite3.Error as exc:
-            name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
-            raise HistoryUnavailable(
-                f"the history database {path} cannot be read ({name}: {exc}): "
-                "ask its owner for read access to it and its directory"
-            ) from exc
-        return conn
+            error = exc
+        # No write-ahead log beside it: no writer has the database open (a writer keeps the
+        # -wal file until its last connection closes: a daemon that stopped cleanly leaves
+        # none), so the file holds the whole history. SQLite would still create the -shm file
+        # to read it, which a reader who may not write the directory cannot (the README's
+        # 0750 state directory): it reads the file as it is instead. A writer that starts
+        # during the read may make this one command fail, never the database.
+        if not path.with_name(path.name + "-wal").exists():
+            try:
+                return _connect_read_only(path, busy_timeout, immutable=True)
+            except sqlite3.Error:
+                pass
+        name = getattr(error, "sqlite_errorname", "") or type(error).__name__
+        raise HistoryUnavailable(
+            f"the history database {path} cannot be read ({name}: {error}): "
+            "ask its owner for read access to it and its directory"
+        ) from error
 
     def close(self) -> None:
         with self._lock:
@@ -829,3 +833,18 @@ class History:
             return {
                 (r["generator"], r["finding_kind"]): (int(r["kept"]), int(r["n"])) for r in rows
             }
+
+
+def _connect_read_only(
+    path: Path, busy_timeout: float, *, immutable: bool = False
+) -> sqlite3.Connection:
+    """A connection that cannot write, checked by a first read."""
+    uri = f"{path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn

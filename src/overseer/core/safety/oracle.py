@@ -20,6 +20,9 @@ order by `examine`; each returns its reasons:
 
 A feature change (`feature_test_edits`) may edit test code in that one way only — removing the
 xfail mark of the test its finding names — and a feature for an xfail test must do so.
+
+A change that writes new tests (`new_test_problems`, for an `uncovered_code` finding) may only
+add new test files, each of whose tests asserts something: it edits no existing file at all.
 """
 
 from __future__ import annotations
@@ -461,6 +464,71 @@ def feature_test_edits(changes: Iterable[FileChange], own: tuple[str, str] | Non
             f"does not remove the xfail mark of {own[0]}::{own[1]}: a feature for an xfail "
             "test is kept only when that test passes without its mark"
         )
+    return reasons
+
+
+def _asserts(function: ast.AST) -> bool:
+    """Whether a test function checks anything: an assertion that can fail, an assert* call,
+    pytest.raises/warns/fail — in its own body, not under `if False:`."""
+    for node in _reachable(function):
+        if isinstance(node, ast.Assert) and not _cannot_fail(node.test):
+            return True
+        if isinstance(node, ast.Call):
+            name = _name(node.func)
+            if name.startswith("assert") or name in ("raises", "warns", "fail"):
+                return True
+    return False
+
+
+def tests_asserting_nothing(source: str) -> list[str]:
+    """The test functions of a file (`Class.test_x` for methods) that assert nothing."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found: list[str] = []
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+                "test"
+            ):
+                if not _asserts(node):
+                    found.append(prefix + node.name)
+            elif isinstance(node, ast.ClassDef):
+                visit(node.body, f"{prefix}{node.name}.")
+
+    visit(tree.body, "")
+    return found
+
+
+def new_test_problems(changes: Iterable[FileChange]) -> list[str]:
+    """Why a change that is to write new tests is not one: it edits or deletes an existing file
+    (a test above all: the tests that decide are not its to change), adds a file that is not a
+    test, or adds a test file without tests or with a test that asserts nothing."""
+    reasons: list[str] = []
+    for change in changes:
+        if change.before is not None:
+            what = "test" if is_test_path(change.path) else "file"
+            reasons.append(
+                f"edits the existing {what} {change.path}: new tests may only add new test files"
+            )
+            continue
+        name = PurePosixPath(change.path).name
+        if not (is_test_path(change.path) and name.startswith("test_") and name.endswith(".py")):
+            reasons.append(f"adds {change.path}, which is not a test file (tests/test_*.py)")
+            continue
+        after = measure(change.after or "")
+        if after is None:
+            continue  # unparsable: validation rejects it with its own reason
+        if not after.tests:
+            reasons.append(f"adds {change.path} without a test function in it")
+        empty = tests_asserting_nothing(change.after or "")
+        if empty:
+            reasons.append(
+                f"adds {_names([f'{change.path}::{t}' for t in empty])} that assert(s) nothing: "
+                "a test that checks nothing is no test"
+            )
     return reasons
 
 

@@ -48,7 +48,7 @@ class Autonomy(StrEnum):
 
 AREAS = ("performance", "quality", "features")
 Area = Literal["performance", "quality", "features"]
-ChangeType = Literal["optimization", "bugfix", "feature", "quality"]
+ChangeType = Literal["optimization", "bugfix", "feature", "quality", "test"]
 
 # What no policy can unprotect: history, CI, dependency pins, overseer's own config and policy.
 BUILTIN_PROTECTED = (
@@ -484,7 +484,7 @@ class CompiledPolicy:
         # A feature is proven by its own test, so it may not touch any other, nor that one
         # beyond removing its xfail mark: no human can make such a change what it claims.
         for reason in facts.test_edits:
-            raise_to(Risk.HIGH, Decision.DENY, f"oracle: a feature change {reason}")
+            raise_to(Risk.HIGH, Decision.DENY, f"oracle: a {facts.change_type} change {reason}")
         if facts.change_type == "bugfix":
             tests = [path for path in facts.paths if first_match(TEST_PATHS, path)]
             if tests:  # the test that decides whether the fix works, changed with it

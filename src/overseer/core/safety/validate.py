@@ -15,10 +15,15 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from overseer.core.analyze import features
+from overseer.core.analyze import coverage, features
 from overseer.core.analyze.features import removed_xfail_marks
 from overseer.core.generate.candidate import Candidate, Edit, EditRejected, FileChange, apply_edits
-from overseer.core.safety.oracle import examine, feature_test_edits, is_test_path
+from overseer.core.safety.oracle import (
+    examine,
+    feature_test_edits,
+    is_test_path,
+    new_test_problems,
+)
 from overseer.core.safety.policy import SELF_PROTECTED, CandidateFacts
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -86,6 +91,15 @@ def materialize(candidate: Candidate, tree: Path) -> list[str]:
             problems.append(why)
             continue
         file = tree / path
+        if (
+            coverage.is_test_writing(candidate.finding)
+            and not file.exists()
+            and len(edits) == 1
+            and not edits[0].search
+        ):
+            # A new test file: the one kind of change that creates a file (an empty search).
+            changes.append(FileChange(path, None, edits[0].replace))
+            continue
         if not file.is_file():
             problems.append(f"{path} does not exist; an edit can only change an existing file")
             continue
@@ -162,6 +176,7 @@ def facts_of(
     xfail mark of the test its finding names (`own`), and the other marks stay."""
     feature = features.CHANGE_TYPE in (candidate.change_type, candidate.finding.change_type)
     own = features.own_xfail(candidate.finding) if feature else None
+    writes_tests = coverage.is_test_writing(candidate.finding)
     oracle = tuple(
         reason
         for change in candidate.changes
@@ -173,9 +188,19 @@ def facts_of(
         if is_test_path(change.path) or (own is not None and change.path == own[0])
         for test in removed_xfail_marks(change.before, change.after)
     )
+    if writes_tests:
+        test_edits = tuple(new_test_problems(candidate.changes))
+    elif feature:
+        test_edits = tuple(feature_test_edits(candidate.changes, own))
+    else:
+        test_edits = ()
     return CandidateFacts(
         paths=candidate.paths,
-        change_type=features.CHANGE_TYPE if feature else candidate.change_type,
+        change_type=coverage.CHANGE_TYPE
+        if writes_tests
+        else features.CHANGE_TYPE
+        if feature
+        else candidate.change_type,
         area=area,
         generator=candidate.generator,
         finding=candidate.finding.kind,
@@ -184,7 +209,7 @@ def facts_of(
         predicted_success=predicted_success,
         oracle=oracle,
         xfail_removed=xfail_removed,
-        test_edits=tuple(feature_test_edits(candidate.changes, own)) if feature else (),
+        test_edits=test_edits,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from overseer.core.analyze.findings import Finding
+from overseer.core.analyze.profile import hot_lines
 
 INSTRUCTIONS = """\
 You improve the code of a software project, one small change at a time.
@@ -48,8 +49,36 @@ def describe_finding(finding: Finding) -> str:
         lines.append(
             f"Slow test: {finding.details.get('test')} takes {finding.details.get('duration')} s"
         )
+    lines += hot_lines(finding)
     lines += _feature(finding)
+    lines += _new_test(finding)
     return "\n".join(lines)
+
+
+def _module_name(path: str) -> str:
+    stem = path.removesuffix(".py").removesuffix("/__init__")
+    return stem.removeprefix("src/").replace("/", ".")
+
+
+def _new_test(finding: Finding) -> list[str]:
+    """What an `uncovered_code` finding asks (analyze/coverage.py): a new test file."""
+    if finding.kind != "uncovered_code" or finding.file is None:
+        return []
+    d = finding.details
+    functions = d.get("functions") or {}
+    where = "; ".join(
+        f"{name} (lines {', '.join(map(str, rows[:8]))})"
+        for name, rows in list(functions.items())[:8]
+    )
+    new = d.get("new_test")
+    return [
+        f"No test runs these lines of {finding.file}: {where or ', '.join(map(str, (d.get('missing') or [])[:20]))}.",
+        f"Write a NEW pytest test file {new} whose tests run those lines and assert what they "
+        f"must return or do; import the code as `{_module_name(finding.file)}`.",
+        f'Answer with one edit: "file": "{new}", "search": "" (empty: a new file), "replace": '
+        "the whole test file. Do not edit any existing file. Every test must assert something, "
+        "and pass every time it runs (no clock, no randomness, no files left behind).",
+    ]
 
 
 def _feature(finding: Finding) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from overseer.core.generate.candidate import Edit, Risk
 
-CHANGE_TYPES = ("optimization", "bugfix", "feature", "quality")
+CHANGE_TYPES = ("optimization", "bugfix", "feature", "quality", "test")
 _SYNONYMS = {
     "optimisation": "optimization",
     "performance": "optimization",

@@ -5,7 +5,8 @@ It changes nothing about the tests. Driven by environment variables:
 - OVERSEER_NODEIDS_FILE: one `<junit id>\\t<node id>` line per collected test, so a failing
   test seen in the JUnit report can be run again by its node id.
 - OVERSEER_ONLY_FILE: node ids, one per line: only these tests run (the others are
-  deselected), for re-running failures to tell a flaky test from a broken one.
+  deselected), for re-running failures to tell a flaky test from a broken one. A line that
+  names a file (`tests/test_x.py`) selects every test in it (a new test file, proved alone).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the target's own pytest runs this plugin: nothing imported at run time
     import pytest
 
-_FDS: dict[str, int] = {}  # path -> a descriptor kept open: one write per test, not an open and a close
+_FDS: dict[
+    str, int
+] = {}  # path -> a descriptor kept open: one write per test, not an open and a close
 
 
 def _append(env: str, lines: list[str]) -> None:
@@ -46,8 +49,9 @@ def pytest_collection_modifyitems(
         return
     with open(only, encoding="utf-8") as f:
         wanted = {line.strip() for line in f if line.strip()}
-    keep = [item for item in items if item.nodeid in wanted]
-    drop = [item for item in items if item.nodeid not in wanted]
+    chosen = [i.nodeid in wanted or i.nodeid.split("::")[0] in wanted for i in items]
+    keep = [i for i, yes in zip(items, chosen, strict=True) if yes]
+    drop = [i for i, yes in zip(items, chosen, strict=True) if not yes]
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep

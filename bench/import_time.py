@@ -1,0 +1,127 @@
+"""A light start: what each client command imports, and how long `overseer status` takes.
+
+    .venv/bin/python bench/import_time.py [RUNS]
+
+Against a daemon started for the purpose (in a child process, on a throw-away repository),
+each client command is run RUNS times (default 7) with `python -X importtime`; the figure is
+the median of the total import time (the sum of the top-level imports' cumulative times) and
+the modules that cost most. Then the wall time of `overseer status` (the installed script, as
+a person runs it), median of RUNS. Target (issue 18): `overseer status` ≤ 120 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from summary import record  # noqa: E402
+from support.helpers import daemon_config, init_repo  # noqa: E402
+
+STATUS_TARGET_MS = 120
+# The client commands: each talks to the daemon and should import only what it uses.
+COMMANDS = [
+    ["status"],
+    ["status", "--json"],
+    ["history", "--limit", "5"],
+    ["show", "0000000000"],
+    ["pause", "--reason", "bench"],
+    ["resume"],
+]
+LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def imports(command: list[str], env: dict[str, str]) -> tuple[float, dict[str, float]]:
+    """Total import time (ms) of one run, and each top-level import's cumulative ms."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "overseer", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    top: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        match = LINE.match(line)
+        if match and len(match.group(3)) == 1:  # one space: imported by no other module
+            top[match.group(4)] = top.get(match.group(4), 0) + int(match.group(2)) / 1000
+    return sum(top.values()), top
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    os.environ.setdefault("GIT_CONFIG_GLOBAL", "/dev/null")
+    workdir = Path(tempfile.mkdtemp(prefix="overseer-bench-"))
+    sockdir = Path(tempfile.mkdtemp(prefix="ovb", dir="/tmp"))
+    sock = sockdir / "import.sock"
+    repo = init_repo(workdir / "repo")
+    path, _ = daemon_config(workdir, repo, sock)
+    # Compiled modules cached as an installed package has them (out of the source tree), not
+    # compiled again on every start as with PYTHONDONTWRITEBYTECODE.
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
+        "OVERSEER_SOCKET": str(sock),
+    }
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "overseer", "daemon", "--config", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        time.sleep(1)
+        for command in COMMANDS:  # once, to compile what each command imports
+            imports(command, env)
+        print(f"{'command':<28} {'imports (median)':>17}  heaviest top-level imports")
+        for command in COMMANDS:
+            totals, heavy = [], {}
+            for _ in range(runs):
+                total, top = imports(command, env)
+                totals.append(total)
+                heavy = top
+            worst = sorted(heavy.items(), key=lambda kv: -kv[1])[:4]
+            shown = ", ".join(f"{name} {ms:.0f}" for name, ms in worst)
+            median = statistics.median(totals)
+            print(f"overseer {' '.join(command):<19} {median:>14.0f} ms  {shown}")
+            if command == ["status"]:
+                record("`overseer status` imports", f"{median:.0f} ms")
+        script = Path(sys.executable).parent / "overseer"
+        argv = [str(script)] if script.exists() else [sys.executable, "-m", "overseer"]
+        walls = []
+        for _ in range(runs):
+            started = time.monotonic()
+            subprocess.run([*argv, "status"], env=env, capture_output=True, check=True)
+            walls.append((time.monotonic() - started) * 1000)
+        wall = statistics.median(walls)
+        print(
+            f"\n`overseer status` against a running daemon: median {wall:.0f} ms of {runs} "
+            f"(min {min(walls):.0f}, max {max(walls):.0f}); target ≤ {STATUS_TARGET_MS} ms"
+        )
+        record(
+            "`overseer status` wall time",
+            f"{wall:.0f} ms",
+            f"≤ {STATUS_TARGET_MS} ms",
+            wall <= STATUS_TARGET_MS,
+        )
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The baseline's and the candidate's test runs at once, for a lint finding.
+
+A lint finding needs no test results to be chosen or generated: ANALYZE runs ruff and, when
+the baseline's tests are not cached and the machine has room (`evaluate_concurrently`), leaves
+them to EVALUATE, which runs them next to the candidate's, each in its own worktree and process
+group, each taking a slot of the process's budget of test runs (plumbing/slots.py). Then the
+candidate is compared with the baseline exactly as when the baseline ran first; a baseline that
+cannot be evaluated settles nothing against the change (the target's problem, as in ANALYZE).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from overseer.config import TargetConfig
+from overseer.core.analyze import AnalysisFailed
+from overseer.core.evaluate.compare import Evaluation, compare
+from overseer.core.plumbing.slots import TEST_SLOTS
+from overseer.core.plumbing.testrun import TestReport, run_tests
+
+if TYPE_CHECKING:
+    from overseer.core.analyze import Analysis
+    from overseer.core.context import Context
+
+MIN_FREE_CORES = 2
+# Memory wanted for two test runs when the target sets no memory limit.
+DEFAULT_RUN_MB = 1024
+
+
+def _available_mb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def decide(
+    config: TargetConfig,
+    *,
+    cores: int | None = None,
+    load: float | None = None,
+    available_mb: float | None = None,
+) -> tuple[bool, str]:
+    """Whether the two test runs may go at once, and why (recorded with the cycle)."""
+    setting = config.evaluate_concurrently
+    if setting is True:
+        return True, "evaluate_concurrently: true"
+    if setting is False:
+        return False, "evaluate_concurrently: false"
+    cores = cores if cores is not None else os.cpu_count() or 1
+    load = load if load is not None else _load()
+    free = cores - (load or 0.0)
+    if free < MIN_FREE_CORES:
+        return False, (
+            f"auto: {free:.1f} free core(s) ({cores} cores, load {load or 0:.2f}), "
+            f"fewer than {MIN_FREE_CORES}"
+        )
+    available_mb = available_mb if available_mb is not None else _available_mb()
+    wanted = 2 * (config.memory_limit_mb or DEFAULT_RUN_MB)
+    if available_mb is not None and available_mb < wanted:
+        return False, f"auto: {available_mb:.0f} MB available, fewer than {wanted} MB for two runs"
+    memory = f", {available_mb:.0f} MB available" if available_mb is not None else ""
+    return True, f"auto: {free:.1f} free core(s) ({cores} cores, load {load or 0:.2f}){memory}"
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _times(report: TestReport) -> dict[str, Any]:
+    return {"started": report.started, "finished": report.finished}
+
+
+class _Timed:
+    """When a run started and finished (wall clock), for the record."""
+
+    def __init__(self) -> None:
+        self.started: str | None = None
+        self.finished: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"started": self.started, "finished": self.finished}
+
+
+def evaluate_with_baseline(
+    ctx: Context,
+    analysis: Analysis,
+    tree: Path,
+    report: Any,
+    *,
+    baseline_tree: Callable[[], Any],
+    required: Sequence[str] = (),
+) -> Evaluation:
+    """The candidate's tests in `tree` and the baseline's (in a worktree `baseline_tree()`
+    makes, a context manager) at once; then compared as usual. The baseline, once known, is
+    the analysis's (and cached) for the rest of the cycle."""
+    assert analysis.pending_baseline is not None
+    resolve = analysis.pending_baseline
+    base_times = _Timed()
+    outcome: dict[str, Any] = {}
+
+    def baseline() -> None:
+        base_times.started = _stamp()
+        try:
+            with baseline_tree() as path:
+                outcome["report"] = resolve(path)
+        except BaseException as exc:  # said in the caller's thread
+            outcome["error"] = exc
+        finally:
+            base_times.finished = _stamp()
+
+    report.progress("running the baseline's and the candidate's tests at once")
+    thread = threading.Thread(target=baseline, name="baseline-tests", daemon=True)
+    thread.start()
+    try:
+        candidate: TestReport = run_tests(
+            ctx.target.config,
+            ctx.target.root,
+            tree,
+            on_progress=lambda done, total: report.progress("tests", done, total),
+            cancel=ctx.stop.cancelled,
+        )
+    finally:
+        while thread.is_alive():  # a stop cancels both runs: the baseline's ends soon too
+            thread.join(0.2)
+    ran: TestReport | None = outcome.get("report")
+    concurrency = {
+        **(analysis.concurrency or {}),
+        # When each test command ran (its slot taken), or, for a baseline that did not say,
+        # when its thread did.
+        "baseline": _times(ran) if ran is not None else base_times.to_dict(),
+        "candidate": _times(candidate),
+        "limit": TEST_SLOTS.limit,
+    }
+    error = outcome.get("error")
+    if isinstance(error, AnalysisFailed):
+        # The baseline cannot be evaluated: as when ANALYZE finds so, nothing is promoted and
+        # nothing is held against the change.
+        ev = Evaluation(
+            passed=False,
+            reasons=[f"the baseline's test run cannot be evaluated: {error.why}"],
+            tests_passed=candidate.passed,
+            tests_failed=candidate.failed,
+            tests_skipped=candidate.skipped,
+            output_tail=error.output_tail[-4000:],
+            baseline_not_evaluable=error.why,
+            baseline_command=error.command,
+            concurrency=concurrency,
+        )
+        analysis.pending_baseline = None
+        analysis.baseline_failure = error
+        return ev
+    if error is not None:
+        raise error
+    tests: TestReport = outcome["report"]
+    analysis.tests = tests
+    analysis.pending_baseline = None
+    ev = compare(tests, candidate, min_tests=ctx.target.config.min_tests, required=required)
+    ev.concurrency = concurrency
+    return ev

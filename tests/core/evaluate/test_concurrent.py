@@ -1,0 +1,159 @@
+"""A lint finding's baseline and candidate tested at the same time (issue 18): the two test
+commands overlap, judged from the times they recorded; the process's limit of test runs holds;
+a baseline that cannot be evaluated promotes nothing and is the target's problem."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from overseer.config import TargetConfig
+from overseer.core.evaluate.concurrent import decide
+from overseer.core.plumbing.slots import TEST_SLOTS
+from support.helpers import Harness, git, rows
+
+# The target's test command: says when it started and ended, in which tree; waits (a little)
+# for another test command to start, so that two allowed to run at once do; then pytest.
+RUNNER = r"""
+import os, subprocess, sys, time, pathlib
+log = pathlib.Path(sys.argv[1])
+with log.open("a") as f:
+    f.write(f"start {time.time()} {os.getcwd()}\n")
+deadline = time.time() + 3
+while time.time() < deadline and log.read_text().count("start") < 2:
+    time.sleep(0.05)
+if sys.argv[2:] == ["broken-baseline"] and "baseline-" in os.getcwd():
+    code = 4  # pytest's usage error: the baseline's run cannot be evaluated
+else:
+    code = subprocess.call([sys.executable, "-m", "pytest", "-q"])
+with log.open("a") as f:
+    f.write(f"end {time.time()} {os.getcwd()}\n")
+sys.exit(code)
+"""
+
+
+def runs(log: Path) -> dict[str, tuple[float, float]]:
+    """Each evaluation's test command (the baseline's and the candidate's; not the watch's,
+    which runs once the change is promoted): when it started and ended, by its own clock."""
+    seen: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        _, at, where = line.split(" ", 2)
+        if "/watch-" not in where:
+            seen.setdefault(where, []).append(float(at))
+    return {where: (times[0], times[1]) for where, times in seen.items()}
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@pytest.fixture
+def concurrent(tmp_path, repo):
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    log = tmp_path / "runs.log"
+    made = []
+
+    def make(*extra: str) -> Harness:
+        command = f"{sys.executable} {script} {log} {' '.join(extra)}".strip()
+        h = Harness(
+            tmp_path, repo, ruff_select=["F"], test_command=command, evaluate_concurrently=True
+        )
+        made.append(h)
+        return h
+
+    yield make, log
+    for h in made:
+        h.close()
+    TEST_SLOTS.set_limit(None)
+
+
+def test_the_baseline_and_the_candidate_are_tested_at_once_and_the_change_promotes(
+    concurrent, repo
+):
+    make, log = concurrent
+    harness = make()
+    TEST_SLOTS.set_limit(2)
+    before = git(repo, "rev-parse", "main")
+
+    result = harness.cycle()
+
+    assert result.status == "ok", result.summary
+    [row] = rows(harness.state_dir)
+    assert row["status"] == "promoted", row["failure_reason"]
+    assert git(repo, "rev-parse", "main~1") == before
+    # The decision and why, with the cycle's analysis and the attempt's evaluation.
+    evaluation = json.loads(row["evaluation"])
+    record = evaluation["concurrency"]
+    assert record["concurrent"] is True and record["reason"] == "evaluate_concurrently: true"
+    # The two test commands overlapped: by the times overseer recorded, and by their own.
+    spans = {
+        side: tuple(
+            datetime.fromisoformat(record[side][k]).timestamp() for k in ("started", "finished")
+        )
+        for side in ("baseline", "candidate")
+    }
+    assert overlap(spans["baseline"], spans["candidate"])
+    own = runs(log)
+    assert len(own) == 2 and overlap(*own.values())
+    assert evaluation["baseline"]["passed"] == 2
+    # The baseline, run with the candidate's, is cached for the next cycle.
+    assert json.loads(row["analysis_results"])["concurrency"]["concurrent"] is True
+
+
+def test_the_limit_of_test_runs_is_never_exceeded(concurrent, repo):
+    make, log = concurrent
+    harness = make()
+    TEST_SLOTS.set_limit(1)
+
+    result = harness.cycle()
+
+    [row] = rows(harness.state_dir)
+    assert row["status"] == "promoted", (result.summary, row["failure_reason"])
+    own = runs(log)
+    assert len(own) == 2 and not overlap(*own.values())
+
+
+def test_a_baseline_that_cannot_be_evaluated_while_the_candidate_runs_promotes_nothing(
+    concurrent, repo
+):
+    make, log = concurrent
+    harness = make("broken-baseline")
+    TEST_SLOTS.set_limit(2)
+    before = git(repo, "rev-parse", "main")
+
+    result = harness.cycle()
+
+    assert result.status == "failed"
+    assert git(repo, "rev-parse", "main") == before
+    [row] = rows(harness.state_dir)
+    # As when ANALYZE finds it: the target's problem, not held against the change.
+    assert row["status"] == "error"
+    assert "cannot be evaluated" in row["failure_reason"]
+    assert "not held against the change" in row["failure_reason"]
+    kinds = [e.kind for e in harness.events]
+    assert "TargetNotEvaluable" in kinds
+    assert overlap(*runs(log).values())
+
+
+@pytest.mark.parametrize(
+    ("setting", "cores", "load", "memory", "expected"),
+    [
+        (True, 1, 9.0, 1.0, True),
+        (False, 64, 0.0, 1e6, False),
+        ("auto", 2, 0.0, 1e6, True),
+        ("auto", 2, 0.5, 1e6, False),
+        ("auto", 8, 1.0, 1e6, True),
+        ("auto", 8, 1.0, 1000.0, False),
+    ],
+)
+def test_auto_wants_two_free_cores_and_the_memory_for_two_runs(
+    setting, cores, load, memory, expected
+):
+    config = TargetConfig(path=Path("."), evaluate_concurrently=setting)
+    go, why = decide(config, cores=cores, load=load, available_mb=memory)
+    assert go is expected and why
