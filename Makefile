@@ -2,20 +2,35 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# What is installed, one stamp each: the demo needs the project and pytest (it runs the
+# scratch repository's tests); the tests and `make lint` need the test and model extras too.
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 # The lint rules are explicit because ruff's default set changes between versions.
 LINT_SELECT := E,F,W,I,UP,B,SIM
 LINT_IGNORE := E501,SIM117
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
+	@echo "make: creating the virtual environment $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[test,llm]'
+	@echo "make: updating pip in $(VENV)"
+	$(PIP) install --quiet --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	@echo "make: installing overseer and what its demo needs into $(VENV) (the first time takes a minute or two)"
+	$(PIP) install --progress-bar off -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "make: installing overseer with its test and model extras into $(VENV) (the first time takes a few minutes)"
+	$(PIP) install --progress-bar off -e '.[test,llm]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
+	@echo "make: running the demo (overseer demo --keep keeps its scratch directory)"
 	$(BIN)/overseer demo
 
 # Lint first: a broken contract or type fails in seconds, not after the suite.

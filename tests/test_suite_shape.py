@@ -16,7 +16,13 @@ OWN_FOLDERS = {
     "__snapshots__": "the stored pictures of the snapshot tests",
 }
 # The checks of the whole project, at the top; every other test lives where its code does.
-TOP = {"test_import_contracts.py", "test_layering.py", "test_lint.py", "test_suite_shape.py"}
+TOP = {
+    "test_docs.py",
+    "test_import_contracts.py",
+    "test_layering.py",
+    "test_lint.py",
+    "test_suite_shape.py",
+}
 
 
 def python_files() -> list[Path]:

@@ -297,20 +297,22 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--area",
             type=click.Choice(["performance", "quality", "features", "auto"]),
-            help="@TargetArea (default: auto).",
+            help="Which findings to work on: one area, or auto (the default) for all of them.",
         ),
         click.option(
             "--require-approval/--no-require-approval",
             default=None,
-            help="@RequireHumanApproval (default: on). The policy may still demand approval.",
+            help="A person approves each promotion (default: on). The policy may still demand it.",
         ),
         click.option(
-            "--max-changes", type=click.IntRange(min=0), help="@MaxChangesPerRun (default: 1)."
+            "--max-changes",
+            type=click.IntRange(min=0),
+            help="Changes per run at most (default: 1; the policy caps it).",
         ),
         click.option(
             "--dry-run/--no-dry-run",
             default=None,
-            help="@DryRun: evaluate in isolation, change nothing (default: on).",
+            help="Evaluate in isolation, change nothing (default: on).",
         ),
     ):
         func = option(func)
@@ -929,9 +931,15 @@ def config_check(
     "--dir",
     "directory",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where to make the scratch repository (default: a new temporary directory).",
+    help="Where to make the scratch repository (default: a new temporary directory, "
+    "removed when the demo ends).",
 )
-def demo(opts: Options, directory: Path | None) -> None:
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the temporary scratch directory (repository, state, log) and say where it is.",
+)
+def demo(opts: Options, directory: Path | None, keep: bool) -> None:
     """Make a scratch repository with real problems and supervise it with a real daemon.
 
     On a terminal it opens the TUI with a change waiting for your approval; elsewhere it prints
@@ -943,7 +951,11 @@ def demo(opts: Options, directory: Path | None) -> None:
     _ = opts.config  # a broken --config stops here, with its problems
     sys.exit(
         run_demo(
-            directory, config_path=opts.config_path, state_dir=opts.state_dir, debug=opts.debug
+            directory,
+            config_path=opts.config_path,
+            state_dir=opts.state_dir,
+            debug=opts.debug,
+            keep=keep,
         )
     )
 

@@ -1,7 +1,8 @@
 """`overseer demo`: a scratch repository with real problems, a real daemon on it, and either
 the TUI (on a terminal) or its events printed live (anywhere else).
 
-The scratch repository is the demo's own, so cycles run with dry-run off. On a terminal the
+The scratch repository is the demo's own, so cycles run with dry-run off. It lives in a new
+temporary directory that is removed when the demo ends, unless asked to keep it. On a terminal the
 policy asks for approval, so a newcomer sees a change wait for them and can approve it. Without
 one (CI, a pipe) low-risk changes promote themselves, two cycles run, and the demo ends with
 the commits it made and the history of both — it never waits for a key that cannot come.
@@ -10,6 +11,7 @@ the commits it made and the history of both — it never waits for a key that ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,13 +148,60 @@ def run_demo(
     state_dir: Path | None = None,
     debug: bool = False,
     interactive: bool | None = None,
+    keep: bool = False,
 ) -> int:
     """Make the scratch repository, start a real daemon on it, and either open the TUI (on a
-    terminal) or print the live events of two cycles (anywhere else)."""
+    terminal) or print the live events of two cycles (anywhere else).
+
+    Without --dir the scratch directory is a new temporary one, removed when the demo ends —
+    also on Ctrl-C, SIGTERM or a hang-up — unless `keep`; a --dir given is the user's and
+    stays. Either way the demo says where it is, or that it is gone."""
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    temporary = directory is None
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="overseer-demo-"))
     base = base.resolve()
+    keep = keep or not temporary
+    status = 1
+    try:
+        with _interrupted_by_signals():
+            status = _demo(base, config_path, state_dir, debug, interactive, keep)
+    except KeyboardInterrupt:
+        click.echo("\noverseer demo: interrupted; the daemon is stopped", err=True)
+        status = 130
+    finally:
+        if keep:
+            click.echo(f"\nThe scratch directory is kept at {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+            click.echo(
+                f"\nThe scratch directory {base} is removed; `overseer demo --keep` keeps it."
+            )
+    return status
+
+
+@contextlib.contextmanager
+def _interrupted_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the demo as Ctrl-C does: the daemon is stopped, the scratch
+    directory removed."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    for sig in previous:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _demo(
+    base: Path,
+    config_path: Path | None,
+    state_dir: Path | None,
+    debug: bool,
+    interactive: bool,
+    keep: bool,
+) -> int:
     repo, policy = base / "repo", base / "policy.yaml"
     state = state_dir.resolve() if state_dir else base / "state"
     if repo.exists():
@@ -161,7 +211,7 @@ def run_demo(
     make_scratch_repo(repo)
     policy.write_text(POLICY_INTERACTIVE if interactive else POLICY)
     # Unix socket paths are short (107 bytes); --dir may be deep, so the socket lives in /tmp.
-    socket_dir = Path(tempfile.mkdtemp(prefix="ovdemo"))
+    socket_dir = Path(tempfile.mkdtemp(prefix="ovdemo", dir="/tmp"))
     socket = socket_dir / "overseer.sock"
     config = write_config(base, repo, policy, state, socket, config_path, interactive)
 
@@ -175,8 +225,9 @@ def run_demo(
         click.echo(f"Policy {policy}: low-risk quality fixes promote themselves (autonomy limited)")
     click.echo(f"Config {config} · state {state} · daemon log {base / 'daemon.log'}")
 
-    daemon = start_daemon(config, socket, base / "daemon.log", debug)
+    daemon = None
     try:
+        daemon = start_daemon(config, socket, base / "daemon.log", debug)
         if not wait_for_socket(daemon, socket):
             click.echo(
                 f"overseer demo: the daemon did not start; see {base / 'daemon.log'}", err=True
@@ -188,20 +239,22 @@ def run_demo(
         else:
             status = asyncio.run(run_headless(socket, repo, debug))
     finally:
-        stop_daemon(daemon)
+        if daemon is not None:
+            stop_daemon(daemon)
         shutil.rmtree(socket_dir, ignore_errors=True)
     click.echo(click.style("\n── history " + "─" * 59, bold=True))
     rt = Runtime.create(load_config(config), state)
     click.echo(attempts_table(rt.history.attempts(target="demo")))
     rt.close()
-    me = command_name()
-    click.echo(
-        "\nLook closer:\n"
-        f"  {me} show ID --state-dir {state}        # full provenance of one attempt\n"
-        f"  {me} rollback ID --state-dir {state}    # revert a promoted change\n"
-        f"  {me} daemon --config {config} & {me} tui --config {config}\n"
-        f"  git -C {repo} log --oneline"
-    )
+    if keep:
+        me = command_name()
+        click.echo(
+            "\nLook closer:\n"
+            f"  {me} show ID --state-dir {state}        # full provenance of one attempt\n"
+            f"  {me} rollback ID --state-dir {state}    # revert a promoted change\n"
+            f"  {me} daemon --config {config} & {me} tui --config {config}\n"
+            f"  git -C {repo} log --oneline"
+        )
     return status
 
 

@@ -69,6 +69,8 @@ async def test_the_phases_advance_on_screen_during_a_cycle(daemon_options):
             assert {"ANALYZE", "EVALUATE"} <= seen_running, seen_running  # seen while they ran
             events = text_of(app.query_one("#events"))
             assert "awaiting approval" in events, events
+            # The target names no branch: the title shows the one checked out, not "proj@".
+            assert "on proj@main" in shown, shown
 
 
 @pytest.mark.usefixtures("warm_baseline")
@@ -83,10 +85,10 @@ async def test_approve_with_a_promotes_the_change(tmp_path, repo, daemon_options
             await pilot.press("a")
             await until(
                 pilot,
-                lambda: app.screen.__class__.__name__ == "ConfirmScreen",
+                lambda: app.screen.__class__.__name__ == "DecisionScreen",
                 what="the confirmation",
             )
-            await pilot.press("y")
+            await pilot.press("enter")
             await until(
                 pilot, lambda: daemon.rt.history.get(iid)["status"] == "promoted", what="promotion"
             )
@@ -103,7 +105,7 @@ async def test_escape_cancels_and_nothing_is_sent(tmp_path, daemon_options):
             await connected(pilot)
             iid = await a_change_waiting(pilot)
             await pilot.press("a")
-            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "DecisionScreen")
             await pilot.press("escape")
             await pilot.pause(0.5)
             assert daemon.rt.history.get(iid)["status"] == "awaiting_approval"
@@ -118,10 +120,10 @@ async def test_reject_with_r_asks_why_and_records_it(tmp_path, repo, daemon_opti
             await connected(pilot)
             iid = await a_change_waiting(pilot)
             await pilot.press("r")
-            await until(pilot, lambda: app.screen.__class__.__name__ == "ReasonScreen")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "DecisionScreen")
             await pilot.press("enter")  # no reason: refused by the dialog itself
             await pilot.pause(0.2)
-            assert app.screen.__class__.__name__ == "ReasonScreen"
+            assert app.screen.__class__.__name__ == "DecisionScreen"
             await pilot.press(*"keep json for plugins", "enter")
             await until(
                 pilot, lambda: daemon.rt.history.get(iid)["status"] == "rejected", what="rejection"
@@ -142,9 +144,9 @@ async def test_rollback_with_capital_r_names_the_commit_and_reverts(repo, daemon
             await connected(pilot)
             row = await a_promoted_change(pilot)
             await pilot.press("R")
-            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "DecisionScreen")
             assert row["git_commit_hash"][:7] in text_of(app.screen.query_one(".dialog-title"))
-            await pilot.press("y")
+            await pilot.press("enter")
             await until(
                 pilot,
                 lambda: daemon.rt.history.get(row["improvement_id"])["status"] == "rolled_back",
@@ -169,8 +171,8 @@ async def test_rollback_from_the_history_screen(repo, daemon_options):
             await until(pilot, lambda: (screen.selected() or {}).get("improvement_id") == iid)
             assert screen.check_action("rollback", ()) is True
             await pilot.press("R")
-            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
-            await pilot.press("y")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "DecisionScreen")
+            await pilot.press("enter")
             await until(
                 pilot, lambda: daemon.rt.history.get(iid)["status"] == "rolled_back", what="revert"
             )
@@ -210,7 +212,7 @@ async def test_pause_with_p_shows_and_is_obeyed(tmp_path, daemon_options):
             )
             await pilot.press("p")
             bar = app.query_one(StatusBar)
-            await until(pilot, lambda: "PAUSED by" in text_of(bar), what="paused on screen")
+            await until(pilot, lambda: "⏸ PAUSED since" in text_of(bar), what="paused on screen")
             assert "paused from the TUI" in text_of(bar)  # the reason is shown
             assert daemon.rt.history.get_control("paused")["reason"] == "paused from the TUI"
             cycles = len(rows(tmp_path / "state", "cycles"))

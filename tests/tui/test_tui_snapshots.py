@@ -3,6 +3,8 @@
 The app is the real one, over a real socket; the daemon on the other end replays fixed
 protocol data (what a real daemon sent, with fixed ids and times), so the pictures are stable.
 Update them after an intended change with `pytest --snapshot-update`, and look at them.
+Column widths are measured when the rows are given (widgets/changes.FittedTable), so a busy
+machine draws the same picture as a quiet one.
 """
 
 from __future__ import annotations
@@ -244,6 +246,10 @@ async def settled(pilot) -> None:
         await pilot.pause(0.02)
     else:
         raise AssertionError("the dashboard did not settle")
+    # Where a short event log was scrolled to while lines came in before its size was known
+    # depends on the machine's load: photographed at its end, the newest line is in every
+    # picture.
+    app.query_one("#events").scroll_end(animate=False, immediate=True)
     await pilot.pause(0.1)
 
 
@@ -251,14 +257,23 @@ def test_dashboard(snap_compare, replay):
     assert snap_compare(OverseerApp(replay.path), terminal_size=SIZE, run_before=settled)
 
 
+def test_dashboard_at_80x24(snap_compare, replay):
+    """The smallest usual terminal: the status line wraps instead of losing its end, the
+    phases take three lines, the changes drop the columns the detail repeats, and the footer
+    keeps `q Quit` in sight."""
+    assert snap_compare(OverseerApp(replay.path), terminal_size=(80, 24), run_before=settled)
+
+
 def test_approval_dialog(snap_compare, replay):
     async def approve(pilot) -> None:
         await settled(pilot)
         await pilot.press("a")
         for _ in range(250):  # until the dialog is up, however busy the machine
-            if pilot.app.screen.__class__.__name__ == "ConfirmScreen":
+            if pilot.app.screen.__class__.__name__ == "DecisionScreen":
                 break
             await pilot.pause(0.02)
+        # The reason's cursor blinks: photographed steady, it is in every picture.
+        pilot.app.screen.query_one("Input").cursor_blink = False
         await pilot.pause(0.3)
 
     assert snap_compare(OverseerApp(replay.path), terminal_size=SIZE, run_before=approve)
@@ -278,3 +293,20 @@ def test_history(snap_compare, replay):
         await pilot.pause(0.2)
 
     assert snap_compare(OverseerApp(replay.path), terminal_size=SIZE, run_before=history)
+
+
+async def test_column_widths_are_set_with_the_rows_not_when_the_table_is_next_idle(tmp_path):
+    """Why test_dashboard was flaky under load: DataTable measured its columns when it was
+    next idle, and a frame drawn before that kept the widths of the previous refresh (the
+    second row came out as "optimiz … medi … pkg/dicttoo"). The widths now come with the rows:
+    drawn at once, before any idle, the new rows fit."""
+    from support.tui import text_of
+
+    app = OverseerApp(tmp_path / "no-daemon.sock", backoff=(60,))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(ChangesTable)
+        table.show([PENDING], [])
+        await pilot.pause()  # idle: the one-row table's widths are measured
+        table.show([PENDING], [PENDING, PROMOTED])
+        shown = text_of(table)  # no await: nothing ran in between
+        assert "optimization" in shown and "pkg/dicttoolz.py" in shown and "medium" in shown, shown

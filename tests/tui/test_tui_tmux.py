@@ -92,7 +92,7 @@ def test_the_real_tui_in_a_terminal(tmp_path, repo, sockdir):
         assert "EVALUATE" in shown and "awaiting approval" in shown, shown
         tmux.send("a")
         tmux.wait_for("Approve this change?")
-        tmux.send("y")
+        tmux.send("Enter")
         tmux.wait_for("promoted to main")
         history = json.loads(daemon.cli("history", "--json").stdout)
         assert history[0]["status"] == "promoted"

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, RichLog, Static
 
 from overseer.client import DaemonError, DaemonUnavailable
@@ -26,7 +29,7 @@ from overseer.tui.model import CycleView, clock_time
 from overseer.tui.screen_client import ScreenClient
 from overseer.tui.screens.attempt import AttemptScreen
 from overseer.tui.screens.history import HistoryScreen
-from overseer.tui.screens.modals import ConfirmScreen, HelpScreen, ReasonScreen
+from overseer.tui.screens.modals import DecisionScreen, HelpScreen
 from overseer.tui.widgets.changes import ROLLBACKABLE, WAITING, ChangesTable
 from overseer.tui.widgets.detail import Detail
 from overseer.tui.widgets.phases import Phases
@@ -35,6 +38,28 @@ from overseer.vocabulary import event_from_dict
 
 RECENT = 12
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
+# After the person moves the selection, a change that starts waiting does not take it away
+# for this long.
+SELECTION_HOLD = 5.0
+# Below these sizes the footer is compact and the phases take three lines instead of eight.
+NARROW = 110
+SHORT = 34
+# The keys that say why when they do not apply, and their actions.
+EXPLAINED = {"a": "approve", "r": "reject", "R": "rollback", "n": "run_now"}
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The dashboard's widgets. Only `OverseerApp.dashboard()` makes one, and it makes none
+    while they are not all there (before they are mounted, while the app closes): code that
+    comes back from an await asks for it again instead of holding on to widgets."""
+
+    status: StatusBar
+    phases: Phases
+    changes: ChangesTable
+    changes_title: Static
+    events: RichLog
+    detail: Detail
 
 
 class OverseerApp(App[None]):
@@ -62,32 +87,38 @@ class OverseerApp(App[None]):
         self.recent: list[dict[str, Any]] = []
         self.cycle = CycleView()
         self.details: dict[str, dict[str, Any]] = {}
-        self._refreshing = False
+        self.selection_hold = SELECTION_HOLD
+        self.follow: str | None = None  # a change that started waiting, to be selected
+        self.held: list[tuple[str, dict[str, Any]]] = []  # notifications while a dialog is up
 
     # -- layout -----------------------------------------------------------------------------
 
+    def dashboard(self) -> Dashboard | None:
+        """The dashboard's widgets, or None while they are not all there.
+
+        All of them: while the app closes they go one by one, and a status that arrives when
+        the status bar is still there but the changes table is not would crash it. The
+        dashboard is the first screen, whatever dialog or screen is on top. (Checked and used
+        in one step of the event loop, so none can go in between; after an await, ask again.)
+        """
+        if not self.is_running or not self.screen_stack:
+            return None
+        screen = self.screen_stack[0]
+        found: list[Any] = []
+        for selector in (StatusBar, Phases, ChangesTable, "#changes-title", "#events", Detail):
+            results = screen.query(selector)
+            if not results:
+                return None
+            found.append(results.first())
+        return Dashboard(*found)
+
     @property
     def dashboard_ready(self) -> bool:
-        """The dashboard's widgets exist (not yet mounted, or already gone when closing)."""
-        # All of them: while the app closes they go one by one, and a status that arrives
-        # when the status bar is still there but the changes table is not would crash it.
-        # (Checked and used in one step of the event loop, so none can go in between.)
-        return (
-            self.is_running
-            and bool(self.screen_stack)
-            and all(
-                self.screen_stack[0].query(w) for w in (StatusBar, Phases, ChangesTable, Detail)
-            )
-        )
+        return self.dashboard() is not None
 
-    def dash(self, selector: Any, expect_type: Any = None) -> Any:
-        """A widget of the dashboard, which is the first screen whatever dialog is on top."""
-        screen = self.screen_stack[0]
-        return (
-            screen.query_one(selector)
-            if expect_type is None
-            else screen.query_one(selector, expect_type)
-        )
+    @property
+    def on_dashboard(self) -> bool:
+        return bool(self.screen_stack) and self.screen is self.screen_stack[0]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -102,15 +133,57 @@ class OverseerApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.dash(Phases).show(self.cycle)
-        self.dash(ChangesTable).focus()
-        self.set_interval(1.0, self.dash(Phases).tick)
-        self.follow()
+        d = self.dashboard()
+        assert d is not None  # composed above
+        d.phases.show(self.cycle)
+        d.changes.focus()
+        self.set_interval(1.0, d.phases.tick)
+        self.screen_change_signal.subscribe(self, self.on_screen_changed)
+        self.fit(self.size.width, self.size.height)
+        self.follow_daemon()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit(event.size.width, event.size.height)
+
+    def fit(self, width: int, height: int) -> None:
+        """Narrow: a compact footer without the command palette's key (ctrl+p still works),
+        so `q Quit` stays in sight. Short: the phases on three lines."""
+        for footer in self.screen_stack[0].query(Footer) if self.screen_stack else []:
+            footer.compact = width < NARROW
+            footer.show_command_palette = width >= NARROW
+        if (d := self.dashboard()) is not None:
+            d.phases.compact = height < SHORT
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """As App.notify, but held while a dialog is up (a toast would cover it) and shown
+        when it closes; and without markup by default: the text often comes from outside
+        (file names, reasons, the daemon's messages)."""
+        kwargs = {"title": title, "severity": severity, "timeout": timeout, "markup": markup}
+        if self.screen_stack and isinstance(self.screen, ModalScreen):
+            self.held.append((message, kwargs))
+            return
+        super().notify(message, **kwargs)
+
+    def on_screen_changed(self, screen: Screen[Any]) -> None:
+        if not isinstance(screen, ModalScreen):
+            held, self.held = self.held, []
+            for message, kwargs in held:
+                super().notify(message, **kwargs)
 
     # -- the connection ---------------------------------------------------------------------
 
     @work(exclusive=True, group="daemon")
-    async def follow(self) -> None:
+    async def follow_daemon(self) -> None:
         """Connect, subscribe, post one message per event; reconnect when the daemon goes."""
         attempt = 0
         while True:
@@ -139,10 +212,10 @@ class OverseerApp(App[None]):
     def on_connected(self, message: m.Connected) -> None:
         self.hello = message.hello
         self.details.clear()
-        if not self.dashboard_ready:
+        if (d := self.dashboard()) is None:
             return
         who = f"{message.hello.get('user')}{'' if message.hello.get('approver') else ', read-only'}"
-        self.dash(StatusBar).show(connection="connected", detail=who)
+        d.status.show(connection="connected", detail=who)
         self.log_line(Text(f"connected as {who}", style="green"))
         self.apply_status(message.status)
         current = message.status.get("current")
@@ -168,9 +241,9 @@ class OverseerApp(App[None]):
 
     def on_disconnected(self, message: m.Disconnected) -> None:
         self.client = None
-        if not self.dashboard_ready:
+        if (d := self.dashboard()) is None:
             return
-        self.dash(StatusBar).show(
+        d.status.show(
             connection="reconnecting",
             detail=f"{message.reason}; retrying in {message.retry_in:g} s",
         )
@@ -179,8 +252,8 @@ class OverseerApp(App[None]):
     # -- events -----------------------------------------------------------------------------
 
     def log_line(self, text: Text | str) -> None:
-        if self.dashboard_ready:  # not while the app closes (its widgets are going)
-            self.dash("#events", RichLog).write(text)
+        if (d := self.dashboard()) is not None:
+            d.events.write(text)
 
     def on_event_logged(self, message: m.EventLogged) -> None:
         e = message.event
@@ -193,12 +266,21 @@ class OverseerApp(App[None]):
 
     def on_cycle_started(self, message: m.CycleStarted) -> None:
         self.cycle = CycleView.started(message.event)
+        if not self.cycle.branch:  # a target without a configured branch: the one checked out
+            self.cycle.branch = next(
+                (
+                    t.get("branch") or ""
+                    for t in self.status.get("targets") or []
+                    if t.get("name") == self.cycle.target
+                ),
+                "",
+            )
         self.show_phases()
         self.refresh_changes()  # the daemon's state is "running" now
 
     def show_phases(self) -> None:
-        if self.dashboard_ready:
-            self.dash(Phases).show(self.cycle)
+        if (d := self.dashboard()) is not None:
+            d.phases.show(self.cycle)
 
     def _phase_event(self, message: m.DaemonEvent) -> None:
         if self.cycle.apply(message.event):
@@ -214,6 +296,7 @@ class OverseerApp(App[None]):
 
     def on_approval_requested(self, message: m.ApprovalRequested) -> None:
         e = message.event
+        self.follow = e["improvement_id"]
         self.notify(
             f"{e['improvement_id'][:8]}: {e.get('change_type')} in {e.get('target_file')} ({e.get('risk_level')} risk)",
             title="A change awaits your approval",
@@ -226,6 +309,18 @@ class OverseerApp(App[None]):
     def on_changes_changed(self, message: m.ChangesChanged) -> None:
         self.details.pop(message.event.get("improvement_id", ""), None)
         self.refresh_changes()
+
+    def on_alarm(self, message: m.Alarm) -> None:
+        e = message.event
+        title, text = {
+            "TargetNotEvaluable": (
+                f"{e.get('target')} cannot be evaluated: nothing can be promoted",
+                f"{e.get('reason')}" + (f"\n$ {e['command']}" if e.get("command") else ""),
+            ),
+            "CircuitBreakerTripped": ("Circuit breaker: autonomy paused", f"{e.get('reason')}"),
+        }.get(e.get("kind", ""), ("The daemon reports an error", f"{e.get('message')}"))
+        self.notify(text, title=title, severity="error", timeout=20)
+        self.refresh_changes()  # the status line says it too
 
     def on_daemon_changed(self, message: m.DaemonChanged) -> None:
         if message.event["kind"] == "ReloadFailed":
@@ -254,14 +349,17 @@ class OverseerApp(App[None]):
         self.apply_status(status)
 
     def apply_status(self, status: dict[str, Any]) -> None:
-        if not self.dashboard_ready:
+        if (d := self.dashboard()) is None:
             return  # an answer that arrived while the app was closing
         self.status = status
-        self.dash(StatusBar).show(status=status)
-        table = self.dash(ChangesTable)
-        table.show(status.get("pending_approvals") or [], self.recent)
-        waiting = table.waiting_count
-        self.dash("#changes-title", Static).update(
+        d.status.show(status=status)
+        d.changes.show(status.get("pending_approvals") or [], self.recent)
+        if self.follow is not None and self.follow in d.changes.rows_by_id:
+            if not self.person_moved_recently(d.changes):
+                d.changes.select(self.follow)
+            self.follow = None
+        waiting = d.changes.waiting_count
+        d.changes_title.update(
             f"Changes — {waiting} awaiting a decision"
             if waiting
             else "Changes — none awaiting a decision"
@@ -269,8 +367,13 @@ class OverseerApp(App[None]):
         self.show_detail()
         self.refresh_bindings()
 
+    def person_moved_recently(self, table: ChangesTable) -> bool:
+        touched = table.touched_at
+        return touched is not None and time.monotonic() - touched < self.selection_hold
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "changes":
+        # A highlight may be delivered after the screens are gone, while the app closes.
+        if event.data_table.id == "changes" and self.dashboard() is not None:
             self.show_detail()
             self.refresh_bindings()
 
@@ -278,14 +381,19 @@ class OverseerApp(App[None]):
         if event.data_table.id == "changes" and event.row_key.value:
             self.open_attempt(event.row_key.value)
 
+    def selected_row(self) -> dict[str, Any] | None:
+        d = self.dashboard()
+        return d.changes.selected() if d is not None else None
+
     def show_detail(self) -> None:
-        row = self.dash(ChangesTable).selected()
-        detail = self.dash(Detail)
+        if (d := self.dashboard()) is None:
+            return
+        row = d.changes.selected()
         if row is None:
-            detail.show(None)
+            d.detail.show(None)
             return
         full = self.details.get(row["improvement_id"])
-        detail.show({**row, **full} if full else row)
+        d.detail.show({**row, **full} if full else row)
         if full is None:
             self.load_detail(row["improvement_id"])
 
@@ -296,10 +404,8 @@ class OverseerApp(App[None]):
             return
         with contextlib.suppress(DaemonError, DaemonUnavailable):
             self.details[improvement_id] = await client.request("show", id=improvement_id)
-            # The app may be closing by the time the answer comes: its widgets are going.
-            if not self.dashboard_ready:
-                return
-            if self.dash(ChangesTable).selected_id() == improvement_id:
+            row = self.selected_row()  # asked again: the app may be closing by now
+            if row is not None and row["improvement_id"] == improvement_id:
                 self.show_detail()
 
     @work(group="detail")
@@ -313,12 +419,51 @@ class OverseerApp(App[None]):
         except DaemonError as exc:
             self.notify(exc.message, title=exc.title, severity="error")
             return
-        await self.push_screen(AttemptScreen(data))
+        if self.is_running:
+            await self.push_screen(AttemptScreen(data))
 
     # -- what the keys may do now -----------------------------------------------------------
 
+    def why_not(self, action: str) -> str | None:
+        """Why a dashboard action does not apply now, in words for the person; None if it
+        does. The footer greys out what does not apply, and pressing it shows this."""
+        d = self.dashboard()
+        if d is None:
+            return "the dashboard is not ready"
+        if self.client is None:
+            return "not connected to the daemon (it reconnects by itself)"
+        state = self.status.get("state")
+        if action == "run_now":
+            if state == "paused":
+                return "overseer is paused — p resumes it first"
+            if state == "running":
+                return "a cycle is already running"
+            return None
+        row = d.changes.selected()
+        if action in ("approve", "reject"):
+            verb = "approval" if action == "approve" else "a decision"
+            hint = (
+                "select a waiting change (⏸) with ↑ ↓"
+                if d.changes.waiting_count
+                else "no change awaits a decision now"
+            )
+            if row is None:
+                return f"nothing selected awaits {verb} — {hint}"
+            if row["status"] not in WAITING:
+                status = row["status"].replace("_", " ")
+                return f"{row['improvement_id'][:8]} is {status}, it does not await {verb} — {hint}"
+            return None
+        if action == "rollback":
+            hint = "select a promoted change here, or any in the history (h)"
+            if row is None:
+                return f"nothing selected to roll back — {hint}"
+            if row["status"] not in ROLLBACKABLE:
+                status = row["status"].replace("_", " ")
+                return f"{row['improvement_id'][:8]} is {status}; only a promoted change can be rolled back — {hint}"
+            return None
+        return None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        connected = self.client is not None
         paused = self.status.get("state") == "paused"
         if action == "pause":
             return not paused  # hidden while paused: `p` resumes then
@@ -326,19 +471,22 @@ class OverseerApp(App[None]):
             return paused
         if not self.dashboard_ready:
             return None  # starting or closing: Textual asks while the screens come and go
-        on_dashboard = self.screen is self.screen_stack[0]
-        if action in ("approve", "reject", "rollback", "run_now", "history") and not on_dashboard:
-            return False  # other screens have keys of their own
-        if action in ("approve", "reject", "rollback", "run_now"):
-            if not connected:
-                return None
-            row = self.dash(ChangesTable).selected()
-            if action in ("approve", "reject"):
-                return True if row and row["status"] in WAITING else None
-            if action == "rollback":
-                return True if row and row["status"] in ROLLBACKABLE else None
-            return None if paused or self.status.get("state") == "running" else True
+        if action in ("approve", "reject", "rollback", "run_now", "history"):
+            if not self.on_dashboard:
+                return False  # other screens have keys of their own
+            if action != "history":
+                return None if self.why_not(action) else True
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A dashboard key that does not apply says why (its binding is greyed, so it ran
+        nothing)."""
+        action = EXPLAINED.get(event.key)
+        if action is None or not self.on_dashboard:
+            return
+        reason = self.why_not(action)
+        if reason is not None:
+            self.notify(f"{event.key}: {reason}", title="Nothing done", timeout=6)
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -373,33 +521,44 @@ class OverseerApp(App[None]):
             )
         self.refresh_changes()
 
+    @staticmethod
+    def with_reason(args: dict[str, Any], reason: str) -> dict[str, Any]:
+        return {**args, "reason": reason} if reason else args
+
     @work(group="decision")
     async def action_approve(self) -> None:
-        row = self.dash(ChangesTable).selected()
+        row = self.selected_row()
         if not row or row["status"] not in WAITING:
             return
         body = (
             f"Promote {row['improvement_id'][:8]} — {row.get('change_type')} in {row.get('target_file')} "
             f"(risk {row.get('risk_level')}) — to its target branch?"
         )
-        if await self.push_screen_wait(ConfirmScreen("Approve this change?", body, "Approve")):
-            result = await self.request("approve", id=row["improvement_id"])
+        reason = await self.push_screen_wait(
+            DecisionScreen("Approve this change?", body, "Approve", reason_required=False)
+        )
+        if reason is not None:
+            result = await self.request(
+                "approve", **self.with_reason({"id": row["improvement_id"]}, reason)
+            )
             self.report(result, f"{row['improvement_id'][:8]} approved")
 
     @work(group="decision")
     async def action_reject(self) -> None:
-        row = self.dash(ChangesTable).selected()
+        row = self.selected_row()
         if not row or row["status"] not in WAITING:
             return
         body = f"Reject {row['improvement_id'][:8]} — {row.get('change_type')} in {row.get('target_file')}. Why?"
-        reason = await self.push_screen_wait(ReasonScreen("Reject this change", body))
+        reason = await self.push_screen_wait(
+            DecisionScreen("Reject this change", body, "Reject", reason_required=True)
+        )
         if reason:
             result = await self.request("reject", id=row["improvement_id"], reason=reason)
             self.report(result, f"{row['improvement_id'][:8]} rejected")
 
     @work(group="decision")
     async def action_rollback(self) -> None:
-        row = self.dash(ChangesTable).selected()
+        row = self.selected_row()
         if row:
             await self.roll_back(row)
 
@@ -413,12 +572,13 @@ class OverseerApp(App[None]):
             f"Revert commit {commit} ({row.get('summary') or row.get('target_file')}) with a new "
             f"commit on the target branch. Nothing is rewritten."
         )
-        if not await self.push_screen_wait(
-            ConfirmScreen(f"Roll back {commit}?", body, "Roll back")
-        ):
+        reason = await self.push_screen_wait(
+            DecisionScreen(f"Roll back {commit}?", body, "Roll back", reason_required=False)
+        )
+        if reason is None:
             return False
         result = await self.request(
-            "rollback", id=row["improvement_id"], reason="rolled back from the TUI"
+            "rollback", id=row["improvement_id"], reason=reason or "rolled back from the TUI"
         )
         self.report(result, f"{row['improvement_id'][:8]} rolled back")
         return True

@@ -77,6 +77,12 @@ class DaemonChanged(DaemonEvent):
     """The daemon's own state changed (paused, resumed, reloaded, stopping)."""
 
 
+class Alarm(DaemonEvent):
+    """Something a person must act on: a target that cannot be evaluated or used, the circuit
+    breaker, an error the daemon raised."""
+
+
+ALARMS = {"TargetNotEvaluable", "ErrorRaised", "CircuitBreakerTripped"}
 CHANGES = {
     "ChangeApproved",
     "ChangeRejected",
@@ -115,4 +121,6 @@ def messages_for(event: dict[str, Any]) -> list[DaemonEvent]:
         out.append(ChangesChanged(event))
     if kind in DAEMON:
         out.append(DaemonChanged(event))
+    if kind in ALARMS:
+        out.append(Alarm(event))
     return out

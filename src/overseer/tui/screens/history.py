@@ -12,9 +12,30 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from overseer.tui.model import clock_time
-from overseer.tui.widgets.changes import ROLLBACKABLE, STATUS_STYLE, short_status
+from overseer.tui.widgets.changes import (
+    ROLLBACKABLE,
+    STATUS_STYLE,
+    FittedTable,
+    score,
+    short_status,
+    tests_cell,
+)
 
 PAGE = 100
+COLUMNS = (
+    ("id", "id"),
+    ("status", "status"),
+    ("type", "type"),
+    ("risk", "risk"),
+    ("p", "p"),
+    ("tests", "tests"),
+    ("perf", "perf"),
+    ("deployed", "deployed"),
+    ("rolled_back", "rolled back"),
+    ("started", "started"),
+    ("completed", "completed"),
+    ("file", "file"),
+)
 
 
 def _yes(value: Any) -> str:
@@ -65,27 +86,11 @@ class HistoryScreen(Screen[None]):
             placeholder="filter: id, file, rule, type or status — enter to apply",
             id="history-filter",
         )
-        table: DataTable[Any] = DataTable(cursor_type="row", id="history-table")
-        yield table
+        yield FittedTable(cursor_type="row", id="history-table")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns(
-            "id",
-            "status",
-            "type",
-            "risk",
-            "score",
-            "tests",
-            "perf",
-            "deployed",
-            "rolled back",
-            "started",
-            "completed",
-            "file",
-        )
-        table.focus()
+        self.query_one(DataTable).focus()
         self.load()
 
     @work(exclusive=True, group="history")
@@ -104,31 +109,19 @@ class HistoryScreen(Screen[None]):
         except DaemonError as exc:
             title.update(f"History — {exc.message}")
             return
+        if not self.is_attached:
+            return  # the screen was closed while the page was on its way
         self.total_rows = page["total"]
-        table = self.query_one(DataTable)
-        table.clear()
         self.rows = {r["improvement_id"]: r for r in page["attempts"]}
-        for r in page["attempts"]:
-            delta = r.get("performance_delta")
-            table.add_row(
-                r["improvement_id"][:8],
-                Text(short_status(r["status"]), style=STATUS_STYLE.get(r["status"], "")),
-                r.get("change_type") or "-",
-                r.get("risk_level") or "-",
-                f"{r['success_score']:.2f}"
-                if isinstance(r.get("success_score"), int | float)
-                else "-",
-                "-"
-                if r.get("tests_passed") is None
-                else f"{r['tests_passed']}✔ {r.get('tests_failed') or 0}✘",
-                f"{delta:+.1f}%" if isinstance(delta, int | float) else "-",
-                _yes(r.get("was_deployed")),
-                _yes(r.get("was_rolled_back")),
-                clock_time(r.get("started_at")),
-                clock_time(r.get("completed_at")),
-                r.get("target_file") or "-",
-                key=r["improvement_id"],
-            )
+        cells = [self.cells(r) for r in page["attempts"]]
+        widths = FittedTable.measured(COLUMNS, cells)
+        self.query_one(FittedTable).fill(
+            [(key, label, widths[key]) for key, label in COLUMNS],
+            [
+                (r["improvement_id"], list(c.values()))
+                for r, c in zip(page["attempts"], cells, strict=True)
+            ],
+        )
         shown = (
             f"{self.page_start + 1}–{self.page_start + len(page['attempts'])}"
             if page["attempts"]
@@ -138,6 +131,24 @@ class HistoryScreen(Screen[None]):
         title.update(
             f"History — {shown} of {self.total_rows} attempts{where}  ([ ] pages, / filter, enter opens, R rolls back)"
         )
+
+    @staticmethod
+    def cells(r: dict[str, Any]) -> dict[str, Text | str]:
+        delta = r.get("performance_delta")
+        return {
+            "id": r["improvement_id"][:8],
+            "status": Text(short_status(r["status"]), style=STATUS_STYLE.get(r["status"], "")),
+            "type": r.get("change_type") or "-",
+            "risk": r.get("risk_level") or "-",
+            "p": score(r.get("success_score")),
+            "tests": tests_cell(r),
+            "perf": f"{delta:+.1f}%" if isinstance(delta, int | float) else "-",
+            "deployed": _yes(r.get("was_deployed")),
+            "rolled_back": _yes(r.get("was_rolled_back")),
+            "started": clock_time(r.get("started_at")),
+            "completed": clock_time(r.get("completed_at")),
+            "file": r.get("target_file") or "-",
+        }
 
     def action_page(self, step: int) -> None:
         new = self.page_start + step * PAGE

@@ -1,72 +1,63 @@
-"""Confirmations: every decision is explained and asked for before it is sent."""
+"""Dialogs: every decision is explained and asked for before it is sent; the legend."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from overseer.tui.legend import legend
 
-class ConfirmScreen(ModalScreen[bool]):
-    """Yes or no to one decision; the text names exactly what will happen."""
+Result = TypeVar("Result")
 
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("enter", "answer(True)", "Yes", show=False),
-        Binding("n", "answer(False)", "No"),
-        Binding("escape", "answer(False)", "Cancel"),
-    ]
 
-    def __init__(self, title: str, body: str, confirm: str = "Yes") -> None:
+class Dialog(ModalScreen[Result]):
+    """A modal dialog that no notification covers: it has no toast rack of its own, so the
+    toasts of the moment show again on the screen below when it closes, and the app holds
+    those that come meanwhile (OverseerApp.notify)."""
+
+    def on_mount(self) -> None:
+        self.query("#textual-toastrack").remove()
+
+
+class DecisionScreen(Dialog[str | None]):
+    """One decision: the text names exactly what will happen, and a reason goes with it.
+
+    Dismissed with the reason ("" when none was given and none is needed), or None when the
+    person cancelled. A rejection must say why (the reason is kept and shown next to similar
+    changes later); an approval or a rollback may.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, body: str, confirm: str, *, reason_required: bool) -> None:
         super().__init__()
         self.title_text = title
         self.body = body
         self.confirm = confirm
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.body, classes="dialog-body")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.confirm} (y)", variant="warning", id="yes")
-                yield Button("Cancel (n)", id="no")
-
-    def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-
-class ReasonScreen(ModalScreen[str | None]):
-    """Asks why (a rejection must say why: the reason is kept and shown next to similar ones)."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, title: str, body: str, *, required: bool = True) -> None:
-        super().__init__()
-        self.title_text = title
-        self.body = body
-        self.required = required
+        self.reason_required = reason_required
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.body, classes="dialog-body")
             yield Input(
-                placeholder="reason (required)" if self.required else "reason (optional)",
+                placeholder="reason (required)"
+                if self.reason_required
+                else "reason (optional), kept with the decision",
                 id="reason",
             )
             yield Static("", id="reason-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Send (enter)", variant="warning", id="send")
+                yield Button(f"{self.confirm} (enter)", variant="warning", id="send")
                 yield Button("Cancel (esc)", id="cancel")
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.query_one(Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -79,7 +70,7 @@ class ReasonScreen(ModalScreen[str | None]):
             self.dismiss(None)
 
     def _send(self, value: str) -> None:
-        if self.required and not value.strip():
+        if self.reason_required and not value.strip():
             self.query_one("#reason-error", Static).update(
                 "A reason is needed: it is kept with the decision."
             )
@@ -90,29 +81,22 @@ class ReasonScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-HELP = """\
-[b]a[/b]  approve the selected change (it is promoted to the target branch)
-[b]r[/b]  reject the selected change (you are asked why; the reason is kept)
-[b]R[/b]  roll back the selected promoted change (a revert commit; you confirm first)
-[b]n[/b]  run a cycle now
-[b]p[/b]  pause / resume: while paused no cycle starts and nothing is promoted
-[b]h[/b]  history: every attempt, filterable; enter shows one attempt's provenance
-[b]?[/b]  this help          [b]q[/b]  quit (the daemon keeps running)
+class HelpScreen(Dialog[None]):
+    """The keys, and what every column, mark and abbreviation on the dashboard means."""
 
-Keys that do not apply right now are greyed out in the footer. The mouse works too.
-Decisions are made by the daemon as your user; if you are not an approver, it says so."""
-
-
-class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label("overseer — keys", classes="dialog-title")
-            yield Static(HELP, classes="dialog-body")
+        with Vertical(classes="dialog", id="help"):
+            yield Label(
+                "overseer — keys and legend (↑ ↓ scroll, esc closes)", classes="dialog-title"
+            )
+            with VerticalScroll(id="legend"):
+                yield Static(legend(), classes="dialog-body")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#legend").focus()
 
     def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_click(self, event: Any) -> None:
         self.dismiss(None)

@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from overseer.tui.model import clock_time
+from overseer.vocabulary import success_text
 
 
 def describe(row: dict[str, Any]) -> Group:
@@ -24,11 +25,7 @@ def describe(row: dict[str, Any]) -> Group:
         f"{row.get('change_type') or '-'} · risk {row.get('risk_level') or '-'} · {row.get('target_file') or '-'}\n"
     )
     score = row.get("success_score")
-    head.append(
-        f"predicted success {score:.2f}"
-        if isinstance(score, int | float)
-        else "predicted success -"
-    )
+    head.append(success_text(score if isinstance(score, int | float) else None))
     if row.get("tests_passed") is not None:
         head.append(
             f" · tests {row['tests_passed']} passed, {row.get('tests_failed') or 0} failed on its branch"

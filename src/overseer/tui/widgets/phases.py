@@ -1,4 +1,9 @@
-"""The current cycle's seven phases: state, elapsed time, progress bar, summary."""
+"""The current cycle's seven phases: state, elapsed time, progress bar, summary.
+
+On a short terminal (`compact`) the phases take three lines: the cycle, every phase's mark on
+one line, and the phase that matters now — the running one, else a failed one, else the last
+that ran — with its time and progress bar or summary.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from overseer.tui.model import PHASES, CycleView, clock_time
+from overseer.tui.model import PHASES, CycleView, PhaseView, clock_time
 
 MARKS = {
     "pending": ("·", "dim"),
@@ -33,6 +38,18 @@ class Phases(Static):
     def __init__(self, **kw: Any) -> None:
         super().__init__("", **kw)
         self.cycle = CycleView()
+        self._compact = False
+
+    @property
+    def compact(self) -> bool:
+        return self._compact
+
+    @compact.setter
+    def compact(self, value: bool) -> None:
+        if value != self._compact:
+            self._compact = value
+            self.set_class(value, "-compact")
+            self.update(self.render_table())
 
     def show(self, cycle: CycleView, now: float | None = None) -> None:
         self.cycle = cycle
@@ -42,18 +59,26 @@ class Phases(Static):
         if self.cycle.running:
             self.update(self.render_table())
 
-    def render_table(self, now: float | None = None) -> Table:
-        now = now if now is not None else time.monotonic()
+    def title(self) -> str:
         c = self.cycle
         if c.cycle_id is None:
             title = "No cycle yet: `n` runs one now"
         else:
-            where = f" on {c.target}@{c.branch}" if c.target else ""
+            where = (
+                f" on {c.target}@{c.branch}" if c.branch else f" on {c.target}" if c.target else ""
+            )
             state = "" if c.running else f" — {c.status}"
             attempt = f" · attempt {c.attempt[:8]}" if c.attempt else ""
             title = f"Cycle {c.cycle_id[:8]} ({clock_time(c.started_at)}){where}{attempt}{state}"
+        return title
+
+    def render_table(self, now: float | None = None) -> Table:
+        now = now if now is not None else time.monotonic()
+        if self.compact:
+            return self.render_compact(now)
+        c = self.cycle
         table = Table.grid(padding=(0, 1), expand=True)
-        table.title = title
+        table.title = self.title()
         table.title_justify = "left"
         table.title_style = "bold"
         table.add_column(width=2)
@@ -63,20 +88,59 @@ class Phases(Static):
         for name in PHASES:
             p = c.phases[name]
             mark, style = MARKS.get(p.state, ("?", ""))
-            elapsed = p.elapsed(now)
-            took = f"{elapsed:.1f} s" if elapsed is not None and p.state != "skipped" else ""
-            if p.state == "running" and p.total:
-                progress = bar(p.done or 0, p.total)
-                progress.append(f"  {p.message} {p.done}/{p.total}")
-                detail: Text | str = progress
-            elif p.state == "running":
-                detail = p.message
-            else:
-                detail = p.summary
             table.add_row(
                 Text(mark, style=style),
                 Text(name, style=style if p.state != "pending" else "dim"),
-                took,
-                detail,
+                took(p, now),
+                detail(p),
             )
         return table
+
+    def render_compact(self, now: float) -> Table:
+        c = self.cycle
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.title = self.title()
+        table.title_justify = "left"
+        table.title_style = "bold"
+        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        marks = Text()
+        for name in PHASES:
+            p = c.phases[name]
+            mark, style = MARKS.get(p.state, ("?", ""))
+            marks.append(f"{mark} ", style=style)
+            marks.append(f"{name}  ", style=style if p.state != "pending" else "dim")
+        table.add_row(marks)
+        now_phase = focus(c)
+        if now_phase is not None:
+            line = Text(f"{now_phase.name} ", style="bold")
+            line.append(f"{took(now_phase, now)}  ")
+            line.append(detail(now_phase))
+            table.add_row(line)
+        return table
+
+
+def took(p: PhaseView, now: float) -> str:
+    elapsed = p.elapsed(now)
+    return f"{elapsed:.1f} s" if elapsed is not None and p.state != "skipped" else ""
+
+
+def detail(p: PhaseView) -> Text | str:
+    if p.state == "running" and p.total:
+        progress = bar(p.done or 0, p.total)
+        progress.append(f"  {p.message} {p.done}/{p.total}")
+        return progress
+    if p.state == "running":
+        return p.message
+    return p.summary
+
+
+def focus(cycle: CycleView) -> PhaseView | None:
+    """The phase a short screen shows: the running one, else a failed one, else the last that
+    ran (RECORD's summary repeats the status, so EVALUATE's says more)."""
+    phases = [cycle.phases[name] for name in PHASES]
+    for state in ("running", "failed"):
+        for p in phases:
+            if p.state == state:
+                return p
+    ran = [p for p in phases if p.state == "ok" and p.name != "RECORD"]
+    return ran[-1] if ran else None

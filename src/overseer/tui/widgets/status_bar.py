@@ -1,14 +1,20 @@
-"""The top line: connection, daemon state, generators that are off (why: on hover), autonomy,
-dry-run, next cycle, budget."""
+"""The top line: connection, daemon state, targets that cannot be used or evaluated, generators
+that are off (why: on hover), autonomy, dry-run, next cycle, the changes made against the rate
+limits. When the terminal is too narrow for all of it, it flows onto more lines between its
+items (never inside one), rather than losing its end."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.widgets import Static
 
 from overseer.tui.model import clock_time
+from overseer.vocabulary import budget_text
+
+GAP = "  "
 
 
 class StatusBar(Static):
@@ -31,7 +37,7 @@ class StatusBar(Static):
             self.detail = detail
         if status is not None:
             self.status = status
-        self.update(self.status_text())
+        self.update(self.status_text(self.size.width or None))
         # The bar has room for "llm OFF", not for why: the reason is one hover away.
         off = self.generators_off()
         self.tooltip = (
@@ -43,48 +49,81 @@ class StatusBar(Static):
             or None
         )
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.update(self.status_text(event.size.width or None))
+
     def generators_off(self) -> list[dict[str, Any]]:
         if self.connection != "connected":
             return []
         return [g for g in self.status.get("generators") or [] if g.get("healthy") is False]
 
-    def status_text(self) -> Text:
+    def status_text(self, width: int | None = None) -> Text:
+        """The items, joined on one line, or flowed onto more when `width` is too narrow."""
+        line = Text(" ")
+        used = 1
+        for number, item in enumerate(self.items()):
+            if number and width is not None and used + len(GAP) + item.cell_len > width:
+                line.append("\n ")
+                used = 1
+            elif number:
+                line.append(GAP)
+                used += len(GAP)
+            line.append_text(item)
+            used += item.cell_len
+        return line
+
+    def items(self) -> list[Text]:
         s = self.status
-        line = Text(" overseer ", style="bold reverse")
+        out: list[Text] = []
+
+        def add(text: str, style: str = "") -> None:
+            out.append(Text(text, style=style))
+
         targets = s.get("targets") or []
         if targets:
             first = targets[0]
             more = f" +{len(targets) - 1}" if len(targets) > 1 else ""
-            line.append(f"  {first['name']}@{first.get('branch') or '?'}{more}")
+            add(f"{first['name']}@{first.get('branch') or '?'}{more}", "bold")
         colour = {"connected": "green", "reconnecting": "yellow"}.get(self.connection, "red")
-        line.append(f"  ● {self.connection}", style=colour)
-        if self.detail:
-            line.append(f" ({self.detail})", style=colour)
+        add(f"● {self.connection}" + (f" ({self.detail})" if self.detail else ""), colour)
         if not s or self.connection != "connected":
-            return line
+            return out
         state = s.get("state", "?")
         if state == "paused":
             paused = s.get("paused") or {}
-            line.append(f"  ⏸ PAUSED by {paused.get('user', '?')}", style="bold yellow")
+            since = f" since {clock_time(paused['at'])[:5]}" if paused.get("at") else ""
+            item = Text(f"⏸ PAUSED{since} by {paused.get('user', '?')}", style="bold yellow")
             reason = str(paused.get("reason") or "")
             if reason:  # the circuit breaker says why; `p` resumes
-                shown = reason if len(reason) <= 70 else reason[:69] + "…"
-                line.append(f": {shown}", style="yellow")
+                item.append(f": {short(reason, 70)}", style="yellow")
+            out.append(item)
         else:
-            line.append(f"  {state.upper()}", style="bold")
+            add(state.upper(), "bold")
         if s.get("history_problem"):  # locked by another process, disk full
-            line.append("  ⚠ HISTORY NOT WRITTEN", style="bold red")
+            add("⚠ HISTORY NOT WRITTEN", "bold red")
+        for t in targets:  # what needs a person: a target unusable, or its tests not running
+            if t.get("healthy") is False:
+                add(f"⚠ {t['name']} UNUSABLE: {short(t.get('reason'))}", "bold red")
+            elif (t.get("last_cycle") or {}).get("not_evaluable"):
+                why = short(t["last_cycle"]["not_evaluable"])
+                add(f"✘ {t['name']} NOT EVALUABLE: {why}", "bold red")
         for g in self.generators_off():
-            line.append(f"  {g['name']} OFF", style="bold red")
-        line.append(f"  {str(s.get('autonomy', '?')).upper()}")
-        line.append(
-            "  dry-run on" if s.get("dry_run") else "  dry-run off",
-            style="" if s.get("dry_run") else "bold",
-        )
-        line.append(f"  next {clock_time(s.get('next_run'))[:5]}")
-        if targets:
-            b = targets[0]["budget"]
-            line.append(
-                f"  budget {b['hour']['used']}/{b['hour']['limit']} h · {b['day']['used']}/{b['day']['limit']} d"
-            )
-        return line
+            add(f"{g['name']} OFF", "bold red")
+        add(str(s.get("autonomy", "?")).upper())
+        add(*(("dry-run on", "") if s.get("dry_run") else ("dry-run off", "bold")))
+        if state != "paused" and s.get("next_run"):  # a paused daemon starts no cycle
+            add(f"next {clock_time(s.get('next_run'))[:5]}")
+        if targets and targets[0].get("budget"):
+            # The rate limits: changes made against the policy's limits, as `status` says it.
+            add(budget_text(targets[0]["budget"]))
+        return out
+
+
+def short(text: object, limit: int = 60) -> str:
+    """The text, its middle cut when long: reasons end with what matters (`… does not exist`)
+    and start with what it is about."""
+    shown = str(text or "?")
+    if len(shown) <= limit:
+        return shown
+    head = limit // 3
+    return shown[:head] + "…" + shown[-(limit - head - 1) :]
