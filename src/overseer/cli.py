@@ -367,6 +367,9 @@ def run(
     if paused and not app.resolved(settings).dry_run:
         fail(f"{paused_text(paused)}; `overseer resume` first, or run with --dry-run")
     rt.bus.subscribe(EventPrinter(debug=opts.debug))
+    notifications = _notifications(rt.config)
+    if notifications is not None:
+        rt.bus.subscribe(notifications.start())
     signal.signal(signal.SIGTERM, _on_sigterm)
     failed = False
     for target_config in app.targets:
@@ -390,8 +393,29 @@ def run(
                 _explain(row)
         if result.analysis is not None and app.resolved(settings).dry_run:
             _preview(result.analysis.commit, len(result.attempts), result.dry_run_skipped)
+    if notifications is not None:
+        # What is still to send, in a short time: one cycle's run must end.
+        notifications.close(min(10.0, max(r.timeout for r in rt.config.notify)))
+        for receiver in notifications.status():
+            if not receiver["ok"]:
+                say(
+                    f"overseer: notifying {receiver['url']} failed: {receiver['last_error']}",
+                    err=True,
+                )
     rt.close()
     sys.exit(1 if failed else 0)
+
+
+def _notifications(config: Any) -> Any:
+    """The receivers of `notify`, or None (Apprise is imported only when there are some)."""
+    if not config.notify:
+        return None
+    from overseer.notifications import Notifications
+
+    try:
+        return Notifications.create(config.notify)
+    except Exception as exc:
+        fail(f"notify: {exc}")
 
 
 def _preview(commit: str, made: int, skipped: list[str]) -> None:
