@@ -326,12 +326,19 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     "--target", type=click.Path(path_type=Path, file_okay=False), help="Repository to improve."
 )
 @click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the metrics there at the end (Prometheus text format, for node-exporter's "
+    "textfile collector).",
+)
 @run_options
 def run(
     opts: Options,
     once: bool,
     target: Path | None,
     test_command: str | None,
+    metrics_file: Path | None,
     dry_run: bool | None,
     max_changes: int | None,
     require_approval: bool | None,
@@ -370,6 +377,12 @@ def run(
     notifications = _notifications(rt.config)
     if notifications is not None:
         rt.bus.subscribe(notifications.start())
+    metrics = None
+    if metrics_file is not None:
+        from overseer.metrics import Metrics
+
+        metrics = Metrics(app, notifications=notifications.status if notifications else list)
+        rt.bus.subscribe(metrics)
     signal.signal(signal.SIGTERM, _on_sigterm)
     failed = False
     for target_config in app.targets:
@@ -402,6 +415,12 @@ def run(
                     f"overseer: notifying {receiver['url']} failed: {receiver['last_error']}",
                     err=True,
                 )
+    if metrics is not None and metrics_file is not None:
+        try:
+            metrics.write(metrics_file)
+        except OSError as exc:
+            say(f"overseer: cannot write the metrics to {metrics_file}: {exc}", err=True)
+            failed = True
     rt.close()
     sys.exit(1 if failed else 0)
 

@@ -323,6 +323,22 @@ class NotifyReceiver(_Strict):
         return list(dict.fromkeys(names))
 
 
+class MetricsSettings(_Strict):
+    """The daemon's opt-in metrics listener (Prometheus exposition format)."""
+
+    listen: str = Field(description="host:port (127.0.0.1:9464), or the path of a Unix socket")
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, listen: str) -> str:
+        if listen.startswith(("/", ".")):
+            return listen
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("host:port, such as 127.0.0.1:9464, or a Unix socket's path")
+        return listen
+
+
 def _generator_kind(value: Any) -> str:
     return "llm" if isinstance(value, dict | LLMGenerator) else "name"
 
@@ -353,6 +369,7 @@ class OverseerConfig(_Strict):
     targets: list[TargetConfig] = Field(default_factory=list)
     generators: list[GeneratorConfig] = Field(default_factory=_default_generators)
     notify: list[NotifyReceiver] = Field(default_factory=list)
+    metrics: MetricsSettings | None = None
     # Where the configuration came from, so later checks can point at file:line.
     _source: Path | None = PrivateAttr(default=None)
     _lines: LineMap | None = PrivateAttr(default=None)
@@ -396,6 +413,8 @@ def _resolve_relative(config: OverseerConfig, base: Path) -> OverseerConfig:
     config.state_dir = rel(config.state_dir)
     config.policy = rel(config.policy)
     config.daemon.socket = rel(config.daemon.socket)
+    if config.metrics is not None and config.metrics.listen.startswith("."):
+        config.metrics.listen = str(rel(Path(config.metrics.listen)))
     for generator in config.generators:
         if isinstance(generator, LLMGenerator) and hasattr(generator.llm, "model_path"):
             generator.llm.model_path = rel(generator.llm.model_path)  # type: ignore[union-attr,assignment]
