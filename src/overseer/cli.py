@@ -328,12 +328,19 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     "--target", type=click.Path(path_type=Path, file_okay=False), help="Repository to improve."
 )
 @click.option("--test-command", help="How to run the target's tests (default: python -m pytest).")
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the metrics there at the end (Prometheus text format, for node-exporter's "
+    "textfile collector).",
+)
 @run_options
 def run(
     opts: Options,
     once: bool,
     target: Path | None,
     test_command: str | None,
+    metrics_file: Path | None,
     dry_run: bool | None,
     max_changes: int | None,
     require_approval: bool | None,
@@ -369,6 +376,15 @@ def run(
     if paused and not app.resolved(settings).dry_run:
         fail(f"{paused_text(paused)}; `overseer resume` first, or run with --dry-run")
     rt.bus.subscribe(EventPrinter(debug=opts.debug))
+    notifications = _notifications(rt.config)
+    if notifications is not None:
+        rt.bus.subscribe(notifications.start())
+    metrics = None
+    if metrics_file is not None:
+        from overseer.metrics import Metrics
+
+        metrics = Metrics(app, notifications=notifications.status if notifications else list)
+        rt.bus.subscribe(metrics)
     signal.signal(signal.SIGTERM, _on_sigterm)
     failed = False
     for target_config in app.targets:
@@ -392,8 +408,35 @@ def run(
                 _explain(row)
         if result.analysis is not None and app.resolved(settings).dry_run:
             _preview(result.analysis.commit, len(result.attempts), result.dry_run_skipped)
+    if notifications is not None:
+        # What is still to send, in a short time: one cycle's run must end.
+        notifications.close(min(10.0, max(r.timeout for r in rt.config.notify)))
+        for receiver in notifications.status():
+            if not receiver["ok"]:
+                say(
+                    f"overseer: notifying {receiver['url']} failed: {receiver['last_error']}",
+                    err=True,
+                )
+    if metrics is not None and metrics_file is not None:
+        try:
+            metrics.write(metrics_file)
+        except OSError as exc:
+            say(f"overseer: cannot write the metrics to {metrics_file}: {exc}", err=True)
+            failed = True
     rt.close()
     sys.exit(1 if failed else 0)
+
+
+def _notifications(config: Any) -> Any:
+    """The receivers of `notify`, or None (Apprise is imported only when there are some)."""
+    if not config.notify:
+        return None
+    from overseer.notifications import Notifications
+
+    try:
+        return Notifications.create(config.notify)
+    except Exception as exc:
+        fail(f"notify: {exc}")
 
 
 def _preview(commit: str, made: int, skipped: list[str]) -> None:

@@ -23,6 +23,7 @@ from pydantic import (
 
 from overseer.base.durations import Duration
 from overseer.base.yamlfile import LineMap, read_model
+from overseer.vocabulary import EVENT_TYPES
 
 
 class _Strict(BaseModel):
@@ -266,6 +267,78 @@ class LLMGenerator(_Strict):
     llm: LLMSettings
 
 
+#: The events worth telling someone who is not watching (docs/notifications.md).
+NOTIFY_EVENTS = [
+    "ApprovalRequested",
+    "ChangePromoted",
+    "ChangeRolledBack",
+    "RegressionFound",
+    "CircuitBreakerTripped",
+    "TargetUnhealthy",
+    "DaemonStopping",
+]
+# Shorter names people write for an event (the issue that asked for notifications spelled it so).
+NOTIFY_ALIASES = {"BreakerTripped": "CircuitBreakerTripped"}
+
+
+class NotifyReceiver(_Strict):
+    """One receiver of notifications, by its Apprise URL (json://, ntfy://, slack://, matrix://,
+    mailto:// …), and the events it is told about."""
+
+    url: str = Field(description="an Apprise URL; it may hold credentials: status shows it masked")
+    events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+    # One send may take this long (connecting, and reading the answer), then it counts as failed.
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    # The same event about the same thing (an attempt, a target) within this window: sent once.
+    dedupe_window: Duration = 600.0
+    # At most this many messages an hour to this receiver; beyond it they are dropped and counted.
+    max_per_hour: Annotated[int, Field(ge=1)] = 60
+    # A failed send is tried again after retry_after, then twice as long each time, up to retries.
+    retry_after: Annotated[Duration, Field(gt=0)] = 5.0
+    retries: Annotated[int, Field(ge=0, le=20)] = 5
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_url(cls, url: str) -> str:
+        if "://" not in url:
+            raise ValueError("an Apprise URL, such as json://host/path or ntfy://topic")
+        import apprise  # only when notifications are configured
+
+        if apprise.Apprise.instantiate(url) is None:
+            scheme = url.split("://", 1)[0]
+            raise ValueError(f"Apprise does not understand this URL (scheme {scheme}://)")
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: list[str]) -> list[str]:
+        names = [NOTIFY_ALIASES.get(e, e) for e in events]
+        unknown = [e for e, n in zip(events, names, strict=True) if n not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(
+                f"no such event: {', '.join(unknown)}; the usual ones: {', '.join(NOTIFY_EVENTS)}"
+            )
+        if not names:
+            raise ValueError("name at least one event")
+        return list(dict.fromkeys(names))
+
+
+class MetricsSettings(_Strict):
+    """The daemon's opt-in metrics listener (Prometheus exposition format)."""
+
+    listen: str = Field(description="host:port (127.0.0.1:9464), or the path of a Unix socket")
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, listen: str) -> str:
+        if listen.startswith(("/", ".")):
+            return listen
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("host:port, such as 127.0.0.1:9464, or a Unix socket's path")
+        return listen
+
+
 def _generator_kind(value: Any) -> str:
     return "llm" if isinstance(value, dict | LLMGenerator) else "name"
 
@@ -295,6 +368,8 @@ class OverseerConfig(_Strict):
     git: GitIdentity = GitIdentity()
     targets: list[TargetConfig] = Field(default_factory=list)
     generators: list[GeneratorConfig] = Field(default_factory=_default_generators)
+    notify: list[NotifyReceiver] = Field(default_factory=list)
+    metrics: MetricsSettings | None = None
     # Where the configuration came from, so later checks can point at file:line.
     _source: Path | None = PrivateAttr(default=None)
     _lines: LineMap | None = PrivateAttr(default=None)
@@ -338,6 +413,8 @@ def _resolve_relative(config: OverseerConfig, base: Path) -> OverseerConfig:
     config.state_dir = rel(config.state_dir)
     config.policy = rel(config.policy)
     config.daemon.socket = rel(config.daemon.socket)
+    if config.metrics is not None and config.metrics.listen.startswith("."):
+        config.metrics.listen = str(rel(Path(config.metrics.listen)))
     for generator in config.generators:
         if isinstance(generator, LLMGenerator) and hasattr(generator.llm, "model_path"):
             generator.llm.model_path = rel(generator.llm.model_path)  # type: ignore[union-attr,assignment]

@@ -356,6 +356,16 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
             else:
                 line += f": {g.get('reason')} — checked again at {local_time(g.get('next_check'))}"
             out.append(line)
+    for n in s.get("notifications") or []:
+        line = f"notify {n['url']}: "
+        if n["ok"]:
+            line += f"ok · {n['sent']} sent"
+        else:
+            line += f"FAILING — {n['last_error']} ({n['failures']} failed send(s)"
+            line += f", {n['pending']} to retry)" if n["pending"] else ", given up)"
+        if n["dropped"]:
+            line += f" · {n['dropped']} dropped"
+        out.append(line)
     pending = s.get("pending_approvals") or []
     out.append(f"Awaiting a decision ({len(pending)})")
     for p in pending:

@@ -401,6 +401,23 @@ class TargetNotEvaluable(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TargetUnhealthy(Event):
+    """A target cannot be used now (its directory is gone, it is not a git repository, its
+    branch is missing): no cycle runs on it until it can. Said once when it starts."""
+
+    tone = Tone.BAD
+    log_level = "error"
+    target: str
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"Error in target {self.target}: cannot be used: {self.reason}; no cycle runs on "
+            "it until it can"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ApprovalRequested(Event):
     tone = Tone.NOTICE
     improvement_id: str
@@ -865,6 +882,18 @@ class RunDefaults(TypedDict):
     max_changes: int
 
 
+class NotificationStatus(TypedDict):
+    """One notification receiver, as a daemon's status shows it."""
+
+    url: str  # masked: no credentials
+    ok: bool  # its last send went through (or nothing was sent yet)
+    last_error: str | None
+    failures: int  # sends that failed, retries included
+    sent: int
+    dropped: int  # not sent: over its hourly limit, a full queue, or out of retries
+    pending: int  # waiting to be sent or tried again
+
+
 class StatusSnapshot(TypedDict, total=False):
     """`overseer status --json`, the `status` answer and the TUI's status bar."""
 
@@ -895,3 +924,4 @@ class StatusSnapshot(TypedDict, total=False):
     state_dir: str
     history_problem: str | None
     last_cycle: LastCycle | None  # the last cycle that finished, on any target
+    notifications: list[NotificationStatus]  # a daemon's receivers (config `notify`)

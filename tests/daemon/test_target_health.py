@@ -83,8 +83,8 @@ async def test_a_target_that_becomes_unusable_is_shown_and_not_started(
 
             await client.request("subscribe")
             await asyncio.to_thread(daemon._housekeeping)
-            error = await next_event(client, "ErrorRaised")
-            assert "cannot be used" in error["message"] and error["where"] == "target proj"
+            error = await next_event(client, "TargetUnhealthy")
+            assert error["reason"] == f"{repo} does not exist" and error["target"] == "proj"
 
             shutil.move(moved, repo)
             await asyncio.sleep(STATUS_FRESH)

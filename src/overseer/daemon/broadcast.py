@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from overseer.protocol import encode
 
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 class Outbox:
     """What one connection will send, in order: responses, and events if subscribed, each as
     its encoded line (so what it holds is known in bytes)."""
+
+    #: events dropped for slow clients in this process, every connection's (the metrics')
+    dropped_total: ClassVar[int] = 0
 
     def __init__(self, limit: int, max_bytes: int) -> None:
         self.limit = limit  # events
@@ -62,6 +65,7 @@ class Outbox:
         line = line or encode({"event": data})
         if self.events_queued >= self.limit or self.event_bytes + len(line) > self.max_bytes // 2:
             self.dropped += 1
+            Outbox.dropped_total += 1
             return
         if self.dropped:
             dropped = {"kind": "EventsDropped", "at": data.get("at"), "count": self.dropped}

@@ -15,6 +15,7 @@ from overseer.core.plumbing.stop import StopToken
 from overseer.daemon.connections import Connection
 from overseer.daemon.scheduler import CycleScheduler
 from overseer.daemon.worker import Worker
+from overseer.notifications import Notifications
 
 
 @dataclass
@@ -38,6 +39,8 @@ class LiveState:
     connections: set[Connection] = field(default_factory=set)
     #: work started for clients (a run-now) that shutdown must not leave behind
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: the notification receivers (config `notify`), when there are any
+    notifications: Notifications | None = None
 
     def track(self, e: dict[str, Any]) -> None:
         """Follow the running cycle from the events (called for every event, in order)."""
@@ -87,4 +90,5 @@ class LiveState:
             "version": __version__,
             "started_at": self.started_at.isoformat(),
             "socket": str(self.socket_path),
+            "notifications": self.notifications.status() if self.notifications else [],
         }

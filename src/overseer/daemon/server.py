@@ -36,7 +36,7 @@ from overseer.core.record.history import HistoryError
 from overseer.core.recovery import recover
 from overseer.core.safety.policy import verdict_changes
 from overseer.daemon import reload as reloading
-from overseer.daemon.broadcast import Broadcaster
+from overseer.daemon.broadcast import Broadcaster, Outbox
 from overseer.daemon.connections import Connection, Connections
 from overseer.daemon.handlers import Handlers
 from overseer.daemon.limits import raise_open_file_limit
@@ -46,6 +46,8 @@ from overseer.daemon.notify import Notifier
 from overseer.daemon.scheduler import CycleScheduler, describe
 from overseer.daemon.worker import Worker
 from overseer.locations import StateDirUnusable, resolve_socket
+from overseer.metrics import Metrics, MetricsServer
+from overseer.notifications import Notifications
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
     ConfigReloaded,
@@ -55,6 +57,7 @@ from overseer.vocabulary import (
     ErrorRaised,
     Event,
     ReloadFailed,
+    TargetUnhealthy,
     event_from_dict,
     paused_text,
 )
@@ -126,6 +129,8 @@ class Daemon:
         self.broadcaster: Broadcaster | None = None
         self.connections_server: Connections | None = None
         self.tasks: list[asyncio.Task[Any]] = []
+        self.notifications: Notifications | None = None
+        self.metrics_server: MetricsServer | None = None
         self.instance: TargetLock | None = None
         self._watch_stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -175,6 +180,15 @@ class Daemon:
             self.state.connections, self.broadcaster, self.handlers.answer, lambda: self.config
         )
         self.rt.bus.subscribe(self._publish)
+        try:
+            self.notifications = Notifications.create(self.config.notify)
+        except Exception as exc:  # Apprise gone since the configuration was checked
+            raise DaemonFailed(f"notify: {exc}") from None
+        if self.notifications is not None:
+            self.rt.bus.subscribe(self.notifications.start())
+            self.state.notifications = self.notifications
+        if self.config.metrics is not None:
+            self._serve_metrics(self.config.metrics.listen)
         try:
             self.app.targets = self.rt.targets(self.options.target, self.options.test_command)
         except Exception as exc:
@@ -290,12 +304,33 @@ class Daemon:
                 self.socket_path.unlink()
         self.worker.shutdown()
         self.handlers.close()
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.close)
+        if self.notifications is not None:
+            # DaemonStopping and what is still due, within a short time: a receiver that does
+            # not answer must not hold the stop (systemd would kill us).
+            timeout = min(5.0, max(r.timeout for r in self.config.notify))
+            await asyncio.to_thread(self.notifications.close, timeout)
         if self.worker.idle.is_set():
             self.rt.close()
         if self.instance is not None:
             self.instance.__exit__(None, None, None)
         self.notifier.close()
         log.info("stopped")
+
+    def _serve_metrics(self, listen: str) -> None:
+        notifications = self.notifications
+        metrics = Metrics(
+            self.app,
+            dropped=lambda: Outbox.dropped_total,
+            notifications=lambda: notifications.status() if notifications else [],
+        )
+        self.rt.bus.subscribe(metrics)
+        try:
+            self.metrics_server = metrics.serve(listen)
+        except OSError as exc:
+            raise DaemonFailed(f"metrics.listen {listen}: {exc}") from None
+        log.info("metrics on %s", self.metrics_server.address)
 
     async def _idle_or_forced(self) -> None:
         while not self.worker.idle.is_set() and not self.force_exit:
@@ -365,12 +400,7 @@ class Daemon:
         for name, why in self.app.target_problems().items():
             if why is not None and self.unusable.get(name) != why:
                 self.unusable[name] = why
-                self.rt.bus.emit(
-                    ErrorRaised(
-                        where=f"target {name}",
-                        message=f"cannot be used: {why}; no cycle runs on it until it can",
-                    )
-                )
+                self.rt.bus.emit(TargetUnhealthy(target=name, reason=why))
             elif why is None and name in self.unusable:
                 del self.unusable[name]
                 log.warning("target %s can be used again", name)
