@@ -317,6 +317,10 @@ class OverseerApp(App[None]):
                 f"{e.get('target')} cannot be evaluated: nothing can be promoted",
                 f"{e.get('reason')}" + (f"\n$ {e['command']}" if e.get("command") else ""),
             ),
+            "TargetUnhealthy": (
+                f"{e.get('target')} is unusable",
+                f"cannot be used: {e.get('reason')}; no cycle runs on it until it can",
+            ),
             "CircuitBreakerTripped": ("Circuit breaker: autonomy paused", f"{e.get('reason')}"),
         }.get(e.get("kind", ""), ("The daemon reports an error", f"{e.get('message')}"))
         self.notify(text, title=title, severity="error", timeout=20)

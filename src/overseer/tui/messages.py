@@ -82,7 +82,7 @@ class Alarm(DaemonEvent):
     breaker, an error the daemon raised."""
 
 
-ALARMS = {"TargetNotEvaluable", "ErrorRaised", "CircuitBreakerTripped"}
+ALARMS = {"TargetNotEvaluable", "TargetUnhealthy", "ErrorRaised", "CircuitBreakerTripped"}
 CHANGES = {
     "ChangeApproved",
     "ChangeRejected",
