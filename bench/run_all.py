@@ -29,6 +29,7 @@ BENCHES = [
     "safety_corpus",
     "llm_bench",
     "predictor_bench",
+    "generation_funnel",
 ]
 
 
