@@ -183,8 +183,11 @@ def run_demo(
 @contextlib.contextmanager
 def _interrupted_by_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP end the demo as Ctrl-C does: the daemon is stopped, the scratch
-    directory removed."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    directory removed. Ctrl-C itself is set too: a process started with SIGINT ignored (a
+    background job of a shell, some test runners' workers) inherits that, and its demo would
+    then run on through Ctrl-C and leave its directory behind."""
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
     for sig in previous:
         signal.signal(sig, signal.default_int_handler)
     try:

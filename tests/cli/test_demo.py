@@ -49,7 +49,9 @@ def test_the_headless_demo_runs_two_real_cycles_shows_what_it_did_and_cleans_up(
     assert scratch_dirs(tmp) == [] and list(tmp.iterdir()) == []
 
 
-def start_demo(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def start_demo(
+    env: dict[str, str], *args: str, sigint_ignored: bool = False
+) -> subprocess.Popen[str]:
     full = {**os.environ, **GIT_ENV, **env, "OVERSEER_SOCKET": "/nonexistent/overseer.sock"}
     full.pop("OVERSEER_CONFIG", None)
     full.pop("OVERSEER_STATE_DIR", None)
@@ -60,6 +62,10 @@ def start_demo(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env=full,
+        # As a shell's background job starts: with Ctrl-C ignored, inherited.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
@@ -97,6 +103,19 @@ def test_an_interrupted_demo_stops_its_daemon_and_removes_its_directory(tmpdir_e
     assert code == 130, text
     assert "interrupted; the daemon is stopped" in text
     assert "is removed; `overseer demo --keep` keeps it" in text
+    assert scratch_dirs(tmp) == [], text
+    assert gone(daemon_pid)
+
+
+def test_ctrl_c_ends_a_demo_started_with_ctrl_c_ignored(tmpdir_env):
+    """A demo that inherited SIGINT ignored ran on through Ctrl-C, two cycles, and left its
+    directory behind (seen under a busy test run): it sets Ctrl-C for itself."""
+    tmp, env = tmpdir_env
+    code, text, daemon_pid = interrupt_once_running(
+        start_demo(env, sigint_ignored=True), signal.SIGINT
+    )
+    assert code == 130, text
+    assert "cycle 2 of 2" not in text
     assert scratch_dirs(tmp) == [], text
     assert gone(daemon_pid)
 
