@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,17 @@ async def call(socket_path: Path, op: str, **args: Any) -> Any:
     """One request on a fresh connection: what most CLI commands need."""
     async with Client(socket_path) as client:
         return await client.request(op, **args)
+
+
+async def run_now_when_free(client: Client, patience: float = 30.0, poll: float = 0.2) -> None:
+    """Ask for a cycle; the daemon may still be closing the last one (its promotions after
+    CycleFinished), so a busy answer is asked again every `poll` seconds for `patience`."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            await client.request("run_now")
+            return
+        except DaemonError as exc:
+            if exc.type != "busy" or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(poll)

@@ -346,25 +346,9 @@ def run_interactive(socket: Path) -> int:
     return 0
 
 
-async def _run_now(client: Any, patience: float = 30.0) -> None:
-    """Ask for a cycle; the daemon may still be closing the last one (its promotions after
-    CycleFinished), so a busy answer is asked again shortly."""
-    from overseer.client import DaemonError
-
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            await client.request("run_now")
-            return
-        except DaemonError as exc:
-            if exc.type != "busy" or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def run_headless(socket: Path, repo: Path, debug: bool) -> int:
     """Two cycles, their events printed as they happen, each followed by what it made."""
-    from overseer.client import Client
+    from overseer.client import Client, run_now_when_free
 
     printer = EventPrinter(debug=debug)
     status = 0
@@ -372,7 +356,7 @@ async def run_headless(socket: Path, repo: Path, debug: bool) -> int:
         await client.request("subscribe")
         for number in (1, 2):
             click.echo(click.style(f"── cycle {number} of 2 " + "─" * 50, bold=True))
-            await _run_now(client)
+            await run_now_when_free(client)
             async for event in client.events():
                 printer(event)
                 if event["kind"] == "CycleFinished":

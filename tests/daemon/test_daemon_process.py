@@ -109,16 +109,22 @@ def test_cli_against_a_running_daemon(tmp_path, repo, sockdir):
     assert not (sockdir / "run" / "s.sock").exists()
 
 
-def test_sigterm_mid_cycle_interrupts_after_the_grace_period(tmp_path, sockdir):
+def daemon_on_a_hanging_repo(tmp_path, sockdir, grace: int) -> tuple[DaemonProcess, Path]:
+    """A daemon (not started yet) whose cycle's tests hang, with `grace` seconds to stop, and
+    its repository."""
     repo = hanging_repo(tmp_path)
     config, _ = daemon_config(
         tmp_path,
         repo,
         sockdir / "run" / "s.sock",
         target={"ruff_select": ["F401"], "test_timeout": 300},
-        daemon={"shutdown_grace": 2},
+        daemon={"shutdown_grace": grace},
     )
-    daemon = DaemonProcess(config, sockdir / "run" / "s.sock")
+    return DaemonProcess(config, sockdir / "run" / "s.sock"), repo
+
+
+def test_sigterm_mid_cycle_interrupts_after_the_grace_period(tmp_path, sockdir):
+    daemon, repo = daemon_on_a_hanging_repo(tmp_path, sockdir, grace=2)
     try:
         daemon.wait_ready()
         daemon.cli("run-now")
@@ -146,15 +152,7 @@ def test_sigterm_mid_cycle_interrupts_after_the_grace_period(tmp_path, sockdir):
 
 
 def test_a_second_sigterm_stops_at_once(tmp_path, sockdir):
-    repo = hanging_repo(tmp_path)
-    config, _ = daemon_config(
-        tmp_path,
-        repo,
-        sockdir / "run" / "s.sock",
-        target={"ruff_select": ["F401"], "test_timeout": 300},
-        daemon={"shutdown_grace": 120},
-    )
-    daemon = DaemonProcess(config, sockdir / "run" / "s.sock")
+    daemon, _ = daemon_on_a_hanging_repo(tmp_path, sockdir, grace=120)
     try:
         daemon.wait_ready()
         daemon.cli("run-now")

@@ -1,5 +1,5 @@
 """SIGKILL at every phase boundary and in the middle of the commit and the promotion, then a
-restart: the record is honest and every invariant of DESIGN.md holds (see drill.py)."""
+restart: the record is honest and every invariant of docs/architecture.md holds (see drill.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The fault drills' equipment: a small target, the real daemon as a process, a change that
-waits for a human from before the fault, and DESIGN.md's invariants checked after it.
+waits for a human from before the fault, and the invariants of docs/architecture.md checked after it.
 
 Every drill ends with `Drill.assert_invariants`, on the state the restarted daemon left:
 
@@ -226,7 +226,7 @@ class Drill:
         decided: dict[str, str] | None = None,
         failures: int = 0,
     ) -> None:
-        """DESIGN.md's invariants (see the module's docstring), after the drill."""
+        """The invariants of docs/architecture.md (see the module's docstring), after the drill."""
         decided = decided or {}
         for daemon in self.daemons:
             assert daemon.proc.poll() is not None, "check the invariants with no daemon running"

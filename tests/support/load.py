@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from overseer.client import Client, DaemonError
+from overseer.client import Client, run_now_when_free
 from support.helpers import LIMITED, SAMPLE, daemon_config, init_repo
 
 SUBSCRIBERS = 50
@@ -213,15 +213,7 @@ class Stalled:
 async def run_now(client: Client, timeout: float = 60) -> None:
     """Start a cycle, waiting for the previous one to let go (it finishes its clean-up after
     CycleFinished)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await client.request("run_now")
-            return
-        except DaemonError as exc:
-            if exc.type != "busy" or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.02)
+    await run_now_when_free(client, patience=timeout, poll=0.02)
 
 
 async def wait_idle(client: Client, timeout: float = 60) -> dict[str, Any]:
