@@ -802,37 +802,37 @@ def _act_directly(
     return after
 
 
-@main.command()
-@common
-@click.argument("attempt_id")
-@click.option("--reason", help="Why (recorded with your user name).")
-def approve(opts: Options, attempt_id: str, reason: str | None) -> None:
-    """Approve a change that awaits approval, and promote it."""
-    _act(opts, attempt_id, "approve", reason)
+_WHY = "Why (recorded with your user name)."
+
+
+def _decision_command(
+    action: str, summary: str, *, reason_required: bool = False, reason_help: str = _WHY
+) -> None:
+    """`overseer ACTION ATTEMPT_ID [--reason …]`: a human's decision on one attempt, taken by
+    the daemon or, without one, on the state directory (`_act`)."""
+
+    @main.command(name=action, help=summary)
+    @common
+    @click.argument("attempt_id")
+    @click.option("--reason", required=reason_required, help=reason_help)
+    def decide(opts: Options, attempt_id: str, reason: str | None) -> None:
+        _act(opts, attempt_id, action, reason)
+
+
+_decision_command("approve", "Approve a change that awaits approval, and promote it.")
+_decision_command(
+    "reject",
+    "Reject a change that awaits approval; its branch and worktree are removed.",
+    reason_required=True,
+    reason_help="Why (kept, and shown next to similar proposals).",
+)
+_decision_command("rollback", "Revert a promoted change with a new commit on the target branch.")
 
 
 @main.command()
 @common
 @click.argument("attempt_id")
-@click.option("--reason", required=True, help="Why (kept, and shown next to similar proposals).")
-def reject(opts: Options, attempt_id: str, reason: str) -> None:
-    """Reject a change that awaits approval; its branch and worktree are removed."""
-    _act(opts, attempt_id, "reject", reason)
-
-
-@main.command()
-@common
-@click.argument("attempt_id")
-@click.option("--reason", help="Why (recorded with your user name).")
-def rollback(opts: Options, attempt_id: str, reason: str | None) -> None:
-    """Revert a promoted change with a new commit on the target branch."""
-    _act(opts, attempt_id, "rollback", reason)
-
-
-@main.command()
-@common
-@click.argument("attempt_id")
-@click.option("--reason", help="Why (recorded with your user name).")
+@click.option("--reason", help=_WHY)
 def retry(opts: Options, attempt_id: str, reason: str | None) -> None:
     """Let the finding a settled attempt was made for be proposed again.
 

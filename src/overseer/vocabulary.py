@@ -9,11 +9,12 @@ and `event_from_dict` are the two directions.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, Self, TypedDict, TypeVar, dataclass_transform
+
+T = TypeVar("T")
 
 
 class Phase(StrEnum):
@@ -252,11 +253,88 @@ class Tone(StrEnum):
     LOUD = "loud"  # a human must act
 
 
+_REQUIRED: Any = object()  # a field declared without a default
+
+
+class _Factory:
+    """A field's default made anew for each record (a list, a dict)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], T]) -> T:
+    """A mutable default, as `dataclasses.field(default_factory=…)` gives it."""
+    made: T = _Factory(default_factory)  # type: ignore[assignment]  # replaced at __init__
+    return made
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
+class Record:
+    """A frozen record whose fields are keyword-only, declared by annotations as a frozen
+    `kw_only` dataclass's are (type checkers read them the same way).
+
+    Not a dataclass because of the start-up of every client command, which imports this
+    module: `dataclasses` compiles six methods per class, and for the thirty events that was
+    ~40 ms (and `dataclasses` itself imports `inspect`); these share one set of methods."""
+
+    #: the fields, in declaration order (a base's first), each with its default
+    _defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        defaults = dict(cls._defaults)
+        own = vars(cls)
+        for name, annotation in own.get("__annotations__", {}).items():
+            if not str(annotation).startswith("ClassVar"):
+                defaults[name] = own.get(name, _REQUIRED)
+        cls._defaults = defaults
+
+    def __init__(self, **values: Any) -> None:
+        name = type(self).__name__
+        unknown = values.keys() - self._defaults.keys()
+        if unknown:
+            raise TypeError(f"{name} has no field {', '.join(sorted(unknown))}")
+        for key, default in self._defaults.items():
+            if key in values:
+                value = values[key]
+            elif default is _REQUIRED:
+                raise TypeError(f"{name} needs the field {key}")
+            else:
+                value = default.make() if isinstance(default, _Factory) else default
+            object.__setattr__(self, key, value)
+
+    def fields(self) -> dict[str, Any]:
+        """The fields and their values."""
+        return {key: getattr(self, key) for key in self._defaults}
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed."""
+        return type(self)(**{**self.fields(), **changes})
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {key}")
+
+    def __delattr__(self, key: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {key}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self.fields().values()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key}={value!r}" for key, value in self.fields().items())
+        return f"{type(self).__name__}({shown})"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
-@dataclass(frozen=True, kw_only=True)
-class Event:
+class Event(Record):
     """Something that happened. `at` is set by the bus that publishes it."""
 
     kind: ClassVar[str] = "Event"
@@ -266,16 +344,16 @@ class Event:
     log_level: ClassVar[str] = "info"
     at: datetime | None = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, family: bool = False, **kwargs: Any) -> None:
+        """Registers each event under its name (`family`: a base of events, not one)."""
         super().__init_subclass__(**kwargs)
-        cls.kind = cls.__name__
-        EVENT_TYPES[cls.kind] = cls
+        if not family:
+            cls.kind = cls.__name__
+            EVENT_TYPES[cls.kind] = cls
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"kind": self.kind, "at": iso(self.at) if self.at else None}
-        for f in dataclasses.fields(self):
-            if f.name != "at":
-                data[f.name] = getattr(self, f.name)
+        data = {"kind": self.kind, **self.fields()}  # `at` first of the fields
+        data["at"] = iso(self.at) if self.at else None
         return data
 
     def describe(self) -> str | None:
@@ -284,6 +362,7 @@ class Event:
 
     @property
     def short_id(self) -> str:
+        """The attempt's id as people see it, where the event is about one (else empty)."""
         return str(getattr(self, "improvement_id", "") or "")[:8]
 
     @property
@@ -297,8 +376,7 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
     cls = EVENT_TYPES.get(str(data.get("kind")))
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    fields = {k: v for k, v in data.items() if k in names}
+    fields = {k: v for k, v in data.items() if k in cls._defaults}
     at = data.get("at")
     try:
         fields["at"] = datetime.fromisoformat(at) if isinstance(at, str) else None
@@ -307,7 +385,25 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
         return None
 
 
-@dataclass(frozen=True, kw_only=True)
+class AttemptEvent(Event, family=True):
+    """Something that happened to one attempt."""
+
+    improvement_id: str
+
+
+class PhaseEvent(Event, family=True):
+    """A phase of a cycle, of one attempt in it when `improvement_id` is set."""
+
+    cycle_id: str
+    improvement_id: str | None
+    phase: str
+
+
+def because(reason: str | None) -> str:
+    """`: why`, after what a person did, when they said why."""
+    return f": {reason}" if reason else ""
+
+
 class CycleStarted(Event):
     tone = Tone.HEADING
     cycle_id: str
@@ -326,18 +422,11 @@ class CycleStarted(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class PhaseStarted(Event):
-    cycle_id: str
-    improvement_id: str | None
-    phase: str
+class PhaseStarted(PhaseEvent):
+    """A phase began (its end is PhaseFinished, whatever happened)."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class PhaseProgress(Event):
-    cycle_id: str
-    improvement_id: str | None
-    phase: str
+class PhaseProgress(PhaseEvent):
     message: str
     done: int | None = None
     total: int | None = None
@@ -346,11 +435,7 @@ class PhaseProgress(Event):
 PHASE_MARKS = {"ok": "✔", "failed": "✘", "skipped": "–"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class PhaseFinished(Event):
-    cycle_id: str
-    improvement_id: str | None
-    phase: str
+class PhaseFinished(PhaseEvent):
     duration: float
     outcome: str  # ok | failed | skipped
     summary: str
@@ -375,7 +460,6 @@ def output_lines(output: str, lines: int = 15, indent: str = "      │ ") -> st
     return "".join(f"\n{indent}{line}" for line in tail)
 
 
-@dataclass(frozen=True, kw_only=True)
 class TargetNotEvaluable(Event):
     """ANALYZE could not establish what the target's tests say at its head (the test command
     is missing, fails before any test runs, collects nothing, times out): no change can be
@@ -400,7 +484,6 @@ class TargetNotEvaluable(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class TargetUnhealthy(Event):
     """A target cannot be used now (its directory is gone, it is not a git repository, its
     branch is missing): no cycle runs on it until it can. Said once when it starts."""
@@ -417,10 +500,8 @@ class TargetUnhealthy(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ApprovalRequested(Event):
+class ApprovalRequested(AttemptEvent):
     tone = Tone.NOTICE
-    improvement_id: str
     target: str
     target_file: str | None
     change_type: str | None
@@ -435,21 +516,15 @@ class ApprovalRequested(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChangeApproved(Event):
-    improvement_id: str
+class ChangeApproved(AttemptEvent):
     user: str
     reason: str | None
 
     def describe(self) -> str:
-        return f"  ✔ {self.short_id} approved by {self.user}" + (
-            f": {self.reason}" if self.reason else ""
-        )
+        return f"  ✔ {self.short_id} approved by {self.user}{because(self.reason)}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChangeRejected(Event):
-    improvement_id: str
+class ChangeRejected(AttemptEvent):
     user: str
     reason: str
 
@@ -457,30 +532,25 @@ class ChangeRejected(Event):
         return f"  ✘ {self.short_id} rejected by {self.user}: {self.reason}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class FindingReopened(Event):
+class FindingReopened(AttemptEvent):
     """A human let a settled finding be proposed again (`overseer retry`): the attempts that
     settled it no longer keep later cycles from choosing it on the same code."""
 
     tone = Tone.NOTICE
-    improvement_id: str
     user: str
     reason: str | None
     finding: str  # `F401 in pkg/util.py`
     attempts: list[str] = field(default_factory=list)  # every attempt that had settled it
 
     def describe(self) -> str:
-        why = f": {self.reason}" if self.reason else ""
         return (
             f"  ↻ {self.short_id}: {self.finding} may be proposed again (retried by "
-            f"{self.user}{why})"
+            f"{self.user}{because(self.reason)})"
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChangePromoted(Event):
+class ChangePromoted(AttemptEvent):
     tone = Tone.GOOD
-    improvement_id: str
     target: str
     branch: str
     commit: str
@@ -493,12 +563,10 @@ class ChangePromoted(Event):
         return f"  ⇒ {self.short_id} promoted to {self.branch} @ {self.commit[:7]}{pushed}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class RepairRequested(Event):
+class RepairRequested(AttemptEvent):
     """A model's candidate failed, and the model is asked again, shown the failure."""
 
     tone = Tone.NOTICE
-    improvement_id: str
     round: int  # the round about to be asked: 2, 3, …
     rounds: int  # at most
     phase: str  # where the round before failed: GENERATE, SAFETY or EVALUATE
@@ -511,19 +579,15 @@ class RepairRequested(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class PromotionDeferred(Event):
+class PromotionDeferred(AttemptEvent):
     tone = Tone.NOTICE
-    improvement_id: str
     reason: str
 
     def describe(self) -> str:
         return f"  ⏸ {self.short_id}: {self.reason}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChangeRolledBack(Event):
-    improvement_id: str
+class ChangeRolledBack(AttemptEvent):
     revert_commit: str
     user: str
     reason: str
@@ -535,25 +599,20 @@ class ChangeRolledBack(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class AttemptMoved(Event):
+class AttemptMoved(AttemptEvent):
     """An attempt changed status: written by the one function that moves attempts, so the
     event log holds every move, whatever caused it."""
 
-    improvement_id: str
     before: str
     after: str
     reason: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class AttemptFinished(Event):
-    improvement_id: str
+class AttemptFinished(AttemptEvent):
     status: str
     reason: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class CycleFinished(Event):
     cycle_id: str
     target: str
@@ -565,12 +624,10 @@ class CycleFinished(Event):
         return f"Cycle {self.cycle_id[:8]} finished ({self.status}): {self.summary}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class CIPolled(Event):
+class CIPolled(AttemptEvent):
     """One poll of the external CI's status command: recorded as it happens, so a crash while
     waiting for CI loses none of them."""
 
-    improvement_id: str
     commit: str
     poll: int
     status: str  # pass | fail | pending | unknown
@@ -582,12 +639,10 @@ class CIPolled(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class RegressionFound(Event):
+class RegressionFound(AttemptEvent):
     """The post-promotion watch found a regression, and reverted it or needs a human."""
 
     tone = Tone.BAD
-    improvement_id: str
     reason: str
     action: str  # reverted | needs a human
     detail: str = ""
@@ -598,27 +653,23 @@ class RegressionFound(Event):
         return f"  ⚠ {self.short_id}: {self.reason}; NOT reverted, a human must: {self.detail}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ApprovalExpired(Event):
+class ApprovalExpired(AttemptEvent):
     tone = Tone.NOTICE
-    improvement_id: str
     waited: str  # since when it waited
 
     def describe(self) -> str:
         return f"  ⌛ {self.short_id}: approval expired (waiting since {local_time(self.waited)})"
 
 
-@dataclass(frozen=True, kw_only=True)
 class DaemonPaused(Event):
     tone = Tone.NOTICE
     user: str
     reason: str | None
 
     def describe(self) -> str:
-        return f"Paused by {self.user}" + (f": {self.reason}" if self.reason else "")
+        return f"Paused by {self.user}{because(self.reason)}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class DaemonResumed(Event):
     user: str
 
@@ -626,7 +677,6 @@ class DaemonResumed(Event):
         return f"Resumed by {self.user}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class CircuitBreakerTripped(Event):
     tone = Tone.LOUD
     log_level = "warning"
@@ -638,7 +688,6 @@ class CircuitBreakerTripped(Event):
         return f"⛔ {self.reason}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class AutonomyChanged(Event):
     tone = Tone.LOUD
     before: str | None
@@ -653,7 +702,6 @@ class AutonomyChanged(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class CycleSkipped(Event):
     target: str | None
     reason: str
@@ -662,7 +710,6 @@ class CycleSkipped(Event):
         return f"Cycle skipped: {self.reason}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class ConfigReloaded(Event):
     files: list[str]
     policy_version: str
@@ -683,7 +730,6 @@ class ConfigReloaded(Event):
         return line
 
 
-@dataclass(frozen=True, kw_only=True)
 class ReloadFailed(Event):
     tone = Tone.BAD
     files: list[str]
@@ -695,7 +741,6 @@ class ReloadFailed(Event):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class ErrorRaised(Event):
     tone = Tone.BAD
     log_level = "error"
@@ -706,7 +751,6 @@ class ErrorRaised(Event):
         return f"Error in {self.where}: {self.message}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class EventsDropped(Event):
     """Told to a client too slow to keep up: it missed this many events."""
 
@@ -717,7 +761,6 @@ class EventsDropped(Event):
         return f"… {self.count} event(s) dropped: this client was too slow"
 
 
-@dataclass(frozen=True, kw_only=True)
 class DaemonStarted(Event):
     pid: int
     socket: str
@@ -727,7 +770,6 @@ class DaemonStarted(Event):
         return f"Daemon started (pid {self.pid}) on {self.socket} for {', '.join(self.targets)}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class DaemonStopping(Event):
     reason: str
 
@@ -735,7 +777,6 @@ class DaemonStopping(Event):
         return f"Daemon stopping: {self.reason}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class AttemptsRecovered(Event):
     """Start-up found attempts a killed process left behind and closed them."""
 

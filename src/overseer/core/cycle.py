@@ -83,6 +83,17 @@ FINAL = (
     AttemptStatus.ROLLED_BACK,
     AttemptStatus.REGRESSED,
 )
+# What a round leaves on its attempt's row once deployed and evaluated: cleared before a repair
+# round, so nothing of the failed round is taken for the next one's.
+ROUND_RESULTS = (
+    "git_branch",
+    "git_commit_hash",
+    "tests_passed",
+    "tests_failed",
+    "tests_skipped",
+    "evaluation",
+    "performance_delta",
+)
 
 
 @dataclass
@@ -231,23 +242,15 @@ class Cycle:
         ctx, target = self.ctx, self.ctx.target
         repo = ctx.repo()
         base = repo.branch_head(target.branch)
-        ctx.history.start_cycle(
+        started = CycleStarted(
             cycle_id=self.cycle_id,
             target=target.name,
-            target_path=str(target.root),
             branch=target.branch,
-            dry_run=int(self.dry_run),
+            dry_run=self.dry_run,
             parameters=self.parameters(),
         )
-        ctx.bus.emit(
-            CycleStarted(
-                cycle_id=self.cycle_id,
-                target=target.name,
-                branch=target.branch,
-                dry_run=self.dry_run,
-                parameters=self.parameters(),
-            )
-        )
+        ctx.history.start_cycle(started, target_path=str(target.root))
+        ctx.bus.emit(started)
         try:
             analysis = self.analyze(base)
         except AnalysisFailed as exc:
@@ -896,15 +899,7 @@ class Attempt:
         commit (and branch) gone, and nothing of its results left on the row."""
         self.cleanup()
         self.deployed = None
-        self.update(
-            git_branch=None,
-            git_commit_hash=None,
-            tests_passed=None,
-            tests_failed=None,
-            tests_skipped=None,
-            evaluation=None,
-            performance_delta=None,
-        )
+        self.update(**dict.fromkeys(ROUND_RESULTS))
         self.ctx.repo().add_worktree(self.tree, self.base, branch=None)
 
     def gate(self, verdict: Verdict, evaluation: Evaluation) -> tuple[str, str | None]:

@@ -44,8 +44,35 @@ SELECTION_HOLD = 5.0
 # Below these sizes the footer is compact and the phases take three lines instead of eight.
 NARROW = 110
 SHORT = 34
+# The dashboard's keys: key, action, label in the footer, and whether pressing it when it does
+# not apply says why (`why_not`). `p` is pause or resume, whichever applies.
+KEYS = (
+    ("a", "approve", "Approve", True),
+    ("r", "reject", "Reject", True),
+    ("R", "rollback", "Rollback", True),
+    ("n", "run_now", "Run now", True),
+    ("p", "pause", "Pause", False),
+    ("p", "resume", "Resume", False),
+    ("h", "history", "History", False),
+    ("question_mark", "help", "Help", False),
+    ("q", "quit", "Quit", False),
+)
 # The keys that say why when they do not apply, and their actions.
-EXPLAINED = {"a": "approve", "r": "reject", "R": "rollback", "n": "run_now"}
+EXPLAINED = {key: action for key, action, _, explained in KEYS if explained}
+
+
+def _not_for(
+    row: dict[str, Any] | None, statuses: tuple[str, ...], wanted: str, not_this: str, hint: str
+) -> str | None:
+    """Why a key does not apply to the selected change, or None if its status is one of
+    `statuses`: `nothing selected {wanted}`, or the change, its status and `not_this`; then
+    what to do (`hint`)."""
+    if row is None:
+        return f"nothing selected {wanted} — {hint}"
+    if row["status"] in statuses:
+        return None
+    status = row["status"].replace("_", " ")
+    return f"{row['improvement_id'][:8]} is {status}{not_this} — {hint}"
 
 
 @dataclass(frozen=True)
@@ -65,17 +92,7 @@ class Dashboard:
 class OverseerApp(App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute, so subclasses elsewhere find it
     TITLE = "overseer"
-    BINDINGS = [
-        Binding("a", "approve", "Approve"),
-        Binding("r", "reject", "Reject"),
-        Binding("R", "rollback", "Rollback"),
-        Binding("n", "run_now", "Run now"),
-        Binding("p", "pause", "Pause"),
-        Binding("p", "resume", "Resume"),
-        Binding("h", "history", "History"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
+    BINDINGS = [Binding(key, action, label) for key, action, label, _ in KEYS]
 
     def __init__(self, socket_path: Path, *, backoff: tuple[float, ...] = BACKOFF) -> None:
         super().__init__()
@@ -451,20 +468,11 @@ class OverseerApp(App[None]):
                 if d.changes.waiting_count
                 else "no change awaits a decision now"
             )
-            if row is None:
-                return f"nothing selected awaits {verb} — {hint}"
-            if row["status"] not in WAITING:
-                status = row["status"].replace("_", " ")
-                return f"{row['improvement_id'][:8]} is {status}, it does not await {verb} — {hint}"
-            return None
+            return _not_for(row, WAITING, f"awaits {verb}", f", it does not await {verb}", hint)
         if action == "rollback":
             hint = "select a promoted change here, or any in the history (h)"
-            if row is None:
-                return f"nothing selected to roll back — {hint}"
-            if row["status"] not in ROLLBACKABLE:
-                status = row["status"].replace("_", " ")
-                return f"{row['improvement_id'][:8]} is {status}; only a promoted change can be rolled back — {hint}"
-            return None
+            only = "; only a promoted change can be rolled back"
+            return _not_for(row, ROLLBACKABLE, "to roll back", only, hint)
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

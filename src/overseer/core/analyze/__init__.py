@@ -303,10 +303,41 @@ def analyze(
             history.put_baseline(target.key, commit, key, lint.to_dict())
 
     concurrency = _concurrency(target, commit, history, lint, area, generator_for, concurrently)
+
+    def analysis(
+        tests: TestReport,
+        findings: list[Finding],
+        *,
+        tests_cached: bool = False,
+        benchmark: dict[str, Any] | None = None,
+        features: int | None = None,
+        pending_baseline: Callable[[Path], TestReport] | None = None,
+    ) -> Analysis:
+        """What ANALYZE found at `commit`, the findings ranked."""
+        counts = history.success_counts()
+        return Analysis(
+            commit=commit,
+            tests=tests,
+            tests_cached=tests_cached,
+            lint=lint,
+            lint_cached=lint_cached,
+            benchmark=benchmark,
+            findings=rank(
+                findings,
+                area=area,
+                generator_for=generator_for,
+                counts=counts,
+                rng=random.Random(ranking_seed(commit, findings, counts)),
+            ),
+            slow_test_seconds=cfg.slow_test_seconds,
+            area=area,
+            features=features,
+            concurrency=concurrency,
+            pending_baseline=pending_baseline,
+        )
+
     if concurrency["concurrent"]:
         # Ruff first; the baseline's tests run later, with the candidate's (evaluate/concurrent.py).
-        counts = history.success_counts()
-        found = lint_findings(lint)
         command = resolve_test_command(cfg, target.root)
 
         def pending(tree: Path) -> TestReport:
@@ -319,23 +350,9 @@ def analyze(
                 cancel=cancel,
             )[0]
 
-        return Analysis(
-            commit=commit,
-            tests=TestReport(command.command, command.interpreter, None, False, 0.0, "", False),
-            tests_cached=False,
-            lint=lint,
-            lint_cached=lint_cached,
-            benchmark=None,
-            findings=rank(
-                found,
-                area=area,
-                generator_for=generator_for,
-                counts=counts,
-                rng=random.Random(ranking_seed(commit, found, counts)),
-            ),
-            slow_test_seconds=cfg.slow_test_seconds,
-            area=area,
-            concurrency=concurrency,
+        return analysis(
+            TestReport(command.command, command.interpreter, None, False, 0.0, "", False),
+            lint_findings(lint),
             pending_baseline=pending,
         )
 
@@ -380,26 +397,8 @@ def analyze(
         found = _features(target, commit, tests, history=history, tree=worktree, report=report)
         features = len(found)
         findings += found
-    counts = history.success_counts()
-    ranked = rank(
-        findings,
-        area=area,
-        generator_for=generator_for,
-        counts=counts,
-        rng=random.Random(ranking_seed(commit, findings, counts)),
-    )
-    return Analysis(
-        commit=commit,
-        tests=tests,
-        tests_cached=tests_cached,
-        lint=lint,
-        lint_cached=lint_cached,
-        benchmark=benchmark,
-        findings=ranked,
-        slow_test_seconds=cfg.slow_test_seconds,
-        area=area,
-        features=features,
-        concurrency=concurrency,
+    return analysis(
+        tests, findings, tests_cached=tests_cached, benchmark=benchmark, features=features
     )
 
 

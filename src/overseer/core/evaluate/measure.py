@@ -12,7 +12,25 @@ from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.context import Context
 from overseer.core.evaluate.compare import Evaluation
 from overseer.core.evaluate.perf import PerfComparison, interleaved
-from overseer.core.plumbing.testrun import build_test_env, resolve_test_command
+from overseer.core.plumbing.testrun import (
+    TestReport,
+    build_test_env,
+    resolve_test_command,
+    run_tests,
+)
+
+
+def run_only(ctx: Context, tree: Path, tests: list[str]) -> TestReport:
+    """These tests alone (node ids or files), once, in `tree`: a failure is the answer, not
+    re-run as a possible flake (a new test proving itself, a test timed for a speed-up)."""
+    return run_tests(
+        ctx.target.config,
+        ctx.target.root,
+        tree,
+        cancel=ctx.stop.cancelled,
+        rerun_failures=False,
+        only=tests,
+    )
 
 
 @contextmanager

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from overseer.core.analyze import coverage
 from overseer.core.analyze.findings import Finding
 from overseer.core.evaluate.compare import Evaluation
+from overseer.core.evaluate.measure import run_only
 from overseer.core.generate.candidate import Candidate
-from overseer.core.plumbing.testrun import PYTEST_STOPPED, TestReport, run_tests
+from overseer.core.plumbing.testrun import PYTEST_STOPPED, TestReport
 from overseer.core.safety.oracle import is_test_path
 
 if TYPE_CHECKING:
@@ -100,14 +101,7 @@ def prove(
     for n in range(1, runs + 1):
         if n > 1:
             report.progress(f"running {named}", n, runs)
-            run = run_tests(
-                cfg,
-                ctx.target.root,
-                tree,
-                cancel=ctx.stop.cancelled,
-                rerun_failures=False,
-                only=files,
-            )
+            run = run_only(ctx, tree, files)
         why = _not_passed(run)
         if why:
             proof["reason"] = (

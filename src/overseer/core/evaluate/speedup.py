@@ -18,9 +18,8 @@ from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.profile import SLOW_KINDS
 from overseer.core.context import Context
 from overseer.core.evaluate.compare import Evaluation
-from overseer.core.evaluate.measure import commit_tree
+from overseer.core.evaluate.measure import commit_tree, run_only
 from overseer.core.evaluate.perf import PerfComparison, interleaved
-from overseer.core.plumbing.testrun import run_tests
 
 METRIC = "seconds"
 
@@ -43,14 +42,7 @@ def measure_test(
             runs += 1
             if report is not None:
                 report.progress(f"timing {test}", runs, cfg.benchmark_runs * 2)
-            result = run_tests(
-                cfg,
-                ctx.target.root,
-                tree,
-                cancel=ctx.stop.cancelled,
-                rerun_failures=False,
-                only=[finding.file or ""],
-            )
+            result = run_only(ctx, tree, [finding.file or ""])
             case = result.cases.get(test)
             if case is None or case.outcome != "passed":
                 what = case.outcome if case is not None else "absent"

@@ -8,7 +8,6 @@ and skipped, because a broken printer or socket must not break a cycle.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,10 +40,10 @@ class EventBus:
 
     def emit(self, event: Event) -> Event:
         """Stamp the event with the time, redact its fields, and hand it to every subscriber."""
-        fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        fields = event.fields()
         if self.redact is not None:
             fields = {k: self.redact(v) for k, v in fields.items()}
-        event = dataclasses.replace(event, **{**fields, "at": self.clock.now()})
+        event = event.replace(**{**fields, "at": self.clock.now()})
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)

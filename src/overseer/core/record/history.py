@@ -29,6 +29,7 @@ from overseer.vocabulary import (
     RETRIED,
     AttemptRow,
     AttemptStatus,
+    CycleStarted,
     CycleStatus,
     Event,
     LastCycle,
@@ -370,10 +371,13 @@ class History:
         """What may be written: every value with secrets redacted."""
         return typing.cast(dict[str, Any], self.redactor.value(fields))  # a dict stays a dict
 
-    def start_cycle(self, **fields: Any) -> None:
+    def start_cycle(self, started: CycleStarted, *, target_path: str) -> None:
+        """The cycle's row: what its CycleStarted announces, and where the target is."""
+        row = {**started.fields(), "target_path": target_path, "dry_run": int(started.dry_run)}
+        del row["at"]  # not stamped yet: the row's own time is started_at
         with self.transaction():
             self.db["cycles"].insert(
-                self.clean({"started_at": self.now(), "status": CycleStatus.RUNNING, **fields})
+                self.clean({"started_at": self.now(), "status": CycleStatus.RUNNING, **row})
             )
 
     def finish_cycle(self, cycle_id: str, **fields: Any) -> None:
