@@ -849,9 +849,13 @@ class Attempt:
                 )
             if proving.applies(self.finding):  # new tests: collected, reliable, coverage
                 proving.judge(ctx, self.tree, self.finding, self.deployed, evaluation, report)
-            if speedup.applies(self.finding):  # a profiled slow test: it must be faster
+            if speedup.applies(self.finding):  # profiled: the test or benchmark must be faster
                 speedup.judge(ctx, evaluation, self.finding, self.base, self.tree, self.id, report)
-            if ctx.target.config.benchmark_command and evaluation.passed:
+            if (
+                ctx.target.config.benchmark_command
+                and evaluation.passed
+                and not speedup.times_the_benchmark(self.finding)
+            ):
                 with commit_tree(ctx, f"bench-{self.id}", self.base) as base_tree:
                     perf = measure_performance(ctx, base_tree, self.tree, report)
                 judge_performance(ctx, evaluation, perf)

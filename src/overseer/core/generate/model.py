@@ -26,7 +26,7 @@ from typing import Any
 
 from overseer.base.globs import first_match
 from overseer.config import LLMSettings
-from overseer.core.analyze import coverage, features
+from overseer.core.analyze import benchmark, coverage, features
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.profile import hot_files
 from overseer.core.generate.candidate import (
@@ -266,11 +266,18 @@ class LLMGenerator:
         """For a failing, slow or xfail test, the project's modules its file imports (up to
         CONTEXT_FILES, found in the tree, never a secret file): the fix is usually there, and
         a model shown only the test could only edit the test. For a NotImplementedError, the
-        test that reaches it: what the function is for."""
+        test that reaches it: what the function is for. For a benchmark regression, the files
+        of its other hot functions."""
         if finding.kind == features.NOT_IMPLEMENTED:
             return [
                 (rel, (tree / rel).read_text(encoding="utf-8", errors="replace"))
                 for rel in finding.details.get("test_files", [])[:1]
+                if self._readable(tree, rel)
+            ]
+        if finding.kind == benchmark.REGRESSION:  # the other hot files; the hottest is its own
+            return [
+                (rel, (tree / rel).read_text(encoding="utf-8", errors="replace"))
+                for rel in [h for h in hot_files(finding) if h != finding.file][:CONTEXT_FILES]
                 if self._readable(tree, rel)
             ]
         if finding.kind not in TEST_FINDINGS or finding.file is None:
