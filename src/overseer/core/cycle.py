@@ -503,7 +503,8 @@ class Attempt:
             policy_version=ctx.policy.version,
         )
         try:
-            self.until_evaluated()
+            with self.rounds.held(self.generator):  # a model loaded once for all rounds
+                self.until_evaluated()
         except HistoryUnavailable:
             # Nothing can be recorded now (locked by another process, disk full): leave no
             # worktree behind if git can still remove it; the row is closed by recovery
