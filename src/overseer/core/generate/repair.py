@@ -126,10 +126,12 @@ def failing_tests(evaluation: Mapping[str, Any]) -> str | None:
     if not named:
         return None
     messages = evaluation.get("messages") or {}
+    added = set(evaluation.get("added_failing") or [])
     lines = ["With your change applied, the tests failed: " + "; ".join(evaluation["reasons"])]
     for test in named[:MAX_TESTS_SHOWN]:
         message = str(messages.get(test) or "").strip()
-        lines.append(f"- {test}" + (f": {message[:MAX_MESSAGE_CHARS]}" if message else ""))
+        what = " (a new test your change added)" if test in added else ""
+        lines.append(f"- {test}{what}" + (f": {message[:MAX_MESSAGE_CHARS]}" if message else ""))
     if len(named) > MAX_TESTS_SHOWN:
         lines.append(f"- and {len(named) - MAX_TESTS_SHOWN} more")
     return "\n".join(lines)
