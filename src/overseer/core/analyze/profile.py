@@ -38,6 +38,7 @@ KEY = "profile:1"
 MAX_PROFILED = 3
 SHOWN = 5  # hot functions a prompt names
 KEPT = 10  # hot functions of a benchmark kept, of all its processes together
+MEASURABLE = 0.001  # seconds: a benchmark's function below it is left out
 HOOK_DIR = Path(__file__).parents[1] / "plumbing" / "profile_hook"
 
 
@@ -131,7 +132,9 @@ def profile_benchmark(
                 into = total.setdefault(key, {**h, "cumulative": 0.0, "own": 0.0, "calls": 0})
                 for measure in ("cumulative", "own", "calls"):
                     into[measure] += h[measure]
-    hot = sorted(total.values(), key=lambda h: (-h["cumulative"], h["file"], h["line"]))
+    # What took no measurable time (a module's import, say) is nothing to make faster.
+    hot = [h for h in total.values() if h["cumulative"] >= MEASURABLE]
+    hot.sort(key=lambda h: (-h["cumulative"], h["file"], h["line"]))
     for h in hot:
         h["cumulative"], h["own"] = round(h["cumulative"], 4), round(h["own"], 4)
     return hot[:KEPT]
