@@ -23,6 +23,23 @@ def processes_with(marker: str, under: Path) -> list[int]:
     return found
 
 
+def children_with(marker: str) -> list[int]:
+    """Live children of this process whose command line has `marker` (not zombies: a child
+    waited for is gone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                # pid (comm) state ppid …: the fields after the command's closing parenthesis
+                state, ppid = (entry / "stat").read_text().rpartition(")")[2].split()[:2]
+            except (OSError, ValueError):
+                continue
+            if marker in cmdline and int(ppid) == os.getpid() and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
 def wait_started(marker: str, under: Path, seconds: float = 60.0) -> list[int]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

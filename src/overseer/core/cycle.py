@@ -506,7 +506,8 @@ class Attempt:
             policy_version=ctx.policy.version,
         )
         try:
-            self.until_evaluated()
+            with self.rounds.held(self.generator):  # a model loaded once for all rounds
+                self.until_evaluated()
         except HistoryUnavailable:
             # Nothing can be recorded now (locked by another process, disk full): leave no
             # worktree behind if git can still remove it; the row is closed by recovery
@@ -852,9 +853,13 @@ class Attempt:
                 )
             if proving.applies(self.finding):  # new tests: collected, reliable, coverage
                 proving.judge(ctx, self.tree, self.finding, self.deployed, evaluation, report)
-            if speedup.applies(self.finding):  # a profiled slow test: it must be faster
+            if speedup.applies(self.finding):  # profiled: the test or benchmark must be faster
                 speedup.judge(ctx, evaluation, self.finding, self.base, self.tree, self.id, report)
-            if ctx.target.config.benchmark_command and evaluation.passed:
+            if (
+                ctx.target.config.benchmark_command
+                and evaluation.passed
+                and not speedup.times_the_benchmark(self.finding)
+            ):
                 with commit_tree(ctx, f"bench-{self.id}", self.base) as base_tree:
                     perf = measure_performance(ctx, base_tree, self.tree, report)
                 judge_performance(ctx, evaluation, perf)

@@ -167,7 +167,22 @@ def test_a_candidate_that_adds_a_failing_test_is_not_promoted():
 
     verdict = compare(report({"t::a": "passed"}), report({"t::a": "passed", "t::new": "failed"}, 1))
     assert not verdict.passed
-    assert verdict.new_failures == ["t::new"]
+    assert verdict.new_failures == verdict.added_failing == ["t::new"]
+    # Called new, not a test that passed before (it did not exist).
+    assert verdict.reasons == ["1 new test(s) the change added fail: t::new"]
+
+
+def test_each_failing_test_is_said_as_what_it_was_at_the_base():
+    from overseer.core.evaluate.compare import compare
+
+    base = report({"t::a": "passed", "t::s": "skipped"})
+    verdict = compare(base, report({"t::a": "failed", "t::s": "failed", "t::n": "failed"}, 1))
+    assert verdict.new_failures == ["t::a", "t::n", "t::s"] and verdict.added_failing == ["t::n"]
+    assert verdict.reasons == [
+        "1 test(s) fail that passed before: t::a",
+        "1 new test(s) the change added fail: t::n",
+        "1 test(s) fail that did not fail before: t::s (skipped before)",
+    ]
 
 
 def test_failures_already_at_the_base_are_not_held_against_the_candidate():

@@ -3,6 +3,7 @@ random-weight model the test builds (nothing is downloaded)."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -15,6 +16,9 @@ from overseer.core.generate.llm.header import ModelFileError, check_model_file
 from overseer.core.generate.llm.local_backend import ChildSession, LocalBackend
 from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt
 from support.helpers import Harness, overseer, rows
+from support.processes import children_with
+
+CHILD = "overseer.core.generate.llm.child"
 
 
 def local(model, **kw) -> LocalBackend:
@@ -242,3 +246,64 @@ def test_a_model_damaged_after_start_up_turns_the_generator_off_with_the_reason(
     assert rows(tmp_path / "state", "outcomes") == []
     [llm] = h.rt.generator_status()
     assert llm["healthy"] is False and "is truncated" in llm["reason"]
+
+
+def tiny_model_harness(tmp_path, repo, model) -> Harness:
+    """A cycle whose model is the tiny one, asked once again when its reply cannot be read
+    (it never can: random weights)."""
+    return Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"])._with_generators(
+        [
+            {
+                "llm": {
+                    "backend": "ctransformers",
+                    "model_path": str(model),
+                    "context_length": 2048,
+                    "max_new_tokens": 12,
+                    "repair_rounds": 1,
+                }
+            }
+        ]
+    )
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_the_rounds_of_an_attempt_load_the_model_once_in_one_process_that_ends_with_it(
+    tmp_path, repo, model
+):
+    h = tiny_model_harness(tmp_path, repo, model)
+    [attempt] = h.cycle().attempts
+    h.close()
+    assert attempt["status"] == "failed" and attempt["repair_rounds_used"] == 1
+    first, second = attempt["rounds"]
+    assert second["shown"]["phase"] == "GENERATE"  # asked again: the reply could not be read
+    # The same process for both rounds, which loaded one model, once.
+    assert first["model_process"]["pid"] == second["model_process"]["pid"]
+    assert first["model_process"]["loads"] == second["model_process"]["loads"] == 1
+    assert first["model_process"]["load_seconds"] >= 0
+    assert children_with(CHILD) == []  # and it ended with the attempt
+
+
+@pytest.mark.usefixtures("warm_baseline")
+def test_an_attempt_stopped_between_rounds_leaves_no_model_process(tmp_path, repo, model):
+    from overseer.core.context import RunSettings
+    from overseer.core.cycle import run_cycle
+    from overseer.core.plumbing.stop import CycleStopped
+
+    h = tiny_model_harness(tmp_path, repo, model)
+    ctx = h.context()
+    held: list[list[int]] = []
+
+    def stop_when_asked_again(event) -> None:
+        if event.kind == "RepairRequested":
+            held.append(children_with(CHILD))  # the model kept for the next round
+            ctx.stop.request_stop("the daemon stops")
+
+    h.rt.bus.subscribe(stop_when_asked_again)
+    with pytest.raises(CycleStopped, match="the daemon stops, before the next round"):
+        run_cycle(ctx, RunSettings(dry_run=False, require_approval=False))
+    h.close()
+    [row] = rows(tmp_path / "state")
+    assert row["status"] == "interrupted"
+    [round_one] = json.loads(row["rounds"])
+    assert held == [[round_one["model_process"]["pid"]]]
+    assert children_with(CHILD) == []

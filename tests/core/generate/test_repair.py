@@ -228,3 +228,62 @@ def test_the_token_budget_covers_every_round(tmp_path, repo):
         in (attempt["failure_reason"])
     )
     assert first["tokens"] == first["prompt_tokens"] + 20  # the server's usage: 20 tokens
+
+
+SHAPES = '''"""Shapes."""
+
+
+def describe(width, height):
+    if width == height:
+        return "square"
+    return "oblong"
+'''
+NEW_TEST = "tests/test_shapes_coverage.py"
+
+
+def new_test(expected: str) -> Answer:
+    text = f'from geo.shapes import describe\n\n\ndef test_square():\n    assert describe(2, 2) == "{expected}"\n'
+    return Answer(
+        json.dumps(
+            {
+                "target_file": NEW_TEST,
+                "change_type": "test",
+                "risk_level": "low",
+                "impact": "describe is tested",
+                "rationale": "no test ran describe",
+                "edits": [{"file": NEW_TEST, "search": "", "replace": text}],
+            }
+        )
+    )
+
+
+def test_a_failing_test_the_change_added_is_called_new_not_one_that_passed_before(tmp_path):
+    repo = init_repo(
+        tmp_path / "proj",
+        {
+            "pyproject.toml": PYPROJECT,
+            "src/geo/__init__.py": "",
+            "src/geo/shapes.py": SHAPES,
+            "tests/test_shapes.py": "from geo.shapes import describe\n\n\n"
+            "def test_oblong():\n    assert describe(3, 1) == 'oblong'\n",
+        },
+    )
+    with ChatServer(answers=[new_test("round"), new_test("square")]) as server:
+        h = harness(
+            tmp_path,
+            repo,
+            server,
+            policy="autonomy: full\n",
+            target={"new_tests": {"enabled": True, "reliability_runs": 2}},
+            repair_rounds=1,
+        )
+        [attempt] = h.cycle(area="quality", max_changes=1).attempts
+        h.close()
+        sent = prompts(server)
+    assert attempt["finding_kind"] == "uncovered_code"
+    assert verdicts(attempt) == [("EVALUATE", "failed"), ("EVALUATE", "passed")]
+    said = attempt["rounds"][0]["verdict"]["reason"]
+    assert "1 new test(s) the change added fail: tests.test_shapes_coverage::test_square" in said
+    assert "- tests.test_shapes_coverage::test_square (a new test your change added): " in sent[1]
+    assert "passed before" not in said and "passed before" not in sent[1]
+    assert attempt["status"] == "promoted", attempt["failure_reason"]

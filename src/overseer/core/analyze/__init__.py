@@ -9,7 +9,6 @@ used.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 from collections.abc import Callable
@@ -17,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from overseer.core.analyze import benchmark as benchmarks
 from overseer.core.analyze import coverage as coverage_area
 from overseer.core.analyze import features as feature_area
 from overseer.core.analyze import profile as profiling
-from overseer.core.analyze.benchmark import run_benchmark
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
 from overseer.core.analyze.rank import rank, ranking_seed
@@ -362,14 +361,16 @@ def analyze(
 
     benchmark = None
     if cfg.benchmark_command:
-        bench_key = "bench:" + hashlib.sha256(cfg.benchmark_command.encode()).hexdigest()[:16]
+        bench_key = benchmarks.benchmark_key(cfg.benchmark_command)
         benchmark = history.get_baseline(target.key, commit, bench_key)
         if benchmark is None:
             report.progress("running the benchmark")
             env = build_test_env(
                 worktree(), resolve_test_command(cfg, target.root), dict(cfg.env), cfg.pass_env
             )
-            benchmark = run_benchmark(cfg.benchmark_command, worktree(), env, cfg.benchmark_timeout)
+            benchmark = benchmarks.run_benchmark(
+                cfg.benchmark_command, worktree(), env, cfg.benchmark_timeout, cancel=cancel
+            )
             if benchmark.get("ok"):
                 history.put_baseline(target.key, commit, bench_key, benchmark)
 
@@ -378,6 +379,23 @@ def analyze(
     if lint.ok:
         findings += lint_findings(lint)
     if area in ("auto", "performance"):  # what a model is to speed up: profiled once
+        regressed = None
+        if benchmark is not None and cfg.benchmark_command:
+            earlier = history.earlier_baselines(
+                target.key, commit, benchmarks.benchmark_key(cfg.benchmark_command)
+            )
+            regressed = benchmarks.regression(benchmark, earlier, cfg.benchmark_metric)
+        if regressed is not None:
+            profiling.profile_benchmark_regression(
+                target,
+                commit,
+                regressed,
+                history=history,
+                tree=worktree,
+                report=report,
+                cancel=cancel,
+            )
+            findings.append(regressed)
         profiling.profile_slow_tests(
             target,
             commit,

@@ -24,6 +24,7 @@ KIND_WEIGHT = {
     "failing_test": 3.0,
     "flaky_test": 2.0,
     "slow_regression": 2.0,
+    "benchmark_regression": 2.0,
     "slow_test": 1.5,
     # Features, by how checkable they are (features.py): an xfail test is its own oracle, a
     # NotImplementedError has tests that reach it, a TODO has nothing to check it.

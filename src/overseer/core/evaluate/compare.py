@@ -26,6 +26,9 @@ class Evaluation:
     passed: bool
     reasons: list[str] = field(default_factory=list)
     new_failures: list[str] = field(default_factory=list)
+    # Of those, the tests the change itself added (absent at the base): said apart, for a test
+    # that did not exist did not pass before.
+    added_failing: list[str] = field(default_factory=list)
     # Tests that passed at the base and did not pass on the candidate, without failing:
     # test id → what became of it (skipped, xfailed, absent).
     lost: dict[str, str] = field(default_factory=dict)
@@ -88,6 +91,7 @@ class Evaluation:
             "passed": self.passed,
             "reasons": self.reasons,
             "new_failures": self.new_failures,
+            "added_failing": self.added_failing,
             "lost": self.lost,
             "fixed": self.fixed,
             "required": self.required,
@@ -163,9 +167,8 @@ def compare(
     ev.fixed = sorted((failing_before & passed_after) - flaky)
     if ev.new_failures:
         ev.passed = False
-        ev.reasons.append(
-            f"{len(ev.new_failures)} test(s) fail that passed before: {', '.join(ev.new_failures[:5])}"
-        )
+        ev.reasons += failure_reasons(baseline, ev.new_failures)
+        ev.added_failing = [t for t in ev.new_failures if t not in baseline.cases]
     if ev.lost:
         ev.passed = False
         shown = ", ".join(f"{test} ({what})" for test, what in list(ev.lost.items())[:5])
@@ -197,6 +200,27 @@ def compare(
             f"the test run failed (exit status {candidate.returncode}) without a failing test"
         )
     return ev
+
+
+def failure_reasons(baseline: TestReport, failing: Sequence[str]) -> list[str]:
+    """Why tests that fail on the candidate and did not at the base fail it, in words true of
+    each: a test that passed before, a test the change added, one that was skipped (or
+    xfailed) before."""
+    passed_before = baseline.ids("passed")
+    added = [t for t in failing if t not in baseline.cases]
+    was_passing = [t for t in failing if t in passed_before]
+    other = [t for t in failing if t in baseline.cases and t not in passed_before]
+    reasons = []
+    if was_passing:
+        reasons.append(
+            f"{len(was_passing)} test(s) fail that passed before: {', '.join(was_passing[:5])}"
+        )
+    if added:
+        reasons.append(f"{len(added)} new test(s) the change added fail: {', '.join(added[:5])}")
+    if other:
+        shown = ", ".join(f"{t} ({baseline.cases[t].outcome} before)" for t in other[:5])
+        reasons.append(f"{len(other)} test(s) fail that did not fail before: {shown}")
+    return reasons
 
 
 def evaluate_tree(

@@ -21,14 +21,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Metrics whose names say bigger is better; for every other metric smaller is better (time).
-HIGHER_IS_BETTER = ("throughput", "ops", "per_s", "per_sec", "rps", "score", "qps", "speed")
+from overseer.core.analyze.benchmark import higher_is_better
+
 RESAMPLES = 2000
 ALPHA = 0.05  # the permutation test's level
-
-
-def higher_is_better(metric: str) -> bool:
-    return any(word in metric.lower() for word in HIGHER_IS_BETTER)
 
 
 @dataclass

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import ast
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from overseer.base.globs import first_match
 from overseer.config import LLMSettings
-from overseer.core.analyze import coverage, features
+from overseer.core.analyze import benchmark, coverage, features
 from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.profile import hot_files
 from overseer.core.generate.candidate import (
@@ -40,7 +42,7 @@ from overseer.core.generate.candidate import (
     apply_edits,
 )
 from overseer.core.generate.llm import Backend, BackendError, build_backend
-from overseer.core.generate.llm.backend import RequestRefused
+from overseer.core.generate.llm.backend import RequestRefused, Session
 from overseer.core.generate.llm.prompt import PromptTooLong, build_prompt, repair_section
 from overseer.core.generate.llm.reply import ReplyRejected, parse_reply, storable
 from overseer.core.generate.repair import RepairRequest
@@ -92,6 +94,9 @@ class LLMGenerator:
         self.history = history
         self.secret_files = secret_files
         self.redactor = redactor or Redactor([])
+        # The model's session kept for the rounds of the attempt in progress (attempt()); the
+        # worker runs one attempt at a time.
+        self._held: _Held | None = None
 
     def __repr__(self) -> str:
         return f"LLMGenerator({self.backend.identity().get('backend')})"
@@ -136,6 +141,42 @@ class LLMGenerator:
     def repair_rounds(self) -> int:
         return self.settings.repair_rounds
 
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """The rounds of one attempt share one session of the model: a local model is loaded
+        once, in one child process, not once a round. The session opens with the first round,
+        is kept between rounds while another may come, and is closed after the last one, or
+        when the attempt ends, however it ends (failed, stopped, an error)."""
+        held = self._held = _Held()
+        try:
+            yield
+        finally:
+            self._held = None
+            held.close()
+
+    @contextmanager
+    def _session(self, number: int) -> Iterator[Session]:
+        """The model's session for round `number`: the attempt's own (attempt()), or one for this
+        round only."""
+        held = self._held
+        if held is None:
+            with self.backend.session() as session:
+                yield session
+            return
+        last = number >= 1 + self.repair_rounds  # no round after it: nothing to keep it for
+        try:
+            if held.session is None:
+                held.session = held.stack.enter_context(self.backend.session())
+            else:
+                held.session.next_round()
+            yield held.session
+        except BackendError:
+            last = True  # its process may be gone: a later round starts afresh
+            raise
+        finally:
+            if last:
+                held.close()
+
     def generate(self, finding: Finding, tree: Path) -> list[Candidate]:
         return self._generate(finding, tree, None)
 
@@ -176,7 +217,8 @@ class LLMGenerator:
         spent = request.spent if request is not None else 0
         number = request.round if request is not None else 1
         try:
-            with self.backend.session() as session:
+            with self._session(number) as session:
+                record["model_process"] = session.process()
                 budget = session.context_length - s.max_new_tokens
                 section, section_tokens = "", 0
                 if request is not None:
@@ -266,11 +308,18 @@ class LLMGenerator:
         """For a failing, slow or xfail test, the project's modules its file imports (up to
         CONTEXT_FILES, found in the tree, never a secret file): the fix is usually there, and
         a model shown only the test could only edit the test. For a NotImplementedError, the
-        test that reaches it: what the function is for."""
+        test that reaches it: what the function is for. For a benchmark regression, the files
+        of its other hot functions."""
         if finding.kind == features.NOT_IMPLEMENTED:
             return [
                 (rel, (tree / rel).read_text(encoding="utf-8", errors="replace"))
                 for rel in finding.details.get("test_files", [])[:1]
+                if self._readable(tree, rel)
+            ]
+        if finding.kind == benchmark.REGRESSION:  # the other hot files; the hottest is its own
+            return [
+                (rel, (tree / rel).read_text(encoding="utf-8", errors="replace"))
+                for rel in [h for h in hot_files(finding) if h != finding.file][:CONTEXT_FILES]
                 if self._readable(tree, rel)
             ]
         if finding.kind not in TEST_FINDINGS or finding.file is None:
@@ -349,6 +398,18 @@ class LLMGenerator:
             edits=with_own_mark_removed(finding, reply.edits, tree),
             provenance={**record, "chosen_reply": n},
         )
+
+
+class _Held:
+    """A model's session kept for the rounds of one attempt."""
+
+    def __init__(self) -> None:
+        self.stack = ExitStack()
+        self.session: Session | None = None
+
+    def close(self) -> None:
+        self.session = None
+        self.stack.close()
 
 
 def with_own_mark_removed(finding: Finding, edits: list[Edit], tree: Path) -> list[Edit]:

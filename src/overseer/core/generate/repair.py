@@ -27,6 +27,7 @@ change needed (what LEARN keeps with its outcome, and `overseer stats` shows).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -63,6 +64,11 @@ class Repairer(Protocol):
 
     @property
     def repair_rounds(self) -> int: ...
+
+    def attempt(self) -> AbstractContextManager[None]:
+        """Held around all rounds of one attempt: what the rounds share (a model loaded once)
+        lives that long, and is let go when the attempt ends, however it ends."""
+        ...
 
     def repair(self, finding: Finding, tree: Path, request: RepairRequest) -> list[Candidate]:
         """Candidates for the finding that mend what `request` says failed; raises like
@@ -120,10 +126,12 @@ def failing_tests(evaluation: Mapping[str, Any]) -> str | None:
     if not named:
         return None
     messages = evaluation.get("messages") or {}
+    added = set(evaluation.get("added_failing") or [])
     lines = ["With your change applied, the tests failed: " + "; ".join(evaluation["reasons"])]
     for test in named[:MAX_TESTS_SHOWN]:
         message = str(messages.get(test) or "").strip()
-        lines.append(f"- {test}" + (f": {message[:MAX_MESSAGE_CHARS]}" if message else ""))
+        what = " (a new test your change added)" if test in added else ""
+        lines.append(f"- {test}{what}" + (f": {message[:MAX_MESSAGE_CHARS]}" if message else ""))
     if len(named) > MAX_TESTS_SHOWN:
         lines.append(f"- and {len(named) - MAX_TESTS_SHOWN} more")
     return "\n".join(lines)
@@ -132,7 +140,16 @@ def failing_tests(evaluation: Mapping[str, Any]) -> str | None:
 # -- the rounds of one attempt ----------------------------------------------------------------
 
 # Of a round's generation record, what its entry in `rounds` keeps.
-RECORDED = ("prompt", "prompt_tokens", "window", "examples", "replies", "tokens", "not_sent")
+RECORDED = (
+    "prompt",
+    "prompt_tokens",
+    "window",
+    "examples",
+    "replies",
+    "tokens",
+    "not_sent",
+    "model_process",
+)
 
 
 class Rounds:
@@ -154,6 +171,11 @@ class Rounds:
     @staticmethod
     def limit(generator: object) -> int:
         return 1 + (generator.repair_rounds if isinstance(generator, Repairer) else 0)
+
+    @staticmethod
+    def held(generator: object) -> AbstractContextManager[None]:
+        """Around the attempt's rounds: what its generator keeps for all of them."""
+        return generator.attempt() if isinstance(generator, Repairer) else nullcontext()
 
     @property
     def spent(self) -> int:

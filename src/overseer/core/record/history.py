@@ -714,6 +714,21 @@ class History:
                 pk=("target", "commit_sha", "command_key"),
             )
 
+    def earlier_baselines(
+        self, target: str, commit_sha: str, command_key: str, commits: int = 10
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(commit, results) of `command_key` at up to `commits` other commits, newest first."""
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "select commit_sha, results from baselines where target = ? and "
+                    "command_key = ? and commit_sha != ? order by created_at desc, rowid desc "
+                    "limit ?",
+                    [target, command_key, commit_sha, commits],
+                )
+            )
+        return [(r["commit_sha"], json.loads(r["results"])) for r in rows]
+
     def forget_baseline(self, target: str, commit_sha: str, command_key: str) -> None:
         """Drop a cached result, so the next cycle measures it again (the environment changed
         under it: a test command that ran then does not run now)."""

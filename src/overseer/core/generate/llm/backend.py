@@ -1,8 +1,9 @@
 """What every model backend offers the generator, whatever runs the model.
 
 A backend is checked before use (`check`: the model file is sane, the endpoint answers), then
-opened as a session for one attempt: count tokens with the model's own tokenizer (to fit the
-prompt in its context), and generate. Local models run in a child process (child.py).
+opened as a session for one attempt — all its rounds, when the model is asked again — : count
+tokens with the model's own tokenizer (to fit the prompt in its context), and generate. Local
+models run in a child process (child.py), loaded once a session.
 
 A BackendError says the model could not be used at all (it did not load, its process died or
 ran out of time, its endpoint is down); a RequestRefused, that it turned down one request.
@@ -43,6 +44,16 @@ class Session(Protocol):
     def count(self, texts: list[str]) -> list[int]: ...
 
     def generate(self, prompt: str, *, seed: int) -> Generation: ...
+
+    def next_round(self) -> None:
+        """The session is used for another round of the same attempt (generate/repair.py):
+        its time limit starts again."""
+        ...
+
+    def process(self) -> dict[str, Any] | None:
+        """The process the model runs in, for the record (pid, models it loaded, seconds the
+        load took); None when it runs elsewhere (an HTTP endpoint)."""
+        ...
 
 
 class Backend(Protocol):

@@ -7,7 +7,8 @@ output is moved to stderr before anything is loaded, and our answers keep the or
 
 Requests: {"op": "load", "backend", "model_path", "model_type", "context_length", "threads"},
 then {"op": "count", "texts": [...]} and {"op": "generate", "prompt", "max_new_tokens",
-"temperature", "seed"}. Answers: {"ok": true, ...} or {"ok": false, "error": "..."}.
+"temperature", "seed"}. Answers: {"ok": true, ...} or {"ok": false, "error": "..."}; a load's says how long it took and
+how many models this process has loaded.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def main() -> None:
     os.dup2(2, 1)  # whatever the native libraries print goes to stderr
     sys.stdout = sys.stderr
     model: Model | None = None
+    loads = 0  # said with each load: how often this process loaded a model
     for line in sys.stdin:
         try:
             request = json.loads(line)
@@ -119,7 +121,11 @@ def main() -> None:
             if op == "load":
                 started = time.monotonic()
                 model = Model(request)
-                answer: dict[str, Any] = {"load_seconds": round(time.monotonic() - started, 3)}
+                loads += 1
+                answer: dict[str, Any] = {
+                    "load_seconds": round(time.monotonic() - started, 3),
+                    "loads": loads,
+                }
             elif model is None:
                 raise RuntimeError("no model loaded")
             elif op == "count":

@@ -103,7 +103,8 @@ def _describe_exit(code: int | None) -> str:
 
 
 class ChildSession:
-    """One model, loaded in one child process, for one attempt."""
+    """One model, loaded in one child process, for one attempt (all its rounds). The time limit
+    is a round's: loading and generating in the first, generating in each later one."""
 
     def __init__(self, settings: CTransformersSettings | LlamaCppSettings) -> None:
         self.settings = settings
@@ -121,6 +122,13 @@ class ChildSession:
             env={**os.environ, "OMP_NUM_THREADS": str(settings.threads)},
         )
         self.deadline = time.monotonic() + settings.time_limit
+        self.loaded: dict[str, Any] = {}  # what the child said when it loaded the model
+
+    def next_round(self) -> None:
+        self.deadline = time.monotonic() + self.settings.time_limit
+
+    def process(self) -> dict[str, Any]:
+        return {"pid": self.proc.pid, **self.loaded}
 
     def _stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
@@ -170,7 +178,7 @@ class ChildSession:
 
     def load(self) -> None:
         s = self.settings
-        self.request(
+        answer = self.request(
             {
                 "op": "load",
                 "backend": s.backend,
@@ -181,6 +189,7 @@ class ChildSession:
             },
             "loading",
         )
+        self.loaded = {k: answer[k] for k in ("loads", "load_seconds") if k in answer}
 
     def count(self, texts: list[str]) -> list[int]:
         counts: list[int] = self.request({"op": "count", "texts": texts}, "counting tokens")[

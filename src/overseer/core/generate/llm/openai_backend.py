@@ -104,6 +104,12 @@ class _HTTPSession:
         self.backend = backend
         self.context_length = backend.settings.context_length
 
+    def next_round(self) -> None:
+        pass  # every request has its own time limit
+
+    def process(self) -> None:
+        return None  # the model runs behind the endpoint
+
     def count(self, texts: list[str]) -> list[int]:
         # The endpoint's tokenizer is not ours to call; four characters a token is the usual
         # estimate, rounded up so the budget errs on the safe side.
