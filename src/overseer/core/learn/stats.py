@@ -29,9 +29,17 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
         "group by area order by attempts desc, area",
         [target] if target else [],
     )
+    # The outcomes (LEARN's rows) name no target: their attempts do.
+    of_target = (
+        "and improvement_id in (select improvement_id from improvements where target = ?) "
+        if target
+        else ""
+    )
     kinds = history.query(
         "select generator, finding_kind, count(*) as attempts, sum(kept) as kept "
-        "from outcomes group by generator, finding_kind having count(*) >= 2"
+        f"from outcomes where kept in (0, 1) {of_target}"
+        "group by generator, finding_kind having count(*) >= 2",
+        [target] if target else [],
     )
     for k in kinds:
         k["rate"] = round(k["kept"] / k["attempts"], 3)
@@ -40,7 +48,9 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
     repairs: dict[str, dict[str, int]] = {}  # keys as JSON has them
     for r in history.query(
         "select generator, coalesce(repair_rounds_used, 0) as used, count(*) as n "
-        "from outcomes where kept = 1 group by generator, used order by generator, used"
+        f"from outcomes where kept = 1 {of_target}"
+        "group by generator, used order by generator, used",
+        [target] if target else [],
     ):
         repairs.setdefault(r["generator"], {})[str(r["used"])] = int(r["n"])
     latest = history.decode(
@@ -109,7 +119,8 @@ def new_tests_funnel(history: History, target: str | None = None) -> dict[str, d
 
 
 def stats_text(s: dict[str, Any]) -> str:
-    out = ["Success by change type and risk (real attempts)"]
+    out = [f"Target {s['target']}"] if s.get("target") else []
+    out.append("Success by change type and risk (real attempts)")
     if not s["patterns"]:
         out.append("  no real attempts yet")
     else:
