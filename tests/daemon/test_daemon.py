@@ -222,8 +222,8 @@ async def test_history_show_and_stats(tmp_path, daemon_options):
             overseer, "stats", "--json", "--state-dir", str(tmp_path / "state")
         )
         assert asked.returncode == 0 == offline.returncode, asked.stderr + offline.stderr
-        assert json.loads(asked.stdout) == json.loads(offline.stdout) == json.loads(
-            json.dumps(every)
+        assert (
+            json.loads(asked.stdout) == json.loads(offline.stdout) == json.loads(json.dumps(every))
         )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from overseer.core.learn.predictor import MIN_OUTCOMES
 from overseer.core.record.history import History
+from overseer.vocabulary import FUNNEL, FUNNEL_TITLES
 
 
 def compute_stats(history: History, *, target: str | None = None) -> dict[str, Any]:
@@ -77,17 +78,8 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
     }
 
 
-# The funnel of new tests (analyze/coverage.py, evaluate/proving.py), in order: each stage a
-# subset of the one before it.
-FUNNEL = ("generated", "collected", "reliable", "raised_coverage", "approved", "kept")
-FUNNEL_TITLES = (
-    "generated",
-    "collected",
-    "passed reliably",
-    "raised coverage",
-    "approved",
-    "kept",
-)
+# The funnel of new tests (analyze/coverage.py, evaluate/proving.py): FUNNEL's stages, in
+# order, each a subset of the one before it (the vocabulary's: the TUI shows them too).
 APPROVED = ("ready_to_promote", "promoting", "promoted", "rolled_back", "regressed")
 
 
