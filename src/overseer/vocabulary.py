@@ -875,6 +875,12 @@ class TargetStatus(TypedDict, total=False):
     healthy: bool
     reason: str | None
     last_cycle: LastCycle | None
+    #: a daemon's: running | waiting | idle | paused | unusable (the TUI derives it without)
+    state: str
+    #: its running cycle: cycle_id, target, branch, phase, improvement_id, since, progress
+    current: dict[str, Any] | None
+    schedule: str  # described: "every 30m"
+    next_run: str | None  # ISO
 
 
 class GeneratorStatus(TypedDict, total=False):

@@ -4,16 +4,19 @@ coming back to all, several cycles at once, and the stats view through the daemo
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rich.console import Console
 
 from overseer.daemon.server import run_daemon
 from overseer.tui.app import OverseerApp
+from overseer.tui.legend import TARGET_COLUMN_MEANING, TARGET_STATES
 from overseer.tui.messages import CycleStarted, PhaseProgressed, PhaseStarted
 from overseer.tui.screens.stats import stats_view
 from overseer.tui.widgets.changes import ChangesTable
 from overseer.tui.widgets.phases import Phases
-from overseer.tui.widgets.targets import ALL, TargetsTable
+from overseer.tui.widgets.targets import ALL, COLUMNS, STATE_STYLE, TargetsTable
 from support.helpers import Harness
 from support.tui import SIZE, app_for, connected, text_of, until
 
@@ -55,7 +58,7 @@ async def test_the_target_list_chooses_a_target_and_comes_back_to_all(
             assert "ok " in proj and "1/3 h · 1/10 d" in proj, proj  # the change it made
             assert "idle" in second and "✔" in second and "0/3 h · 0/10 d" in second, second
             assert second.split()[3] == "-", second  # its last cycle: none yet
-            assert "Changes on every target" in text_of(title)
+            assert text_of(title).startswith(" Changes — "), text_of(title)  # every target
 
             await pilot.press("t")  # the first target alone
             await until(pilot, lambda: "Changes on proj" in text_of(title), what="proj alone")
@@ -66,8 +69,18 @@ async def test_the_target_list_chooses_a_target_and_comes_back_to_all(
             await until(pilot, lambda: changes.row_count == 0, what="other's changes (none)")
             assert table.highlighted() == "other"
             assert "No cycle on other seen here yet" in text_of(app.query_one(Phases))
+            await pilot.press("h")  # its history too
+            await screen_named(pilot, "HistoryScreen")
+            heading = app.screen.query_one("#history-title")
+            await until(
+                pilot,
+                lambda: "History of other — none of 0 attempts" in text_of(heading),
+                what="other's history",
+            )
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is app.screen_stack[0], what="the dashboard")
             await pilot.press("t")  # past the last: every target again
-            await until(pilot, lambda: "every target" in text_of(title), what="all again")
+            await until(pilot, lambda: " on " not in text_of(title), what="all again")
             await until(pilot, lambda: changes.row_count == 1, what="every change again")
 
             # enter on a row of the list chooses it; on "all targets", every one
@@ -200,10 +213,24 @@ def test_the_stats_view_shows_the_funnel_per_generator():
     console = Console(width=130, record=True)
     console.print(stats_view(stats))
     text = console.export_text()
-    header = next(line for line in text.splitlines() if "generated" in line)
-    stages = ["generated", "collected", "passed reliably", "raised coverage", "approved", "kept"]
-    assert [header.index(s) for s in stages] == sorted(header.index(s) for s in stages)
-    row = next(line for line in text.splitlines() if line.strip().startswith("llm  "))
-    assert row.split() == ["llm", "4", "3", "2", "1", "1", "1", "1", "0"]
+    lines = [line.strip() for line in text.splitlines()]
+    # the generators' header, then a stage a line, in order
+    at = next(n for n, line in enumerate(lines) if line.split() == ["stage", "llm"])
+    rows = [re.split(r"\s{2,}", line) for line in lines[at + 1 : at + 9]]
+    assert rows == [
+        ["generated", "4"],
+        ["collected", "3"],
+        ["passed reliably", "2"],
+        ["raised coverage", "1"],
+        ["approved", "1"],
+        ["kept", "1"],
+        ["denied by SAFETY", "1"],
+        ["waiting for approval", "0"],
+    ]
     assert "0 round(s): 1 · 2 round(s): 1" in text
     assert "no real attempts yet" in text
+
+
+def test_the_legend_explains_every_target_column_and_state():
+    assert set(TARGET_COLUMN_MEANING) == {label for _, label in COLUMNS}
+    assert set(TARGET_STATES) == set(STATE_STYLE)

@@ -36,7 +36,13 @@ from overseer.tui.widgets.detail import Detail
 from overseer.tui.widgets.footer import Footer
 from overseer.tui.widgets.phases import Phases
 from overseer.tui.widgets.status_bar import StatusBar
-from overseer.tui.widgets.targets import ALL, TargetsTable, next_target
+from overseer.tui.widgets.targets import (
+    ALL,
+    MOST_ROWS,
+    MOST_ROWS_SHORT,
+    TargetsTable,
+    next_target,
+)
 from overseer.vocabulary import event_from_dict
 
 RECENT = 12
@@ -184,12 +190,16 @@ class OverseerApp(App[None]):
 
     def fit(self, width: int, height: int) -> None:
         """Narrow: a compact footer without the command palette's key (ctrl+p still works),
-        so `q Quit` stays in sight. Short: the phases on three lines."""
+        so `q Quit` stays in sight. Short: the phases on three lines, and fewer targets
+        in sight (the list scrolls)."""
         for footer in self.screen_stack[0].query(Footer) if self.screen_stack else []:
             footer.compact = width < NARROW
             footer.show_command_palette = width >= NARROW
         if (d := self.dashboard()) is not None:
             d.phases.compact = height < SHORT
+            d.targets.most_rows = MOST_ROWS_SHORT if height < SHORT else MOST_ROWS
+            if d.targets.names:
+                d.targets.draw()
 
     # -- notifications ----------------------------------------------------------------------
 
@@ -416,13 +426,8 @@ class OverseerApp(App[None]):
                 d.changes.select(self.follow)
             self.follow = None
         waiting = d.changes.waiting_count
-        where = (
-            f" on {chosen} (t: the next, enter on “all”: every target)"
-            if chosen is not None
-            else " on every target"
-            if len(names) > 1
-            else ""
-        )
+        # The target shown alone; the list above has the way back ("all targets").
+        where = f" on {chosen}" if chosen is not None else ""
         d.changes_title.update(
             f"Changes{where} — {waiting} awaiting a decision"
             if waiting
@@ -695,7 +700,8 @@ class OverseerApp(App[None]):
             self.refresh_changes()
 
     def action_history(self) -> None:
-        self.push_screen(HistoryScreen())
+        several = len(self.status.get("targets") or []) > 1
+        self.push_screen(HistoryScreen(self.target_filter, several=several))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -16,7 +16,8 @@ KEYS = {
     "R": "roll back the selected promoted change with a revert commit (a reason is optional)",
     "n": "run a cycle now",
     "p": "pause / resume: while paused no cycle starts and nothing is promoted",
-    "h": "history: every attempt; [ ] pages, / filters, enter opens one, R rolls back",
+    "h": "history: every attempt (of the target shown alone, if one is); [ ] pages, / "
+    "filters, enter opens one, R rolls back",
     "t": "the next target alone (its changes, its cycle), then every target again; enter on "
     "a row of the target list chooses one, on “all targets” every one",
     "s": "stats of the target shown (or every one): success by change type and risk, the "

@@ -21,11 +21,16 @@ from overseer.tui.widgets.targets import next_target
 from overseer.vocabulary import FUNNEL, FUNNEL_TITLES
 
 
-def _table(*columns: str) -> Table:
+def _table(*columns: str, words: int = 1) -> Table:
+    """A table whose first `words` columns are words, the rest figures (right-aligned)."""
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     for number, name in enumerate(columns):
-        table.add_column(name, justify="left" if number < 2 else "right", no_wrap=number < 2)
+        table.add_column(name, justify="left" if number < words else "right", no_wrap=True)
     return table
+
+
+# After the funnel's stages: the attempts it lost to SAFETY, and those waiting for a person.
+EXTRA_STAGES = (("denied", "denied by SAFETY"), ("waiting", "waiting for approval"))
 
 
 def _section(title: str) -> Text:
@@ -38,7 +43,9 @@ def stats_view(s: dict[str, Any]) -> Group:
     if not s.get("patterns"):
         parts.append(Text("  no real attempts yet", style="dim"))
     else:
-        table = _table("type", "risk", "attempts", "kept", "avg score", "rollbacks", "avg perf")
+        table = _table(
+            "type", "risk", "attempts", "kept", "avg score", "rollbacks", "avg perf", words=2
+        )
         for p in s["patterns"]:
             score, perf = p.get("average_score"), p.get("average_perf_delta")
             table.add_row(
@@ -53,34 +60,31 @@ def stats_view(s: dict[str, Any]) -> Group:
         parts.append(table)
     if s.get("areas"):
         parts.append(_section("By area"))
-        table = _table("area", "", "attempts", "kept", "rollbacks")
+        table = _table("area", "attempts", "kept", "rollbacks")
         for a in s["areas"]:
             table.add_row(
                 str(a.get("area") or "-"),
-                "",
                 str(a.get("attempts", 0)),
                 str(a.get("kept") or 0),
                 str(a.get("rollbacks") or 0),
             )
         parts.append(table)
     parts.append(_section("New tests, per generator"))
-    if not s.get("new_tests"):
+    funnel = s.get("new_tests") or {}
+    if not funnel:
         parts.append(Text("  none written yet (new_tests: enabled, with a model)", style="dim"))
     else:
-        table = _table("generator", "", *FUNNEL_TITLES, "denied", "waiting")
-        for generator, f in s["new_tests"].items():
-            table.add_row(
-                generator,
-                "",
-                *(str(f.get(k, 0)) for k in FUNNEL),
-                str(f.get("denied", 0)),
-                str(f.get("waiting", 0)),
-            )
+        # A stage a row, a generator a column: the funnel reads downwards, and fits 80
+        # columns with a few generators.
+        table = _table("stage", *funnel)
+        stages = [*zip(FUNNEL, FUNNEL_TITLES, strict=True), *EXTRA_STAGES]
+        for key, title in stages:
+            table.add_row(title, *(str(f.get(key, 0)) for f in funnel.values()))
         parts.append(table)
         parts.append(
             Text(
-                "  each stage a subset of the one before; denied: SAFETY refused the test "
-                "(it edits an existing one, or asserts nothing)",
+                "  each stage a subset of the one above; denied: the test edits an existing "
+                "one, or asserts nothing",
                 style="dim",
             )
         )

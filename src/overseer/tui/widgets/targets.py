@@ -14,7 +14,7 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from overseer.tui.model import CycleView, clock_time
-from overseer.tui.widgets.changes import FittedTable
+from overseer.tui.widgets.changes import SCROLLBAR, FittedTable
 from overseer.tui.widgets.phases import focus
 
 # The key of the first row, which shows every target again: no target's name is empty.
@@ -38,7 +38,10 @@ COLUMNS = (
 # Narrow, these go first, in this order, until the health column has room for its reason.
 DROP_FIRST = ("budget", "next", "phase")
 HEALTH_ROOM = 24
-MOST_ROWS = 6  # then the list scrolls: the changes and events keep their room
+# Rows shown at most, then the list scrolls: the changes and events keep their room (fewer
+# on a short terminal).
+MOST_ROWS = 6
+MOST_ROWS_SHORT = 3
 
 
 def next_target(names: list[str], current: str | None) -> str | None:
@@ -120,6 +123,7 @@ class TargetsTable(FittedTable):
         self.chosen: str | None = None  # the target the dashboard shows alone (None: all)
         self.status: dict[str, Any] = {}
         self.cycles: dict[str, CycleView] = {}
+        self.most_rows = MOST_ROWS
 
     def show(
         self,
@@ -186,10 +190,13 @@ class TargetsTable(FittedTable):
         shown = [key for key, _ in COLUMNS]
         pad = 2 * self.cell_padding
         if self.outer_size.width:
+            # Kept free for the vertical scrollbar when the rows need one, so it forces no
+            # horizontal one.
+            width = self.outer_size.width - (SCROLLBAR if len(rows) > self.most_rows else 0)
 
             def room() -> int:  # what the columns before health leave it
                 used = sum(widths[k] + pad for k in shown if k != "health")
-                return self.outer_size.width - used - pad - 1
+                return width - used - pad
 
             for drop in DROP_FIRST:
                 if room() >= min(widths["health"], HEALTH_ROOM):
@@ -201,7 +208,7 @@ class TargetsTable(FittedTable):
         cells = [(key, [fit(c[k], widths[k]) for k in shown]) for key, c in rows]
         keep = self.chosen if self.chosen is not None else (ALL if len(rows) > 1 else None)
         self.fill(columns, cells, keep)
-        self.styles.height = min(len(rows), MOST_ROWS) + 1  # and the header
+        self.styles.height = min(len(rows), self.most_rows) + 1  # and the header
 
     def highlighted(self) -> str | None:
         """The target under the cursor (ALL: the row of every target), or None."""
