@@ -269,6 +269,9 @@ class OverseerApp(App[None]):
         # only the status's `current`.
         running = [t.get("current") for t in message.status.get("targets") or []]
         running = [c for c in running if c] or [message.status.get("current")]
+        # A cycle seen running before the connection went has ended since, or runs on (and
+        # is listed again below): its outcome is in the target list and the history.
+        self.cycles = {name: c for name, c in self.cycles.items() if not c.running}
         for current in running:
             if current and current.get("cycle_id") and current.get("target"):
                 self.cycles[current["target"]] = joined(current)

@@ -205,8 +205,10 @@ class TargetsTable(FittedTable):
             widths["health"] = max(1, min(widths["health"], room()))
         labels = dict(COLUMNS)
         columns = [(k, labels[k], widths[k]) for k in shown]
-        cells = [(key, [fit(c[k], widths[k]) for k in shown]) for key, c in rows]
+        cells = [(key, [clipped(c[k], widths[k]) for k in shown]) for key, c in rows]
         keep = self.chosen if self.chosen is not None else (ALL if len(rows) > 1 else None)
+        if self.has_focus and self.highlighted() is not None:
+            keep = self.highlighted()  # the person is moving through the list: left alone
         self.fill(columns, cells, keep)
         self.styles.height = min(len(rows), self.most_rows) + 1  # and the header
 
@@ -221,7 +223,7 @@ class TargetsTable(FittedTable):
         return key.value
 
 
-def fit(cell: Text | str, width: int) -> Text | str:
+def clipped(cell: Text | str, width: int) -> Text | str:
     """A cell cut to its column with an ellipsis (a long reason, a long name)."""
     text = cell if isinstance(cell, Text) else Text(cell)
     if cell_len(text.plain) <= width:
