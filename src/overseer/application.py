@@ -87,6 +87,11 @@ class NoHistory(Exception):
     """The state directory holds no history yet; the message says where and what to run."""
 
 
+class UnknownTarget(Exception):
+    """A target name that neither the configuration nor the history knows; the message lists
+    the names that are known."""
+
+
 class Live(Protocol):
     """What only a running daemon knows, for its status."""
 
@@ -354,8 +359,23 @@ class Application:
         }
 
     def stats(self, target: str | None = None) -> dict[str, Any]:
+        """What has worked (core/learn/stats.py), for one target or all; `target` in the
+        answer says which (None: all)."""
         self._need_history()
-        return compute_stats(self.rt.history, target=target)
+        if target is not None:
+            self._known_target(target)
+        return {"target": target, **compute_stats(self.rt.history, target=target)}
+
+    def _known_target(self, name: str) -> None:
+        """A target configured now, or one the history recorded (since removed from the
+        configuration, its record stays readable); otherwise UnknownTarget."""
+        configured = [self.target_name(t) for t in self.targets]
+        if name in configured or self.rt.history.count_attempts(target=name):
+            return
+        raise UnknownTarget(
+            f"no target named {name!r} in the configuration or the history; "
+            f"configured: {', '.join(configured) or 'none'}"
+        )
 
     # -- deciding ----------------------------------------------------------------------------
 

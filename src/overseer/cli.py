@@ -720,11 +720,14 @@ def history(opts: Options, as_json: bool, target_name: str | None, limit: int) -
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--target", "target_name", help="Only this target (its name).")
 def stats(opts: Options, as_json: bool, target_name: str | None) -> None:
-    """Success patterns by change type and risk, the best and worst finding kinds, and the
-    success predictor's version and calibration."""
+    """Success patterns by change type and risk, the best and worst finding kinds, the funnel
+    of new tests per generator, and the success predictor's version and calibration."""
     from overseer.core.learn.stats import stats_text
 
-    result = _offline(opts, "stats", target_name)
+    args = {} if target_name is None else {"target": target_name}
+    reached, result = via_daemon(opts, "stats", fallback="reading the state directory", **args)
+    if not reached:
+        result = _offline(opts, "stats", target_name)
     say(json.dumps(result, indent=2) if as_json else stats_text(result))
 
 
@@ -733,7 +736,7 @@ READING = {"history", "show", "stats", "explain", "status"}
 
 def _offline(opts: Options, operation: str, *args: Any, **kwargs: Any) -> Any:
     """An operation of the application on the state directory, its refusals said plainly."""
-    from overseer.application import NoHistory
+    from overseer.application import NoHistory, UnknownTarget
     from overseer.core.lifecycle import ActionRefused
     from overseer.core.plumbing.lock import TargetBusy
     from overseer.core.plumbing.repo import RepoError
@@ -742,7 +745,7 @@ def _offline(opts: Options, operation: str, *args: Any, **kwargs: Any) -> Any:
     app = opts.application(read_only=operation in READING)
     try:
         return getattr(app, operation)(*args, **kwargs)
-    except (NoHistory, UnknownAttempt, ActionRefused, RepoError, TargetBusy) as exc:
+    except (NoHistory, UnknownAttempt, UnknownTarget, ActionRefused, RepoError, TargetBusy) as exc:
         fail(str(exc))
     finally:
         app.rt.close()

@@ -173,6 +173,14 @@ class Client:
             return message.get("result")
         raise _error(message)
 
+    async def stats(self, target: str | None = None) -> dict[str, Any]:
+        """What has worked, as `overseer stats` shows it: by change type and risk, by area,
+        the finding kinds, repair rounds, the new-tests funnel per generator and the
+        predictor; for one target (its name) or all."""
+        args: dict[str, Any] = {} if target is None else {"target": target}
+        result: dict[str, Any] = await self.request("stats", **args)
+        return result
+
     def _lost(self) -> ConnectionLost:
         return ConnectionLost("the daemon closed the connection")
 

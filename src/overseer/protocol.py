@@ -36,7 +36,9 @@ MAX_LINE_BYTES = 64 * 1024
 SQLITE_INT_MAX = 2**63 - 1  # a larger number cannot be a query parameter
 
 # Who may do what: reading is for anyone who can connect; deciding is for approvers.
-READ_OPS = frozenset({"hello", "ping", "status", "history", "show", "subscribe", "unsubscribe"})
+READ_OPS = frozenset(
+    {"hello", "ping", "status", "history", "show", "stats", "subscribe", "unsubscribe"}
+)
 WRITE_OPS = frozenset({"run_now", "pause", "resume", "approve", "reject", "rollback", "retry"})
 OPS = READ_OPS | WRITE_OPS
 
@@ -110,6 +112,11 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
         status: list[str] | None = None
         search: str | None = Field(default=None, max_length=200)
 
+    class StatsArgs(_Args):
+        # A target's name (None: all targets); one the history has never seen is refused
+        # by the application, which knows the names.
+        target: str | None = Field(default=None, min_length=1, max_length=200)
+
     class Request(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +138,7 @@ def models() -> tuple[type[Any], dict[str, type[Any]]]:
         "status": NoArgs,
         "history": HistoryArgs,
         "show": AttemptArgs,
+        "stats": StatsArgs,
         "subscribe": NoArgs,
         "unsubscribe": NoArgs,
         "run_now": NoArgs,

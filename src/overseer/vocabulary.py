@@ -861,6 +861,19 @@ class LastCycle(TypedDict, total=False):
     output_tail: str | None
 
 
+# The funnel of new tests, per generator (`overseer stats`, the TUI's stats): the stages in
+# order, each a subset of the one before it, and what a person calls them.
+FUNNEL = ("generated", "collected", "reliable", "raised_coverage", "approved", "kept")
+FUNNEL_TITLES = (
+    "generated",
+    "collected",
+    "passed reliably",
+    "raised coverage",
+    "approved",
+    "kept",
+)
+
+
 def budget_text(budget: Budget) -> str:
     """A target's spend against the policy's limits, in words: `changes this hour 1 of 3 ·
     today 1 of 10`, and the cooldown after a rollback if one runs."""
@@ -903,6 +916,12 @@ class TargetStatus(TypedDict, total=False):
     healthy: bool
     reason: str | None
     last_cycle: LastCycle | None
+    #: a daemon's: running | waiting | idle | paused | unusable (the TUI derives it without)
+    state: str
+    #: its running cycle: cycle_id, target, branch, phase, improvement_id, since, progress
+    current: dict[str, Any] | None
+    schedule: str  # described: "every 30m"
+    next_run: str | None  # ISO
 
 
 class GeneratorStatus(TypedDict, total=False):

@@ -14,7 +14,7 @@ import pytest
 from overseer.base.clock import FakeClock
 from overseer.client import Client, DaemonError, DaemonUnavailable
 from overseer.daemon.server import DaemonFailed, run_daemon
-from support.helpers import LIMITED, git, next_event, rows
+from support.helpers import LIMITED, git, next_event, overseer, rows
 
 
 @pytest.mark.usefixtures("warm_baseline")
@@ -165,7 +165,7 @@ async def test_the_pause_survives_a_restart(daemon_options):
 
 
 @pytest.mark.usefixtures("warm_baseline")
-async def test_history_and_show(daemon_options):
+async def test_history_show_and_stats(tmp_path, daemon_options):
     async with run_daemon(
         daemon_options(policy=LIMITED, defaults={"require_approval": False})
     ) as daemon:
@@ -184,6 +184,47 @@ async def test_history_and_show(daemon_options):
                 await client.request("show", id="abcdef12")
             assert missing.value.type == "not_found"
             assert (await client.request("history", search="nothing-like-this"))["total"] == 0
+
+            # stats: all targets, or one by name; a bad argument or an unknown name refused
+            # with what and where.
+            every = await client.stats()
+            assert every["target"] is None
+            [pattern] = every["patterns"]
+            assert (pattern["change_type"], pattern["attempts"], pattern["kept"]) == (
+                "quality",
+                1,
+                1,
+            )
+            assert "new_tests" in every and "repair_rounds" in every
+            assert await client.stats("proj") == {**every, "target": "proj"}
+            with pytest.raises(DaemonError) as bad:
+                await client.request("stats", target=7)
+            assert bad.value.type == "bad_request" and bad.value.title == "Bad arguments for stats"
+            assert bad.value.message.startswith("target: Input should be a valid string")
+            with pytest.raises(DaemonError) as unknown:
+                await client.stats("nope")
+            assert unknown.value.type == "not_found"
+            assert unknown.value.message == (
+                "no target named 'nope' in the configuration or the history; configured: proj"
+            )
+
+        # `overseer stats` asks the daemon first (here with an empty state directory of its
+        # own, which it never reads) and says the same as it does reading the history offline.
+        asked = await asyncio.to_thread(
+            overseer,
+            "stats",
+            "--json",
+            "--state-dir",
+            str(tmp_path / "elsewhere"),
+            env={"OVERSEER_SOCKET": str(daemon.socket_path)},
+        )
+        offline = await asyncio.to_thread(
+            overseer, "stats", "--json", "--state-dir", str(tmp_path / "state")
+        )
+        assert asked.returncode == 0 == offline.returncode, asked.stderr + offline.stderr
+        assert (
+            json.loads(asked.stdout) == json.loads(offline.stdout) == json.loads(json.dumps(every))
+        )
 
 
 # -- a hostile or broken client never hurts the daemon --------------------------------------

@@ -76,6 +76,9 @@ class ReplayDaemon:
                         },
                     }
                 )
+            elif op == "stats" and "stats" in self.script:
+                stats = self.script["stats"]
+                send({"id": rid, "ok": True, "result": {**stats, "target": args.get("target")}})
             elif op == "show":
                 found = next(
                     (v for k, v in self.script["show"].items() if k.startswith(args["id"])), None

@@ -80,8 +80,9 @@ async def test_approve_with_a_promotes_the_change(tmp_path, repo, daemon_options
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
             iid = await a_change_waiting(pilot)
-            detail = text_of(app.query_one("#detail-body"))
-            assert "Why this risk and gate" in detail and "-import json" in detail
+            body = app.query_one("#detail-body")
+            await until(pilot, lambda: "-import json" in text_of(body), what="the diff")
+            assert "Why this risk and gate" in text_of(body)
             await pilot.press("a")
             await until(
                 pilot,

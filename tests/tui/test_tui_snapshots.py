@@ -103,7 +103,41 @@ STATUS = {
             "path": "/srv/myservice",
             "branch": "main",
             "budget": {"hour": {"used": 2, "limit": 3}, "day": {"used": 7, "limit": 10}},
-        }
+            "healthy": True,
+            "reason": None,
+            "last_cycle": {
+                "cycle_id": "7f3a2c1b0000",
+                "target": "myservice",
+                "started_at": "2026-11-25T14:02:11.000+00:00",
+                "finished_at": "2026-11-25T14:02:19.000+00:00",
+                "status": "ok",
+                "dry_run": False,
+            },
+            "state": "idle",
+            "current": None,
+            "schedule": "every 30m",
+            "next_run": "2026-11-25T14:30:00+00:00",
+        },
+        {
+            "name": "billing",
+            "path": "/srv/billing",
+            "branch": "release",
+            "budget": {"hour": {"used": 0, "limit": 3}, "day": {"used": 1, "limit": 10}},
+            "healthy": True,
+            "reason": None,
+            "last_cycle": {
+                "cycle_id": "2b7d9e1f0000",
+                "target": "billing",
+                "started_at": "2026-11-25T13:40:02.000+00:00",
+                "finished_at": "2026-11-25T13:41:30.000+00:00",
+                "status": "failed",
+                "dry_run": False,
+            },
+            "state": "idle",
+            "current": None,
+            "schedule": "every 1h",
+            "next_run": "2026-11-25T14:40:00+00:00",
+        },
     ],
     "pending_approvals": [PENDING],
     "queue": 0,
@@ -187,6 +221,56 @@ def phase_events() -> list[dict]:
     return events
 
 
+STATS = {  # a `stats` answer (the figures of bench/generation_funnel.py's funnel among them)
+    "patterns": [
+        {
+            "change_type": "quality",
+            "risk_level": "low",
+            "attempts": 14,
+            "kept": 11,
+            "average_score": 0.82,
+            "rollbacks": 1,
+            "average_perf_delta": None,
+        },
+        {
+            "change_type": "optimization",
+            "risk_level": "medium",
+            "attempts": 5,
+            "kept": 2,
+            "average_score": 0.55,
+            "rollbacks": 0,
+            "average_perf_delta": 4.1,
+        },
+    ],
+    "areas": [
+        {"area": "quality", "attempts": 16, "kept": 12, "rollbacks": 1},
+        {"area": "performance", "attempts": 3, "kept": 1, "rollbacks": 0},
+    ],
+    "most_successful": [
+        {"finding_kind": "F401", "generator": "ruff_fix", "attempts": 9, "kept": 9, "rate": 1.0}
+    ],
+    "least_successful": [
+        {"finding_kind": "slow_test", "generator": "llm", "attempts": 3, "kept": 1, "rate": 0.333}
+    ],
+    "predictor": {
+        "version": None,
+        "note": "the prior: Beta(1, 1) per generator × finding kind until 20 outcomes",
+    },
+    "outcomes": 12,
+    "repair_rounds": {"llm": {"0": 3, "1": 2}},
+    "new_tests": {
+        "llm": {
+            "generated": 18,
+            "collected": 9,
+            "reliable": 6,
+            "raised_coverage": 3,
+            "approved": 3,
+            "kept": 3,
+            "denied": 6,
+            "waiting": 0,
+        }
+    },
+}
 SCRIPT = {
     "hello": {
         "protocol": 1,
@@ -213,6 +297,7 @@ SCRIPT = {
         },
     },
     "events": phase_events(),
+    "stats": STATS,
 }
 
 
@@ -293,6 +378,22 @@ def test_history(snap_compare, replay):
         await pilot.pause(0.2)
 
     assert snap_compare(OverseerApp(replay.path), terminal_size=SIZE, run_before=history)
+
+
+def test_stats_at_80x24(snap_compare, replay):
+    """`s`: the stats of every target, the funnel of new tests per generator in columns."""
+
+    async def stats(pilot) -> None:
+        await settled(pilot)
+        await pilot.press("s")
+        for _ in range(250):
+            screen = pilot.app.screen
+            if screen.__class__.__name__ == "StatsScreen" and screen.stats is not None:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+
+    assert snap_compare(OverseerApp(replay.path), terminal_size=(80, 24), run_before=stats)
 
 
 async def test_column_widths_are_set_with_the_rows_not_when_the_table_is_next_idle(tmp_path):

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from overseer import __version__
-from overseer.application import Application, NoHistory, StoredStatus
+from overseer.application import Application, NoHistory, StoredStatus, UnknownTarget
 from overseer.config import OverseerConfig
 from overseer.core import actions
 from overseer.core.context import Actor
@@ -55,6 +55,7 @@ T = TypeVar("T")
 REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
     (UnknownAttempt, "not_found", "No such attempt"),
     (NoHistory, "not_found", "No history"),
+    (UnknownTarget, "not_found", "No such target"),
     (ActionRefused, "refused", "Refused"),
     (TargetBusy, "busy", "Busy"),
     (RepoError, "git_error", "git failed"),
@@ -84,6 +85,7 @@ class Handlers:
             "status": self.status_op,
             "history": self.history,
             "show": self.show,
+            "stats": self.stats,
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
             "run_now": self.run_now,
@@ -219,6 +221,9 @@ class Handlers:
 
     async def show(self, conn: Connection, args: Any) -> dict[str, Any]:
         return await asyncio.to_thread(self.app.show, args.id)
+
+    async def stats(self, conn: Connection, args: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.app.stats, args.target)
 
     async def subscribe(self, conn: Connection, args: Any) -> dict[str, Any]:
         conn.outbox.subscribed = True

@@ -21,7 +21,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, RichLog, Static
+from textual.widgets import DataTable, RichLog, Static
 
 from overseer.client import DaemonError, DaemonUnavailable
 from overseer.tui import messages as m
@@ -30,10 +30,19 @@ from overseer.tui.screen_client import ScreenClient
 from overseer.tui.screens.attempt import AttemptScreen
 from overseer.tui.screens.history import HistoryScreen
 from overseer.tui.screens.modals import DecisionScreen, HelpScreen
+from overseer.tui.screens.stats import StatsScreen
 from overseer.tui.widgets.changes import ROLLBACKABLE, WAITING, ChangesTable
 from overseer.tui.widgets.detail import Detail
+from overseer.tui.widgets.footer import Footer
 from overseer.tui.widgets.phases import Phases
 from overseer.tui.widgets.status_bar import StatusBar
+from overseer.tui.widgets.targets import (
+    ALL,
+    MOST_ROWS,
+    MOST_ROWS_SHORT,
+    TargetsTable,
+    next_target,
+)
 from overseer.vocabulary import event_from_dict
 
 RECENT = 12
@@ -54,11 +63,15 @@ KEYS = (
     ("p", "pause", "Pause", False),
     ("p", "resume", "Resume", False),
     ("h", "history", "History", False),
+    ("t", "next_target", "Target", True),
+    ("s", "stats", "Stats", True),
     ("question_mark", "help", "Help", False),
     ("q", "quit", "Quit", False),
 )
 # The keys that say why when they do not apply, and their actions.
 EXPLAINED = {key: action for key, action, _, explained in KEYS if explained}
+# Keys the compact footer leaves out (the legend has them), so that `q Quit` stays in sight.
+ROOMY_ONLY = frozenset({"next_target", "stats"})
 
 
 def _not_for(
@@ -83,6 +96,7 @@ class Dashboard:
 
     status: StatusBar
     phases: Phases
+    targets: TargetsTable
     changes: ChangesTable
     changes_title: Static
     events: RichLog
@@ -102,11 +116,24 @@ class OverseerApp(App[None]):
         self.hello: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
         self.recent: list[dict[str, Any]] = []
-        self.cycle = CycleView()
+        # Each target's latest cycle, in the order they started (the newest last).
+        self.cycles: dict[str, CycleView] = {}
+        # The target the dashboard shows alone (its changes, its cycle); None: all of them.
+        self.target_filter: str | None = None
         self.details: dict[str, dict[str, Any]] = {}
         self.selection_hold = SELECTION_HOLD
         self.follow: str | None = None  # a change that started waiting, to be selected
         self.held: list[tuple[str, dict[str, Any]]] = []  # notifications while a dialog is up
+
+    @property
+    def cycle(self) -> CycleView:
+        """The cycle the dashboard shows first: the chosen target's latest; else the newest
+        running one; else the newest (an empty one before any)."""
+        if self.target_filter is not None:
+            return self.cycles.get(self.target_filter) or CycleView(target=self.target_filter)
+        views = list(self.cycles.values())
+        running = [c for c in views if c.running]
+        return (running or views or [CycleView()])[-1]
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -122,7 +149,15 @@ class OverseerApp(App[None]):
             return None
         screen = self.screen_stack[0]
         found: list[Any] = []
-        for selector in (StatusBar, Phases, ChangesTable, "#changes-title", "#events", Detail):
+        for selector in (
+            StatusBar,
+            Phases,
+            TargetsTable,
+            ChangesTable,
+            "#changes-title",
+            "#events",
+            Detail,
+        ):
             results = screen.query(selector)
             if not results:
                 return None
@@ -140,6 +175,7 @@ class OverseerApp(App[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         yield Phases(id="phases")
+        yield TargetsTable(id="targets")
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield Static("Changes", id="changes-title", classes="section")
@@ -147,12 +183,12 @@ class OverseerApp(App[None]):
                 yield Static("Events", classes="section")
                 yield RichLog(id="events", max_lines=2000, wrap=False, markup=False)
             yield Detail(id="detail")
-        yield Footer()
+        yield Footer(roomy_only=ROOMY_ONLY)
 
     def on_mount(self) -> None:
         d = self.dashboard()
         assert d is not None  # composed above
-        d.phases.show(self.cycle)
+        d.phases.show(CycleView())
         d.changes.focus()
         self.set_interval(1.0, d.phases.tick)
         self.screen_change_signal.subscribe(self, self.on_screen_changed)
@@ -164,12 +200,16 @@ class OverseerApp(App[None]):
 
     def fit(self, width: int, height: int) -> None:
         """Narrow: a compact footer without the command palette's key (ctrl+p still works),
-        so `q Quit` stays in sight. Short: the phases on three lines."""
+        so `q Quit` stays in sight. Short: the phases on three lines, and fewer targets
+        in sight (the list scrolls)."""
         for footer in self.screen_stack[0].query(Footer) if self.screen_stack else []:
             footer.compact = width < NARROW
             footer.show_command_palette = width >= NARROW
         if (d := self.dashboard()) is not None:
             d.phases.compact = height < SHORT
+            d.targets.most_rows = MOST_ROWS_SHORT if height < SHORT else MOST_ROWS
+            if d.targets.names:
+                d.targets.draw()
 
     # -- notifications ----------------------------------------------------------------------
 
@@ -234,26 +274,19 @@ class OverseerApp(App[None]):
         who = f"{message.hello.get('user')}{'' if message.hello.get('approver') else ', read-only'}"
         d.status.show(connection="connected", detail=who)
         self.log_line(Text(f"connected as {who}", style="green"))
+        # Joined mid-cycle: show what is known until the next phase event fills it in. Each
+        # target says its running cycle (several may run); a daemon that runs one at a time,
+        # only the status's `current`.
+        running = [t.get("current") for t in message.status.get("targets") or []]
+        running = [c for c in running if c] or [message.status.get("current")]
+        # A cycle seen running before the connection went has ended since, or runs on (and
+        # is listed again below): its outcome is in the target list and the history.
+        self.cycles = {name: c for name, c in self.cycles.items() if not c.running}
+        for current in running:
+            if current and current.get("cycle_id") and current.get("target"):
+                self.cycles[current["target"]] = joined(current)
         self.apply_status(message.status)
-        current = message.status.get("current")
-        if current and current.get("cycle_id"):
-            # Joined mid-cycle: show what is known until the next phase event fills it in.
-            self.cycle = CycleView(
-                cycle_id=current["cycle_id"],
-                target=current.get("target", ""),
-                started_at=current.get("since"),
-                attempt=current.get("improvement_id"),
-            )
-            if current.get("phase"):
-                self.cycle.apply(
-                    {
-                        "kind": "PhaseStarted",
-                        "cycle_id": current["cycle_id"],
-                        "improvement_id": current.get("improvement_id"),
-                        "phase": current["phase"],
-                    }
-                )
-            self.show_phases()
+        self.show_phases()
         self.refresh_changes()
 
     def on_disconnected(self, message: m.Disconnected) -> None:
@@ -282,26 +315,42 @@ class OverseerApp(App[None]):
         self.log_line(Text(f"{stamp} ") + Text(line.strip()))
 
     def on_cycle_started(self, message: m.CycleStarted) -> None:
-        self.cycle = CycleView.started(message.event)
-        if not self.cycle.branch:  # a target without a configured branch: the one checked out
-            self.cycle.branch = next(
+        cycle = CycleView.started(message.event)
+        if not cycle.branch:  # a target without a configured branch: the one checked out
+            cycle.branch = next(
                 (
                     t.get("branch") or ""
                     for t in self.status.get("targets") or []
-                    if t.get("name") == self.cycle.target
+                    if t.get("name") == cycle.target
                 ),
                 "",
             )
+        self.cycles.pop(cycle.target, None)  # to the end: the newest last
+        self.cycles[cycle.target] = cycle
         self.show_phases()
         self.refresh_changes()  # the daemon's state is "running" now
 
-    def show_phases(self) -> None:
-        if (d := self.dashboard()) is not None:
+    def show_phases(self, *, list_too: bool = True) -> None:
+        """The chosen target's cycle; else every running cycle (a line each when several
+        run); else the last one. The target list's phase column follows (`list_too`: not
+        for progress, which changes no phase)."""
+        if (d := self.dashboard()) is None:
+            return
+        running = [c for c in self.cycles.values() if c.running]
+        if self.target_filter is None and len(running) > 1:
+            d.phases.show_all(running)
+        else:
             d.phases.show(self.cycle)
+        if list_too:
+            d.targets.show(cycles=self.cycles, chosen=self.target_filter)
 
     def _phase_event(self, message: m.DaemonEvent) -> None:
-        if self.cycle.apply(message.event):
-            self.show_phases()
+        cycle_id = message.event.get("cycle_id")
+        for cycle in self.cycles.values():
+            if cycle.cycle_id == cycle_id:
+                if cycle.apply(message.event):
+                    self.show_phases(list_too=message.event.get("kind") != "PhaseProgress")
+                return
 
     on_phase_started = _phase_event
     on_phase_progressed = _phase_event
@@ -363,7 +412,7 @@ class OverseerApp(App[None]):
             return
         try:
             status = await client.request("status")
-            history = await client.request("history", limit=RECENT)
+            history = await client.request("history", limit=RECENT, target=self.target_filter)
         except (DaemonError, DaemonUnavailable):
             return
         self.recent = history["attempts"]
@@ -373,17 +422,29 @@ class OverseerApp(App[None]):
         if (d := self.dashboard()) is None:
             return  # an answer that arrived while the app was closing
         self.status = status
+        names = [t.get("name") for t in status.get("targets") or []]
+        if self.target_filter is not None and self.target_filter not in names:
+            self.target_filter = None  # a reload removed it: every target again
+        chosen = self.target_filter
         d.status.show(status=status)
-        d.changes.show(status.get("pending_approvals") or [], self.recent)
+        d.targets.show(status, self.cycles, chosen)
+        pending = status.get("pending_approvals") or []
+        recent = self.recent
+        if chosen is not None:
+            pending = [r for r in pending if r.get("target") == chosen]
+            recent = [r for r in recent if r.get("target") == chosen]
+        d.changes.show(pending, recent)
         if self.follow is not None and self.follow in d.changes.rows_by_id:
             if not self.person_moved_recently(d.changes):
                 d.changes.select(self.follow)
             self.follow = None
         waiting = d.changes.waiting_count
+        # The target shown alone; the list above has the way back ("all targets").
+        where = f" on {chosen}" if chosen is not None else ""
         d.changes_title.update(
-            f"Changes — {waiting} awaiting a decision"
+            f"Changes{where} — {waiting} awaiting a decision"
             if waiting
-            else "Changes — none awaiting a decision"
+            else f"Changes{where} — none awaiting a decision"
         )
         self.show_detail()
         self.refresh_bindings()
@@ -401,6 +462,20 @@ class OverseerApp(App[None]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "changes" and event.row_key.value:
             self.open_attempt(event.row_key.value)
+        elif event.data_table.id == "targets" and event.row_key.value is not None:
+            key = event.row_key.value
+            self.choose_target(None if key == ALL else key)
+
+    def choose_target(self, name: str | None) -> None:
+        """Show this target alone (its changes, its cycle, its stats), or every target."""
+        if name == self.target_filter:
+            return
+        self.target_filter = name
+        self.recent = []  # the other filter's; the refresh below brings this one's
+        self.show_phases()
+        if self.status:
+            self.apply_status(self.status)
+        self.refresh_changes()
 
     def selected_row(self) -> dict[str, Any] | None:
         d = self.dashboard()
@@ -451,9 +526,16 @@ class OverseerApp(App[None]):
         d = self.dashboard()
         if d is None:
             return "the dashboard is not ready"
+        names = [t.get("name") for t in self.status.get("targets") or []]
+        if action == "next_target":  # chosen here: it needs no daemon
+            if len(names) < 2:
+                return f"only one target is configured ({', '.join(map(str, names)) or 'none'})"
+            return None
         if self.client is None:
             return "not connected to the daemon (it reconnects by itself)"
         state = self.status.get("state")
+        if action == "stats":
+            return None
         if action == "run_now":
             if state == "paused":
                 return "overseer is paused — p resumes it first"
@@ -483,7 +565,15 @@ class OverseerApp(App[None]):
             return paused
         if not self.dashboard_ready:
             return None  # starting or closing: Textual asks while the screens come and go
-        if action in ("approve", "reject", "rollback", "run_now", "history"):
+        if action in (
+            "approve",
+            "reject",
+            "rollback",
+            "run_now",
+            "history",
+            "next_target",
+            "stats",
+        ):
             if not self.on_dashboard:
                 return False  # other screens have keys of their own
             if action != "history":
@@ -614,10 +704,40 @@ class OverseerApp(App[None]):
             self.refresh_changes()
 
     def action_history(self) -> None:
-        self.push_screen(HistoryScreen())
+        several = len(self.status.get("targets") or []) > 1
+        self.push_screen(HistoryScreen(self.target_filter, several=several))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_next_target(self) -> None:
+        """All → the first target → … → the last → all again."""
+        names = [t["name"] for t in self.status.get("targets") or []]
+        self.choose_target(next_target(names, self.target_filter))
+
+    def action_stats(self) -> None:
+        self.push_screen(StatsScreen(self.target_filter))
+
+
+def joined(current: dict[str, Any]) -> CycleView:
+    """A cycle already running when the TUI connected, from what the status says of it."""
+    cycle = CycleView(
+        cycle_id=current["cycle_id"],
+        target=current.get("target", ""),
+        branch=current.get("branch") or "",
+        started_at=current.get("since"),
+        attempt=current.get("improvement_id"),
+    )
+    if current.get("phase"):
+        cycle.apply(
+            {
+                "kind": "PhaseStarted",
+                "cycle_id": current["cycle_id"],
+                "improvement_id": current.get("improvement_id"),
+                "phase": current["phase"],
+            }
+        )
+    return cycle
 
 
 def run(socket_path: Path) -> None:

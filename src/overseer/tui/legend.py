@@ -16,14 +16,21 @@ KEYS = {
     "R": "roll back the selected promoted change with a revert commit (a reason is optional)",
     "n": "run a cycle now",
     "p": "pause / resume: while paused no cycle starts and nothing is promoted",
-    "h": "history: every attempt; [ ] pages, / filters, enter opens one, R rolls back",
+    "h": "history: every attempt (of the target shown alone, if one is); [ ] pages, / "
+    "filters, enter opens one, R rolls back",
+    "t": "the next target alone (its changes, its cycle), then every target again; enter on "
+    "a row of the target list chooses one, on “all targets” every one",
+    "s": "stats of the target shown (or every one): success by change type and risk, the "
+    "funnel of new tests per generator; t the next target, esc back",
     "↑ ↓ enter": "select a change; enter opens its full provenance",
+    "tab": "between the changes and the target list",
     "?": "this legend",
     "q": "quit (the daemon keeps running)",
     "ctrl+p": "the command palette",
 }
 
 STATUS_LINE = {
+    "name@branch · 3 targets": "the target, or how many there are (each in the target list)",
     "● connected (alice)": "the daemon's socket, as your user; “read-only”: you are not an "
     "approver, and the daemon refuses a, r, R, n and p",
     "IDLE · RUNNING": "the daemon's state",
@@ -43,7 +50,27 @@ STATUS_LINE = {
     "next 14:30": "the next scheduled cycle (not shown while paused)",
     "changes this hour 2 of 3 · today 7 of 10": "the rate limits: changes made in the last "
     "hour and day, of the policy's limits.per_hour and limits.per_day; at a limit no change is "
-    "made until the window moves on",
+    "made until the window moves on (several targets: each one's in the target list)",
+}
+
+TARGET_COLUMN_MEANING = {
+    "target": "the target's name; “all targets” shows every one again",
+    "state": "what it does now (below)",
+    "phase": "the phase its running cycle is in",
+    "last cycle": "how its last cycle ended (ok, failed, interrupted; not evaluable: its "
+    "tests did not run), and when",
+    "next": "when its next cycle is due",
+    "budget": "changes made this hour and today, of the policy's limits (2/3 h · 7/10 d)",
+    "health": "✔ it can be used; ✘ and why not (its directory is gone, it is not a git "
+    "repository, its branch is missing): no cycle runs on it",
+}
+
+TARGET_STATES = {
+    "running": "a cycle runs on it",
+    "waiting": "its cycle is due and waits for a free slot (daemon.max_parallel_cycles)",
+    "idle": "nothing runs; its next cycle comes at `next`",
+    "paused": "overseer is paused: no cycle starts",
+    "unusable": "it cannot be used now (health says why)",
 }
 
 PHASE_MARKS = {
@@ -100,7 +127,9 @@ NOTES = (
     "When a change starts waiting for approval the selection moves to it, unless you moved "
     "the selection in the last few seconds.",
     "A narrow terminal drops the columns type, tests, risk and p, in that order; the detail "
-    "on the right shows them all.",
+    "on the right shows them all. Its footer leaves out t and s, which still work.",
+    "Several cycles running at once take a line each, with the phase each is in; t (or enter "
+    "in the target list) shows one target's cycle whole.",
 )
 
 
@@ -119,6 +148,8 @@ def legend() -> Group:
     parts += [Text(note) for note in NOTES] + [Text("")]
     parts += _section("Status line", STATUS_LINE)
     parts += _section("Phases", {**PHASE_MARKS, **PHASE_MEANING})
+    parts += _section("Targets (the list under the phases)", TARGET_COLUMN_MEANING)
+    parts += _section("Target states", TARGET_STATES)
     parts += _section("Changes (waiting ones first, then the most recent)", COLUMN_MEANING)
     parts += _section("Statuses", STATUS_MEANING)
     return Group(*parts)

@@ -6,6 +6,7 @@ from typing import Any
 
 from overseer.core.learn.predictor import MIN_OUTCOMES
 from overseer.core.record.history import History
+from overseer.vocabulary import FUNNEL, FUNNEL_TITLES
 
 
 def compute_stats(history: History, *, target: str | None = None) -> dict[str, Any]:
@@ -29,9 +30,17 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
         "group by area order by attempts desc, area",
         [target] if target else [],
     )
+    # The outcomes (LEARN's rows) name no target: their attempts do.
+    of_target = (
+        "and improvement_id in (select improvement_id from improvements where target = ?) "
+        if target
+        else ""
+    )
     kinds = history.query(
         "select generator, finding_kind, count(*) as attempts, sum(kept) as kept "
-        "from outcomes group by generator, finding_kind having count(*) >= 2"
+        f"from outcomes where kept in (0, 1) {of_target}"
+        "group by generator, finding_kind having count(*) >= 2",
+        [target] if target else [],
     )
     for k in kinds:
         k["rate"] = round(k["kept"] / k["attempts"], 3)
@@ -40,7 +49,9 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
     repairs: dict[str, dict[str, int]] = {}  # keys as JSON has them
     for r in history.query(
         "select generator, coalesce(repair_rounds_used, 0) as used, count(*) as n "
-        "from outcomes where kept = 1 group by generator, used order by generator, used"
+        f"from outcomes where kept = 1 {of_target}"
+        "group by generator, used order by generator, used",
+        [target] if target else [],
     ):
         repairs.setdefault(r["generator"], {})[str(r["used"])] = int(r["n"])
     latest = history.decode(
@@ -67,17 +78,8 @@ def compute_stats(history: History, *, target: str | None = None) -> dict[str, A
     }
 
 
-# The funnel of new tests (analyze/coverage.py, evaluate/proving.py), in order: each stage a
-# subset of the one before it.
-FUNNEL = ("generated", "collected", "reliable", "raised_coverage", "approved", "kept")
-FUNNEL_TITLES = (
-    "generated",
-    "collected",
-    "passed reliably",
-    "raised coverage",
-    "approved",
-    "kept",
-)
+# The funnel of new tests (analyze/coverage.py, evaluate/proving.py): FUNNEL's stages, in
+# order, each a subset of the one before it (the vocabulary's: the TUI shows them too).
 APPROVED = ("ready_to_promote", "promoting", "promoted", "rolled_back", "regressed")
 
 
@@ -109,7 +111,8 @@ def new_tests_funnel(history: History, target: str | None = None) -> dict[str, d
 
 
 def stats_text(s: dict[str, Any]) -> str:
-    out = ["Success by change type and risk (real attempts)"]
+    out = [f"Target {s['target']}"] if s.get("target") else []
+    out.append("Success by change type and risk (real attempts)")
     if not s["patterns"]:
         out.append("  no real attempts yet")
     else:

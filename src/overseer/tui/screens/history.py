@@ -1,4 +1,5 @@
-"""Every attempt in a table, a page at a time, filterable; enter opens one attempt."""
+"""Every attempt in a table, a page at a time, filterable; enter opens one attempt. Of the
+target the dashboard shows alone, or of every target."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ COLUMNS = (
     ("started", "started"),
     ("completed", "completed"),
     ("file", "file"),
+    ("target", "target"),  # only when the page lists several targets' attempts
 )
 
 
@@ -51,8 +53,10 @@ class HistoryScreen(Screen[None]):
         Binding("R", "rollback", "Roll back"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, target: str | None = None, *, several: bool = False) -> None:
         super().__init__()
+        self.target = target  # None: every target
+        self.several = several and target is None  # then each row says its target
         self.page_start = 0
         self.total_rows = 0
         self.filter_text: str | None = None
@@ -104,7 +108,11 @@ class HistoryScreen(Screen[None]):
             return
         try:
             page = await client.request(
-                "history", limit=PAGE, offset=self.page_start, search=self.filter_text
+                "history",
+                limit=PAGE,
+                offset=self.page_start,
+                search=self.filter_text,
+                target=self.target,
             )
         except DaemonError as exc:
             title.update(f"History — {exc.message}")
@@ -113,12 +121,13 @@ class HistoryScreen(Screen[None]):
             return  # the screen was closed while the page was on its way
         self.total_rows = page["total"]
         self.rows = {r["improvement_id"]: r for r in page["attempts"]}
+        columns = tuple(c for c in COLUMNS if c[0] != "target" or self.several)
         cells = [self.cells(r) for r in page["attempts"]]
-        widths = FittedTable.measured(COLUMNS, cells)
+        widths = FittedTable.measured(columns, cells)
         self.query_one(FittedTable).fill(
-            [(key, label, widths[key]) for key, label in COLUMNS],
+            [(key, label, widths[key]) for key, label in columns],
             [
-                (r["improvement_id"], list(c.values()))
+                (r["improvement_id"], [c[key] for key, _ in columns])
                 for r, c in zip(page["attempts"], cells, strict=True)
             ],
         )
@@ -128,8 +137,9 @@ class HistoryScreen(Screen[None]):
             else "none"
         )
         where = f" matching “{self.filter_text}”" if self.filter_text else ""
+        of = f" of {self.target}" if self.target is not None else ""
         title.update(
-            f"History — {shown} of {self.total_rows} attempts{where}  ([ ] pages, / filter, enter opens, R rolls back)"
+            f"History{of} — {shown} of {self.total_rows} attempts{where}  ([ ] pages, / filter, enter opens, R rolls back)"
         )
 
     @staticmethod
@@ -148,6 +158,7 @@ class HistoryScreen(Screen[None]):
             "started": clock_time(r.get("started_at")),
             "completed": clock_time(r.get("completed_at")),
             "file": r.get("target_file") or "-",
+            "target": r.get("target") or "-",
         }
 
     def action_page(self, step: int) -> None:

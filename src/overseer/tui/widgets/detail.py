@@ -21,8 +21,9 @@ def describe(row: dict[str, Any]) -> Group:
         f"{row['status'].replace('_', ' ')}\n",
         style="bold yellow" if row["status"].startswith(("awaiting", "ready")) else "bold",
     )
+    where = f"{row['target']} · " if row.get("target") else ""
     head.append(
-        f"{row.get('change_type') or '-'} · risk {row.get('risk_level') or '-'} · {row.get('target_file') or '-'}\n"
+        f"{where}{row.get('change_type') or '-'} · risk {row.get('risk_level') or '-'} · {row.get('target_file') or '-'}\n"
     )
     score = row.get("success_score")
     head.append(success_text(score if isinstance(score, int | float) else None))

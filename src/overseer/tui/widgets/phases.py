@@ -3,6 +3,9 @@
 On a short terminal (`compact`) the phases take three lines: the cycle, every phase's mark on
 one line, and the phase that matters now — the running one, else a failed one, else the last
 that ran — with its time and progress bar or summary.
+
+When cycles run on several targets at once, each takes one line: its target, the phase that
+matters now, its time and progress (`show_all`); selecting a target shows its cycle whole.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Phases(Static):
     def __init__(self, **kw: Any) -> None:
         super().__init__("", **kw)
         self.cycle = CycleView()
+        # The cycles running at once on several targets (empty: `cycle` is shown whole).
+        self.several: list[CycleView] = []
         self._compact = False
 
     @property
@@ -53,15 +58,27 @@ class Phases(Static):
 
     def show(self, cycle: CycleView, now: float | None = None) -> None:
         self.cycle = cycle
+        self.several = []
+        self.update(self.render_table(now))
+
+    def show_all(self, cycles: list[CycleView], now: float | None = None) -> None:
+        """Every running cycle: one whole when it is the only one, else a line each."""
+        if len(cycles) <= 1:
+            self.show(cycles[0] if cycles else CycleView(), now)
+            return
+        self.cycle = cycles[0]
+        self.several = cycles
         self.update(self.render_table(now))
 
     def tick(self) -> None:
-        if self.cycle.running:
+        if self.cycle.running or any(c.running for c in self.several):
             self.update(self.render_table())
 
     def title(self) -> str:
         c = self.cycle
-        if c.cycle_id is None:
+        if c.cycle_id is None and c.target:  # a target chosen: its last cycle is in the list
+            title = f"No cycle on {c.target} seen here yet: `n` runs one now"
+        elif c.cycle_id is None:
             title = "No cycle yet: `n` runs one now"
         else:
             where = (
@@ -74,6 +91,8 @@ class Phases(Static):
 
     def render_table(self, now: float | None = None) -> Table:
         now = now if now is not None else time.monotonic()
+        if self.several:
+            return self.render_several(now)
         if self.compact:
             return self.render_compact(now)
         c = self.cycle
@@ -116,6 +135,36 @@ class Phases(Static):
             line.append(f"{took(now_phase, now)}  ")
             line.append(detail(now_phase))
             table.add_row(line)
+        return table
+
+    def render_several(self, now: float) -> Table:
+        """A line per running cycle, as many as there is room for, then how many more."""
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.title = (
+            f"{len(self.several)} cycles running — t selects a target to see all its phases"
+        )
+        table.title_justify = "left"
+        table.title_style = "bold"
+        table.add_column(width=2)
+        table.add_column(max_width=16, no_wrap=True, overflow="ellipsis")
+        table.add_column(width=9)
+        table.add_column(width=7, justify="right")
+        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        room = 2 if self.compact else 7  # the lines below the title
+        shown = self.several if len(self.several) <= room else self.several[: room - 1]
+        for c in shown:
+            p = focus(c)
+            mark, style = MARKS.get(p.state if p else "pending", ("?", ""))
+            table.add_row(
+                Text(mark, style=style),
+                Text(c.target or "?", style="bold"),
+                Text(p.name if p else "-", style=style),
+                took(p, now) if p else "",
+                detail(p) if p else "",
+            )
+        if len(shown) < len(self.several):
+            more = len(self.several) - len(shown)
+            table.add_row("", Text(f"+{more} more: t selects one", style="dim"), "", "", "")
         return table
 
 

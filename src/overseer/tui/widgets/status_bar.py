@@ -80,10 +80,10 @@ class StatusBar(Static):
             out.append(Text(text, style=style))
 
         targets = s.get("targets") or []
-        if targets:
-            first = targets[0]
-            more = f" +{len(targets) - 1}" if len(targets) > 1 else ""
-            add(f"{first['name']}@{first.get('branch') or '?'}{more}", "bold")
+        if len(targets) == 1:
+            add(f"{targets[0]['name']}@{targets[0].get('branch') or '?'}", "bold")
+        elif targets:  # each with its branch and budget in the target list below
+            add(f"{len(targets)} targets", "bold")
         colour = {"connected": "green", "reconnecting": "yellow"}.get(self.connection, "red")
         add(f"● {self.connection}" + (f" ({self.detail})" if self.detail else ""), colour)
         if not s or self.connection != "connected":
@@ -113,8 +113,9 @@ class StatusBar(Static):
         add(*(("dry-run on", "") if s.get("dry_run") else ("dry-run off", "bold")))
         if state != "paused" and s.get("next_run"):  # a paused daemon starts no cycle
             add(f"next {clock_time(s.get('next_run'))[:5]}")
-        if targets and targets[0].get("budget"):
-            # The rate limits: changes made against the policy's limits, as `status` says it.
+        if len(targets) == 1 and targets[0].get("budget"):
+            # The rate limits: changes made against the policy's limits, as `status` says it
+            # (several targets: each one's in the target list).
             add(budget_text(targets[0]["budget"]))
         return out
 
