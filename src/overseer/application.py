@@ -92,7 +92,7 @@ class Live(Protocol):
 
     def live_status(self) -> dict[str, Any]: ...
 
-    def live_target(self, name: str) -> dict[str, Any]: ...
+    def live_target(self, name: str) -> TargetStatus: ...
 
 
 @dataclass
@@ -247,7 +247,7 @@ class Application:
             if name in stored.budgets:
                 entry["budget"] = stored.budgets[name]
             entry["last_cycle"] = stored.last_cycles.get(name)
-            entry.update(self.target_state(name, t, stored, live))  # type: ignore[typeddict-item]
+            entry.update(self.target_state(name, t, stored, live))
             targets.append(entry)
         snapshot: StatusSnapshot = {
             "state": "not running",
@@ -279,9 +279,10 @@ class Application:
 
     def target_state(
         self, name: str, target: TargetConfig, stored: StoredStatus, live: Live | None
-    ) -> dict[str, Any]:
+    ) -> TargetStatus:
         """A target's state, its running cycle, its schedule and its next cycle. Without a
         daemon nothing runs and nothing is due."""
+        part: TargetStatus
         if live is not None:
             part = live.live_target(name)
         else:

@@ -1,10 +1,13 @@
 """How many cycles run at once (`daemon.max_parallel_cycles`), and which goes first.
 
-A cycle takes a slot in its target's lane, right before it starts, and gives it back when it
-ends: work that is not a cycle (a promotion, a rollback) never waits for one. When slots are
-short, the waiting target that is due longest — its last cycle finished earliest, or never —
-goes first; equals go in the order they came. Their test runs still share the process's one
-budget of test runs (core/plumbing/slots.py).
+A cycle is registered when it becomes due (on the event loop, the cycles of one run-now in
+the order they are due), then takes a slot in its target's lane right before it starts, and
+gives it back when it ends: work that is not a cycle (a promotion, a rollback) never waits for
+a slot. When slots are short, the registered target that is due longest — its last cycle
+finished earliest, or never — goes first; equals go in the order they came. (A due target
+whose lane is still finishing a promotion keeps its place, so a later one may wait for that
+promotion.) Their test runs still share the process's one budget of test runs
+(core/plumbing/slots.py).
 """
 
 from __future__ import annotations
@@ -48,11 +51,23 @@ class CycleSlots:
         with self._changed:
             return set(self._waiting)
 
+    def register(self, target: str, last_finished: str | None) -> None:
+        """`target`'s cycle is due; `last_finished`: when its last cycle finished (ISO)."""
+        with self._changed:
+            if target not in self._waiting:
+                self._waiting[target] = (last_finished or "", next(self._arrivals))
+
+    def withdraw(self, target: str) -> None:
+        """`target`'s cycle will not start (stopped, failed before its turn)."""
+        with self._changed:
+            if self._waiting.pop(target, None) is not None:
+                self._changed.notify_all()
+
     @contextmanager
-    def slot(self, target: str, last_finished: str | None, stop: StopToken) -> Iterator[None]:
+    def slot(self, target: str, stop: StopToken) -> Iterator[None]:
         """Wait for a free slot and the turn of `target` (or for a stop: CycleStopped)."""
         with self._changed:
-            self._waiting[target] = (last_finished or "", next(self._arrivals))
+            self._waiting.setdefault(target, ("", next(self._arrivals)))
             try:
                 while not self._my_turn(target):
                     if stop.stopping:

@@ -17,6 +17,7 @@ from overseer.daemon.connections import Connection
 from overseer.daemon.lanes import Lanes
 from overseer.daemon.scheduler import CycleScheduler
 from overseer.notifications import Notifications
+from overseer.vocabulary import TargetStatus
 
 
 @dataclass
@@ -105,7 +106,7 @@ class LiveState:
             oldest = min(self.running.values(), key=lambda c: c["since"], default=None)
             return dict(oldest) if oldest is not None else None
 
-    def live_target(self, name: str) -> dict[str, Any]:
+    def live_target(self, name: str) -> TargetStatus:
         """A target's part of the status only the daemon knows: running, waiting (due, not
         started) or idle; its running cycle; its schedule and next cycle."""
         with self._lock:

@@ -410,8 +410,10 @@ class Daemon:
                 self.rt.bus.emit(CycleSkipped(target=None, reason=f"{trigger}: {why}"))
                 return why
             await asyncio.to_thread(self.check_targets)
+            due = await asyncio.to_thread(self._last_finished, claimed)
             cycles = []
-            for target in chosen:
+            # The longest due first: with slots short, that is the order they start in.
+            for target in sorted(chosen, key=lambda t: due[self.app.target_name(t)]):
                 name = self.app.target_name(target)
                 if name in self.unusable:
                     self.state.cycling.discard(name)
@@ -422,6 +424,7 @@ class Daemon:
                         )
                     )
                     continue
+                self.cycle_slots.register(name, due[name])
                 cycles.append(self._cycle_in_lane(target))
             await asyncio.gather(*cycles)
             return ""
@@ -429,10 +432,24 @@ class Daemon:
             self.state.cycling -= claimed
 
     async def _cycle_in_lane(self, target: TargetConfig) -> None:
+        name = self.app.target_name(target)
         try:
             await self.lanes.run(lane_of(target), self._cycle, target)
         finally:
-            self.state.cycling.discard(self.app.target_name(target))
+            self.cycle_slots.withdraw(name)  # when it never reached its turn
+            self.state.cycling.discard(name)
+
+    def _last_finished(self, names: set[str]) -> dict[str, str]:
+        """When each target's last cycle finished (ISO; "" for never, or unknown now)."""
+        due = dict.fromkeys(names, "")
+        for name in names:
+            try:
+                last = self.rt.history.last_cycle(name)
+            except HistoryError as exc:  # the cycle will say so; the order matters less
+                log.warning("when the last cycle on %s finished is unknown: %s", name, exc)
+                continue
+            due[name] = (last or {}).get("finished_at") or ""
+        return due
 
     def check_targets(self) -> dict[str, str]:
         """Which targets cannot be used now (a directory removed, a branch deleted), said at
@@ -454,8 +471,7 @@ class Daemon:
         """In the target's lane: wait for a cycle slot (the longest due first), then run."""
         name = self.app.target_name(target)
         try:
-            last = self.rt.history.last_cycle(name)
-            with self.cycle_slots.slot(name, last["finished_at"] if last else None, self.stop):
+            with self.cycle_slots.slot(name, self.stop):
                 self.app.run_once(target, self.app.run_settings())
         except CycleStopped as exc:
             log.info("cycle on %s stopped: %s", target.path, exc)
