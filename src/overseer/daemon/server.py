@@ -89,9 +89,9 @@ class DaemonOptions:
 
 class Daemon:
     """serve() → signals → startup → main loop → shutdown; the parts do the rest: the lanes
-    (daemon/lanes.py) and cycle slots (daemon/cycle_slots.py), the connections (daemon/connections.py), the request handlers
-    (daemon/handlers.py) on the application (overseer/application.py), and the small live
-    state they share (daemon/live.py)."""
+    (daemon/lanes.py) and cycle slots (daemon/cycle_slots.py), the connections
+    (daemon/connections.py), the request handlers (daemon/handlers.py) on the application
+    (overseer/application.py), and the small live state they share (daemon/live.py)."""
 
     def __init__(
         self,
@@ -403,6 +403,7 @@ class Daemon:
         # Claimed before anything is awaited: a second run-now asked meanwhile finds them due.
         claimed = {self.app.target_name(t) for t in chosen}
         self.state.cycling |= claimed
+        started: set[str] = set()  # each lets go of its claim when it ends
         try:
             paused = self.rt.history.paused()
             if paused:
@@ -425,11 +426,13 @@ class Daemon:
                     )
                     continue
                 self.cycle_slots.register(name, due[name])
+                started.add(name)
                 cycles.append(self._cycle_in_lane(target))
             await asyncio.gather(*cycles)
             return ""
         finally:
-            self.state.cycling -= claimed
+            # Not those that started: a later run may have claimed them again once they ended.
+            self.state.cycling -= claimed - started
 
     async def _cycle_in_lane(self, target: TargetConfig) -> None:
         name = self.app.target_name(target)
