@@ -476,7 +476,17 @@ async def test_a_schedule_change_is_applied_on_reload(daemon_options):
         opts.config_path.write_text(yaml.safe_dump(data))
         reloaded = await next_event(client, "ConfigReloaded", timeout=20)
         assert "schedule changed" in reloaded["changes"]
-        assert (await client.request("status"))["schedule"] == "cron */5 * * * *"
+        status = await client.request("status")
+        assert status["schedule"] == status["targets"][0]["schedule"] == "cron */5 * * * *"
+        # A target's own schedule, and cycles at once, apply at once too.
+        data["targets"][0]["schedule"] = {"every": "2h"}
+        data["daemon"]["max_parallel_cycles"] = 3
+        before = daemon.cycle_slots.limit  # the default: half the cores, at least 1
+        opts.config_path.write_text(yaml.safe_dump(data))
+        own = await next_event(client, "ConfigReloaded", timeout=20)
+        assert own["changes"] == ["targets changed", f"daemon.max_parallel_cycles {before} → 3"]
+        [target] = (await client.request("status"))["targets"]
+        assert target["schedule"] == "every 2h" and daemon.cycle_slots.limit == 3
         data["daemon"]["socket"] = "/elsewhere.sock"
         opts.config_path.write_text(yaml.safe_dump(data))
         again = await next_event(client, "ConfigReloaded", timeout=20)
