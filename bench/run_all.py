@@ -23,6 +23,7 @@ BENCHES = [
     "cycle_overhead",
     "load_bench",
     "daemon_bench",
+    "fleet_bench",
     "import_time",
     "client_memory",
     "tui_bench",

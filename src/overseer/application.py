@@ -97,6 +97,8 @@ class Live(Protocol):
 
     def live_status(self) -> dict[str, Any]: ...
 
+    def live_target(self, name: str) -> TargetStatus: ...
+
 
 @dataclass
 class StoredStatus:
@@ -250,6 +252,7 @@ class Application:
             if name in stored.budgets:
                 entry["budget"] = stored.budgets[name]
             entry["last_cycle"] = stored.last_cycles.get(name)
+            entry.update(self.target_state(name, t, stored, live))
             targets.append(entry)
         snapshot: StatusSnapshot = {
             "state": "not running",
@@ -278,6 +281,28 @@ class Application:
             if snapshot.get("state") != "stopping" and stored.paused:
                 snapshot["state"] = "paused"
         return snapshot
+
+    def target_state(
+        self, name: str, target: TargetConfig, stored: StoredStatus, live: Live | None
+    ) -> TargetStatus:
+        """A target's state, its running cycle, its schedule and its next cycle. Without a
+        daemon nothing runs and nothing is due."""
+        part: TargetStatus
+        if live is not None:
+            part = live.live_target(name)
+        else:
+            schedule = target.schedule or self.rt.config.schedule
+            part = {
+                "state": "idle",
+                "current": None,
+                "schedule": schedule.describe(),
+                "next_run": None,
+            }
+        if stored.problems.get(name) is not None:
+            part["state"] = "unusable"
+        elif stored.paused and part["state"] != "running":
+            part["state"] = "paused"
+        return part
 
     def unknown_status(self) -> StoredStatus:
         """What a status knows without a history: whether the targets can be used."""

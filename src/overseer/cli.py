@@ -543,7 +543,7 @@ def daemon(
     except DaemonFailed as exc:
         fail(f"the daemon did not start: {exc}")
     if supervisor.worker_stuck:
-        log.error("the worker thread did not stop; exiting anyway")
+        log.error("a lane (a target's thread) did not stop; exiting anyway")
         os._exit(1)
 
 

@@ -6,6 +6,7 @@ Everything has a safe default, so no file at all is a valid configuration: `over
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -45,6 +46,17 @@ class Schedule(_Strict):
                 raise ValueError(f"cron {self.cron!r}: {exc}") from None
             self.every = None
         return self
+
+    def describe(self) -> str:
+        """For people: "every 30m", "cron */30 9-17 * * mon-fri"."""
+        if self.cron:
+            return f"cron {self.cron}"
+        seconds = self.every or 0
+        if seconds >= 3600 and seconds % 3600 == 0:
+            return f"every {seconds / 3600:g}h"
+        if seconds >= 60 and seconds % 60 == 0:
+            return f"every {seconds / 60:g}m"
+        return f"every {seconds:g}s"
 
 
 def _default_approver_groups() -> list[str | int]:
@@ -94,6 +106,17 @@ class DaemonSettings(_Strict):
     max_test_runs: Annotated[int, Field(ge=1, le=256)] | None = Field(
         default=None, description="default: the number of cores"
     )
+    # Cycles running at once, each on its own target (never two on one): a target's cycle
+    # waits for a free one, the target whose last cycle finished longest ago first. Their
+    # test runs still share max_test_runs. Default: half the cores, at least 1.
+    max_parallel_cycles: Annotated[int, Field(ge=1, le=256)] | None = Field(
+        default=None, description="default: half the number of cores, at least 1"
+    )
+
+    @property
+    def parallel_cycles(self) -> int:
+        """max_parallel_cycles, or its default on this machine."""
+        return self.max_parallel_cycles or max(1, (os.cpu_count() or 1) // 2)
 
 
 class RunDefaults(_Strict):
@@ -142,6 +165,8 @@ class NewTestsSettings(_Strict):
 class TargetConfig(_Strict):
     name: str | None = None
     path: Path
+    # When this target's cycles run, instead of the top-level schedule (same shape).
+    schedule: Schedule | None = None
     branch: str | None = Field(default=None, description="default: the branch checked out there")
     push: str | Literal[False] = False
     test_command: str | None = Field(default=None, description="default: python -m pytest")

@@ -303,6 +303,38 @@ def last_cycle_lines(cycle: LastCycle, indent: str = "  ", *, named: bool = Fals
     return lines
 
 
+def cycle_text(current: dict[str, Any]) -> str:
+    """`1a2b3c4d EVALUATE (tests 3/10), since 2026-05-01 12:00:03`"""
+    progress = current.get("progress")
+    counted = f" (tests {progress['done']}/{progress['total']})" if progress else ""
+    return (
+        f"{current['cycle_id'][:8]} {current.get('phase') or 'starting'}{counted}, "
+        f"since {local_time(current['since'])}"
+    )
+
+
+def target_line(t: dict[str, Any], *, offline: bool = False) -> str:
+    """One target: its state (and running cycle), next cycle, budget, health:
+    `target proj (/srv/proj) on main: RUNNING cycle 1a2b3c4d EVALUATE … · next cycle … · …`"""
+    branch = f" on {t['branch']}" if t.get("branch") else ""
+    line = f"target {t['name']} ({t['path']}){branch}"
+    if t.get("healthy") is False:
+        return line + f": UNUSABLE — {t.get('reason')}; no cycle runs on it"
+    state = t.get("state")
+    if state and not offline:
+        line += f": {state.upper()}"
+        if t.get("current"):
+            line += f" cycle {cycle_text(t['current'])}"
+        elif state == "waiting":
+            line += " for a free cycle slot"
+        if t.get("schedule"):
+            when = "none while paused" if state == "paused" else local_time(t.get("next_run"))
+            line += f" · {t['schedule']}, next cycle {when}"
+    if t.get("budget"):
+        line += f" · {budget_text(t['budget'])}"
+    return line
+
+
 def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
     """`overseer status`, for a person."""
     out = []
@@ -320,26 +352,15 @@ def status_text(s: dict[str, Any], *, offline: bool = False) -> str:
         out.append(pause_line(paused))
     if s.get("dry_run_why"):
         out.append(f"dry-run {'on' if s['dry_run'] else 'off'}: {s['dry_run_why']}")
+    targets = s.get("targets") or []
     if not offline:
         when = "none while paused" if paused else local_time(s.get("next_run"))
         out.append(f"schedule {s['schedule']} · next cycle {when}")
         current = s.get("current")
-        if current:
-            progress = current.get("progress")
-            counted = f" (tests {progress['done']}/{progress['total']})" if progress else ""
-            out.append(
-                f"now: cycle {current['cycle_id'][:8]} on {current['target']}: "
-                f"{current.get('phase') or 'starting'}{counted}, since {local_time(current['since'])}"
-            )
-    targets = s.get("targets") or []
+        if current and not any(t.get("state") for t in targets):  # a daemon before fleets
+            out.append(f"now: cycle on {current['target']}: {cycle_text(current)}")
     for t in targets:
-        branch = f" on {t['branch']}" if t.get("branch") else ""
-        line = f"target {t['name']} ({t['path']}){branch}"
-        if t.get("healthy") is False:
-            line += f": UNUSABLE — {t.get('reason')}; no cycle runs on it"
-        elif t.get("budget"):
-            line += f" · {budget_text(t['budget'])}"
-        out.append(line)
+        out.append(target_line(t, offline=offline))
         if t.get("last_cycle"):
             out.extend(last_cycle_lines(t["last_cycle"]))
     if not targets and s.get("last_cycle"):  # no configured target: the last on any

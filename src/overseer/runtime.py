@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from overseer.base.clock import Clock, SystemClock, iso
@@ -50,6 +51,9 @@ class Runtime:
     _history: History | None = None
     _health: GeneratorHealthBoard | None = None
     _predictor: Predictor | None = None
+    # The daemon's lanes build contexts at once: the health board and the predictor are made
+    # once, whichever asks first (a reload rebuilds the board).
+    _making: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(
@@ -152,12 +156,17 @@ class Runtime:
     @property
     def predictor(self) -> Predictor:
         """One per state directory, shared by every target: it learns from all of them."""
-        if self._predictor is None:
-            self._predictor = Predictor(self.history, self.state.root / "predictor")
-        return self._predictor
+        with self._making:
+            if self._predictor is None:
+                self._predictor = Predictor(self.history, self.state.root / "predictor")
+            return self._predictor
 
     def generator_health(self) -> GeneratorHealthBoard:
         """One health record per configured generator, kept for this configuration's life."""
+        with self._making:
+            return self._health_board()
+
+    def _health_board(self) -> GeneratorHealthBoard:
         if self._health is None:
             generators = build_generators(
                 self.config.generators,

@@ -916,12 +916,14 @@ class TargetStatus(TypedDict, total=False):
     healthy: bool
     reason: str | None
     last_cycle: LastCycle | None
-    #: a daemon's: running | waiting | idle | paused | unusable (the TUI derives it without)
+    #: running | waiting (due, waiting for a cycle slot) | idle | paused | unusable
     state: str
-    #: its running cycle: cycle_id, target, branch, phase, improvement_id, since, progress
+    #: its running cycle (cycle_id, phase, improvement_id, since, progress), else None
     current: dict[str, Any] | None
-    schedule: str  # described: "every 30m"
-    next_run: str | None  # ISO
+    #: its schedule, described ("every 30m"): its own, or the top-level one
+    schedule: str
+    #: when its next cycle is due (ISO), None without a daemon or while none is scheduled
+    next_run: str | None
 
 
 class GeneratorStatus(TypedDict, total=False):

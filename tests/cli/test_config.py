@@ -98,6 +98,22 @@ def test_no_file_means_the_safe_defaults():
             "1: generators[0].llm.base_url: base_url must start with http",
         ),
         ("generators: []\n", "1: generators: list at least one generator"),
+        (
+            "daemon:\n  max_parallel_cycles: 0\n",
+            "2: daemon.max_parallel_cycles: Input should be greater than or equal to 1",
+        ),
+        (
+            "daemon: {max_parallel_cycles: -2}\n",
+            "1: daemon.max_parallel_cycles: Input should be greater than or equal to 1",
+        ),
+        (
+            "daemon:\n  max_parallel_cycles: many\n",
+            "2: daemon.max_parallel_cycles: Input should be a valid integer",
+        ),
+        (
+            "targets:\n  - path: /x\n    schedule: {every: soon}\n",
+            "3: targets[0].schedule.every: expected a duration",
+        ),
         ("- just\n- a list\n", "1: expected a mapping of keys at the top, got list"),
         (
             "defaults:\n  area: speed\n",

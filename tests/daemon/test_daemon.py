@@ -394,13 +394,13 @@ async def test_approvals_expire_with_an_injected_clock(repo, daemon_options):
         requested = await next_event(client, "ApprovalRequested")
         await next_event(client, "CycleFinished")
         clock.advance(1800)
-        await daemon.housekeeping()
+        await asyncio.gather(*await daemon.housekeeping())  # the lanes' work too
         assert (await client.request("status"))["pending_approvals"]
         clock.advance(1801)
         # Too late, even before the housekeeping has recorded it.
         with pytest.raises(DaemonError, match="its approval expired"):
             await client.request("approve", id=requested["improvement_id"], reason="late")
-        await daemon.housekeeping()
+        await asyncio.gather(*await daemon.housekeeping())  # the lanes' work too
         expired = await next_event(client, "ApprovalExpired")
         assert expired["improvement_id"] == requested["improvement_id"]
         shown = await client.request("show", id=requested["improvement_id"])
@@ -517,7 +517,17 @@ async def test_a_schedule_change_is_applied_on_reload(daemon_options):
         opts.config_path.write_text(yaml.safe_dump(data))
         reloaded = await next_event(client, "ConfigReloaded", timeout=20)
         assert "schedule changed" in reloaded["changes"]
-        assert (await client.request("status"))["schedule"] == "cron */5 * * * *"
+        status = await client.request("status")
+        assert status["schedule"] == status["targets"][0]["schedule"] == "cron */5 * * * *"
+        # A target's own schedule, and cycles at once, apply at once too.
+        data["targets"][0]["schedule"] = {"every": "2h"}
+        data["daemon"]["max_parallel_cycles"] = 3
+        before = daemon.cycle_slots.limit  # the default: half the cores, at least 1
+        opts.config_path.write_text(yaml.safe_dump(data))
+        own = await next_event(client, "ConfigReloaded", timeout=20)
+        assert own["changes"] == ["targets changed", f"daemon.max_parallel_cycles {before} → 3"]
+        [target] = (await client.request("status"))["targets"]
+        assert target["schedule"] == "every 2h" and daemon.cycle_slots.limit == 3
         data["daemon"]["socket"] = "/elsewhere.sock"
         opts.config_path.write_text(yaml.safe_dump(data))
         again = await next_event(client, "ConfigReloaded", timeout=20)
@@ -555,14 +565,24 @@ async def test_the_cycle_job_runs_one_at_a_time_coalesced_with_a_grace_time():
     async def nothing() -> None:
         pass
 
-    scheduler = CycleScheduler(nothing, nothing, Schedule(cron="*/30 9-17 * * mon-fri"), 300, 60)
+    async def nothing_on(target: str) -> None:
+        pass
+
+    scheduler = CycleScheduler(nothing_on, nothing, 300, 60)
+    scheduler.set_targets({"a": Schedule(cron="*/30 9-17 * * mon-fri"), "b": Schedule(every=60)})
     scheduler.start()
     try:
-        job = scheduler.scheduler.get_job(CYCLE_JOB)
+        job = scheduler.scheduler.get_job(CYCLE_JOB + "a")
         assert job.max_instances == 1 and job.coalesce is True
-        assert job.misfire_grace_time == 300
+        assert job.misfire_grace_time == 300 and job.args == ("a",)
         assert isinstance(job.trigger, CronTrigger)
-        assert scheduler.next_run() is not None
+        # The soonest of all targets' next runs, and each target's own.
+        assert scheduler.next_run() == scheduler.next_run("b") <= scheduler.next_run("a")
+        # A reload: one target's schedule changes, one goes, one comes.
+        scheduler.set_targets({"b": Schedule(every=7200), "c": Schedule(every=60)})
+        assert scheduler.scheduler.get_job(CYCLE_JOB + "a") is None
+        assert scheduler.scheduler.get_job(CYCLE_JOB + "b").trigger.interval.total_seconds() == 7200
+        assert scheduler.describe("c") == "every 1m" and scheduler.describe("a") is None
         housekeeping = scheduler.scheduler.get_job(HOUSEKEEPING_JOB)
         assert housekeeping.trigger.interval.total_seconds() == 60
     finally:

@@ -82,7 +82,7 @@ async def test_a_target_that_becomes_unusable_is_shown_and_not_started(
             assert f"target proj ({repo}) on main: UNUSABLE — {repo} does not exist" in text
 
             await client.request("subscribe")
-            await asyncio.to_thread(daemon._housekeeping)
+            await asyncio.gather(*await daemon.housekeeping())
             error = await next_event(client, "TargetUnhealthy")
             assert error["reason"] == f"{repo} does not exist" and error["target"] == "proj"
 

@@ -8,8 +8,8 @@ def make_drill(tmp_path, sockdir):
     """A drill on its own target and state directory; its daemons are gone afterwards."""
     made = []
 
-    def make(files=None):
-        drill = Drill(tmp_path, sockdir, files)
+    def make(files=None, name="proj"):
+        drill = Drill(tmp_path, sockdir, files, name)
         made.append(drill)
         return drill
 

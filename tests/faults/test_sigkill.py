@@ -7,7 +7,10 @@ import json
 
 import pytest
 
+from support import hanging
+from support.drill import FILES, TARGET
 from support.helpers import git, rows
+from support.processes import wait_started
 
 # The fault point; the attempt's status right after the kill (None: no attempt yet); its
 # status once the restarted daemon has recovered; whether it spent the rate limit (it made a
@@ -102,3 +105,39 @@ def test_sigkill_while_promoting_an_approved_change(drill, point, outcome):
     approval = drill.approvals()[-1]
     assert approval[:2] == (waiting, "approved") and approval[4] == "drill: looks right"
     drill.assert_invariants(before, spent=spent, decided={waiting: "promoted"})
+
+
+def test_sigkill_while_two_targets_are_mid_cycle(make_drill):
+    """Two targets' cycles at once (daemon.max_parallel_cycles 2), each with a candidate whose
+    tests hang (support/hanging.py), so both are deployed in worktrees of their own and in
+    EVALUATE, when the daemon is SIGKILLed; the restart settles both and every invariant holds
+    for each target."""
+    files = {name: text for name, text in FILES.items() if name != "pkg/waiting.py"}
+    files.update({"pkg/util.py": hanging.UTIL, "tests/test_util.py": hanging.HANGS_ON_CANDIDATE})
+    drills = [make_drill(files, name) for name in ("proj", "other")]
+    pytest_run = {"test_command": None, "junit_xml": None, "test_timeout": 900}
+    drills[0].configure(
+        daemon={"max_parallel_cycles": 2, "max_test_runs": 2},
+        targets=[
+            {"name": d.name, "path": str(d.repo), **TARGET, **pytest_run} for d in drills
+        ],
+    )
+    befores = [d.before() for d in drills]
+    daemon = drills[0].start().wait_ready()
+    daemon.run_now()
+    for d in drills:  # each target's candidate tests hang in its own worktree
+        wait_started("316.5", d.state / "worktrees" / d.key, seconds=120)
+    for d in drills:
+        [attempt] = d.new_attempts(befores[drills.index(d)])
+        assert (attempt["status"], attempt["phase"]) == ("running", "EVALUATE")
+    daemon.kill()
+
+    restarted = drills[0].start().wait_ready()
+    assert restarted.stop() == 0, restarted.output()
+    for d, before in zip(drills, befores, strict=True):
+        [attempt] = d.new_attempts(before)
+        assert attempt["status"] == "interrupted", attempt
+        assert attempt["failure_reason"].startswith("interrupted in phase EVALUATE")
+        assert d.main() == before.main
+        # The spend counts the commit it made (it was recorded before EVALUATE).
+        d.assert_invariants(before, spent=1)

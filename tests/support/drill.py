@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from overseer.base.clock import SystemClock
+from overseer.config import TargetConfig
+from overseer.core.plumbing.target import resolve_target
 from overseer.core.record.history import History
 from support.daemons import DaemonProcess
 from support.helpers import (
@@ -112,9 +114,17 @@ class Before:
 
 
 class Drill:
-    def __init__(self, tmp: Path, sockdir: Path, files: dict[str, str] | None = None) -> None:
+    """A drill on the target `name` (a repository at tmp/name); several drills in one tmp share
+    the state directory, the socket and the configuration file (the last `configure` writes it:
+    name every target there), and each checks the invariants of its own target."""
+
+    def __init__(
+        self, tmp: Path, sockdir: Path, files: dict[str, str] | None = None, name: str = "proj"
+    ) -> None:
         self.tmp = tmp
-        self.repo = init_repo(tmp / "proj", files or FILES)
+        self.name = name
+        self.repo = init_repo(tmp / name, files or FILES)
+        self.key = resolve_target(TargetConfig(path=self.repo, name=name)).key
         (self.repo / "NOTES.txt").write_text(NOTES)  # the user's untracked work
         self.state = tmp / "state"
         self.database = self.state / "history.sqlite3"
@@ -175,7 +185,8 @@ class Drill:
         raise AssertionError(f"{count} more cycle(s) did not finish: {self.finished_cycles()}")
 
     def attempts(self) -> dict[str, dict[str, Any]]:
-        return {r["improvement_id"]: r for r in rows(self.state)}
+        """This drill's target's."""
+        return {r["improvement_id"]: r for r in rows(self.state) if r["target"] == self.name}
 
     def new_attempts(self, before: Before) -> list[dict[str, Any]]:
         return [r for i, r in self.attempts().items() if i not in before.attempts]
@@ -190,10 +201,11 @@ class Drill:
         try:
             now = history.clock.now()
             spent = (
-                history.count_changes_since("proj", now - timedelta(hours=1)),
-                history.count_changes_since("proj", now - timedelta(days=1)),
+                history.count_changes_since(self.name, now - timedelta(hours=1)),
+                history.count_changes_since(self.name, now - timedelta(days=1)),
             )
-            return spent, (history.get_control("paused"), consecutive_failures(history, "proj"))
+            paused = history.get_control("paused")
+            return spent, (paused, consecutive_failures(history, self.name))
         finally:
             history.close()
 
@@ -261,8 +273,9 @@ class Drill:
         # Worktrees, branches and processes: only what waits for a human is kept.
         waiting = {i for i, r in attempts.items() if r["status"] in WAITING}
         roots = {p.name for p in (self.state / "worktrees").glob("*") if p.is_dir()}
-        tree_root = self.state / "worktrees" / (roots.pop() if roots else "none")
-        assert not roots, f"worktrees of more than one target: {roots}"
+        tree_root = self.state / "worktrees" / self.key
+        strays = {r for r in roots - {self.key} if r.rsplit("-", 1)[0] == self.name}
+        assert not strays, f"worktrees of {self.name} beside {self.key}: {strays}"
         expected = {self.repo.resolve()} | {(tree_root / i).resolve() for i in waiting}
         assert worktrees(self.repo) == expected
         left = {p.name for p in tree_root.iterdir()} if tree_root.is_dir() else set()

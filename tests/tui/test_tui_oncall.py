@@ -307,7 +307,7 @@ async def test_a_target_that_becomes_unusable_is_shown_with_why(tmp_path, repo, 
             bar = app.query_one(StatusBar)
             assert "UNUSABLE" not in text_of(bar)
             shutil.move(repo, tmp_path / "moved")  # the directory is gone
-            await asyncio.to_thread(daemon._housekeeping)  # what the daemon does every minute
+            await asyncio.gather(*await daemon.housekeeping())  # what it does every minute
             await until(pilot, lambda: "⚠ proj UNUSABLE" in text_of(bar), what="the bar")
             assert "does not exist" in text_of(bar)
             await until(pilot, lambda: notified(app, "cannot be used"), what="the alarm")

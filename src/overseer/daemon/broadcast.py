@@ -1,7 +1,7 @@
 """Events to subscribers, never blocking the cycle or each other.
 
-The cycle publishes from its worker thread; the broadcaster hands the event to the event
-loop, which appends it to each subscriber's own outbox. A subscriber whose outbox already holds
+Cycles publish from their targets' lanes (threads); the broadcaster hands each event to the
+event loop (in the order each lane emitted them), which encodes it once, whole, and appends it to each subscriber's own outbox. A subscriber whose outbox already holds
 `limit` events, or half its byte budget in events, misses the new ones; when there is room
 again it is told how many it missed (an `EventsDropped` event) before the next one. Memory per
 subscriber is therefore bounded. Responses are bounded by the reader instead: it reads no

@@ -2,8 +2,9 @@
 
 Reading is answered at once (in a thread, off the event loop). A decision is recorded the
 moment it arrives (an approval, a rejection), so it survives whatever happens next; the work it
-starts (a promotion, a clean-up, a rollback) queues behind the running cycle in the one worker
-thread, and the answer says whether that work is done or queued.
+starts (a promotion, a clean-up, a rollback) queues in its target's lane, behind that target's
+running cycle if there is one (never another target's), and the answer says whether that work
+is done or queued.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from overseer import __version__
 from overseer.application import Application, NoHistory, StoredStatus, UnknownTarget
 from overseer.config import OverseerConfig
 from overseer.core import actions
-from overseer.core.context import Actor
+from overseer.core.context import Actor, Context
 from overseer.core.lifecycle import ActionRefused
 from overseer.core.plumbing.lock import TargetBusy
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.record.history import UnknownAttempt
 from overseer.daemon.auth import is_approver, why_not
 from overseer.daemon.connections import Connection
+from overseer.daemon.lanes import lane_of
 from overseer.daemon.live import LiveState
 from overseer.protocol import (
     PROTOCOL_VERSION,
@@ -68,7 +70,7 @@ class Handlers:
         app: Application,
         state: LiveState,
         config: Callable[[], OverseerConfig],
-        run_cycles: Callable[[str], Coroutine[Any, Any, str]],
+        run_cycles: Callable[[str, list[str] | None], Coroutine[Any, Any, str]],
     ) -> None:
         self.app = app
         self.state = state
@@ -246,10 +248,12 @@ class Handlers:
         paused = await self.decide(self.app.rt.history.paused)
         if paused:
             raise ProtocolError("refused", "Paused", f"{paused_text(paused)}; resume it first")
-        if state.cycle_lock.locked():
-            raise ProtocolError("busy", "Busy", "a cycle is already running")
+        if all(self.app.target_name(t) in state.cycling for t in self.app.targets):
+            raise ProtocolError("busy", "Busy", "a cycle is already due or running on each target")
         problems = await asyncio.to_thread(self.app.target_problems)
-        usable = [name for name, why in problems.items() if why is None]
+        usable = [
+            name for name, why in problems.items() if why is None and name not in state.cycling
+        ]
         skipped = {name: why for name, why in problems.items() if why is not None}
         if not usable:
             raise ProtocolError(
@@ -260,10 +264,10 @@ class Handlers:
                     f"target {name} cannot be used: {why}" for name, why in skipped.items()
                 ),
             )
-        task = asyncio.create_task(self.run_cycles(f"run-now by {conn.peer.user}"))
+        task = asyncio.create_task(self.run_cycles(f"run-now by {conn.peer.user}", None))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
-        await asyncio.sleep(0)  # let it take the cycle lock before we answer
+        await asyncio.sleep(0)  # let it claim the targets before we answer
         return {"started": True, "targets": usable, "skipped": skipped}
 
     async def pause(self, conn: Connection, args: Any) -> dict[str, Any]:
@@ -274,11 +278,15 @@ class Handlers:
         await self.decide(self.app.resume, self.actor(conn))
         return {"paused": False}
 
-    async def _work(self, description: str, fn: Any, *fn_args: Any) -> dict[str, Any]:
-        """Queue `fn` on the worker; its result if it finishes soon, else say it is queued."""
-        worker = self.state.worker
-        ahead = worker.queued
-        future = asyncio.ensure_future(worker.run(fn, *fn_args))
+    async def _work(
+        self, description: str, ctx: Context, fn: Any, *fn_args: Any
+    ) -> dict[str, Any]:
+        """Queue `fn` in the lane of `ctx`'s target; its result if it finishes soon, else say
+        it is queued."""
+        lanes = self.state.lanes
+        lane = lane_of(ctx.target.config)
+        ahead = lanes.ahead(lane)
+        future = asyncio.ensure_future(lanes.run(lane, fn, *fn_args))
 
         def report(done: asyncio.Future[Any]) -> None:
             if not done.cancelled() and done.exception() is not None:
@@ -288,8 +296,8 @@ class Handlers:
         finished, _ = await asyncio.wait({future}, timeout=WAIT_FOR_WORK_SECONDS)
         if finished:
             return dict(future.result())
-        running = self.state.current
-        where = f" (a cycle on {running['target']} is in {running.get('phase')})" if running else ""
+        running = self.state.running_now().get(ctx.target.name)
+        where = f" (the cycle on {ctx.target.name} is in {running.get('phase')})" if running else ""
         return {
             "queued": True,
             "message": f"{description} is queued behind {ahead} job(s){where}; "
@@ -305,7 +313,7 @@ class Handlers:
             with ctx.lock(wait=5.0):
                 return actions.promote_approved(ctx, iid)
 
-        return await self._work(f"the promotion of {iid[:8]}", promote)
+        return await self._work(f"the promotion of {iid[:8]}", ctx, promote)
 
     async def reject(self, conn: Connection, args: Any) -> dict[str, Any]:
         ctx, row = await self.decide(self.app.context_for, args.id)
@@ -316,12 +324,13 @@ class Handlers:
             with ctx.lock(wait=5.0):
                 return actions.finish_rejection(ctx, iid)
 
-        return await self._work(f"the clean-up of {iid[:8]}", clean)
+        return await self._work(f"the clean-up of {iid[:8]}", ctx, clean)
 
     async def rollback(self, conn: Connection, args: Any) -> dict[str, Any]:
         ctx, row = await self.decide(self.app.context_for, args.id)
         return await self._work(
             f"the rollback of {row['improvement_id'][:8]}",
+            ctx,
             actions.rollback,
             ctx,
             row["improvement_id"],
@@ -331,5 +340,5 @@ class Handlers:
 
     async def retry(self, conn: Connection, args: Any) -> dict[str, Any]:
         """Recorded at once, like every decision: it writes the history only (no repository,
-        no worker)."""
+        no lane)."""
         return dict(await self.decide(self.app.retry, args.id, self.actor(conn), args.reason))

@@ -48,9 +48,16 @@ def differences(
             changes.append(f"{section} changed")
     if [t.model_dump() for t in old.targets] != [t.model_dump() for t in new.targets]:
         changes.append("targets changed")
-    for section in ("daemon", "state_dir"):
-        if getattr(old, section) != getattr(new, section):
-            changes.append(f"{section} changed (takes effect after a restart)")
+    # A reload applies these to the cycles that start next; the rest of `daemon` waits.
+    live = {"max_parallel_cycles"}
+    if old.daemon.max_parallel_cycles != new.daemon.max_parallel_cycles:
+        changes.append(
+            f"daemon.max_parallel_cycles {old.daemon.parallel_cycles} → {new.daemon.parallel_cycles}"
+        )
+    if old.daemon.model_dump(exclude=live) != new.daemon.model_dump(exclude=live):
+        changes.append("daemon changed (takes effect after a restart)")
+    if old.state_dir != new.state_dir:
+        changes.append("state_dir changed (takes effect after a restart)")
     return changes
 
 

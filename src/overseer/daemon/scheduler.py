@@ -1,9 +1,12 @@
-"""When cycles run: APScheduler 3's AsyncIOScheduler, one cycle at a time.
+"""When cycles run: APScheduler 3's AsyncIOScheduler, one cycle job per target.
 
-The cycle job has `max_instances=1` (a cycle never overlaps the previous one), `coalesce`
-(missed runs collapse into one) and a misfire grace time (a run missed by a suspend or a long
-cycle still happens if it is not too late). A second job does the housekeeping: it expires
-approvals no one decided and closes what a cycle that could not write the history left open.
+A target's job runs at its own `schedule` when it has one, else at the top-level one. Each job
+has `max_instances=1` (a target's cycle never overlaps its previous one), `coalesce` (missed
+runs collapse into one) and a misfire grace time (a run missed by a suspend or a long cycle
+still happens if it is not too late). Cycles on different targets may run at once, up to
+`daemon.max_parallel_cycles` (daemon/cycle_slots.py). A second job does the housekeeping: it
+expires approvals no one decided and closes what a cycle that could not write the history left
+open.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from overseer.config import Schedule
 
-CYCLE_JOB = "cycle"
+CYCLE_JOB = "cycle:"  # + the target's name
 HOUSEKEEPING_JOB = "housekeeping"
 
 
@@ -29,38 +32,19 @@ def trigger_for(schedule: Schedule) -> Any:
     return IntervalTrigger(seconds=schedule.every)
 
 
-def describe(schedule: Schedule) -> str:
-    if schedule.cron:
-        return f"cron {schedule.cron}"
-    seconds = schedule.every or 0
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"every {seconds / 3600:g}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"every {seconds / 60:g}m"
-    return f"every {seconds:g}s"
-
-
 class CycleScheduler:
     def __init__(
         self,
-        cycle: Callable[[], Awaitable[None]],
-        housekeeping: Callable[[], Awaitable[None]],
-        schedule: Schedule,
+        cycle: Callable[[str], Awaitable[Any]],
+        housekeeping: Callable[[], Awaitable[Any]],
         misfire_grace: float,
         housekeeping_every: float,
     ) -> None:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.schedule = schedule
         self.misfire_grace = misfire_grace
         self._cycle = cycle
-        self.scheduler.add_job(
-            cycle,
-            trigger_for(schedule),
-            id=CYCLE_JOB,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=int(misfire_grace),
-        )
+        #: target name → its schedule (its own, or the top-level one)
+        self.schedules: dict[str, Schedule] = {}
         self.scheduler.add_job(
             housekeeping,
             IntervalTrigger(seconds=housekeeping_every),
@@ -72,13 +56,41 @@ class CycleScheduler:
     def start(self) -> None:
         self.scheduler.start()
 
-    def reschedule(self, schedule: Schedule) -> None:
-        self.schedule = schedule
-        self.scheduler.reschedule_job(CYCLE_JOB, trigger=trigger_for(schedule))
+    def set_targets(self, schedules: dict[str, Schedule]) -> None:
+        """One cycle job per target at its schedule: new targets get one, a changed schedule
+        is applied, a removed target's job goes."""
+        for name in set(self.schedules) - set(schedules):
+            self.scheduler.remove_job(CYCLE_JOB + name)
+        for name, schedule in schedules.items():
+            if name not in self.schedules:
+                self.scheduler.add_job(
+                    self._cycle,
+                    trigger_for(schedule),
+                    args=[name],
+                    id=CYCLE_JOB + name,
+                    name=f"cycle on {name}",
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=int(self.misfire_grace),
+                )
+            elif self.schedules[name] != schedule:
+                self.scheduler.reschedule_job(CYCLE_JOB + name, trigger=trigger_for(schedule))
+        self.schedules = dict(schedules)
 
-    def next_run(self) -> datetime | None:
-        job = self.scheduler.get_job(CYCLE_JOB)
-        return job.next_run_time if job else None
+    def next_run(self, target: str | None = None) -> datetime | None:
+        """When `target`'s next cycle is due; without one, the soonest of all."""
+        names = [target] if target is not None else list(self.schedules)
+        runs = []
+        for name in names:
+            job = self.scheduler.get_job(CYCLE_JOB + name)
+            when = getattr(job, "next_run_time", None)  # not before the scheduler starts
+            if when is not None:
+                runs.append(when)
+        return min(runs) if runs else None
+
+    def describe(self, target: str) -> str | None:
+        schedule = self.schedules.get(target)
+        return schedule.describe() if schedule is not None else None
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -5,8 +5,10 @@ cycle; the running phase may finish within `daemon.shutdown_grace`, then the att
 as interrupted); a second one cancels at once (the running command's process group is killed).
 SIGHUP reloads the configuration.
 
-All blocking work — cycles, promotions, rollbacks, expiry — runs in one worker thread, one job
-at a time, in order. The event loop only talks: to clients, to systemd, to the scheduler.
+All blocking work on a target — its cycles, promotions, rollbacks, recovery, expiry — runs in
+that target's lane (daemon/lanes.py), one job at a time, in order; the lanes of different
+targets run at once, and cycles take one of `daemon.max_parallel_cycles` slots
+(daemon/cycle_slots.py). The event loop only talks: to clients, to systemd, to the scheduler.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import signal
 import socket
 import stat
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,7 @@ from typing import Any
 from overseer.application import Application, RunFlags
 from overseer.base.clock import Clock, iso
 from overseer.base.problems import ProblemsError
-from overseer.config import OverseerConfig, TargetConfig
+from overseer.config import OverseerConfig, Schedule, TargetConfig
 from overseer.core.actions import expire_approvals
 from overseer.core.context import Context
 from overseer.core.plumbing.lock import RepositoryOwned, TargetBusy, TargetLock
@@ -38,13 +41,14 @@ from overseer.core.safety.policy import verdict_changes
 from overseer.daemon import reload as reloading
 from overseer.daemon.broadcast import Broadcaster, Outbox
 from overseer.daemon.connections import Connection, Connections
+from overseer.daemon.cycle_slots import CycleSlots
 from overseer.daemon.handlers import Handlers
+from overseer.daemon.lanes import CHECKS, Lanes, lane_of
 from overseer.daemon.limits import raise_open_file_limit
 from overseer.daemon.listener import Listener
 from overseer.daemon.live import LiveState
 from overseer.daemon.notify import Notifier
-from overseer.daemon.scheduler import CycleScheduler, describe
-from overseer.daemon.worker import Worker
+from overseer.daemon.scheduler import CycleScheduler
 from overseer.locations import StateDirUnusable, resolve_socket
 from overseer.metrics import Metrics, MetricsServer
 from overseer.notifications import Notifications
@@ -84,10 +88,10 @@ class DaemonOptions:
 
 
 class Daemon:
-    """serve() → signals → startup → main loop → shutdown; the parts do the rest: the worker
-    (daemon/worker.py), the connections (daemon/connections.py), the request handlers
-    (daemon/handlers.py) on the application (overseer/application.py), and the small live
-    state they share (daemon/live.py)."""
+    """serve() → signals → startup → main loop → shutdown; the parts do the rest: the lanes
+    (daemon/lanes.py) and cycle slots (daemon/cycle_slots.py), the connections
+    (daemon/connections.py), the request handlers (daemon/handlers.py) on the application
+    (overseer/application.py), and the small live state they share (daemon/live.py)."""
 
     def __init__(
         self,
@@ -105,13 +109,14 @@ class Daemon:
         self.install_signal_handlers = install_signal_handlers
         self.notifier = Notifier()
         self.stop = StopToken()
-        self.worker = Worker()
+        self.lanes = Lanes()
+        self.cycle_slots = CycleSlots(self.config.daemon.parallel_cycles)
         self.state = LiveState(
             started_at=self.rt.clock.now(),
             socket_path=self.socket_path,
-            worker=self.worker,
+            lanes=self.lanes,
             stop=self.stop,
-            schedule=describe(self.config.schedule),
+            schedule=self.config.schedule.describe(),
         )
         self.app = Application(self.rt, [], stop=self.stop, flags=options.flags)
         self.handlers = Handlers(self.app, self.state, lambda: self.config, self.run_cycles)
@@ -124,6 +129,9 @@ class Daemon:
         # Targets that cannot be used now (name → why): no cycle, recovery or expiry runs on
         # them until they can; said once when it starts and once when it ends.
         self.unusable: dict[str, str] = {}
+        self._checking = threading.Lock()  # check_targets runs in more than one thread
+        # Targets whose housekeeping is queued in their lane: not queued twice.
+        self._housekeeping: set[str] = set()
         self.server: Listener | None = None
         self.scheduler: CycleScheduler | None = None
         self.broadcaster: Broadcaster | None = None
@@ -214,16 +222,17 @@ class Daemon:
         # Generators checked now (a missing model, an endpoint that does not answer), so the
         # problem shows at start-up, not at the first cycle; the others keep working.
         await asyncio.to_thread(self.rt.generators)
-        for target in self.targets:
-            await self.worker.run(self._recover, target, None, True)
+        await asyncio.gather(
+            *(self.lanes.run(lane_of(t), self._recover, t, None, True) for t in self.targets)
+        )
         await self._listen()
         self.scheduler = CycleScheduler(
             self.scheduled_cycle,
             self.housekeeping,
-            self.config.schedule,
             self.config.daemon.misfire_grace,
             self.config.daemon.housekeeping_every,
         )
+        self.scheduler.set_targets(self.schedules())
         self.scheduler.start()
         self.state.scheduler = self.scheduler
         self.tasks.append(asyncio.create_task(self._watch_files(), name="watch-config"))
@@ -238,9 +247,10 @@ class Daemon:
         )
         self.notifier.ready(self.status_line())
         log.info(
-            "ready: %d target(s), %s, socket %s, state %s",
+            "ready: %d target(s), %s, at most %d cycle(s) at once, socket %s, state %s",
             len(self.targets),
-            describe(self.config.schedule),
+            self.config.schedule.describe(),
+            self.cycle_slots.limit,
             self.socket_path,
             self.rt.state.root,
         )
@@ -281,14 +291,20 @@ class Daemon:
             self.server.close()
         self.stop.request_stop(f"the daemon is stopping ({reason})")
         grace = self.config.daemon.shutdown_grace
-        if not self.worker.idle.is_set() and not self.force_exit:
-            log.info("waiting up to %.0f s for the running phase to finish", grace)
+        # Every lane: their running phases finish (or are cancelled) together, within one
+        # grace time, and a cycle still waiting for a slot does not start.
+        if self.lanes.busy and not self.force_exit:
+            log.info(
+                "waiting up to %.0f s for the running phases to finish (%d job(s) in lanes)",
+                grace,
+                self.lanes.total,
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle_or_forced(), grace)
-        if not self.worker.idle.is_set():
+        if self.lanes.busy:
             self.stop.cancel(f"the phase did not finish within {grace:.0f} s of the stop request")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.worker.idle.wait(), 15)
+                await asyncio.wait_for(self.lanes.idle.wait(), 15)
         self._watch_stop.set()
         for task in [*self.tasks, *self.state.tasks]:
             task.cancel()
@@ -302,7 +318,7 @@ class Daemon:
             # Ours is closed by now: a socket that answers belongs to a successor.
             if self._owns_socket() and not _answers(self.socket_path):
                 self.socket_path.unlink()
-        self.worker.shutdown()
+        self.lanes.shutdown()
         self.handlers.close()
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server.close)
@@ -311,7 +327,7 @@ class Daemon:
             # not answer must not hold the stop (systemd would kill us).
             timeout = min(5.0, max(r.timeout for r in self.config.notify))
             await asyncio.to_thread(self.notifications.close, timeout)
-        if self.worker.idle.is_set():
+        if not self.lanes.busy:
             self.rt.close()
         if self.instance is not None:
             self.instance.__exit__(None, None, None)
@@ -333,14 +349,19 @@ class Daemon:
         log.info("metrics on %s", self.metrics_server.address)
 
     async def _idle_or_forced(self) -> None:
-        while not self.worker.idle.is_set() and not self.force_exit:
+        while self.lanes.busy and not self.force_exit:
             await asyncio.sleep(0.1)
 
     @property
     def worker_stuck(self) -> bool:
-        return self.worker.busy
+        """A lane still at work after the stop: its thread would keep the process alive."""
+        return self.lanes.busy
 
-    # -- recovery, cycles, housekeeping (each in the worker) -------------------------------
+    # -- recovery, cycles, housekeeping (each in its target's lane) ------------------------
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Each target's schedule: its own, else the top-level one."""
+        return {self.app.target_name(t): t.schedule or self.config.schedule for t in self.targets}
 
     def context(self, target: TargetConfig) -> Context:
         return self.app.context(target)
@@ -362,28 +383,41 @@ class Daemon:
             self.unrecovered[target.name or target.path.name] = cause
             self.rt.bus.emit(ErrorRaised(where=str(target.path), message=str(exc)))
 
-    async def scheduled_cycle(self) -> None:
-        await self.run_cycles("schedule")
+    async def scheduled_cycle(self, target: str) -> None:
+        await self.run_cycles("schedule", [target])
 
-    async def run_cycles(self, trigger: str) -> str:
-        """Run one cycle on each target, in order. Returns why not, when it did not."""
-        if self.state.cycle_lock.locked():
-            log.info("%s: a cycle is already running; skipped", trigger)
+    async def run_cycles(self, trigger: str, names: list[str] | None = None) -> str:
+        """Start a cycle on each target named (all, without names) that has none due yet, each
+        in its target's lane, and wait for them. Returns why none started, when none did."""
+        if self.stop.stopping:
+            return "the daemon is stopping"
+        chosen = [
+            t
+            for t in self.targets
+            if (names is None or self.app.target_name(t) in names)
+            and self.app.target_name(t) not in self.state.cycling
+        ]
+        if not chosen:
+            log.info("%s: a cycle is already due or running on each target; skipped", trigger)
             return "a cycle is already running"
-        async with self.state.cycle_lock:
-            if self.stop.stopping:
-                return "the daemon is stopping"
+        # Claimed before anything is awaited: a second run-now asked meanwhile finds them due.
+        claimed = {self.app.target_name(t) for t in chosen}
+        self.state.cycling |= claimed
+        started: set[str] = set()  # each lets go of its claim when it ends
+        try:
             paused = self.rt.history.paused()
             if paused:
                 why = paused_text(paused)
                 self.rt.bus.emit(CycleSkipped(target=None, reason=f"{trigger}: {why}"))
                 return why
             await asyncio.to_thread(self.check_targets)
-            for target in list(self.targets):
-                if self.stop.stopping:
-                    break
+            due = await asyncio.to_thread(self._last_finished, claimed)
+            cycles = []
+            # The longest due first: with slots short, that is the order they start in.
+            for target in sorted(chosen, key=lambda t: due[self.app.target_name(t)]):
                 name = self.app.target_name(target)
                 if name in self.unusable:
+                    self.state.cycling.discard(name)
                     self.rt.bus.emit(
                         CycleSkipped(
                             target=name,
@@ -391,12 +425,42 @@ class Daemon:
                         )
                     )
                     continue
-                await self.worker.run(self._cycle, target)
+                self.cycle_slots.register(name, due[name])
+                started.add(name)
+                cycles.append(self._cycle_in_lane(target))
+            await asyncio.gather(*cycles)
             return ""
+        finally:
+            # Not those that started: a later run may have claimed them again once they ended.
+            self.state.cycling -= claimed - started
+
+    async def _cycle_in_lane(self, target: TargetConfig) -> None:
+        name = self.app.target_name(target)
+        try:
+            await self.lanes.run(lane_of(target), self._cycle, target)
+        finally:
+            self.cycle_slots.withdraw(name)  # when it never reached its turn
+            self.state.cycling.discard(name)
+
+    def _last_finished(self, names: set[str]) -> dict[str, str]:
+        """When each target's last cycle finished (ISO; "" for never, or unknown now)."""
+        due = dict.fromkeys(names, "")
+        for name in names:
+            try:
+                last = self.rt.history.last_cycle(name)
+            except HistoryError as exc:  # the cycle will say so; the order matters less
+                log.warning("when the last cycle on %s finished is unknown: %s", name, exc)
+                continue
+            due[name] = (last or {}).get("finished_at") or ""
+        return due
 
     def check_targets(self) -> dict[str, str]:
         """Which targets cannot be used now (a directory removed, a branch deleted), said at
         error level when one becomes unusable and again when it can be used."""
+        with self._checking:
+            return self._check_targets()
+
+    def _check_targets(self) -> dict[str, str]:
         for name, why in self.app.target_problems().items():
             if why is not None and self.unusable.get(name) != why:
                 self.unusable[name] = why
@@ -407,8 +471,11 @@ class Daemon:
         return dict(self.unusable)
 
     def _cycle(self, target: TargetConfig) -> None:
+        """In the target's lane: wait for a cycle slot (the longest due first), then run."""
+        name = self.app.target_name(target)
         try:
-            self.app.run_once(target, self.app.run_settings())
+            with self.cycle_slots.slot(name, self.stop):
+                self.app.run_once(target, self.app.run_settings())
         except CycleStopped as exc:
             log.info("cycle on %s stopped: %s", target.path, exc)
         except Exception as exc:
@@ -420,32 +487,50 @@ class Daemon:
             else:
                 log.exception("cycle on %s failed", target.path)
                 message = f"{type(exc).__name__}: {exc}"
-            self.unrecovered[target.name or target.path.name] = f"the cycle ended early: {message}"
+            self.unrecovered[name] = f"the cycle ended early: {message}"
             self.rt.bus.emit(ErrorRaised(where=str(target.path), message=message))
         finally:
-            self.state.current = None
+            self.state.ended(name)
 
-    async def housekeeping(self) -> None:
+    async def housekeeping(self) -> list[asyncio.Task[None]]:
+        """Each target's in its own lane, not waited for: a long test run on one target holds
+        up its own expiry only, and the next round does not queue behind it twice. Returns
+        the work started (a test may wait for it)."""
+        started: list[asyncio.Task[None]] = []
+        if self.stop.stopping:
+            return started
+        with contextlib.suppress(asyncio.CancelledError):  # the daemon stopped meanwhile
+            await self.lanes.run(CHECKS, self.check_targets)
+        for target in list(self.targets):
+            name = self.app.target_name(target)
+            if name in self.unusable or name in self._housekeeping:
+                continue
+            self._housekeeping.add(name)
+            task = asyncio.create_task(self._housekeeping_in_lane(target, name))
+            self.state.tasks.add(task)
+            task.add_done_callback(self.state.tasks.discard)
+            started.append(task)
+        return started
+
+    async def _housekeeping_in_lane(self, target: TargetConfig, name: str) -> None:
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.lanes.run(lane_of(target), self._housekeep, target, name)
+        finally:
+            self._housekeeping.discard(name)
+
+    def _housekeep(self, target: TargetConfig, name: str) -> None:
         if self.stop.stopping:
             return
-        with contextlib.suppress(asyncio.CancelledError):  # the daemon stopped meanwhile
-            await self.worker.run(self._housekeeping)
-
-    def _housekeeping(self) -> None:
-        self.check_targets()
-        for target in self.targets:
-            name = target.name or target.path.name
-            if name in self.unusable:
-                continue
-            if name in self.unrecovered:
-                # Put back by _recover if the database still cannot be written.
-                self._recover(target, self.unrecovered.pop(name))
-            try:
-                ctx = self.context(target)
-                with ctx.lock(wait=5.0):
-                    expire_approvals(ctx, self.config.approvers.expire_after)
-            except (RepoError, TargetBusy, HistoryError, OSError) as exc:
-                log.warning("expiring approvals on %s: %s", target.path, exc)
+        if name in self.unrecovered:
+            # Put back by _recover if the database still cannot be written.
+            self._recover(target, self.unrecovered.pop(name))
+        try:
+            ctx = self.context(target)
+            with ctx.lock(wait=5.0):
+                expire_approvals(ctx, self.config.approvers.expire_after)
+        except (RepoError, TargetBusy, HistoryError, OSError) as exc:
+            log.warning("expiring approvals on %s: %s", target.path, exc)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -470,9 +555,12 @@ class Daemon:
     def status_line(self) -> str:
         if self.rt.history.paused():
             return "paused"
-        current = self.state.current
-        if current and current.get("phase"):
-            return f"cycle {current['cycle_id'][:8]} on {current['target']}: {current['phase']}"
+        running = sorted(self.state.running_now().items())
+        if running:
+            return "; ".join(
+                f"cycle {c['cycle_id'][:8]} on {name}: {c.get('phase') or 'starting'}"
+                for name, c in running
+            )
         next_run = self.scheduler.next_run() if self.scheduler else None
         return "idle" + (f", next cycle {iso(next_run)}" if next_run else "")
 
@@ -492,7 +580,6 @@ class Daemon:
                     log.error("reload rejected: %s", problem)
                 self.rt.bus.emit(ReloadFailed(files=shown, problems=problems))
                 return False
-            old_schedule = self.config.schedule
             old_policy = self.rt.policy
             recent = await asyncio.to_thread(self.rt.history.attempts, limit=50)
             waiting = await asyncio.to_thread(
@@ -508,9 +595,10 @@ class Daemon:
             self.rt.reconfigure(result.config, result.policy)
             if self.options.target is None:
                 self.app.targets = list(result.config.targets)
-            if self.scheduler is not None and result.config.schedule != old_schedule:
-                self.scheduler.reschedule(result.config.schedule)
-            self.state.schedule = describe(result.config.schedule)
+            if self.scheduler is not None:
+                self.scheduler.set_targets(self.schedules())
+            self.state.schedule = result.config.schedule.describe()
+            self.cycle_slots.set_limit(result.config.daemon.parallel_cycles)
             self.rt.bus.emit(
                 ConfigReloaded(
                     files=shown,

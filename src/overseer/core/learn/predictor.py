@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,9 @@ class Predictor:
         self._model: Any = None
         self._version: int | None = None
         self._loaded = False
+        # One per state directory, shared by the cycles of every target, which may finish at
+        # once: two refits would both write the next version.
+        self._lock = threading.RLock()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -77,14 +81,15 @@ class Predictor:
         return rows[0] if rows else None
 
     def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        latest = self.latest()
-        if latest and latest.get("path") and Path(latest["path"]).exists():
-            with Path(latest["path"]).open("rb") as f:
-                self._model = pickle.load(f)  # our own file, in our state directory
-            self._version = int(latest["version"])
+        with self._lock:
+            if self._loaded:
+                return
+            self._loaded = True
+            latest = self.latest()
+            if latest and latest.get("path") and Path(latest["path"]).exists():
+                with Path(latest["path"]).open("rb") as f:
+                    self._model = pickle.load(f)  # our own file, in our state directory
+                self._version = int(latest["version"])
 
     @property
     def version(self) -> int | None:
@@ -128,6 +133,10 @@ class Predictor:
 
     def refit(self) -> dict[str, Any] | None:
         """Fit on every outcome so far and save a new version; None while the prior applies."""
+        with self._lock:
+            return self._refit()
+
+    def _refit(self) -> dict[str, Any] | None:
         rows = self.training_rows()
         labels = {y for _, y in rows}
         if len(rows) < MIN_OUTCOMES or len(labels) < 2:

@@ -2,8 +2,9 @@
 
 A phase reads the totals when it starts and when it finishes: the difference says how much of
 the phase was the target's own work, and the rest is overseer's (the supervisor's share, which
-`bench/cycle_overhead.py` reports). Per thread because the daemon runs cycles in one worker
-thread while its event loop may run git for a status request at the same time.
+`bench/cycle_overhead.py` reports). Per thread because the daemon runs several targets'
+cycles at once, each in its target's lane, while its event loop may run git for a status
+request at the same time.
 """
 
 from __future__ import annotations
