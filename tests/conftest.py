@@ -1,7 +1,15 @@
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# One BLAS thread per process, here and in every child: the suite runs three workers on two
+# cores, and OpenBLAS's threads spin while they wait; the predictor's fits on a hundred rows
+# (scikit-learn's L-BFGS) spent more CPU spinning than computing (tests/core/learn/
+# test_predictor.py: 11.2 s of CPU with the default threads, 4.2 s with one). Set here, before
+# anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # The shared support (tests/support, on sys.path by pyproject's `pythonpath`) has the checks many
 # tests rely on, such as the fault drills' invariants: their failures should say what differed.
@@ -61,10 +69,22 @@ def daemon_options(tmp_path: Path, repo: Path, sockdir: Path) -> Callable[..., o
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _children_keep_compiled_modules():
+    """The suite starts hundreds of Python processes that import overseer (the CLI, daemons,
+    demos). With PYTHONDONTWRITEBYTECODE set in the environment, each compiled all of overseer
+    again (`overseer status`: 0.65 s of CPU, 0.46 s with its bytecode kept); the children write
+    their bytecode next to the source (`__pycache__`, ignored by git), as on a machine without
+    the variable. The commands a target runs are not affected: overseer sets the variable for
+    them itself."""
+    saved = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    yield
+    if saved is not None:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _no_personal_git_config():
     """Like CI: no global git identity or settings, whatever the developer's machine has."""
-    import os
-
     saved = {
         k: os.environ.get(k)
         for k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
