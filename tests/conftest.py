@@ -103,3 +103,57 @@ def _no_personal_git_config():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+# -- the order the tests run in ------------------------------------------------------------
+# `make test` runs three workers (xdist's `load`: tests are handed out in the order collected),
+# and the run ends when the last worker does. In name order the slowest files (tests/faults,
+# tests/tui) came last, and one worker ran on alone at the end (80 s of a 15-minute run on a
+# busy machine). Files run longest first instead, by the seconds their tests took the last time
+# they ran (pytest's cache, `.pytest_cache`), so what is left at the end is short. A file never
+# timed runs first (it may be slow). A file's tests stay together and in their order, so a
+# module-scoped fixture is not made again in between. Without the cache, the collection's order.
+TEST_SECONDS = "overseer/test_seconds"
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before --lf/--ff, which reorder what this leaves
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cache = getattr(config, "cache", None)  # none with -p no:cacheprovider
+    if cache is None:
+        return
+    seconds: dict[str, float] = cache.get(TEST_SECONDS, {})
+    per_file: dict[str, float] = {}
+    for item in items:
+        if item.nodeid in seconds:
+            file = _file_of(item.nodeid)
+            per_file[file] = per_file.get(file, 0.0) + seconds[item.nodeid]
+    # Stable: equal keys keep the collection's order, so each file stays in one piece.
+    items.sort(key=lambda item: -per_file.get(_file_of(item.nodeid), float("inf")))
+
+
+class _TestSeconds:
+    """Records how long each test took (set-up, call and tear-down) for the next run's order."""
+
+    def __init__(self, cache: pytest.Cache) -> None:
+        self.cache = cache
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        if self.seconds:
+            known = self.cache.get(TEST_SECONDS, {})
+            self.cache.set(TEST_SECONDS, {**known, **self.seconds})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Recorded where the reports arrive: the one process of a plain run, or xdist's controller
+    # (its workers send it theirs); never in a worker.
+    cache = getattr(config, "cache", None)
+    if cache is not None and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_TestSeconds(cache), "overseer-test-seconds")
