@@ -80,8 +80,16 @@ async def test_approve_with_a_promotes_the_change(tmp_path, repo, daemon_options
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
             iid = await a_change_waiting(pilot)
-            detail = text_of(app.query_one("#detail-body"))
-            assert "Why this risk and gate" in detail and "-import json" in detail
+            detail = app.query_one("#detail-body")
+            # The detail loads, then is laid out to its full height: wait, on a busy machine.
+            await until(
+                pilot,
+                lambda: (
+                    "Why this risk and gate" in text_of(detail)
+                    and "-import json" in text_of(detail)
+                ),
+                what="the change's detail with its diff and why",
+            )
             await pilot.press("a")
             await until(
                 pilot,
