@@ -16,6 +16,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 pytest.register_assert_rewrite("support")
 
 from support.helpers import Harness, daemon_config, short_dir  # noqa: E402
+from support.order import longest_files_first  # noqa: E402
 from support.template import SampleTemplate  # noqa: E402
 
 
@@ -116,23 +117,13 @@ def _no_personal_git_config():
 TEST_SECONDS = "overseer/test_seconds"
 
 
-def _file_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
-
-
 @pytest.hookimpl(tryfirst=True)  # before --lf/--ff, which reorder what this leaves
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cache = getattr(config, "cache", None)  # none with -p no:cacheprovider
     if cache is None:
         return
-    seconds: dict[str, float] = cache.get(TEST_SECONDS, {})
-    per_file: dict[str, float] = {}
-    for item in items:
-        if item.nodeid in seconds:
-            file = _file_of(item.nodeid)
-            per_file[file] = per_file.get(file, 0.0) + seconds[item.nodeid]
-    # Stable: equal keys keep the collection's order, so each file stays in one piece.
-    items.sort(key=lambda item: -per_file.get(_file_of(item.nodeid), float("inf")))
+    key = longest_files_first([item.nodeid for item in items], cache.get(TEST_SECONDS, {}))
+    items.sort(key=lambda item: key(item.nodeid))
 
 
 class _TestSeconds:
