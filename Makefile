@@ -35,9 +35,12 @@ demo: $(DEMO_STAMP)
 
 # Lint first: a broken contract or type fails in seconds, not after the suite. Three workers on
 # two cores: the tests wait on git, pytest and daemon subprocesses about a third of the time
-# (measured quiet: -n 2 6 min 08 s, -n 3 4 min 01 s, -n 4 4 min 03 s).
+# (measured quiet: -n 2 6 min 08 s, -n 3 4 min 01 s, -n 4 4 min 03 s). The slowest files run
+# first (tests/conftest.py); at most 4 tests wait in a worker's queue, so none is left with a
+# long queue while the others have nothing to do (xdist handed out up to a sixth of what was
+# left at once: one worker ran on alone for 70 s).
 test: lint
-	$(BIN)/python -m pytest -q -n 3
+	$(BIN)/python -m pytest -q -n 3 --maxschedchunk 4
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

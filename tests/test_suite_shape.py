@@ -154,3 +154,26 @@ def test_a_warmed_baseline_is_taken_from_the_cache_and_the_cycle_still_runs_its_
     assert result.analysis.tests.passed == 2
     [attempt] = result.attempts
     assert attempt["status"] == "dry_run" and attempt["tests_passed"] == 2  # the candidate's own
+
+
+def test_the_longest_files_run_first_each_in_one_piece():
+    from support.order import longest_files_first
+
+    collected = ["a.py::x", "a.py::y", "b.py::x", "c.py::x", "c.py::y", "d.py::x", "e.py::x"]
+    seconds = {
+        "a.py::x": 1.0,
+        "a.py::y": 1.5,
+        "b.py::x": 0.5,
+        "c.py::x": 3.0,  # c.py::y is new: it counts nothing yet
+        "e.py::x": 0.5,  # as long as b.py: the collection's order between them
+        "gone.py::x": 99.0,  # no longer collected
+    }
+    assert sorted(collected, key=longest_files_first(collected, seconds)) == [
+        "d.py::x",  # never timed: first, it may be slow
+        "c.py::x",
+        "c.py::y",
+        "a.py::x",
+        "a.py::y",
+        "b.py::x",
+        "e.py::x",
+    ]

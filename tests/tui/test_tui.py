@@ -80,9 +80,16 @@ async def test_approve_with_a_promotes_the_change(tmp_path, repo, daemon_options
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
             iid = await a_change_waiting(pilot)
-            body = app.query_one("#detail-body")
-            await until(pilot, lambda: "-import json" in text_of(body), what="the diff")
-            assert "Why this risk and gate" in text_of(body)
+            detail = app.query_one("#detail-body")
+            # The detail loads, then is laid out to its full height: wait, on a busy machine.
+            await until(
+                pilot,
+                lambda: (
+                    "Why this risk and gate" in text_of(detail)
+                    and "-import json" in text_of(detail)
+                ),
+                what="the change's detail with its diff and why",
+            )
             await pilot.press("a")
             await until(
                 pilot,
