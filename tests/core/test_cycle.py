@@ -221,3 +221,32 @@ def test_several_changes_in_one_run_each_rebased_and_retested(tmp_path):
     second = result.attempts[1]
     assert second["base_commit"] == result.attempts[0]["git_commit_hash"]  # rebased onto the first
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_the_same_code_in_two_targets_is_tried_in_each(tmp_path, repo, sample):
+    """Two targets made from one template hold the same file: a change waiting for a decision
+    on one does not keep the other from its own attempt (what was tried is per target)."""
+    from overseer.config import TargetConfig
+    from overseer.core.context import RunSettings
+    from overseer.core.cycle import run_cycle
+    from support.helpers import Harness
+
+    twin = sample.copy(tmp_path / "twin")
+    h = Harness(tmp_path, repo, ruff_select=["F"])
+    targets = [*h.config.targets, TargetConfig(path=twin, name="twin", ruff_select=["F"])]
+    h.config = h.config.model_validate({**h.config.model_dump(), "targets": targets})
+    h.rt.config = h.config
+    settings = RunSettings(dry_run=False, require_approval=True)
+    try:
+        first = run_cycle(h.rt.context(h.config.targets[0]), settings)
+        second = run_cycle(h.rt.context(h.config.targets[1]), settings)
+        # And the first target, with its change still waiting, does not try it again.
+        again = run_cycle(h.rt.context(h.config.targets[0]), settings)
+    finally:
+        h.close()
+    [mine] = first.attempts
+    [theirs] = second.attempts
+    assert mine["fingerprint"] == theirs["fingerprint"]
+    assert (mine["target"], theirs["target"]) == ("proj", "twin")
+    assert {r["status"] for r in rows(h.state_dir)} == {"awaiting_approval"}
+    assert again.attempts == []

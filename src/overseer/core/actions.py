@@ -264,7 +264,7 @@ def retry(
         )
     reopened = [
         iid
-        for iid, settled in history.fingerprint_attempts(fingerprint)
+        for iid, settled in history.fingerprint_attempts(fingerprint, row["target"])
         if settled in RETRYABLE or iid == improvement_id
     ]
     for iid in reopened:

@@ -221,7 +221,9 @@ class Cycle:
         those a human opened again with `overseer retry`)."""
         return [
             (iid, status)
-            for iid, status in self.ctx.history.fingerprint_attempts(fingerprint)
+            for iid, status in self.ctx.history.fingerprint_attempts(
+                fingerprint, self.ctx.target.name
+            )
             if status in self.settled_statuses
         ]
 

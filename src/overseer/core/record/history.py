@@ -549,21 +549,21 @@ class History:
                 )
             ]
 
-    def fingerprint_statuses(self, fingerprint: str) -> list[str]:
-        return [status for _, status in self.fingerprint_attempts(fingerprint)]
-
-    def fingerprint_attempts(self, fingerprint: str) -> list[tuple[str, str]]:
-        """(id, status) of the attempts known by `fingerprint`, oldest first, but those a
-        human opened again (`overseer retry`): they no longer decide whether it is tried."""
+    def fingerprint_attempts(self, fingerprint: str, target: str) -> list[tuple[str, str]]:
+        """(id, status) of `target`'s attempts known by `fingerprint`, oldest first, but those
+        a human opened again (`overseer retry`): they no longer decide whether it is tried.
+        Per target, because the fingerprint is of the code, not of the repository: two targets
+        with the same file (forks, services made from one template) each get their own
+        attempt, and one target's decision does not stand for the other's."""
         with self._lock:
             return [
                 (r["improvement_id"], r["status"])
                 for r in self.db.query(
                     "select improvement_id, status from improvements where fingerprint = ? "
-                    "and improvement_id not in "
+                    "and target = ? and improvement_id not in "
                     "(select improvement_id from approvals where decision = ?) "
                     "order by started_at, rowid",
-                    [fingerprint, RETRIED],
+                    [fingerprint, target, RETRIED],
                 )
             ]
 
