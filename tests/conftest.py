@@ -113,7 +113,8 @@ def _no_personal_git_config():
 # busy machine). Files run longest first instead, by the seconds their tests took the last time
 # they ran (pytest's cache, `.pytest_cache`), so what is left at the end is short. A file never
 # timed runs first (it may be slow). A file's tests stay together and in their order, so a
-# module-scoped fixture is not made again in between. Without the cache, the collection's order.
+# module-scoped fixture is not made again in between. Without times (a fresh clone, CI), the
+# folders that start daemons and terminals first (support/order.py).
 TEST_SECONDS = "overseer/test_seconds"
 
 

@@ -177,3 +177,22 @@ def test_the_longest_files_run_first_each_in_one_piece():
         "b.py::x",
         "e.py::x",
     ]
+
+
+def test_without_times_the_heavy_folders_run_first():
+    from support.order import longest_files_first
+
+    collected = [
+        "tests/cli/a.py::x",
+        "tests/daemon/d.py::x",
+        "tests/faults/f.py::x",
+        "tests/tui/t.py::x",
+        "tests/x.py::y",
+    ]
+    assert sorted(collected, key=longest_files_first(collected, {})) == [
+        "tests/faults/f.py::x",
+        "tests/tui/t.py::x",
+        "tests/daemon/d.py::x",
+        "tests/cli/a.py::x",
+        "tests/x.py::y",
+    ]
