@@ -430,6 +430,18 @@ def _concurrency(
         return no("an external CI judges the candidates: the baseline first")
     if area not in ("auto", "quality", "performance"):
         return no(f"area {area}: the baseline first")
+    last = history.latest_baseline(target.key, tests_key(command), before=commit)
+    if last is not None:
+        earlier, results = last
+        from_tests = findings_from_tests(
+            TestReport.from_dict(results), target.config.slow_test_seconds
+        )
+        if from_tests:
+            # Likely again at this commit: those findings need the baseline's results first.
+            return no(
+                f"the tests at {earlier[:7]} had {len(from_tests)} failing, flaky or slow "
+                "test(s): the baseline first"
+            )
     go, why = concurrently()
     if not go:
         return no(why)

@@ -710,6 +710,21 @@ class History:
                 pk=("target", "commit_sha", "command_key"),
             )
 
+    def latest_baseline(
+        self, target: str, command_key: str, *, before: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The newest cached result of `command_key` on `target` at a commit other than
+        `before`, with its commit: what the target's tests said last time."""
+        with self._lock:
+            rows = list(
+                self.db.query(
+                    "select commit_sha, results from baselines where target = ? "
+                    "and command_key = ? and commit_sha != ? order by created_at desc, rowid desc limit 1",
+                    [target, command_key, before],
+                )
+            )
+        return (rows[0]["commit_sha"], json.loads(rows[0]["results"])) if rows else None
+
     def forget_baseline(self, target: str, commit_sha: str, command_key: str) -> None:
         """Drop a cached result, so the next cycle measures it again (the environment changed
         under it: a test command that ran then does not run now)."""
