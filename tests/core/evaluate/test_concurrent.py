@@ -144,6 +144,46 @@ def test_a_baseline_that_cannot_be_evaluated_while_the_candidate_runs_promotes_n
     assert overlap(*runs(log).values())
 
 
+def test_a_red_baseline_is_judged_at_once_as_when_it_runs_first(tmp_path, sample):
+    """The baseline has a failing test that the lint fix makes pass: run first or next to the
+    candidate, the attempt comes out the same."""
+    outcomes = {}
+    TEST_SLOTS.set_limit(2)
+    try:
+        for at_once in (False, True):
+            home = tmp_path / f"at-once-{at_once}"
+            home.mkdir()
+            repo = sample.copy(home / "proj")
+            (repo / "tests" / "test_tidy.py").write_text(
+                "import pkg.util\n\n\ndef test_util_imports_only_what_it_uses():\n"
+                "    assert not hasattr(pkg.util, 'json')\n"
+            )
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", "a test the baseline fails")
+            harness = Harness(home, repo, ruff_select=["F"], evaluate_concurrently=at_once)
+            try:
+                result = harness.cycle()
+            finally:
+                harness.close()
+            [row] = rows(harness.state_dir)
+            evaluation = json.loads(row["evaluation"])
+            outcomes[at_once] = (
+                row["status"],
+                row["tests_passed"],
+                row["tests_failed"],
+                evaluation["passed"],
+                evaluation["fixed"],
+                evaluation["new_failures"],
+                evaluation["reasons"],
+            )
+            assert (evaluation.get("concurrency") or {}).get("concurrent", False) is at_once
+            assert row["status"] == "promoted", (result.summary, row["failure_reason"])
+    finally:
+        TEST_SLOTS.set_limit(None)
+    assert outcomes[True] == outcomes[False]
+    assert outcomes[True][4] == ["tests.test_tidy::test_util_imports_only_what_it_uses"]
+
+
 @pytest.mark.parametrize(
     ("setting", "limit", "running", "cores", "busy", "memory", "expected", "why"),
     [
