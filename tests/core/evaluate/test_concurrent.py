@@ -105,8 +105,14 @@ def test_the_baseline_and_the_candidate_are_tested_at_once_and_the_change_promot
     own = runs(log)
     assert len(own) == 2 and overlap(*own.values())
     assert evaluation["baseline"]["passed"] == 2
-    # The baseline, run with the candidate's, is cached for the next cycle.
+    # The baseline, run with the candidate's, is cached for the next cycle, and so are the
+    # features looked for in its tree (which the next cycle on that commit would look for).
     assert json.loads(row["analysis_results"])["concurrency"]["concurrent"] is True
+    command = resolve_test_command(harness.config.targets[0], repo)
+    features = f"{analyze.FEATURES_KEY}:{command.key}"
+    key = harness.context().target.key
+    assert harness.history.get_baseline(key, before, analyze.tests_key(command)) is not None
+    assert harness.history.get_baseline(key, before, features) == {"findings": []}
 
 
 def test_the_limit_of_test_runs_is_never_exceeded(concurrent, repo):
