@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,43 +27,6 @@ from overseer.locations import StateDirUnusable
 
 if TYPE_CHECKING:
     from overseer.config import OverseerConfig
-
-log = logging.getLogger("overseer")
-
-
-class PlainLines(logging.Formatter):
-    """For a terminal: what a log line quotes (a file name, a reason) is shown, not acted on."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return visible(super().format(record), lines=True)
-
-
-class JsonLines(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            # JSON escapes C0 controls itself; C1 controls and bidi overrides it would not.
-            "message": visible(record.getMessage(), lines=True),
-        }
-        if record.exc_info:
-            data["exception"] = visible(self.formatException(record.exc_info), lines=True)
-        return json.dumps(data, ensure_ascii=False)
-
-
-def configure_logging(debug: bool, level: int = logging.WARNING) -> None:
-    """Plain lines to a terminal; JSON lines otherwise (journald, pipes)."""
-    handler = logging.StreamHandler(sys.stderr)
-    if sys.stderr.isatty():
-        handler.setFormatter(PlainLines("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(JsonLines())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else level)
-    # APScheduler narrates every job at INFO; our own lines say what matters.
-    logging.getLogger("apscheduler").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def say(text: object = "", err: bool = False) -> None:
@@ -106,11 +67,22 @@ class Options:
         self._config: OverseerConfig | None = None
         # Printers of the events an offline action emits (set before the runtime is built).
         self.runtime_subscribers: list[Any] = []
+        self._logging = False
+
+    def set_up_logging(self) -> None:
+        """Log lines as configure_logging makes them, from here on (once)."""
+        if not self._logging:
+            from overseer.logs import configure_logging
+
+            configure_logging(self.debug)
+            self._logging = True
 
     @property
     def config(self) -> OverseerConfig:
         if self._config is None:
             from overseer.config import load_config
+
+            self.set_up_logging()  # the command works on its own now, not only through a daemon
 
             try:
                 self._config = load_config(self.config_path)
@@ -136,6 +108,8 @@ class Options:
 
     def runtime(self, *, read_only: bool = False):  # type: ignore[no-untyped-def]
         from overseer.runtime import Runtime
+
+        self.set_up_logging()
 
         try:
             rt = Runtime.create(self.config, self.state_dir, read_only=read_only)
@@ -168,12 +142,10 @@ class Options:
 
     def daemon(self, op: str, **args: Any) -> Any:
         """One request to the running daemon. Raises DaemonUnavailable when there is none."""
-        import asyncio
-
-        from overseer.client import DaemonError, call
+        from overseer.oneshot import DaemonError, request
 
         try:
-            return asyncio.run(call(self.socket_path, op, **args))
+            return request(self.socket_path, op, **args)
         except DaemonError as exc:
             fail(f"{exc.title}: {exc.message}")
 
@@ -214,6 +186,14 @@ def location_options(
     return decorate
 
 
+def asks_the_daemon(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Under @common: a command whose usual work is one request to the daemon. Its logging is
+    set up only once it works on the state directory itself (Options.config, .runtime), or
+    with --debug: importing `logging` is a tenth of such a command's start."""
+    func.asks_the_daemon = True  # type: ignore[attr-defined]
+    return func
+
+
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config, --state-dir, --socket and --debug on every command (and their environment
     variables). The command gets Options; a broken configuration stops it with its problems.
@@ -234,9 +214,11 @@ def common(func: Callable[..., Any]) -> Callable[..., Any]:
         **kw: Any,
     ) -> Any:
         debug = debug or _global_debug()
-        configure_logging(debug)
+        opts = Options(config_path, state_dir, socket, debug)
+        if debug or not getattr(func, "asks_the_daemon", False):
+            opts.set_up_logging()
         try:
-            return func(Options(config_path, state_dir, socket, debug), **kw)
+            return func(opts, **kw)
         except StateDirUnusable as exc:
             fail(str(exc))
         except Exception as exc:
@@ -256,7 +238,7 @@ def via_daemon(opts: Options, op: str, *, fallback: str, **args: Any) -> tuple[b
     one is normal (a person at a workstation, cron): said only with --debug. A daemon the
     user may not reach (its socket directory closed to them) is not normal: always said, with
     whom to ask."""
-    from overseer.client import DaemonForbidden, DaemonUnavailable
+    from overseer.oneshot import DaemonForbidden, DaemonUnavailable
 
     try:
         return True, opts.daemon(op, **args)
@@ -349,6 +331,8 @@ def run(
     """Run an improvement cycle on each target."""
     if not once:
         fail("`overseer run` needs --once; the long-running mode is `overseer daemon`", 2)
+    import signal
+
     from overseer.core.plumbing.lock import TargetBusy
     from overseer.core.plumbing.repo import RepoError
     from overseer.core.plumbing.testrun import resolve_test_command
@@ -506,10 +490,12 @@ def daemon(
     check` finds — all of them are listed — except a generator that does not answer yet, which
     it checks again. The run flags hold for every cycle it runs, over `defaults:`."""
     import asyncio
+    import logging
     import os
 
     from overseer.application import RunFlags
     from overseer.daemon.server import Daemon, DaemonFailed, DaemonOptions
+    from overseer.logs import configure_logging
 
     configure_logging(opts.debug, logging.INFO)
     if opts.config_path is not None:
@@ -543,18 +529,18 @@ def daemon(
     except DaemonFailed as exc:
         fail(f"the daemon did not start: {exc}")
     if supervisor.worker_stuck:
-        log.error("a lane (a target's thread) did not stop; exiting anyway")
+        logging.getLogger("overseer").error("a lane (a target's thread) did not stop; exiting anyway")
         os._exit(1)
 
 
 @main.command()
 @common
+@asks_the_daemon
 @click.option("--json", "as_json", is_flag=True)
 def status(opts: Options, as_json: bool) -> None:
     """What the daemon is doing: state, autonomy, phase, next run, budget, generators that are
     off and why, pending approvals."""
-    from overseer.client import DaemonUnavailable
-    from overseer.render import status_text
+    from overseer.oneshot import DaemonUnavailable
 
     try:
         result = opts.daemon("status")
@@ -564,20 +550,25 @@ def status(opts: Options, as_json: bool) -> None:
         if as_json:
             say(json.dumps(offline, indent=2, default=str))
         else:
+            from overseer.render import status_text
+
             say(f"daemon: not running — {exc}")
             say(status_text(offline, offline=True))
         sys.exit(3)
     if as_json:
         say(json.dumps(result, indent=2))
     else:
+        from overseer.render import status_text  # the vocabulary's words: a third of the start
+
         say(status_text(result))
 
 
 @main.command("run-now")
 @common
+@asks_the_daemon
 def run_now(opts: Options) -> None:
     """Ask the daemon to start a cycle now."""
-    from overseer.client import DaemonUnavailable
+    from overseer.oneshot import DaemonUnavailable
 
     try:
         result = opts.daemon("run_now")
@@ -590,6 +581,7 @@ def run_now(opts: Options) -> None:
 
 @main.command()
 @common
+@asks_the_daemon
 @click.option("--reason", help="Why (shown in status and recorded).")
 def pause(opts: Options, reason: str | None) -> None:
     """The kill switch: no cycle starts and nothing is promoted until `overseer resume`."""
@@ -598,6 +590,7 @@ def pause(opts: Options, reason: str | None) -> None:
 
 @main.command()
 @common
+@asks_the_daemon
 def resume(opts: Options) -> None:
     """Lift the kill switch."""
     _pause(opts, False, None)
@@ -614,7 +607,8 @@ def _checked(reason: str | None) -> None:
 
 
 def _pause(opts: Options, paused: bool, reason: str | None) -> None:
-    _checked(reason)
+    if reason is not None:  # resume has none
+        _checked(reason)
     op = "pause" if paused else "resume"
     args = {"reason": reason} if paused else {}
     reached, _ = via_daemon(opts, op, fallback="setting it in the state directory directly", **args)
@@ -639,6 +633,7 @@ def watch(opts: Options, as_json: bool) -> None:
     Ctrl-C and SIGTERM end it quietly, with exit status 0 (a service manager stopping it is
     not a failure); 1 when the daemon cannot be reached."""
     import asyncio
+    import signal
 
     from overseer.client import Client, DaemonError, DaemonUnavailable
     from overseer.render import EventPrinter
@@ -696,6 +691,7 @@ def tui(opts: Options) -> None:
 
 @main.command()
 @common
+@asks_the_daemon
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per attempt, newest first.")
 @click.option("--target", "target_name", help="Only this target (its name).")
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=50, show_default=True)
@@ -753,6 +749,7 @@ def _offline(opts: Options, operation: str, *args: Any, **kwargs: Any) -> Any:
 
 @main.command()
 @common
+@asks_the_daemon
 @click.argument("attempt_id")
 @click.option("--json", "as_json", is_flag=True)
 def show(opts: Options, attempt_id: str, as_json: bool) -> None:
@@ -816,6 +813,7 @@ def _decision_command(
 
     @main.command(name=action, help=summary)
     @common
+    @asks_the_daemon
     @click.argument("attempt_id")
     @click.option("--reason", required=reason_required, help=reason_help)
     def decide(opts: Options, attempt_id: str, reason: str | None) -> None:
@@ -834,6 +832,7 @@ _decision_command("rollback", "Revert a promoted change with a new commit on the
 
 @main.command()
 @common
+@asks_the_daemon
 @click.argument("attempt_id")
 @click.option("--reason", help=_WHY)
 def retry(opts: Options, attempt_id: str, reason: str | None) -> None:
@@ -955,6 +954,7 @@ def config_check(
 ) -> None:
     """Check a configuration file, its policy and its targets; list every problem."""
     from overseer.checks import check_config
+    from overseer.logs import configure_logging
 
     configure_logging(debug or _global_debug())
     file = file or config_path

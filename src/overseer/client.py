@@ -1,4 +1,5 @@
-"""The asyncio client of the daemon's socket, used by the CLI and the TUI (no core imports).
+"""The asyncio client of the daemon's socket, used by the TUI and by the CLI's commands that
+follow events (no core imports); a command with one request uses oneshot.py, without asyncio.
 
 async with Client(path) as client:
     status = await client.request("status")
@@ -12,40 +13,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from overseer import __version__
-from overseer.protocol import MAX_LINE_BYTES, PROTOCOL_VERSION, encode
+from overseer.oneshot import (
+    ConnectionLost,
+    DaemonError,
+    DaemonForbidden,
+    DaemonUnavailable,
+    cannot_connect,
+    check_socket,
+    error_of,
+    hello_args,
+    lost,
+    request_line,
+)
+
+# The errors are the one-shot client's (oneshot.py), the same whichever client raised them.
+__all__ = [
+    "Client",
+    "ConnectionLost",
+    "DaemonError",
+    "DaemonForbidden",
+    "DaemonUnavailable",
+    "call",
+    "run_now_when_free",
+]
 
 # Responses can be large (a diff, a page of history); requests are small.
 READ_LIMIT = 64 * 1024 * 1024
-
-
-class DaemonUnavailable(Exception):
-    """No daemon answers at the socket; the message says where we looked and why."""
-
-
-class DaemonError(Exception):
-    """The daemon refused or failed a request; carries the protocol's error fields."""
-
-    def __init__(self, type: str, title: str, message: str) -> None:
-        super().__init__(message)
-        self.type = type
-        self.title = title
-        self.message = message
-
-
-class ConnectionLost(DaemonUnavailable):
-    pass
-
-
-class DaemonForbidden(DaemonUnavailable):
-    """A socket is there, but this user may not use it (not in the daemon's socket group).
-    Commands that can work without the daemon still do; the message says what to ask for."""
 
 
 class Client:
@@ -74,34 +72,15 @@ class Client:
 
     async def connect(self, timeout: float = 5.0) -> dict[str, Any]:
         path = self.socket_path
-        try:
-            exists = path.exists()
-        except PermissionError:  # its directory is closed to us: the daemon's group only
-            raise DaemonForbidden(
-                f"permission denied on {path.parent}: your user may not talk to the daemon "
-                "there (ask to be added to its socket group, daemon.socket_group)"
-            ) from None
-        if not exists:
-            raise DaemonUnavailable(f"no daemon is running: there is no socket at {path}")
+        check_socket(path)
         try:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(str(path), limit=READ_LIMIT), timeout
             )
-        except PermissionError:
-            raise DaemonForbidden(
-                f"permission denied on {path}: your user may not talk to this daemon "
-                "(ask to be added to its socket group, daemon.socket_group)"
-            ) from None
-        except (ConnectionRefusedError, FileNotFoundError):
-            raise DaemonUnavailable(
-                f"no daemon is running: {path} exists but nothing listens (a stale socket)"
-            ) from None
         except (TimeoutError, OSError) as exc:
-            raise DaemonUnavailable(f"cannot connect to {path}: {exc}") from None
+            raise cannot_connect(path, exc) from None
         self._reading = asyncio.create_task(self._read_loop())
-        self.hello = await self.request(
-            "hello", protocol=PROTOCOL_VERSION, client=f"{self.name}/{__version__}/{os.getpid()}"
-        )
+        self.hello = await self.request("hello", **hello_args(self.name))
         return self.hello
 
     async def _read_loop(self) -> None:
@@ -121,7 +100,7 @@ class Client:
                     self._events.put_nowait(message["event"])
                     continue
                 if message.get("id") is None and isinstance(message.get("error"), dict):
-                    self.refused = _error(message)
+                    self.refused = error_of(message)
                     continue
                 future = self._pending.pop(message.get("id"), None)
                 if future is not None and not future.done():
@@ -131,7 +110,7 @@ class Client:
         finally:
             for future in self._pending.values():
                 if not future.done():
-                    future.set_exception(self.refused or self._lost())
+                    future.set_exception(self.refused or lost())
             self._pending.clear()
             self._events.put_nowait(None)
             self.closed.set()
@@ -140,14 +119,7 @@ class Client:
         if self._writer is None or self.closed.is_set():
             raise ConnectionLost("not connected to the daemon")
         request_id = next(self._ids)
-        line = encode({"id": request_id, "op": op, "args": args})
-        if len(line) > MAX_LINE_BYTES:  # refused unread, with no id to match: say it here
-            raise DaemonError(
-                "line_too_long",
-                "Request too long",
-                f"the {op} request is {len(line):,} bytes; the daemon reads lines of at most "
-                f"{MAX_LINE_BYTES:,}",
-            )
+        line = request_line(request_id, op, args)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         self._writer.write(line)
@@ -163,7 +135,7 @@ class Client:
                 future.exception()  # what it holds is raised here, not "never retrieved"
             else:
                 future.cancel()
-            raise self.refused or self._lost() from None
+            raise self.refused or lost() from None
         except TimeoutError:
             self._pending.pop(request_id, None)
             raise DaemonError(
@@ -171,7 +143,7 @@ class Client:
             ) from None
         if message.get("ok"):
             return message.get("result")
-        raise _error(message)
+        raise error_of(message)
 
     async def stats(self, target: str | None = None) -> dict[str, Any]:
         """What has worked, as `overseer stats` shows it: by change type and risk, by area,
@@ -180,9 +152,6 @@ class Client:
         args: dict[str, Any] = {} if target is None else {"target": target}
         result: dict[str, Any] = await self.request("stats", **args)
         return result
-
-    def _lost(self) -> ConnectionLost:
-        return ConnectionLost("the daemon closed the connection")
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Events after `subscribe`, until the connection closes."""
@@ -202,13 +171,6 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reading
         self.closed.set()
-
-
-def _error(message: dict[str, Any]) -> DaemonError:
-    err = message.get("error") or {}
-    return DaemonError(
-        err.get("type", "error"), err.get("title", "Error"), err.get("message", "unknown error")
-    )
 
 
 async def call(socket_path: Path, op: str, **args: Any) -> Any:

@@ -199,9 +199,10 @@ class TargetConfig(_Strict):
     min_tests: Annotated[int, Field(ge=0)] = 1
     new_tests: NewTestsSettings = Field(default_factory=NewTestsSettings)
     # A lint finding's baseline and candidate test runs at once, each in its own worktree and
-    # process group: `auto` when at least 2 cores are free (by the load) and the memory is
-    # there for both runs; the decision and why are recorded with the cycle and the attempt.
-    evaluate_concurrently: bool | Literal["auto"] = False
+    # process group: `auto` decides per cycle (two free test slots, a second core idle, the
+    # memory for both runs; the last tests on the target green); the decision and why are
+    # recorded with the cycle and the attempt (`overseer show ID`).
+    evaluate_concurrently: bool | Literal["auto"] = "auto"
 
     @field_validator("name")
     @classmethod

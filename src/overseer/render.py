@@ -229,6 +229,12 @@ def show_attempt(
             f"{earlier['user']}: {earlier['reason']}"
         )
     evaluation = r.get("evaluation") or {}
+    concurrency = evaluation.get("concurrency") or (r.get("analysis_results") or {}).get(
+        "concurrency"
+    )
+    if concurrency:  # whether the baseline's and the candidate's tests ran at once, and why
+        how = "at once" if concurrency.get("concurrent") else "one after the other"
+        out.append(f"  test runs     {how}: {concurrency.get('reason') or '-'}")
     for name in ("new_failures", "fixed"):
         if evaluation.get(name):
             out.append(f"  {name.replace('_', ' '):<13} {', '.join(evaluation[name][:10])}")

@@ -68,6 +68,9 @@ def test_run_once_real_cycle_then_history_and_show(tmp_path, repo):
     assert [e["kind"] for e in data["events"]][:2] == ["PhaseStarted", "PhaseFinished"]
     text = overseer("show", row["improvement_id"], "--state-dir", state).stdout
     assert "Diff" in text and "-import json" in text and "Phase timings" in text
+    # evaluate_concurrently is `auto` by default: decided by the machine, and said why.
+    [runs] = [line for line in text.splitlines() if line.startswith("  test runs ")]
+    assert runs.split(":", 1)[1].startswith(" auto: "), runs
 
 
 def test_state_dir_from_the_environment(tmp_path, repo):

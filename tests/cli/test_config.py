@@ -141,6 +141,14 @@ def test_no_file_means_the_safe_defaults():
             "1: daemon.max_client_buffer_kb: Input should be greater than or equal to 16",
         ),
         (
+            "targets:\n  - path: /x\n    evaluate_concurrently: sometimes\n",
+            "3: targets[0].evaluate_concurrently: Input should be a valid boolean",
+        ),
+        (
+            "daemon:\n  max_test_runs: 0\n",
+            "2: daemon.max_test_runs: Input should be greater than or equal to 1",
+        ),
+        (
             "daemon: {max_connections: lots}\n",
             "1: daemon.max_connections: Input should be a valid integer",
         ),

@@ -156,6 +156,9 @@ class Harness:
         if policy is not None:
             policy_path = tmp_path / "policy.yaml"
             policy_path.write_text(policy)
+        # Today's order unless a test asks: `auto` decides by how busy the machine is, which a
+        # test does not control (tests/core/evaluate/test_concurrent.py covers it).
+        target.setdefault("evaluate_concurrently", False)
         self.config = OverseerConfig(
             policy=policy_path, targets=[TargetConfig(path=repo, name="proj", **target)]
         )

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from overseer.config import TargetConfig
+from overseer.core import analyze
 from overseer.core.evaluate.concurrent import decide
-from overseer.core.plumbing.slots import TEST_SLOTS
+from overseer.core.plumbing.slots import TEST_SLOTS, TestSlots
+from overseer.core.plumbing.testrun import TestCase, TestReport, resolve_test_command
+from overseer.render import show_attempt
 from support.helpers import Harness, git, rows
 
 # The target's test command: says when it started and ended, in which tree; waits (a little)
@@ -101,8 +105,14 @@ def test_the_baseline_and_the_candidate_are_tested_at_once_and_the_change_promot
     own = runs(log)
     assert len(own) == 2 and overlap(*own.values())
     assert evaluation["baseline"]["passed"] == 2
-    # The baseline, run with the candidate's, is cached for the next cycle.
+    # The baseline, run with the candidate's, is cached for the next cycle, and so are the
+    # features looked for in its tree (which the next cycle on that commit would look for).
     assert json.loads(row["analysis_results"])["concurrency"]["concurrent"] is True
+    command = resolve_test_command(harness.config.targets[0], repo)
+    features = f"{analyze.FEATURES_KEY}:{command.key}"
+    key = harness.context().target.key
+    assert harness.history.get_baseline(key, before, analyze.tests_key(command)) is not None
+    assert harness.history.get_baseline(key, before, features) == {"findings": []}
 
 
 def test_the_limit_of_test_runs_is_never_exceeded(concurrent, repo):
@@ -140,20 +150,104 @@ def test_a_baseline_that_cannot_be_evaluated_while_the_candidate_runs_promotes_n
     assert overlap(*runs(log).values())
 
 
+def test_a_red_baseline_is_judged_at_once_as_when_it_runs_first(tmp_path, sample):
+    """The baseline has a failing test that the lint fix makes pass: run first or next to the
+    candidate, the attempt comes out the same."""
+    outcomes = {}
+    TEST_SLOTS.set_limit(2)
+    try:
+        for at_once in (False, True):
+            home = tmp_path / f"at-once-{at_once}"
+            home.mkdir()
+            repo = sample.copy(home / "proj")
+            (repo / "tests" / "test_tidy.py").write_text(
+                "import pkg.util\n\n\ndef test_util_imports_only_what_it_uses():\n"
+                "    assert not hasattr(pkg.util, 'json')\n"
+            )
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", "a test the baseline fails")
+            harness = Harness(home, repo, ruff_select=["F"], evaluate_concurrently=at_once)
+            try:
+                result = harness.cycle()
+            finally:
+                harness.close()
+            [row] = rows(harness.state_dir)
+            evaluation = json.loads(row["evaluation"])
+            outcomes[at_once] = (
+                row["status"],
+                row["tests_passed"],
+                row["tests_failed"],
+                evaluation["passed"],
+                evaluation["fixed"],
+                evaluation["new_failures"],
+                evaluation["reasons"],
+            )
+            assert (evaluation.get("concurrency") or {}).get("concurrent", False) is at_once
+            assert row["status"] == "promoted", (result.summary, row["failure_reason"])
+    finally:
+        TEST_SLOTS.set_limit(None)
+    assert outcomes[True] == outcomes[False]
+    assert outcomes[True][4] == ["tests.test_tidy::test_util_imports_only_what_it_uses"]
+
+
 @pytest.mark.parametrize(
-    ("setting", "cores", "load", "memory", "expected"),
+    ("setting", "limit", "running", "cores", "busy", "memory", "expected", "why"),
     [
-        (True, 1, 9.0, 1.0, True),
-        (False, 64, 0.0, 1e6, False),
-        ("auto", 2, 0.0, 1e6, True),
-        ("auto", 2, 0.5, 1e6, False),
-        ("auto", 8, 1.0, 1e6, True),
-        ("auto", 8, 1.0, 1000.0, False),
+        (True, 1, 1, 1, 9.0, 1.0, True, "evaluate_concurrently: true"),
+        (False, 64, 0, 64, 0.0, 1e6, False, "evaluate_concurrently: false"),
+        ("auto", 2, 0, 2, 0.1, 1e6, True, "auto: 1.9 of 2 cores idle as given, 2 of 2 test"),
+        ("auto", 1, 0, 8, 0.0, 1e6, False, "auto: 1 of 1 test slots free (daemon.max_test_runs)"),
+        ("auto", 4, 3, 8, 0.0, 1e6, False, "auto: 1 of 4 test slots free"),
+        ("auto", 2, 0, 2, 1.0, 1e6, False, "auto: 1.0 of 2 cores idle as given, fewer than 1.5"),
+        ("auto", 8, 0, 8, 1.0, 1000.0, False, "auto: 1000 MB available, fewer than the 8192 MB"),
     ],
 )
-def test_auto_wants_two_free_cores_and_the_memory_for_two_runs(
-    setting, cores, load, memory, expected
+def test_auto_wants_two_free_test_slots_an_idle_core_and_the_memory_for_two_runs(
+    setting, limit, running, cores, busy, memory, expected, why
 ):
     config = TargetConfig(path=Path("."), evaluate_concurrently=setting)
-    go, why = decide(config, cores=cores, load=load, available_mb=memory)
-    assert go is expected and why
+    slots = TestSlots(limit)
+    with ExitStack() as held:
+        for _ in range(running):
+            held.enter_context(slots.slot())
+        go, reason = decide(config, slots=slots, cores=cores, busy=busy, available_mb=memory)
+    assert go is expected and reason.startswith(why), reason
+
+
+def test_auto_measures_the_machine_when_not_told():
+    go, reason = decide(TargetConfig(path=Path(".")), slots=TestSlots(2))
+    # Whatever this machine's load, the decision says what it saw.
+    assert reason.startswith("auto: ") and ("idle" in reason) and isinstance(go, bool), reason
+
+
+def test_auto_keeps_the_baseline_first_when_the_last_tests_had_findings(tmp_path, repo):
+    harness = Harness(tmp_path, repo, ruff_select=["F"], evaluate_concurrently="auto")
+    try:
+        cfg = harness.config.targets[0]
+        key = analyze.tests_key(resolve_test_command(cfg, repo))
+        earlier = TestReport(
+            "pytest",
+            "python",
+            1,
+            False,
+            1.0,
+            "",
+            True,
+            cases={"tests/test_x.py::test_x": TestCase("failed", 0.1, "tests/test_x.py", "boom")},
+        )
+        harness.history.put_baseline(harness.context().target.key, "e" * 40, key, earlier.to_dict())
+
+        result = harness.cycle()
+
+        [row] = rows(harness.state_dir)
+        assert row["status"] == "promoted", (result.summary, row["failure_reason"])
+        record = json.loads(row["analysis_results"])["concurrency"]
+        assert record == {
+            "concurrent": False,
+            "reason": "the tests at eeeeeee had 1 failing, flaky or slow test(s): "
+            "the baseline first",
+        }
+        shown = show_attempt(harness.history.get(row["improvement_id"]), [], [])
+        assert "test runs     one after the other: the tests at eeeeeee had 1 failing" in shown
+    finally:
+        harness.close()

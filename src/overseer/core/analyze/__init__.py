@@ -9,6 +9,7 @@ used.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from overseer.core.plumbing.testrun import (
     run_tests,
 )
 from overseer.core.record.history import History
+
+log = logging.getLogger(__name__)
 
 
 class AnalysisFailed(Exception):
@@ -340,7 +343,7 @@ def analyze(
         command = resolve_test_command(cfg, target.root)
 
         def pending(tree: Path) -> TestReport:
-            return baseline_tests(
+            tests = baseline_tests(
                 target,
                 commit,
                 history=history,
@@ -348,6 +351,17 @@ def analyze(
                 report=report,
                 cancel=cancel,
             )[0]
+            if area == "auto":
+                # The next cycle on this commit finds the baseline cached and looks for the
+                # features; looked for here instead, in the baseline's tree, while the
+                # candidate's tests may still run (~1 s on a project of 100 files).
+                try:
+                    _features(
+                        target, commit, tests, history=history, tree=lambda: tree, report=report
+                    )
+                except Exception:  # a cycle that follows looks again; this one is not its judge
+                    log.warning("looking for features at %s failed", commit[:7], exc_info=True)
+            return tests
 
         return analysis(
             TestReport(command.command, command.interpreter, None, False, 0.0, "", False),
@@ -447,6 +461,17 @@ def _concurrency(
         return no("an external CI judges the candidates: the baseline first")
     if area not in ("auto", "quality", "performance"):
         return no(f"area {area}: the baseline first")
+    # What the target's tests said last time, at another commit.
+    for earlier, results in history.earlier_baselines(target.key, commit, tests_key(command), 1):
+        from_tests = findings_from_tests(
+            TestReport.from_dict(results), target.config.slow_test_seconds
+        )
+        if from_tests:
+            # Likely again at this commit: those findings need the baseline's results first.
+            return no(
+                f"the tests at {earlier[:7]} had {len(from_tests)} failing, flaky or slow "
+                "test(s): the baseline first"
+            )
     go, why = concurrently()
     if not go:
         return no(why)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,16 +21,22 @@ from typing import TYPE_CHECKING, Any
 from overseer.config import TargetConfig
 from overseer.core.analyze import AnalysisFailed
 from overseer.core.evaluate.compare import Evaluation, compare
-from overseer.core.plumbing.slots import TEST_SLOTS
+from overseer.core.plumbing.slots import TEST_SLOTS, TestSlots
 from overseer.core.plumbing.testrun import TestReport, run_tests
 
 if TYPE_CHECKING:
     from overseer.core.analyze import Analysis
     from overseer.core.context import Context
 
-MIN_FREE_CORES = 2
+# Two runs at once gain only when a second core is there for the second run; on a busy
+# machine they would only share the cores the one run would have had, and slow each other.
+MIN_FREE_CORES = 1.5
 # Memory wanted for two test runs when the target sets no memory limit.
 DEFAULT_RUN_MB = 1024
+# How long the CPU is watched to see how many cores are idle now: the load average lags by a
+# minute and counts the cycle's own test runs just finished, so it would refuse every cycle
+# that follows another.
+SAMPLE_SECONDS = 0.1
 
 
 def _available_mb() -> float | None:
@@ -42,40 +49,70 @@ def _available_mb() -> float | None:
     return None
 
 
-def _load() -> float | None:
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all cores since boot, from /proc/stat."""
     try:
-        return os.getloadavg()[0]
-    except OSError:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
         return None
+    if len(fields) < 5:
+        return None
+    return fields[3] + fields[4], sum(fields)  # idle + iowait
+
+
+def _busy_cores(cores: int) -> tuple[float, str]:
+    """How many cores are busy now, and how that was seen: the CPU over SAMPLE_SECONDS, or
+    the load average where /proc/stat cannot be read."""
+    before = _cpu_times()
+    if before is not None:
+        time.sleep(SAMPLE_SECONDS)
+        after = _cpu_times()
+        if after is not None and after[1] > before[1]:
+            idle = (after[0] - before[0]) / (after[1] - before[1])
+            return cores * (1.0 - idle), f"over {SAMPLE_SECONDS:g} s"
+    try:
+        return os.getloadavg()[0], "by the load average"
+    except OSError:
+        return 0.0, "not measurable"
 
 
 def decide(
     config: TargetConfig,
     *,
+    slots: TestSlots = TEST_SLOTS,
     cores: int | None = None,
-    load: float | None = None,
+    busy: float | None = None,
     available_mb: float | None = None,
 ) -> tuple[bool, str]:
-    """Whether the two test runs may go at once, and why (recorded with the cycle)."""
+    """Whether the two test runs may go at once, and why (recorded with the cycle): with
+    `auto`, when two of the process's test slots are free (`daemon.max_test_runs`), a second
+    core is idle and the memory for both runs is available."""
     setting = config.evaluate_concurrently
     if setting is True:
         return True, "evaluate_concurrently: true"
     if setting is False:
         return False, "evaluate_concurrently: false"
+    free_slots = slots.limit - slots.running
+    budget = f"{free_slots} of {slots.limit} test slots free"
+    if free_slots < 2:
+        return False, f"auto: {budget} (daemon.max_test_runs), two runs need 2"
     cores = cores if cores is not None else os.cpu_count() or 1
-    load = load if load is not None else _load()
-    free = cores - (load or 0.0)
+    seen = "as given"
+    if busy is None:
+        busy, seen = _busy_cores(cores)
+    free = cores - busy
+    idle = f"{free:.1f} of {cores} cores idle {seen}"
     if free < MIN_FREE_CORES:
-        return False, (
-            f"auto: {free:.1f} free core(s) ({cores} cores, load {load or 0:.2f}), "
-            f"fewer than {MIN_FREE_CORES}"
-        )
+        return False, f"auto: {idle}, fewer than {MIN_FREE_CORES:g}"
     available_mb = available_mb if available_mb is not None else _available_mb()
     wanted = 2 * (config.memory_limit_mb or DEFAULT_RUN_MB)
     if available_mb is not None and available_mb < wanted:
-        return False, f"auto: {available_mb:.0f} MB available, fewer than {wanted} MB for two runs"
+        return False, (
+            f"auto: {available_mb:.0f} MB available, fewer than the {wanted} MB of two runs"
+        )
     memory = f", {available_mb:.0f} MB available" if available_mb is not None else ""
-    return True, f"auto: {free:.1f} free core(s) ({cores} cores, load {load or 0:.2f}){memory}"
+    return True, f"auto: {idle}, {budget}{memory}"
 
 
 def _stamp() -> str:
