@@ -251,3 +251,35 @@ def test_auto_keeps_the_baseline_first_when_the_last_tests_had_findings(tmp_path
         assert "test runs     one after the other: the tests at eeeeeee had 1 failing" in shown
     finally:
         harness.close()
+
+
+@pytest.mark.parametrize(
+    ("earlier", "why"),
+    [
+        (None, "this test command has not run on this target before: the baseline first"),
+        (
+            TestReport("no-such-command", "", 127, False, 0.1, "not found", False),
+            "the tests at eeeeeee could not be evaluated: the baseline first",
+        ),
+    ],
+)
+def test_auto_runs_the_baseline_first_until_the_test_command_has_worked_here(
+    tmp_path, repo, earlier, why
+):
+    """A test command that cannot run must be a red ANALYZE that records no attempt, not a
+    candidate's not-evaluable run: under auto, the tests go at once only after this command
+    was seen to work on this target (whatever the machine's load)."""
+    harness = Harness(tmp_path, repo, ruff_select=["F"], evaluate_concurrently="auto")
+    try:
+        if earlier is not None:
+            cfg = harness.config.targets[0]
+            key = analyze.tests_key(resolve_test_command(cfg, repo))
+            harness.history.put_baseline(
+                harness.context().target.key, "e" * 40, key, earlier.to_dict()
+            )
+        harness.cycle()
+        [row] = rows(harness.state_dir)
+        record = json.loads(row["analysis_results"])["concurrency"]
+        assert record == {"concurrent": False, "reason": why}
+    finally:
+        harness.close()

@@ -461,11 +461,19 @@ def _concurrency(
         return no("an external CI judges the candidates: the baseline first")
     if area not in ("auto", "quality", "performance"):
         return no(f"area {area}: the baseline first")
-    # What the target's tests said last time, at another commit.
-    for earlier, results in history.earlier_baselines(target.key, commit, tests_key(command), 1):
-        from_tests = findings_from_tests(
-            TestReport.from_dict(results), target.config.slow_test_seconds
-        )
+    # What the target's tests said last time, at another commit. Under `auto`, never seen run
+    # (a new target, a new test command) or not evaluable then: the baseline first, so that a
+    # command that cannot run is a red ANALYZE that records no attempt (`true` accepts that it
+    # is found in EVALUATE instead: a not-evaluable attempt that settles nothing).
+    last = history.earlier_baselines(target.key, commit, tests_key(command), 1)
+    careful = target.config.evaluate_concurrently == "auto"
+    if careful and not last:
+        return no("this test command has not run on this target before: the baseline first")
+    for earlier, results in last:
+        report = TestReport.from_dict(results)
+        if careful and report.not_evaluable(target.config.min_tests):
+            return no(f"the tests at {earlier[:7]} could not be evaluated: the baseline first")
+        from_tests = findings_from_tests(report, target.config.slow_test_seconds)
         if from_tests:
             # Likely again at this commit: those findings need the baseline's results first.
             return no(
