@@ -142,3 +142,37 @@ def test_event_names_are_checked_where_they_are_written(tmp_path):
     )
     [receiver] = load_config(config).notify
     assert receiver.events == ["CircuitBreakerTripped", "DaemonStopping"]
+
+
+async def test_receivers_added_or_removed_by_a_reload_apply_at_once(daemon_options):
+    """A reload that adds a receiver: it hears what follows, and the status shows it; one that
+    removes it again: it hears nothing more, not even the daemon stopping. A metrics change is
+    said to wait for a restart, not silently ignored."""
+    import yaml
+
+    opts = daemon_options()
+    with Receiver() as receiver:
+        async with run_daemon(opts) as daemon, Client(daemon.socket_path) as client:
+            await client.request("subscribe")
+            data = yaml.safe_load(opts.config_path.read_text())
+            data["notify"] = notify(receiver.url)
+            opts.config_path.write_text(yaml.safe_dump(data))
+            added = await next_event(client, "ConfigReloaded", timeout=20)
+            assert added["changes"] == ["notify: 0 → 1 receiver(s)"]
+            daemon.rt.bus.emit(TargetUnhealthy(target="proj", reason="the disk went away"))
+            receiver.wait_for(1)
+            assert "the disk went away" in receiver.messages[0]["message"]
+            [shown] = (await client.request("status"))["notifications"]
+            assert shown["sent"] == 1
+
+            del data["notify"]
+            data["metrics"] = {"listen": "127.0.0.1:0"}
+            opts.config_path.write_text(yaml.safe_dump(data))
+            removed = await next_event(client, "ConfigReloaded", timeout=20)
+            assert removed["changes"] == [
+                "notify: 1 → 0 receiver(s)",
+                "metrics changed (takes effect after a restart)",
+            ]
+            assert (await client.request("status"))["notifications"] == []
+            daemon.rt.bus.emit(TargetUnhealthy(target="proj", reason="gone again"))
+        assert len(receiver.messages) == 1, receiver.messages

@@ -56,6 +56,10 @@ def differences(
         )
     if old.daemon.model_dump(exclude=live) != new.daemon.model_dump(exclude=live):
         changes.append("daemon changed (takes effect after a restart)")
+    if old.notify != new.notify:
+        changes.append(f"notify: {len(old.notify)} → {len(new.notify)} receiver(s)")
+    if old.metrics != new.metrics:
+        changes.append("metrics changed (takes effect after a restart)")
     if old.state_dir != new.state_dir:
         changes.append("state_dir changed (takes effect after a restart)")
     return changes

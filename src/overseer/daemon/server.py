@@ -21,7 +21,7 @@ import signal
 import socket
 import stat
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from overseer.application import Application, RunFlags
 from overseer.base.clock import Clock, iso
 from overseer.base.problems import ProblemsError
-from overseer.config import OverseerConfig, Schedule, TargetConfig
+from overseer.config import NotifyReceiver, OverseerConfig, Schedule, TargetConfig
 from overseer.core.actions import expire_approvals
 from overseer.core.context import Context
 from overseer.core.plumbing.lock import RepositoryOwned, TargetBusy, TargetLock
@@ -138,6 +138,7 @@ class Daemon:
         self.connections_server: Connections | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.notifications: Notifications | None = None
+        self._stop_notifying: Callable[[], None] = lambda: None
         self.metrics_server: MetricsServer | None = None
         self.instance: TargetLock | None = None
         self._watch_stop = asyncio.Event()
@@ -189,12 +190,9 @@ class Daemon:
         )
         self.rt.bus.subscribe(self._publish)
         try:
-            self.notifications = Notifications.create(self.config.notify)
+            self._start_notifications()
         except Exception as exc:  # Apprise gone since the configuration was checked
             raise DaemonFailed(f"notify: {exc}") from None
-        if self.notifications is not None:
-            self.rt.bus.subscribe(self.notifications.start())
-            self.state.notifications = self.notifications
         if self.config.metrics is not None:
             self._serve_metrics(self.config.metrics.listen)
         try:
@@ -322,11 +320,8 @@ class Daemon:
         self.handlers.close()
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server.close)
-        if self.notifications is not None:
-            # DaemonStopping and what is still due, within a short time: a receiver that does
-            # not answer must not hold the stop (systemd would kill us).
-            timeout = min(5.0, max(r.timeout for r in self.config.notify))
-            await asyncio.to_thread(self.notifications.close, timeout)
+        # DaemonStopping and what is still due
+        await self._close_notifications(self.config.notify)
         if not self.lanes.busy:
             self.rt.close()
         if self.instance is not None:
@@ -334,12 +329,27 @@ class Daemon:
         self.notifier.close()
         log.info("stopped")
 
+    def _start_notifications(self) -> None:
+        """The configuration's receivers (`notify`), sent to from their own thread."""
+        self.notifications = Notifications.create(self.config.notify)
+        self.state.notifications = self.notifications
+        if self.notifications is not None:
+            self._stop_notifying = self.rt.bus.subscribe(self.notifications.start())
+
+    async def _close_notifications(self, receivers: list[NotifyReceiver]) -> None:
+        """Send what is due within a short time, then stop: a receiver that does not answer
+        must not hold a stop (systemd would kill us) or a reload."""
+        if self.notifications is None:
+            return
+        self._stop_notifying()
+        timeout = min(5.0, max(r.timeout for r in receivers))
+        await asyncio.to_thread(self.notifications.close, timeout)
+
     def _serve_metrics(self, listen: str) -> None:
-        notifications = self.notifications
         metrics = Metrics(
             self.app,
             dropped=lambda: Outbox.dropped_total,
-            notifications=lambda: notifications.status() if notifications else [],
+            notifications=lambda: self.notifications.status() if self.notifications else [],
         )
         self.rt.bus.subscribe(metrics)
         try:
@@ -591,8 +601,16 @@ class Daemon:
                 result.policy,
                 recent + [w for w in waiting if w["improvement_id"] not in seen],
             )
+            receivers = self.config.notify
             self.config = result.config
             self.rt.reconfigure(result.config, result.policy)
+            if result.config.notify != receivers:  # the new receivers hear what follows
+                await self._close_notifications(receivers)
+                try:
+                    self._start_notifications()
+                except Exception as exc:  # Apprise gone since the daemon started
+                    self.notifications = self.state.notifications = None
+                    log.error("notify: %s: no notifications until this is fixed", exc)
             if self.options.target is None:
                 self.app.targets = list(result.config.targets)
             if self.scheduler is not None:
