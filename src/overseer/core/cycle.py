@@ -349,7 +349,9 @@ class Cycle:
         if analysis.pending_baseline is None:
             return
         with commit_tree(self.ctx, f"baseline-{self.cycle_id}", analysis.commit) as tree:
-            analysis.tests = analysis.pending_baseline(tree)
+            # Said as ANALYZE's: its run, left over when no attempt ran it.
+            said = PhaseReport(self.ctx.bus, Phase.ANALYZE, self.cycle_id, None)
+            analysis.tests = analysis.pending_baseline(tree, said)
         analysis.pending_baseline = None
 
     def candidates(self, analysis: Analysis, base: str) -> Iterator[tuple[Finding, Generator, str]]:

@@ -105,6 +105,17 @@ def test_the_baseline_and_the_candidate_are_tested_at_once_and_the_change_promot
     own = runs(log)
     assert len(own) == 2 and overlap(*own.values())
     assert evaluation["baseline"]["passed"] == 2
+    # The baseline's progress is said under EVALUATE, told apart from the candidate's (its
+    # counts in the words: the phase's done/total are the candidate's run).
+    said = [
+        (e.phase, e.message, e.done)
+        for e in harness.events
+        if e.kind == "PhaseProgress" and "running tests at" in e.message
+    ]
+    assert said and all(
+        phase == "EVALUATE" and message.startswith("baseline: ") and done is None
+        for phase, message, done in said
+    ), said
     # The baseline, run with the candidate's, is cached for the next cycle, and so are the
     # features looked for in its tree (which the next cycle on that commit would look for).
     assert json.loads(row["analysis_results"])["concurrency"]["concurrent"] is True

@@ -68,8 +68,9 @@ class Analysis:
     #: whether the baseline's tests run at the same time as a candidate's, and why
     concurrency: dict[str, Any] | None = None
     #: the baseline's tests not run yet (a lint finding, evaluated concurrently): runs them in
-    #: the worktree given and caches them; None once `tests` holds them
-    pending_baseline: Callable[[Path], TestReport] | None = None
+    #: the worktree given, saying its progress to the report given, and caches them; None
+    #: once `tests` holds them
+    pending_baseline: Callable[[Path, PhaseReport], TestReport] | None = None
     #: why the baseline, run with a candidate's tests, could not be evaluated
     baseline_failure: AnalysisFailed | None = None
 
@@ -313,7 +314,7 @@ def analyze(
         tests_cached: bool = False,
         benchmark: dict[str, Any] | None = None,
         features: int | None = None,
-        pending_baseline: Callable[[Path], TestReport] | None = None,
+        pending_baseline: Callable[[Path, PhaseReport], TestReport] | None = None,
     ) -> Analysis:
         """What ANALYZE found at `commit`, the findings ranked."""
         counts = history.success_counts()
@@ -342,13 +343,13 @@ def analyze(
         # Ruff first; the baseline's tests run later, with the candidate's (evaluate/concurrent.py).
         command = resolve_test_command(cfg, target.root)
 
-        def pending(tree: Path) -> TestReport:
+        def pending(tree: Path, said: PhaseReport) -> TestReport:
             tests = baseline_tests(
                 target,
                 commit,
                 history=history,
                 make_tree=lambda: tree,
-                report=report,
+                report=said,
                 cancel=cancel,
             )[0]
             if area == "auto":
@@ -357,7 +358,7 @@ def analyze(
                 # candidate's tests may still run (~1 s on a project of 100 files).
                 try:
                     _features(
-                        target, commit, tests, history=history, tree=lambda: tree, report=report
+                        target, commit, tests, history=history, tree=lambda: tree, report=said
                     )
                 except Exception:  # a cycle that follows looks again; this one is not its judge
                     log.warning("looking for features at %s failed", commit[:7], exc_info=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from overseer.config import TargetConfig
 from overseer.core.analyze import AnalysisFailed
 from overseer.core.evaluate.compare import Evaluation, compare
+from overseer.core.plumbing.bus import SideRunReport
 from overseer.core.plumbing.slots import TEST_SLOTS, TestSlots
 from overseer.core.plumbing.testrun import TestReport, run_tests
 
@@ -155,7 +156,7 @@ def evaluate_with_baseline(
         base_times.started = _stamp()
         try:
             with baseline_tree() as path:
-                outcome["report"] = resolve(path)
+                outcome["report"] = resolve(path, SideRunReport(report, "baseline"))
         except BaseException as exc:  # said in the caller's thread
             outcome["error"] = exc
         finally:

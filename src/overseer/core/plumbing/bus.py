@@ -114,3 +114,17 @@ class PhaseReport:
     def fail(self, summary: str) -> None:
         self.outcome = "failed"
         self.summary = summary
+class SideRunReport(PhaseReport):
+    """The progress of a run beside the phase's own (the baseline's tests, during EVALUATE, next
+    to the candidate's): said with a label and its counts in the words, so that the two runs'
+    lines can be told apart and the phase's done/total stay its own run's."""
+
+    def __init__(self, phase: PhaseReport, label: str) -> None:
+        super().__init__(phase.bus, phase.phase, phase.cycle_id, phase.improvement_id)
+        self.label = label
+
+    def progress(self, message: str, done: int | None = None, total: int | None = None) -> None:
+        counts = f" {done}/{total}" if done is not None and total else ""
+        super().progress(f"{self.label}: {message}{counts}")
+
+
