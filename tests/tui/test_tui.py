@@ -244,6 +244,9 @@ async def test_disconnect_and_reconnect(daemon_options):
             daemon.should_exit.set()  # the daemon goes away under the app
             await until(pilot, lambda: "reconnecting" in text_of(bar), what="reconnecting shown")
             assert app.check_action("approve", ()) is None
+            # Its successor starts once it has let go of the state directory (its clients are
+            # gone before its lanes and notifications are closed).
+            await until(pilot, lambda: daemon.instance is None, what="the first daemon gone")
             async with run_daemon(opts):
                 await until(pilot, lambda: "● connected" in text_of(bar), what="connected again")
                 events = text_of(app.query_one("#events"))

@@ -326,6 +326,7 @@ class Daemon:
             self.rt.close()
         if self.instance is not None:
             self.instance.__exit__(None, None, None)
+            self.instance = None  # the state directory is free for a successor
         self.notifier.close()
         log.info("stopped")
 
