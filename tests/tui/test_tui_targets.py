@@ -12,7 +12,7 @@ from rich.console import Console
 from overseer.daemon.server import run_daemon
 from overseer.tui.app import OverseerApp
 from overseer.tui.legend import TARGET_COLUMN_MEANING, TARGET_STATES
-from overseer.tui.messages import CycleStarted, PhaseProgressed, PhaseStarted
+from overseer.tui.messages import CycleStarted, EventLogged, PhaseProgressed, PhaseStarted
 from overseer.tui.screens.stats import stats_view
 from overseer.tui.widgets.changes import ChangesTable
 from overseer.tui.widgets.phases import Phases
@@ -159,6 +159,31 @@ async def test_several_cycles_at_once_take_a_line_each(tmp_path):
                 }
             )
         )
+        # Their phases' lines in the event log say whose they are.
+        for cycle, summary in (("c2", "docs analysed"), ("c1", "proj analysed")):
+            app.post_message(
+                EventLogged(
+                    {
+                        "kind": "PhaseFinished",
+                        "cycle_id": cycle,
+                        "improvement_id": None,
+                        "phase": "ANALYZE",
+                        "duration": 0.5,
+                        "outcome": "ok",
+                        "summary": summary,
+                        "at": "2026-11-30T10:00:00+00:00",
+                    }
+                )
+            )
+        events = app.query_one("#events")
+
+        def logged() -> list[str]:  # all its lines, not only those in sight at 80×24
+            return [strip.text for strip in events.lines]
+
+        await until(pilot, lambda: any("proj analysed" in x for x in logged()), what="the lines")
+        log = logged()
+        assert any("docs · " in line and "docs analysed" in line for line in log), log
+        assert any("proj · " in line and "proj analysed" in line for line in log), log
         phases, table = app.query_one(Phases), app.query_one(TargetsTable)
         await until(pilot, lambda: "2 cycles running" in text_of(phases), what="both cycles")
         await until(pilot, lambda: "tests 3/6" in text_of(phases), what="proj's progress")

@@ -312,7 +312,20 @@ class OverseerApp(App[None]):
         if line is None:
             return
         stamp = clock_time(e.get("at"))
-        self.log_line(Text(f"{stamp} ") + Text(line.strip()))
+        target = self.target_of(e)
+        said = Text(f"{target} · ", style="bold") if target else Text("")
+        self.log_line(Text(f"{stamp} ") + said + Text(line.strip()))
+
+    def target_of(self, e: dict[str, Any]) -> str | None:
+        """The target an event's line is about, while cycles on several targets run and their
+        lines interleave in the log, when the line would not say it (a phase's, say). One
+        cycle alone: its lines follow its "Cycle … on TARGET" line, and keep their width."""
+        cycle_id = e.get("cycle_id")
+        if cycle_id is None or e.get("target"):
+            return None
+        if sum(1 for c in self.cycles.values() if c.running) < 2:
+            return None
+        return next((c.target for c in self.cycles.values() if c.cycle_id == cycle_id), None)
 
     def on_cycle_started(self, message: m.CycleStarted) -> None:
         cycle = CycleView.started(message.event)
