@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from overseer.daemon.server import DaemonOptions, run_daemon  # noqa: E402
 from overseer.vocabulary import ErrorRaised  # noqa: E402
 from summary import record  # noqa: E402
+from support.daemons import DaemonProcess  # noqa: E402
 from support.helpers import daemon_config, init_repo  # noqa: E402
 
 EVENTS = 1000
@@ -98,32 +99,13 @@ def idle_and_status(workdir: Path, sockdir: Path) -> dict[str, float]:
     sock = sockdir / "idle.sock"
     path, _ = daemon_config(workdir, repo, sock)
     env = {**os.environ, "OVERSEER_SOCKET": str(sock)}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "overseer", "daemon", "--config", str(path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    daemon = DaemonProcess(path, sock).wait_ready()
     try:
-        for _ in range(300):
-            if sock.exists():
-                break
-            time.sleep(0.1)
         time.sleep(2)  # let start-up settle
-
-        def cpu_ticks() -> int:
-            fields = Path(f"/proc/{daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return int(fields[11]) + int(fields[12])
-
-        ticks_per_s = os.sysconf("SC_CLK_TCK")
-        t0, c0 = time.monotonic(), cpu_ticks()
+        t0, c0 = time.monotonic(), daemon.cpu_seconds()
         time.sleep(10)
-        t1, c1 = time.monotonic(), cpu_ticks()
-        rss_kb = next(
-            int(line.split()[1])
-            for line in Path(f"/proc/{daemon.pid}/status").read_text().splitlines()
-            if line.startswith("VmRSS:")
-        )
+        t1, c1 = time.monotonic(), daemon.cpu_seconds()
+        rss_kb = daemon.rss_kb()
         timings = []
         for _ in range(10):
             started = time.monotonic()
@@ -141,11 +123,10 @@ def idle_and_status(workdir: Path, sockdir: Path) -> dict[str, float]:
             subprocess.run([str(script), "status"], env=env, capture_output=True, check=True)
             script_timings.append(time.monotonic() - started)
     finally:
-        daemon.terminate()
-        daemon.wait(30)
+        daemon.stop()
     return {
         "idle_rss_mb": rss_kb / 1024,
-        "idle_cpu_percent": (c1 - c0) / ticks_per_s / (t1 - t0) * 100,
+        "idle_cpu_percent": (c1 - c0) / (t1 - t0) * 100,
         "status_ms": statistics.median(script_timings) * 1000,
         "status_module_ms": statistics.median(timings) * 1000,
     }

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from summary import record  # noqa: E402
+from support.daemons import DaemonProcess  # noqa: E402
 from support.helpers import daemon_config, init_repo  # noqa: E402
 
 STATUS_TARGET_MS = 120
@@ -92,18 +93,10 @@ def main() -> None:
         "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
         "OVERSEER_SOCKET": str(sock),
     }
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "overseer", "daemon", "--config", str(path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # (An empty PYTHONDONTWRITEBYTECODE is unset, for Python: DaemonProcess adds to the
+    # environment, it does not take from it.)
+    daemon = DaemonProcess(path, sock, env={**env, "PYTHONDONTWRITEBYTECODE": ""}).wait_ready()
     try:
-        for _ in range(300):
-            if sock.exists():
-                break
-            time.sleep(0.1)
-        time.sleep(1)
         for command in COMMANDS:  # once, to compile what each command imports
             imports(command, env)
         print(f"{'command':<28} {'imports (median)':>17}  heaviest top-level imports")
@@ -145,8 +138,7 @@ def main() -> None:
             wall <= STATUS_TARGET_MS,
         )
     finally:
-        daemon.terminate()
-        daemon.wait(30)
+        daemon.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(sockdir, ignore_errors=True)
 

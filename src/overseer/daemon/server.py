@@ -24,7 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from overseer.application import Application, RunFlags
 from overseer.base.clock import Clock, iso
@@ -50,7 +50,6 @@ from overseer.daemon.live import LiveState
 from overseer.daemon.notify import Notifier
 from overseer.daemon.scheduler import CycleScheduler
 from overseer.locations import StateDirUnusable, resolve_socket
-from overseer.metrics import Metrics, MetricsServer
 from overseer.notifications import Notifications
 from overseer.runtime import Runtime
 from overseer.vocabulary import (
@@ -65,6 +64,9 @@ from overseer.vocabulary import (
     event_from_dict,
     paused_text,
 )
+
+if TYPE_CHECKING:  # prometheus-client is imported only when `metrics` is configured
+    from overseer.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +349,8 @@ class Daemon:
         await asyncio.to_thread(self.notifications.close, timeout)
 
     def _serve_metrics(self, listen: str) -> None:
+        from overseer.metrics import Metrics
+
         metrics = Metrics(
             self.app,
             dropped=lambda: Outbox.dropped_total,
