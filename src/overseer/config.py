@@ -203,6 +203,10 @@ class TargetConfig(_Strict):
     # memory for both runs; the last tests on the target green); the decision and why are
     # recorded with the cycle and the attempt (`overseer show ID`).
     evaluate_concurrently: bool | Literal["auto"] = "auto"
+    # Compiled Python files kept in the state directory by the content of their source, so a
+    # new worktree's test run does not compile every module again (core/plumbing/bytecode.py);
+    # false: every run compiles what it imports and writes nothing, as Python without a cache.
+    bytecode_cache: bool = True
 
     @field_validator("name")
     @classmethod

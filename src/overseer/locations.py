@@ -112,6 +112,11 @@ class StateDir:
         return self.root / "worktrees"
 
     @property
+    def bytecode(self) -> Path:
+        """Compiled Python of the targets' test runs, kept by content (one directory each)."""
+        return self.root / "bytecode"
+
+    @property
     def locks(self) -> Path:
         return self.root / "locks"
 

@@ -13,6 +13,7 @@ from overseer.core.generate.generators import Generator
 from overseer.core.generate.health import GeneratorHealthBoard
 from overseer.core.learn.predictor import Predictor
 from overseer.core.plumbing.bus import EventBus
+from overseer.core.plumbing.bytecode import BytecodeCache
 from overseer.core.plumbing.lock import TargetLock
 from overseer.core.plumbing.repo import Identity, TargetRepo
 from overseer.core.plumbing.stop import StopToken
@@ -128,6 +129,13 @@ class Context:
 
     def worktree_path(self, name: str) -> Path:
         return self.state.worktrees / self.target.key / name
+
+    def bytecode(self, *, learn: bool = False) -> BytecodeCache | None:
+        """The target's compiled files for a test run; `learn` only for a run of accepted code
+        (a commit of the target's branch): a candidate's run must never add to them."""
+        if not self.target.config.bytecode_cache:
+            return None
+        return BytecodeCache(self.state.bytecode / self.target.key, learn=learn)
 
     def lock(self, wait: float = 0.0) -> TargetLock:
         """The repository's lock (in its git directory), held while acting on it; taking it

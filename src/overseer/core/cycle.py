@@ -330,6 +330,7 @@ class Cycle:
                     generator_for=self.generator_for,
                     cancel=ctx.stop.cancelled,
                     concurrently=lambda: decide(ctx.target.config),
+                    bytecode=ctx.bytecode(),
                 )
                 report.summary = analysis.summary()
         finally:

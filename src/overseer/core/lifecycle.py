@@ -218,6 +218,7 @@ def _refresh(ctx: Context, improvement_id: str) -> Refreshed:
                 make_tree=make_tree,
                 report=report,
                 cancel=ctx.stop.cancelled,
+                bytecode=ctx.bytecode(),
             )
         except AnalysisFailed as exc:
             report.fail(str(exc))

@@ -73,6 +73,7 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
                 make_tree=lambda: _parent_tree(ctx, improvement_id, parent),
                 report=report,
                 cancel=ctx.stop.cancelled,
+                bytecode=ctx.bytecode(),
             )
         except AnalysisFailed as exc:
             # The parent cannot be evaluated (its baseline is usually cached from ANALYZE, so
@@ -92,7 +93,9 @@ def watch_promotion(ctx: Context, improvement_id: str) -> str:
         else:
             evaluation = compare(
                 before,
-                run_tests(cfg, ctx.target.root, tree, cancel=ctx.stop.cancelled),
+                run_tests(
+                    cfg, ctx.target.root, tree, cancel=ctx.stop.cancelled, bytecode=ctx.bytecode()
+                ),
                 min_tests=cfg.min_tests,
             )
         if evaluation.unrunnable:

@@ -25,6 +25,7 @@ from overseer.core.analyze.findings import Finding
 from overseer.core.analyze.lint import LintReport, lint_findings, lint_key, run_ruff
 from overseer.core.analyze.rank import rank, ranking_seed
 from overseer.core.plumbing.bus import PhaseReport
+from overseer.core.plumbing.bytecode import BytecodeCache
 from overseer.core.plumbing.target import Target
 from overseer.core.plumbing.testrun import (
     TestCase,
@@ -227,8 +228,10 @@ def baseline_tests(
     make_tree: Callable[[], Path],
     report: PhaseReport,
     cancel: threading.Event | None = None,
+    bytecode: BytecodeCache | None = None,
 ) -> tuple[TestReport, bool]:
-    """The test results at `commit`: from the cache, or run once and cached."""
+    """The test results at `commit`: from the cache, or run once and cached. `commit` is
+    accepted code (the target's branch), so its run adds to the `bytecode` cache."""
     command = resolve_test_command(target.config, target.root)
     key = tests_key(command)
     cached = history.get_baseline(target.key, commit, key)
@@ -241,6 +244,7 @@ def baseline_tests(
         make_tree(),
         on_progress=lambda done, total: report.progress("tests", done, total),
         cancel=cancel,
+        bytecode=bytecode.learning() if bytecode is not None else None,
     )
     if tests.timed_out:
         raise AnalysisFailed(
@@ -279,6 +283,7 @@ def analyze(
     generator_for: Callable[[Finding], str | None],
     cancel: threading.Event | None = None,
     concurrently: Callable[[], tuple[bool, str]] | None = None,
+    bytecode: BytecodeCache | None = None,
 ) -> Analysis:
     """Analyze `commit`; `make_tree` checks it out in a worktree of ours only if needed.
 
@@ -351,6 +356,7 @@ def analyze(
                 make_tree=lambda: tree,
                 report=said,
                 cancel=cancel,
+                bytecode=bytecode,
             )[0]
             if area == "auto":
                 # The next cycle on this commit finds the baseline cached and looks for the
@@ -371,7 +377,13 @@ def analyze(
         )
 
     tests, tests_cached = baseline_tests(
-        target, commit, history=history, make_tree=worktree, report=report, cancel=cancel
+        target,
+        commit,
+        history=history,
+        make_tree=worktree,
+        report=report,
+        cancel=cancel,
+        bytecode=bytecode,
     )
 
     benchmark = None

@@ -233,6 +233,7 @@ def evaluate_tree(
         tree,
         on_progress=lambda done, total: report.progress("tests", done, total),
         cancel=ctx.stop.cancelled,
+        bytecode=ctx.bytecode(),
     )
     return compare(baseline, candidate, min_tests=ctx.target.config.min_tests, required=required)
 

@@ -172,6 +172,7 @@ def evaluate_with_baseline(
             tree,
             on_progress=lambda done, total: report.progress("tests", done, total),
             cancel=ctx.stop.cancelled,
+            bytecode=ctx.bytecode(),
         )
     finally:
         while thread.is_alive():  # a stop cancels both runs: the baseline's ends soon too

@@ -30,6 +30,7 @@ def run_only(ctx: Context, tree: Path, tests: list[str]) -> TestReport:
         cancel=ctx.stop.cancelled,
         rerun_failures=False,
         only=tests,
+        bytecode=ctx.bytecode(),
     )
 
 

@@ -12,6 +12,7 @@ runner that is not pytest can write its own report to the path named by `junit_x
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from overseer.config import TargetConfig
+from overseer.core.plumbing.bytecode import BytecodeCache, Reuse
 from overseer.core.plumbing.sandbox import CommandResult, run_command
 from overseer.core.plumbing.secrets import redact, withheld
 from overseer.core.plumbing.slots import TEST_SLOTS
@@ -128,6 +130,9 @@ class TestReport:
     #: when the test command started and ended (UTC, ISO 8601), its slot taken: the first run
     started: str | None = None
     finished: str | None = None
+    #: the tree's Python files, how many of them came compiled from the target's bytecode
+    #: cache, how many compiled files the run added to it (core/plumbing/bytecode.py)
+    compiled: dict[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -306,6 +311,7 @@ def run_tests(
     only: list[str] | None = None,
     coverage_file: Path | None = None,
     profile: tuple[str, Path] | None = None,
+    bytecode: BytecodeCache | None = None,
 ) -> TestReport:
     """Run the target's tests in `tree` (one of our worktrees) and collect per-test results.
 
@@ -315,6 +321,8 @@ def run_tests(
     `overseer_coverage` plugin), which writes the lines each file ran and missed there.
     `profile`: (a test's JUnit id, a file): that test runs under cProfile (the
     `overseer_profile` plugin), which writes the hottest functions of the project's code.
+    `bytecode`: the target's compiled files, reused instead of compiled again (and kept, when
+    it is learning: a run of accepted code).
     """
     report = _run_once(
         target,
@@ -325,14 +333,20 @@ def run_tests(
         only=only,
         coverage_file=coverage_file,
         profile=profile,
+        bytecode=bytecode,
     )
     if rerun_failures and target.flaky_reruns:
-        _rerun_failures(target, root, tree, report, cancel)
+        _rerun_failures(target, root, tree, report, cancel, bytecode)
     return report
 
 
 def _rerun_failures(
-    target: TargetConfig, root: Path, tree: Path, report: TestReport, cancel: threading.Event | None
+    target: TargetConfig,
+    root: Path,
+    tree: Path,
+    report: TestReport,
+    cancel: threading.Event | None,
+    bytecode: BytecodeCache | None,
 ) -> None:
     failing = sorted(report.ids("failed", "error"))
     nodeids = [report.nodeids[i] for i in failing if i in report.nodeids]
@@ -342,7 +356,12 @@ def _rerun_failures(
     flaky: set[str] = set()
     for _ in range(target.flaky_reruns):
         again = _run_once(
-            target, root, tree, cancel=cancel, only=[report.nodeids[i] for i in sorted(remaining)]
+            target,
+            root,
+            tree,
+            cancel=cancel,
+            only=[report.nodeids[i] for i in sorted(remaining)],
+            bytecode=bytecode,
         )
         flipped = {
             i for i in remaining if again.cases.get(i, TestCase("missing", 0)).outcome == "passed"
@@ -364,6 +383,7 @@ def _run_once(
     only: list[str] | None = None,
     coverage_file: Path | None = None,
     profile: tuple[str, Path] | None = None,
+    bytecode: BytecodeCache | None = None,
 ) -> TestReport:
     command = resolve_test_command(target, root)
     with tempfile.TemporaryDirectory(prefix="overseer-tests-") as scratch:
@@ -392,10 +412,15 @@ def _run_once(
             extra["OVERSEER_ONLY_FILE"] = str(selection)
         env = build_test_env(tree, command, extra, target.pass_env)
         watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
+        # The user's own word on compiled files (in the target's env) is kept as it is.
+        if bytecode is None or {"PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE"} & set(target.env):
+            compiled: contextlib.AbstractContextManager[Reuse | None] = contextlib.nullcontext()
+        else:
+            compiled = bytecode.around(tree, env)
         try:
             # A slot of the process's budget of test runs (plumbing/slots.py), held while the
             # command runs: never more test commands at once than the limit.
-            with TEST_SLOTS.slot(cancel):
+            with compiled as reuse, TEST_SLOTS.slot(cancel):
                 started = _now()
                 result: CommandResult = run_command(
                     _absolutize(command.command, tree, root),
@@ -436,6 +461,9 @@ def _run_once(
         },
         started=started,
         finished=finished,
+        compiled=None
+        if reuse is None
+        else {"files": reuse.files, "reused": reuse.reused, "learned": reuse.learned},
     )
 
 

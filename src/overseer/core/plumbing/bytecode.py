@@ -1,0 +1,279 @@
+"""Compiled Python kept between test runs, found by what a source file says, not where it is.
+
+Each run of a target's tests happens in a new worktree, at a new path, freshly checked out. The
+interpreter keys its compiled files (`.pyc`) by the source's path and trusts them by its
+modification time and size, so every run compiled every module and test file of the target
+again (boltons: 3.2 s a run instead of 2.45 s; bench/cycle_overhead.py). Each target has here:
+
+- `prefix/`: the runs' PYTHONPYCACHEPREFIX, so that nothing is ever written into a worktree (the
+  target's venv and site-packages get theirs here too, under their own unchanging paths);
+- `store/`: compiled files named by the SHA-256 of the source they were compiled from and the
+  interpreter's tag: `<sha>.cpython-311.pyc`, or `<sha>.cpython-311-pytest-8.3.4.pyc` for a test
+  file pytest's assertion rewriting compiled.
+
+Before a run in a tree, the tree's part of the prefix is emptied; then for each Python file of
+the tree whose content is in the store, its compiled file is put where the interpreter and
+pytest look, the header's time set to the source's own. After a run of code already accepted (a
+baseline: a commit of the target's branch, `learn`), what the interpreter wrote for the tree is
+added to the store. A candidate's run only reads, and writes no compiled file at all (as
+before): its tests run code a model wrote, and nothing it compiled is handed to another run. The
+tree's part of the prefix is removed after every run.
+
+Why a compiled file from the store is never stale: the interpreter (and pytest) loads one only
+when its header matches the source's time and size at import, and that header is written from
+the source as it is just before the run, after its bytes were found in the store by SHA-256.
+Edits between two runs in one tree (a repair round) cannot meet an old compiled file: the tree's
+part is emptied and laid out again before each run. Anything that goes wrong here costs speed,
+never a run: the tests then compile what they need, as they did before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import marshal
+import os
+import shutil
+import tempfile
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# The store's size, beyond which the least recently used compiled files go (to 3/4 of it).
+STORE_LIMIT_BYTES = 256 * 2**20
+# Directories of a tree that hold no source of the target's own.
+_NOT_SOURCE = {"__pycache__", "node_modules"}
+# A compiled file's header: magic (4 bytes), flags (4: 0 means checked by time and size),
+# the source's modification time and size (4 each, little-endian, modulo 2**32).
+_HEADER = 16
+_PYTEST = "-pytest-"  # in the name of a compiled file pytest's assertion rewriting wrote
+# A rewritten test's code is relocated here (marshal): only this interpreter's can be.
+MAGIC = importlib.util.MAGIC_NUMBER
+
+
+@dataclass
+class Reuse:
+    """What one test run got from the store, for its report."""
+
+    files: int = 0  # the tree's Python files
+    reused: int = 0  # of them, those whose compiled form came from the store
+    learned: int = 0  # compiled files the run added to the store
+    # SHA-256 and (mtime_ns, size) of each file before the run, by path in the tree.
+    sources: dict[Path, tuple[str, tuple[int, int]]] = field(default_factory=dict, repr=False)
+
+
+class BytecodeCache:
+    """One target's compiled files (its directory in the state directory); `learn`: the run
+    is of accepted code, and what it compiles is kept."""
+
+    def __init__(self, root: Path, *, learn: bool = False) -> None:
+        self.root = root
+        self.learn = learn
+
+    @property
+    def prefix(self) -> Path:
+        return self.root / "prefix"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    def learning(self) -> BytecodeCache:
+        return BytecodeCache(self.root, learn=True)
+
+    @contextmanager
+    def around(self, tree: Path, env: dict[str, str]) -> Iterator[Reuse]:
+        """Lay out the tree's compiled files and point `env` at them for the run in the body;
+        afterwards keep what a learning run compiled and clear the tree's part."""
+        reuse = Reuse()
+        spellings = _spellings(tree)
+        try:
+            self._lay_out(spellings, reuse)
+        except (OSError, ValueError, EOFError):
+            log.warning("could not lay out compiled files for %s", tree, exc_info=True)
+        env["PYTHONPYCACHEPREFIX"] = str(self.prefix)
+        if self.learn:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        else:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        try:
+            yield reuse
+        finally:
+            try:
+                if self.learn:
+                    self._keep(spellings, reuse)
+                    self._bound()
+            except OSError:
+                log.warning("could not keep the compiled files of %s", tree, exc_info=True)
+            finally:
+                self.forget(tree)
+
+    def forget(self, tree: Path) -> None:
+        """Remove the tree's part of the prefix (after its run, or a crash's leftover)."""
+        for spelling in _spellings(tree):
+            shutil.rmtree(self._part(spelling), ignore_errors=True)
+
+    def _part(self, spelling: Path) -> Path:
+        # Where the interpreter puts the compiled files of the sources under `spelling`:
+        # the prefix, then the source directory's absolute path.
+        return self.prefix / str(spelling).lstrip(os.sep)
+
+    def _index(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        try:
+            names = os.listdir(self.store)
+        except FileNotFoundError:
+            return found
+        for name in names:
+            sha, _, tail = name.partition(".")
+            if tail.endswith(".pyc"):
+                found.setdefault(sha, []).append(tail)
+        return found
+
+    def _lay_out(self, spellings: list[Path], reuse: Reuse) -> None:
+        tree = spellings[0]
+        for spelling in spellings:
+            shutil.rmtree(self._part(spelling), ignore_errors=True)
+        index = self._index()
+        for rel in _python_files(tree):
+            source = tree / rel
+            data = source.read_bytes()
+            stat = source.stat()
+            sha = hashlib.sha256(data).hexdigest()
+            reuse.files += 1
+            reuse.sources[rel] = (sha, (stat.st_mtime_ns, stat.st_size))
+            placed = False
+            for tail in index.get(sha, ()):
+                stored = self.store / f"{sha}.{tail}"
+                try:
+                    compiled = stored.read_bytes()
+                except FileNotFoundError:  # gone since the index was read (bounded away)
+                    continue
+                header = _header_for(compiled, stat)
+                if header is None or (_PYTEST in tail and compiled[:4] != MAGIC):
+                    continue
+                for spelling in spellings:
+                    body: bytes | None = compiled[_HEADER:]
+                    if _PYTEST in tail:
+                        # pytest does not correct the file name a rewritten test's code carries
+                        # (the interpreter does for a module's): it must name this tree's file.
+                        body = _relocated(compiled[_HEADER:], str(spelling / rel))
+                    if body is None:
+                        break
+                    target = self._part(spelling) / rel.parent / f"{rel.stem}.{tail}"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(header + body)
+                    placed = True
+                os.utime(stored)  # recently used: the bound keeps it longer
+            reuse.reused += placed
+
+    def _keep(self, spellings: list[Path], reuse: Reuse) -> None:
+        index = self._index()
+        self.store.mkdir(parents=True, exist_ok=True)
+        for spelling in spellings:
+            part = self._part(spelling)
+            for directory, _dirs, names in os.walk(part):
+                rel_dir = Path(directory).relative_to(part)
+                for name in names:
+                    stem, _, tail = name.partition(".")
+                    rel = rel_dir / f"{stem}.py"
+                    known = reuse.sources.get(rel)
+                    if not tail.endswith(".pyc") or known is None:
+                        continue  # not a compiled source of the tree's, as it was laid out
+                    sha, before = known
+                    if tail in index.get(sha, ()):
+                        continue
+                    source = spelling / rel
+                    stat = source.stat()
+                    if (stat.st_mtime_ns, stat.st_size) != before:
+                        continue  # the source changed during the run: no telling what was compiled
+                    compiled = (Path(directory) / name).read_bytes()
+                    if _header_for(compiled, stat) != compiled[:_HEADER]:
+                        continue  # not compiled from the source as it is
+                    if _PYTEST in tail and compiled[:4] != MAGIC:
+                        continue  # another interpreter's: its code cannot be relocated here
+                    _write_atomically(self.store / f"{sha}.{tail}", compiled)
+                    index.setdefault(sha, []).append(tail)
+                    reuse.learned += 1
+
+    def _bound(self) -> None:
+        entries = []
+        with os.scandir(self.store) as scan:
+            for entry in scan:
+                stat = entry.stat()
+                entries.append((stat.st_mtime, stat.st_size, entry.path))
+        total = sum(size for _, size, _ in entries)
+        if total <= STORE_LIMIT_BYTES:
+            return
+        for _, size, path in sorted(entries):
+            _unlink(path)
+            total -= size
+            if total <= STORE_LIMIT_BYTES * 3 // 4:
+                break
+
+
+def _unlink(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _spellings(tree: Path) -> list[Path]:
+    """The tree's absolute path, and its resolved one if a link makes them differ: the
+    interpreter keys sources on sys.path by the first, pytest by the second (the cwd's)."""
+    given = Path(os.path.abspath(tree))
+    resolved = given.resolve()
+    return [given] if resolved == given else [given, resolved]
+
+
+def _python_files(tree: Path) -> Iterator[Path]:
+    for directory, dirs, names in os.walk(tree):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _NOT_SOURCE]
+        rel_dir = Path(directory).relative_to(tree)
+        for name in names:
+            if name.endswith(".py") and "." not in name[:-3]:
+                yield rel_dir / name
+
+
+def _header_for(compiled: bytes, stat: os.stat_result) -> bytes | None:
+    """The compiled file's header with the source's time, if it is one checked by time and
+    size and the size is the source's; None otherwise."""
+    if len(compiled) <= _HEADER or compiled[4:8] != b"\0\0\0\0":
+        return None
+    if int.from_bytes(compiled[12:16], "little") != stat.st_size & 0xFFFFFFFF:
+        return None
+    mtime = (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+    return compiled[:8] + mtime + compiled[12:16]
+
+
+def _relocated(body: bytes, filename: str) -> bytes | None:
+    """The marshalled code with every code object's file name set to `filename`."""
+    try:
+        code = marshal.loads(body)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(code, types.CodeType):
+        return None
+    return marshal.dumps(_renamed(code, filename))
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(
+        _renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=".new-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(scratch, path)
+    except BaseException:
+        _unlink(scratch)
+        raise
