@@ -235,6 +235,12 @@ def show_attempt(
     if concurrency:  # whether the baseline's and the candidate's tests ran at once, and why
         how = "at once" if concurrency.get("concurrent") else "one after the other"
         out.append(f"  test runs     {how}: {concurrency.get('reason') or '-'}")
+    compiled = evaluation.get("compiled")
+    if compiled:  # how much of the candidate's Python its test run did not compile again
+        out.append(
+            f"  compiled      {compiled['reused']} of {compiled['files']} Python files reused "
+            "from the bytecode cache"
+        )
     for name in ("new_failures", "fixed"):
         if evaluation.get(name):
             out.append(f"  {name.replace('_', ' '):<13} {', '.join(evaluation[name][:10])}")

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,11 @@ def test_run_once_real_cycle_then_history_and_show(tmp_path, repo):
     assert runs.endswith(
         "one after the other: this test command has not run on this target before: the baseline first"
     ), runs
+    # The candidate's tree is new, but what the baseline compiled is reused by content: all but
+    # pkg/util.py, which the change edited.
+    assert "  compiled      2 of 3 Python files reused from the bytecode cache" in text, text
+    [cache] = (Path(state) / "bytecode").iterdir()
+    assert len(list(cache.iterdir())) == 3  # two modules and the rewritten test
 
 
 def test_state_dir_from_the_environment(tmp_path, repo):

@@ -59,6 +59,8 @@ class Evaluation:
     baseline_command: str = ""
     #: whether the baseline's and the candidate's tests ran at once, why, and when each ran
     concurrency: dict[str, Any] | None = None
+    #: the candidate's Python files, and how many came compiled from the target's bytecode cache
+    compiled: dict[str, int] | None = None
 
     def summary(self) -> str:
         if self.ci is not None and not self.tests_passed and not self.tests_failed:
@@ -109,6 +111,7 @@ class Evaluation:
             "proof": self.proof,
             "baseline_not_evaluable": self.baseline_not_evaluable,
             "concurrency": self.concurrency,
+            "compiled": self.compiled,
         }
 
 
@@ -141,6 +144,7 @@ def compare(
         },
         output_tail=candidate.output_tail[-4000:],
         flaky=sorted(flaky),
+        compiled=candidate.compiled,
     )
     if candidate.timed_out:
         ev.passed = False

@@ -200,6 +200,7 @@ def evaluate_with_baseline(
             baseline_not_evaluable=error.why,
             baseline_command=error.command,
             concurrency=concurrency,
+            compiled=candidate.compiled,
         )
         analysis.pending_baseline = None
         analysis.baseline_failure = error

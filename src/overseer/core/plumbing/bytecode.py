@@ -1,30 +1,30 @@
 """Compiled Python kept between test runs, found by what a source file says, not where it is.
 
-Each run of a target's tests happens in a new worktree, at a new path, freshly checked out. The
-interpreter keys its compiled files (`.pyc`) by the source's path and trusts them by its
-modification time and size, so every run compiled every module and test file of the target
-again (boltons: 3.2 s a run instead of 2.45 s; bench/cycle_overhead.py). Each target has here:
+Each run of a target's tests happens in a new worktree, at a new path, freshly checked out, and
+writes no compiled file (PYTHONDONTWRITEBYTECODE): every run compiled every module and test
+file of the target again (boltons: 3.2 s a run instead of 2.45 s; bench/cycle_overhead.py). Each
+target has here a store of compiled files named by the SHA-256 of the source they were compiled
+from and the interpreter's tag: `<sha>.cpython-311.pyc`, or `<sha>.cpython-311-pytest-8.3.4.pyc`
+for a test file as pytest's assertion rewriting compiled it.
 
-- `prefix/`: the runs' PYTHONPYCACHEPREFIX, so that nothing is ever written into a worktree (the
-  target's venv and site-packages get theirs here too, under their own unchanging paths);
-- `store/`: compiled files named by the SHA-256 of the source they were compiled from and the
-  interpreter's tag: `<sha>.cpython-311.pyc`, or `<sha>.cpython-311-pytest-8.3.4.pyc` for a test
-  file pytest's assertion rewriting compiled.
-
-Before a run in a tree, the tree's part of the prefix is emptied; then for each Python file of
-the tree whose content is in the store, its compiled file is put where the interpreter and
-pytest look, the header's time set to the source's own. After a run of code already accepted (a
-baseline: a commit of the target's branch, `learn`), what the interpreter wrote for the tree is
-added to the store. A candidate's run only reads, and writes no compiled file at all (as
-before): its tests run code a model wrote, and nothing it compiled is handed to another run. The
-tree's part of the prefix is removed after every run.
+Before a run in a tree, each Python file of the tree whose content is in the store gets its
+compiled file where the interpreter and pytest look (`__pycache__` beside it), the header's
+time set to the source's own. A run of code already accepted (a baseline: a commit of the
+target's branch; `learn`) may write compiled files, as Python does by default, and what it wrote
+for the tree is then added to the store. A candidate's run writes none (as before): its tests
+run code a model wrote, and nothing it compiled is ever handed to another run. After every run,
+the compiled files that were not in the tree before it are removed from the tree.
 
 Why a compiled file from the store is never stale: the interpreter (and pytest) loads one only
 when its header matches the source's time and size at import, and that header is written from
 the source as it is just before the run, after its bytes were found in the store by SHA-256.
-Edits between two runs in one tree (a repair round) cannot meet an old compiled file: the tree's
-part is emptied and laid out again before each run. Anything that goes wrong here costs speed,
-never a run: the tests then compile what they need, as they did before.
+Edits between two runs in one tree (a repair round) cannot meet an old compiled file: what a run
+was given is taken away when it ends. Anything that goes wrong here costs speed, never a run:
+the tests then compile what they need, as they did before.
+
+The target's environment (its venv, site-packages) keeps its own compiled files, read as
+always; PYTHONPYCACHEPREFIX is not used, as it would make every run compile the whole of pytest
+and the target's dependencies again into a directory of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import importlib.util
 import logging
 import marshal
 import os
-import shutil
 import tempfile
 import types
 from collections.abc import Iterator
@@ -65,6 +64,8 @@ class Reuse:
     learned: int = 0  # compiled files the run added to the store
     # SHA-256 and (mtime_ns, size) of each file before the run, by path in the tree.
     sources: dict[Path, tuple[str, tuple[int, int]]] = field(default_factory=dict, repr=False)
+    # Compiled files the tree had before the run (committed ones): never touched.
+    present: set[Path] = field(default_factory=set, repr=False)
 
 
 class BytecodeCache:
@@ -75,28 +76,20 @@ class BytecodeCache:
         self.root = root
         self.learn = learn
 
-    @property
-    def prefix(self) -> Path:
-        return self.root / "prefix"
-
-    @property
-    def store(self) -> Path:
-        return self.root / "store"
-
     def learning(self) -> BytecodeCache:
         return BytecodeCache(self.root, learn=True)
 
     @contextmanager
     def around(self, tree: Path, env: dict[str, str]) -> Iterator[Reuse]:
-        """Lay out the tree's compiled files and point `env` at them for the run in the body;
-        afterwards keep what a learning run compiled and clear the tree's part."""
+        """Lay out the tree's compiled files and set `env` for the run in the body; afterwards
+        keep what a learning run compiled, and take out of the tree what was not there."""
         reuse = Reuse()
-        spellings = _spellings(tree)
+        tree = Path(os.path.realpath(tree))  # as pytest names the test files it imports
         try:
-            self._lay_out(spellings, reuse)
+            self._lay_out(tree, reuse)
         except (OSError, ValueError, EOFError):
-            log.warning("could not lay out compiled files for %s", tree, exc_info=True)
-        env["PYTHONPYCACHEPREFIX"] = str(self.prefix)
+            log.warning("could not lay out compiled files in %s", tree, exc_info=True)
+        env.pop("PYTHONPYCACHEPREFIX", None)  # ours are beside the sources (see above)
         if self.learn:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
         else:
@@ -106,27 +99,17 @@ class BytecodeCache:
         finally:
             try:
                 if self.learn:
-                    self._keep(spellings, reuse)
+                    self._keep(tree, reuse)
                     self._bound()
             except OSError:
                 log.warning("could not keep the compiled files of %s", tree, exc_info=True)
             finally:
-                self.forget(tree)
-
-    def forget(self, tree: Path) -> None:
-        """Remove the tree's part of the prefix (after its run, or a crash's leftover)."""
-        for spelling in _spellings(tree):
-            shutil.rmtree(self._part(spelling), ignore_errors=True)
-
-    def _part(self, spelling: Path) -> Path:
-        # Where the interpreter puts the compiled files of the sources under `spelling`:
-        # the prefix, then the source directory's absolute path.
-        return self.prefix / str(spelling).lstrip(os.sep)
+                _clear(tree, reuse.present)
 
     def _index(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         try:
-            names = os.listdir(self.store)
+            names = os.listdir(self.root)
         except FileNotFoundError:
             return found
         for name in names:
@@ -135,10 +118,8 @@ class BytecodeCache:
                 found.setdefault(sha, []).append(tail)
         return found
 
-    def _lay_out(self, spellings: list[Path], reuse: Reuse) -> None:
-        tree = spellings[0]
-        for spelling in spellings:
-            shutil.rmtree(self._part(spelling), ignore_errors=True)
+    def _lay_out(self, tree: Path, reuse: Reuse) -> None:
+        reuse.present = set(_compiled_files(tree))
         index = self._index()
         for rel in _python_files(tree):
             source = tree / rel
@@ -149,7 +130,10 @@ class BytecodeCache:
             reuse.sources[rel] = (sha, (stat.st_mtime_ns, stat.st_size))
             placed = False
             for tail in index.get(sha, ()):
-                stored = self.store / f"{sha}.{tail}"
+                target = tree / rel.parent / "__pycache__" / f"{rel.stem}.{tail}"
+                if target in reuse.present:
+                    continue  # committed with the source: left as it is
+                stored = self.root / f"{sha}.{tail}"
                 try:
                     compiled = stored.read_bytes()
                 except FileNotFoundError:  # gone since the index was read (bounded away)
@@ -157,53 +141,47 @@ class BytecodeCache:
                 header = _header_for(compiled, stat)
                 if header is None or (_PYTEST in tail and compiled[:4] != MAGIC):
                     continue
-                for spelling in spellings:
-                    body: bytes | None = compiled[_HEADER:]
-                    if _PYTEST in tail:
-                        # pytest does not correct the file name a rewritten test's code carries
-                        # (the interpreter does for a module's): it must name this tree's file.
-                        body = _relocated(compiled[_HEADER:], str(spelling / rel))
-                    if body is None:
-                        break
-                    target = self._part(spelling) / rel.parent / f"{rel.stem}.{tail}"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(header + body)
-                    placed = True
+                body: bytes | None = compiled[_HEADER:]
+                if _PYTEST in tail:
+                    # pytest does not correct the file name a rewritten test's code carries
+                    # (the interpreter does for a module's): it must name this tree's file.
+                    body = _relocated(compiled[_HEADER:], str(source))
+                if body is None:
+                    continue
+                target.parent.mkdir(exist_ok=True)
+                target.write_bytes(header + body)
+                placed = True
                 os.utime(stored)  # recently used: the bound keeps it longer
             reuse.reused += placed
 
-    def _keep(self, spellings: list[Path], reuse: Reuse) -> None:
+    def _keep(self, tree: Path, reuse: Reuse) -> None:
         index = self._index()
-        self.store.mkdir(parents=True, exist_ok=True)
-        for spelling in spellings:
-            part = self._part(spelling)
-            for directory, _dirs, names in os.walk(part):
-                rel_dir = Path(directory).relative_to(part)
-                for name in names:
-                    stem, _, tail = name.partition(".")
-                    rel = rel_dir / f"{stem}.py"
-                    known = reuse.sources.get(rel)
-                    if not tail.endswith(".pyc") or known is None:
-                        continue  # not a compiled source of the tree's, as it was laid out
-                    sha, before = known
-                    if tail in index.get(sha, ()):
-                        continue
-                    source = spelling / rel
-                    stat = source.stat()
-                    if (stat.st_mtime_ns, stat.st_size) != before:
-                        continue  # the source changed during the run: no telling what was compiled
-                    compiled = (Path(directory) / name).read_bytes()
-                    if _header_for(compiled, stat) != compiled[:_HEADER]:
-                        continue  # not compiled from the source as it is
-                    if _PYTEST in tail and compiled[:4] != MAGIC:
-                        continue  # another interpreter's: its code cannot be relocated here
-                    _write_atomically(self.store / f"{sha}.{tail}", compiled)
-                    index.setdefault(sha, []).append(tail)
-                    reuse.learned += 1
+        self.root.mkdir(parents=True, exist_ok=True)
+        for path in _compiled_files(tree):
+            rel = path.relative_to(tree)
+            stem, _, tail = rel.name.partition(".")
+            source = rel.parent.parent / f"{stem}.py"
+            known = reuse.sources.get(source)
+            if path in reuse.present or known is None:
+                continue  # committed, or not compiled from a source of the tree as it was
+            sha, before = known
+            if tail in index.get(sha, ()):
+                continue
+            stat = (tree / source).stat()
+            if (stat.st_mtime_ns, stat.st_size) != before:
+                continue  # the source changed during the run: no telling what was compiled
+            compiled = path.read_bytes()
+            if _header_for(compiled, stat) != compiled[:_HEADER]:
+                continue  # not compiled from the source as it is
+            if _PYTEST in tail and compiled[:4] != MAGIC:
+                continue  # another interpreter's: its code cannot be relocated here
+            _write_atomically(self.root / f"{sha}.{tail}", compiled)
+            index.setdefault(sha, []).append(tail)
+            reuse.learned += 1
 
     def _bound(self) -> None:
         entries = []
-        with os.scandir(self.store) as scan:
+        with os.scandir(self.root) as scan:
             for entry in scan:
                 stat = entry.stat()
                 entries.append((stat.st_mtime, stat.st_size, entry.path))
@@ -217,26 +195,41 @@ class BytecodeCache:
                 break
 
 
+def _clear(tree: Path, present: set[Path]) -> None:
+    """Remove the compiled files in the tree that were not there before the run, and the
+    `__pycache__` directories left empty."""
+    for path in _compiled_files(tree):
+        if path not in present:
+            _unlink(str(path))
+    for directory, dirs, _names in os.walk(tree):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
+        if "__pycache__" in dirs:
+            dirs.remove("__pycache__")
+            with suppress(OSError):  # not empty: a committed compiled file is there
+                os.rmdir(os.path.join(directory, "__pycache__"))
+
+
 def _unlink(path: str) -> None:
     with suppress(FileNotFoundError):
         os.unlink(path)
 
 
-def _spellings(tree: Path) -> list[Path]:
-    """The tree's absolute path, and its resolved one if a link makes them differ: the
-    interpreter keys sources on sys.path by the first, pytest by the second (the cwd's)."""
-    given = Path(os.path.abspath(tree))
-    resolved = given.resolve()
-    return [given] if resolved == given else [given, resolved]
-
-
 def _python_files(tree: Path) -> Iterator[Path]:
+    """The tree's Python sources, relative to it."""
     for directory, dirs, names in os.walk(tree):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _NOT_SOURCE]
         rel_dir = Path(directory).relative_to(tree)
         for name in names:
             if name.endswith(".py") and "." not in name[:-3]:
                 yield rel_dir / name
+
+
+def _compiled_files(tree: Path) -> Iterator[Path]:
+    """The compiled files in the tree's `__pycache__` directories (absolute paths)."""
+    for directory, dirs, names in os.walk(tree):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
+        if os.path.basename(directory) == "__pycache__":
+            yield from (Path(directory) / n for n in names if n.endswith(".pyc"))
 
 
 def _header_for(compiled: bytes, stat: os.stat_result) -> bytes | None:
