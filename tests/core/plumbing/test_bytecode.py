@@ -9,6 +9,7 @@ import hashlib
 import marshal
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,31 @@ def test_a_committed_compiled_file_is_left_alone_and_the_tree_stays_clean(
             "not really compiled\n"
         )
         assert git(where, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_pipe_or_a_link_among_the_sources_is_never_read(valued: Path, tmp_path: Path) -> None:
+    """A change may leave a named pipe, or a link (to /dev/zero, to a file outside), where a
+    module would be: laying out must not block on it, read without end or read outside the
+    tree (the run itself meets it only if the tests import it)."""
+    cache = BytecodeCache(tmp_path / "cache")
+    where = tree(valued, tmp_path / "a")
+    os.mkfifo(where / "pkg" / "pipe.py")
+    outside = tmp_path / "outside.py"
+    outside.write_text(SOURCE)
+    (where / "pkg" / "linked.py").symlink_to(outside)
+    laid: list[object] = []
+
+    def lay_out() -> None:
+        with cache.learning().around(where, {}) as reuse:
+            laid.append(reuse)
+
+    worker = threading.Thread(target=lay_out, daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():  # unblock it before failing, so that nothing is left hanging
+        with open(where / "pkg" / "pipe.py", "wb"):
+            pass
+        worker.join(5)
+        pytest.fail("laying out compiled files blocked on a named pipe")
+    [reuse] = laid
+    assert reuse.files == 5 and len(reuse.sources) == 3

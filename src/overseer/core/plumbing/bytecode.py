@@ -40,11 +40,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 log = logging.getLogger(__name__)
 
 # The store's size, beyond which the least recently used compiled files go (to 3/4 of it).
 STORE_LIMIT_BYTES = 256 * 2**20
+# A source file larger than this is not looked at (generated code, data in a .py file).
+SOURCE_LIMIT_BYTES = 2 * 2**20
 # Directories of a tree that hold no source of the target's own.
 _NOT_SOURCE = {"__pycache__", "node_modules"}
 # A compiled file's header: magic (4 bytes), flags (4: 0 means checked by time and size),
@@ -123,10 +126,14 @@ class BytecodeCache:
         index = self._index()
         for rel in _python_files(tree):
             source = tree / rel
-            data = source.read_bytes()
-            stat = source.stat()
-            sha = hashlib.sha256(data).hexdigest()
+            stat = source.lstat()
             reuse.files += 1
+            if not S_ISREG(stat.st_mode) or stat.st_size > SOURCE_LIMIT_BYTES:
+                # A link (to a pipe, to /dev/zero: a change may add one) is never read here,
+                # nor a generated giant: the run compiles those itself.
+                continue
+            data = source.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
             reuse.sources[rel] = (sha, (stat.st_mtime_ns, stat.st_size))
             placed = False
             for tail in index.get(sha, ()):
