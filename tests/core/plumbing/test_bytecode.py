@@ -205,3 +205,16 @@ def test_a_pipe_or_a_link_among_the_sources_is_never_read(valued: Path, tmp_path
         pytest.fail("laying out compiled files blocked on a named pipe")
     [reuse] = laid
     assert reuse.files == 5 and len(reuse.sources) == 3
+
+
+def test_a_damaged_entry_with_a_good_header_is_not_laid_out(valued: Path, tmp_path: Path) -> None:
+    """The interpreter fails an import on a compiled file whose header is right and whose code
+    is not (it does not fall back to the source): such an entry is never handed to a run."""
+    cache = BytecodeCache(tmp_path / "cache")
+    run(valued, tree(valued, tmp_path / "a"), cache.learning(), "from the source")
+    for name in stored(cache):
+        entry = cache.root / name
+        entry.write_bytes(entry.read_bytes()[:40])
+    report = run(valued, tree(valued, tmp_path / "b"), cache, "from the source")
+    assert report.ok, report.output_tail
+    assert report.compiled == {"files": 3, "reused": 0, "learned": 0}

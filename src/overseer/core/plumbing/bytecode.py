@@ -146,14 +146,8 @@ class BytecodeCache:
                 except FileNotFoundError:  # gone since the index was read (bounded away)
                     continue
                 header = _header_for(compiled, stat)
-                if header is None or (_PYTEST in tail and compiled[:4] != MAGIC):
-                    continue
-                body: bytes | None = compiled[_HEADER:]
-                if _PYTEST in tail:
-                    # pytest does not correct the file name a rewritten test's code carries
-                    # (the interpreter does for a module's): it must name this tree's file.
-                    body = _relocated(compiled[_HEADER:], str(source))
-                if body is None:
+                body = _body_for(compiled, tail, str(source))
+                if header is None or body is None:
                     continue
                 target.parent.mkdir(exist_ok=True)
                 target.write_bytes(header + body)
@@ -250,15 +244,25 @@ def _header_for(compiled: bytes, stat: os.stat_result) -> bytes | None:
     return compiled[:8] + mtime + compiled[12:16]
 
 
-def _relocated(body: bytes, filename: str) -> bytes | None:
-    """The marshalled code with every code object's file name set to `filename`."""
+def _body_for(compiled: bytes, tail: str, filename: str) -> bytes | None:
+    """The compiled file's code for the source at `filename`, or None when it is no code
+    (the interpreter would fail the import, not compile the source, on a broken one)."""
+    body = compiled[_HEADER:]
+    if compiled[:4] != MAGIC:
+        # Another interpreter's (the target's venv): its code cannot be read here, and pytest's
+        # cannot be relocated; the interpreter's own is written whole (see _write_atomically).
+        return None if _PYTEST in tail else body
     try:
         code = marshal.loads(body)
     except (ValueError, EOFError, TypeError):
         return None
     if not isinstance(code, types.CodeType):
         return None
-    return marshal.dumps(_renamed(code, filename))
+    if _PYTEST in tail:
+        # pytest does not correct the file name a rewritten test's code carries (the
+        # interpreter does for a module's): it must name this tree's file.
+        return marshal.dumps(_renamed(code, filename))
+    return body
 
 
 def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
