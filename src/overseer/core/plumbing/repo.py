@@ -19,6 +19,7 @@ from pathlib import Path
 import git
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
+from overseer.core.plumbing import exits
 from overseer.core.plumbing.spent import spending
 
 GIT_TIMEOUT_SECONDS = 120.0
@@ -94,12 +95,11 @@ def run_git(
     full_env = {**os.environ, **_GIT_ENV, **(env or {})}
     try:
         with spending("git"):
-            proc = subprocess.run(
+            proc = exits.run(
                 ["git", *_GIT_OPTIONS, *args],
                 cwd=cwd,
                 env=full_env,
                 input=stdin,
-                capture_output=True,
                 text=True,
                 timeout=timeout,
             )
@@ -126,7 +126,8 @@ def run_git(
         raise RepoError(
             f"git {' '.join(args)} failed in {cwd}: {detail or f'exit status {proc.returncode}'}"
         )
-    return proc.stdout.rstrip("\n")
+    out: str = proc.stdout
+    return out.rstrip("\n")
 
 
 class TargetRepo:
