@@ -157,3 +157,22 @@ async def test_a_daemon_on_an_unusable_target_does_not_start(tmp_path, repo, dae
     with pytest.raises(DaemonFailed, match="target proj cannot be used: branch 'release'"):
         async with run_daemon(options):
             pass
+
+
+@pytest.mark.usefixtures("warm_baseline")
+async def test_a_run_now_checks_its_targets_once(tmp_path, repo, daemon_options):
+    # The request's check is the cycle's: the same git commands twice cost a run-now 4 ms.
+    async with run_daemon(daemon_options()) as daemon:
+        async with Client(daemon.socket_path) as client:
+            await client.request("subscribe")  # its status checks the targets too
+            checks = []
+            problems = daemon.app.target_problems
+
+            def counted() -> dict[str, str | None]:
+                checks.append(1)
+                return problems()
+
+            daemon.app.target_problems = counted  # type: ignore[method-assign]
+            assert (await client.request("run_now"))["started"] is True
+            finished = await next_event(client, "CycleFinished")
+    assert finished["status"] == "ok" and len(checks) == 1

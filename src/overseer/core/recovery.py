@@ -63,7 +63,9 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
     repo = ctx.repo()
     result = Recovery()
     now = history.now()
-    on_branch = repo.commits_with_trailer(target.branch, TRAILER)
+    # One walk of the branch for both trailers; nothing below moves it before they are read.
+    trailers = repo.commits_with_trailers(target.branch, TRAILER, ROLLBACK_TRAILER)
+    on_branch = trailers[TRAILER]
     for row in history.attempts(target=target.name, statuses=IN_PROGRESS):
         iid, commit = row["improvement_id"], row.get("git_commit_hash")
         if commit and not row.get("dry_run") and repo.is_ancestor(commit, target.branch):
@@ -133,7 +135,7 @@ def recover(ctx: Context, cause: str | None = None) -> Recovery:
             ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else ""),
         )
     # A revert on the branch whose row does not say so (killed between reverting and recording).
-    for reverted, reverts in repo.commits_with_trailer(target.branch, ROLLBACK_TRAILER).items():
+    for reverted, reverts in trailers[ROLLBACK_TRAILER].items():
         for row in history.attempts(target=target.name, statuses=(AttemptStatus.PROMOTED,)):
             if row.get("git_commit_hash") == reverted and not row["was_rolled_back"]:
                 move(

@@ -70,7 +70,9 @@ class Handlers:
         app: Application,
         state: LiveState,
         config: Callable[[], OverseerConfig],
-        run_cycles: Callable[[str, list[str] | None], Coroutine[Any, Any, str]],
+        run_cycles: Callable[
+            [str, list[str] | None, dict[str, str | None] | None], Coroutine[Any, Any, str]
+        ],
     ) -> None:
         self.app = app
         self.state = state
@@ -264,7 +266,11 @@ class Handlers:
                     f"target {name} cannot be used: {why}" for name, why in skipped.items()
                 ),
             )
-        task = asyncio.create_task(self.run_cycles(f"run-now by {conn.peer.user}", None))
+        # The check just made is the cycles' own: checking again would run the same git
+        # commands a millisecond later (4 ms of every run-now).
+        task = asyncio.create_task(
+            self.run_cycles(f"run-now by {conn.peer.user}", None, problems)
+        )
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
         await asyncio.sleep(0)  # let it claim the targets before we answer

@@ -401,9 +401,16 @@ class Daemon:
     async def scheduled_cycle(self, target: str) -> None:
         await self.run_cycles("schedule", [target])
 
-    async def run_cycles(self, trigger: str, names: list[str] | None = None) -> str:
+    async def run_cycles(
+        self,
+        trigger: str,
+        names: list[str] | None = None,
+        checked: dict[str, str | None] | None = None,
+    ) -> str:
         """Start a cycle on each target named (all, without names) that has none due yet, each
-        in its target's lane, and wait for them. Returns why none started, when none did."""
+        in its target's lane, and wait for them. Returns why none started, when none did.
+        `checked`: what the caller's check of the targets found just now (target_problems),
+        instead of checking them again."""
         if self.stop.stopping:
             return "the daemon is stopping"
         chosen = [
@@ -425,7 +432,7 @@ class Daemon:
                 why = paused_text(paused)
                 self.rt.bus.emit(CycleSkipped(target=None, reason=f"{trigger}: {why}"))
                 return why
-            await asyncio.to_thread(self.check_targets)
+            await asyncio.to_thread(self.check_targets, checked)
             due = await asyncio.to_thread(self._last_finished, claimed)
             cycles = []
             # The longest due first: with slots short, that is the order they start in.
@@ -469,14 +476,16 @@ class Daemon:
             due[name] = (last or {}).get("finished_at") or ""
         return due
 
-    def check_targets(self) -> dict[str, str]:
+    def check_targets(self, checked: dict[str, str | None] | None = None) -> dict[str, str]:
         """Which targets cannot be used now (a directory removed, a branch deleted), said at
-        error level when one becomes unusable and again when it can be used."""
+        error level when one becomes unusable and again when it can be used. `checked`: the
+        targets' problems as a check just found them (not looked at again)."""
         with self._checking:
-            return self._check_targets()
+            return self._check_targets(checked)
 
-    def _check_targets(self) -> dict[str, str]:
-        for name, why in self.app.target_problems().items():
+    def _check_targets(self, checked: dict[str, str | None] | None) -> dict[str, str]:
+        problems = self.app.target_problems() if checked is None else checked
+        for name, why in problems.items():
             if why is not None and self.unusable.get(name) != why:
                 self.unusable[name] = why
                 self.rt.bus.emit(TargetUnhealthy(target=name, reason=why))

@@ -30,7 +30,8 @@ def advance_branch(
 
     Never while someone is rebasing, merging, cherry-picking, reverting or bisecting it: the
     change waits until they are done."""
-    busy = repo.operation_on(branch)
+    trees = repo.worktrees()  # listed once for both questions below
+    busy = repo.operation_on(branch, trees)
     if busy:
         return Advance(False, f"{busy}; {branch} is moved once that is finished")
     tip = repo.branch_head(branch)
@@ -38,7 +39,7 @@ def advance_branch(
         return Advance(True)
     if not repo.is_ancestor(tip, new):
         return Advance(False, f"{branch} moved to {tip[:7]} since the change was made", stale=True)
-    checkout = repo.checkout_of(branch)
+    checkout = repo.checkout_of(branch, trees)
     if checkout is None:
         try:
             repo.update_branch(branch, new, tip, message)

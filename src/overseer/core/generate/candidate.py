@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from overseer.base.globs import first_match
@@ -40,6 +41,13 @@ class FileChange:
     after: str | None  # None: the file is deleted
 
     def diff(self) -> str:
+        return self._diff
+
+    @cached_property
+    def _diff(self) -> str:
+        # Computed once: SAFETY alone asks for it five times (the size, the ranking, the
+        # prediction, the policy's facts, the record), and difflib takes ~6 ms on a 2,000-line
+        # file (pyflakes' checker.py). The texts cannot change: the dataclass is frozen.
         a = (self.before or "").splitlines(keepends=True)
         b = (self.after or "").splitlines(keepends=True)
         lines = difflib.unified_diff(

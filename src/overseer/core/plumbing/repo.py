@@ -19,6 +19,7 @@ from pathlib import Path
 import git
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
+from overseer.core.plumbing import exits
 from overseer.core.plumbing.spent import spending
 
 GIT_TIMEOUT_SECONDS = 120.0
@@ -94,12 +95,11 @@ def run_git(
     full_env = {**os.environ, **_GIT_ENV, **(env or {})}
     try:
         with spending("git"):
-            proc = subprocess.run(
+            proc = exits.run(
                 ["git", *_GIT_OPTIONS, *args],
                 cwd=cwd,
                 env=full_env,
                 input=stdin,
-                capture_output=True,
                 text=True,
                 timeout=timeout,
             )
@@ -126,7 +126,8 @@ def run_git(
         raise RepoError(
             f"git {' '.join(args)} failed in {cwd}: {detail or f'exit status {proc.returncode}'}"
         )
-    return proc.stdout.rstrip("\n")
+    out: str = proc.stdout
+    return out.rstrip("\n")
 
 
 class TargetRepo:
@@ -228,9 +229,10 @@ class TargetRepo:
                 path, head, branch = None, None, None
         return result
 
-    def checkout_of(self, branch: str) -> Path | None:
-        """The working tree that has `branch` checked out, if any."""
-        for tree in self.worktrees():
+    def checkout_of(self, branch: str, trees: list[Worktree] | None = None) -> Path | None:
+        """The working tree that has `branch` checked out, if any (among `trees`, the
+        worktrees as just listed, when given)."""
+        for tree in self.worktrees() if trees is None else trees:
             if tree.branch == branch:
                 return tree.path
         return None
@@ -239,12 +241,13 @@ class TargetRepo:
         """The git directory all of the repository's worktrees share (`.git` of the main one)."""
         return Path(self.git("rev-parse", "--path-format=absolute", "--git-common-dir"))
 
-    def operation_on(self, branch: str) -> str | None:
+    def operation_on(self, branch: str, trees: list[Worktree] | None = None) -> str | None:
         """Which working tree is in the middle of a rebase, merge, cherry-pick, revert or
         bisect of `branch`, if one is: moving the branch under it would break what a person is
-        doing (`git rebase --abort` would even drop the commit that moved it)."""
+        doing (`git rebase --abort` would even drop the commit that moved it). `trees`: the
+        worktrees as just listed, when given."""
         ref = f"refs/heads/{branch}"
-        for tree in self.worktrees():
+        for tree in self.worktrees() if trees is None else trees:
             try:
                 git_dir = Path(run_git(tree.path, "rev-parse", "--absolute-git-dir"))
             except RepoError:
@@ -283,8 +286,14 @@ class TargetRepo:
         self.git("worktree", "prune")
 
     def delete_branch(self, branch: str) -> None:
-        if self.branch_exists(branch):
+        """Delete `branch`; one that does not exist (any more) is no error."""
+        try:
             self.git("branch", "-D", branch)
+        except RepoError:
+            # Asked only now: a branch to delete is there nearly always, and the question
+            # first would cost every attempt's clean-up a git command.
+            if self.branch_exists(branch):
+                raise
 
     def update_branch(self, branch: str, new: str, old: str, message: str) -> None:
         """Move a branch that no working tree has checked out, only if it is still at `old`."""
@@ -297,16 +306,28 @@ class TargetRepo:
 
     def commits_with_trailer(self, branch: str, trailer: str) -> dict[str, list[str]]:
         """Commits on `branch` carrying `trailer`, as {trailer value: [commit, ...]}."""
-        fmt = f"%H%x00%(trailers:key={trailer},valueonly,separator=%x01)"
-        out = self.git("log", f"--format={fmt}", f"--grep=^{trailer}:", branch)
-        found: dict[str, list[str]] = {}
+        return self.commits_with_trailers(branch, trailer)[trailer]
+
+    def commits_with_trailers(
+        self, branch: str, *trailers: str
+    ) -> dict[str, dict[str, list[str]]]:
+        """For each trailer, the commits on `branch` carrying it, as {trailer value: [commit,
+        ...]}: one walk of the branch for all of them (recovery asks for two at each cycle)."""
+        fields = "%x00".join(
+            f"%(trailers:key={trailer},valueonly,separator=%x01)" for trailer in trailers
+        )
+        greps = [f"--grep=^{trailer}:" for trailer in trailers]  # any of them
+        out = self.git("log", f"--format=%H%x00{fields}", *greps, branch)
+        found: dict[str, dict[str, list[str]]] = {trailer: {} for trailer in trailers}
         for line in out.splitlines():
-            if "\x00" not in line:
+            parts = line.split("\x00")
+            if len(parts) != len(trailers) + 1:
                 continue
-            sha, values = line.split("\x00", 1)
-            for value in values.split("\x01"):
-                if value.strip():
-                    found.setdefault(value.strip(), []).append(sha)
+            sha = parts[0]
+            for trailer, values in zip(trailers, parts[1:], strict=True):
+                for value in values.split("\x01"):
+                    if value.strip():
+                        found[trailer].setdefault(value.strip(), []).append(sha)
         return found
 
 

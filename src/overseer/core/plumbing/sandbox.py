@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import resource
-import select
 import signal
 import subprocess
 import tempfile
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from overseer.core.plumbing import started as processes
+from overseer.core.plumbing.exits import Process
 from overseer.core.plumbing.secrets import redact
 from overseer.core.plumbing.spent import spending
 from overseer.core.plumbing.stop import CycleStopped
@@ -115,7 +114,8 @@ def run_command(
         tempfile.TemporaryFile() as errors,
     ):
         started = time.monotonic()
-        proc = subprocess.Popen(
+        # Its waits with a timeout (communicate, the grace after SIGTERM) wake at the exit.
+        proc = Process(
             argv,
             cwd=cwd,
             env=dict(env) if env is not None else None,
@@ -161,41 +161,23 @@ def run_command(
     )
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float, cancel: threading.Event | None) -> bool:
+def _wait(proc: Process, timeout: float, cancel: threading.Event | None) -> bool:
     """Wait for the process; False on timeout or cancellation (the caller kills the group).
 
-    A pidfd wakes us the moment the process exits; Popen.wait(timeout) polls with sleeps of
-    up to 50 ms, which every command would pay again (bench/cycle_overhead.py).
+    Woken by the exit itself (plumbing/exits.py), every 0.1 s to look at `cancel` when given.
     """
     deadline = time.monotonic() + timeout
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # not Linux ≥ 5.3: poll
-        pidfd = None
-    try:
-        poller = select.poll()
-        if pidfd is not None:
-            poller.register(pidfd, select.POLLIN)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            step = min(remaining, 0.1) if cancel is not None else remaining
-            if pidfd is not None:
-                if poller.poll(math.ceil(step * 1000)):
-                    proc.wait()
-                    return True
-            else:
-                try:
-                    proc.wait(timeout=step)
-                    return True
-                except subprocess.TimeoutExpired:
-                    pass
-            if cancel is not None and cancel.is_set():
-                return False
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            proc.wait(timeout=min(remaining, 0.1) if cancel is not None else remaining)
+            return True
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel is not None and cancel.is_set():
+            return False
 
 
 def _tail(file: IO[bytes], limit: int) -> str:

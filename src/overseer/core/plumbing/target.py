@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from overseer.config import TargetConfig
@@ -24,6 +25,14 @@ class Target:
         return f"{self.name}-{digest}"
 
     def repo(self) -> TargetRepo:
+        return self._repo
+
+    @cached_property
+    def _repo(self) -> TargetRepo:
+        # Opened once per resolution (a cycle's context, an action's): a cycle asked for it a
+        # dozen times, each opening the repository again with GitPython (0.5 ms). The target
+        # was checked when it was resolved; a repository removed since makes the next git
+        # command fail (RepoError) as it would have made the next opening.
         return TargetRepo(self.root)
 
 
