@@ -78,17 +78,25 @@ def test_a_new_tree_reuses_what_a_baseline_compiled(valued: Path, tmp_path: Path
 
 
 def test_what_is_laid_out_is_what_runs(valued: Path, tmp_path: Path) -> None:
-    """A stored compiled file is really the one imported: one that says something else than
-    its source (which a correct store never holds) is what the run sees."""
+    """A stored compiled file is really the one imported, a module's by the interpreter and a
+    test file's by pytest: entries that say something else than their source (which a correct
+    store never holds) are what the run sees."""
     cache = BytecodeCache(tmp_path / "cache")
     run(valued, tree(valued, tmp_path / "a"), cache.learning(), "from the source")
-    forged = compile('VALUE = "from the store!"\n', "forged", "exec")
-    sha = hashlib.sha256(SOURCE.encode()).hexdigest()
-    [name] = [n for n in stored(cache) if n.startswith(sha) and "-pytest-" not in n]
-    entry = cache.root / name
-    entry.write_bytes(entry.read_bytes()[:16] + marshal.dumps(forged))
-    report = run(valued, tree(valued, tmp_path / "b"), cache, "from the store!")
+    forged = {
+        hashlib.sha256(SOURCE.encode()).hexdigest(): 'VALUE = "from the store!"\n',
+        hashlib.sha256(FILES["tests/test_value.py"].encode()).hexdigest(): (
+            "from pkg.value import VALUE\n\ndef test_forged():\n    assert VALUE == 'from the store!'\n"
+        ),
+    }
+    for name in stored(cache):
+        text = forged.get(name.partition(".")[0])
+        if text is not None:
+            entry = cache.root / name
+            entry.write_bytes(entry.read_bytes()[:16] + marshal.dumps(compile(text, "x", "exec")))
+    report = run(valued, tree(valued, tmp_path / "b"), cache, "not read by the forged test")
     assert report.ok, report.output_tail
+    assert report.ids("passed") == {"tests.test_value::test_forged"}
 
 
 def test_an_edit_of_the_same_size_in_the_same_second_is_never_met_by_old_bytecode(
