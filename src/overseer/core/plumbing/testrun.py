@@ -6,14 +6,17 @@ worktree; putting the worktree (and its `src/`) first on PYTHONPATH makes import
 the worktree for flat and `src/` layouts alike, because PYTHONPATH comes before site-packages
 and before the finders editable installs add.
 
-JUnit XML comes from pytest through PYTEST_ADDOPTS, whatever the test command looks like; a
-runner that is not pytest can write its own report to the path named by `junit_xml`.
+Per-test results come from pytest through our plugin (`overseer_progress`, loaded by
+PYTEST_ADDOPTS whatever the test command looks like), as pytest's JUnit XML report would give
+them; a runner that is not pytest can write its own JUnit XML report to the path `junit_xml`
+names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shlex
 import sys
@@ -252,31 +255,58 @@ def parse_junit(path: Path) -> dict[str, TestCase] | None:
         return None
     cases: dict[str, TestCase] = {}
     for case in root.iter("testcase"):
-        classname = case.get("classname", "")
-        name = case.get("name", "")
-        # Ids and messages are the target's own text (a parametrized id, an assertion that
-        # prints a value): redacted here, as they are read, before any finding quotes them.
-        test_id = redact(f"{classname}::{name}" if classname else name)
-        outcome, message = "passed", None
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                message = redact(child.get("message") or child.text or "")[:500] or None
-                if child.tag == "skipped" and child.get("type") == "pytest.xfail":
-                    outcome = "xfailed"
-                elif (
-                    child.tag == "error"
-                    and not classname
-                    and child.get("message") == ("collection failure")
-                ):
-                    outcome = COLLECTION_ERROR  # pytest's record of a file it could not import
-                break
-        try:
-            duration = float(case.get("time", "0") or 0)
-        except ValueError:
-            duration = 0.0
-        cases[test_id] = TestCase(outcome, duration, _file_of(classname, case.get("file")), message)
+        child = next((c for c in case if c.tag in ("failure", "error", "skipped")), None)
+        test_id, result = _test_case(
+            case.get("classname", ""),
+            case.get("name", ""),
+            case.get("file"),
+            case.get("time", "0"),
+            None
+            if child is None
+            else (child.tag, child.get("type"), child.get("message"), child.text),
+        )
+        cases[test_id] = result
     return cases
+
+
+def parse_results(path: Path) -> dict[str, TestCase] | None:
+    """Per-test outcomes from the `overseer_progress` plugin's results file (what pytest's
+    JUnit XML report says, without its cost); None when there is no readable file."""
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+        cases: dict[str, TestCase] = {}
+        for classname, name, file, time, child in records:
+            test_id, result = _test_case(
+                str(classname), str(name), file, str(time), None if child is None else tuple(child)
+            )
+            cases[test_id] = result
+    except (OSError, ValueError, TypeError):
+        return None
+    return cases
+
+
+def _test_case(
+    classname: str, name: str, file: str | None, time: str, child: tuple[Any, ...] | None
+) -> tuple[str, TestCase]:
+    """One test's id and outcome from what a JUnit testcase says: its class and test names,
+    file, time, and its first failure, error or skipped element (tag, type, message, text)."""
+    # Ids and messages are the target's own text (a parametrized id, an assertion that
+    # prints a value): redacted here, as they are read, before any finding quotes them.
+    test_id = redact(f"{classname}::{name}" if classname else name)
+    outcome, message = "passed", None
+    if child is not None:
+        tag, kind, said, text = child
+        outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+        message = redact(said or text or "")[:500] or None
+        if tag == "skipped" and kind == "pytest.xfail":
+            outcome = "xfailed"
+        elif tag == "error" and not classname and said == "collection failure":
+            outcome = COLLECTION_ERROR  # pytest's record of a file it could not import
+    try:
+        duration = float(time or 0)
+    except ValueError:
+        duration = 0.0
+    return test_id, TestCase(outcome, duration, _file_of(classname, file), message)
 
 
 def build_test_env(
@@ -387,13 +417,13 @@ def _run_once(
 ) -> TestReport:
     command = resolve_test_command(target, root)
     with tempfile.TemporaryDirectory(prefix="overseer-tests-") as scratch:
-        junit = Path(scratch) / "junit.xml"
+        results = Path(scratch) / "results.json"
         progress = Path(scratch) / "progress"
         nodeids = Path(scratch) / "nodeids"
         extra = {
             **target.env,
-            "PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 "
-            "-p no:cacheprovider -p overseer_progress",
+            "PYTEST_ADDOPTS": "-p no:cacheprovider -p overseer_progress",
+            "OVERSEER_RESULTS_FILE": str(results),
             "OVERSEER_PROGRESS_FILE": str(progress),
             "OVERSEER_NODEIDS_FILE": str(nodeids),
         }
@@ -435,10 +465,11 @@ def _run_once(
         finally:
             if watcher:
                 watcher.stop()
-        report_path = junit
-        if target.junit_xml and not junit.exists():
-            report_path = tree / target.junit_xml
-        cases = parse_junit(report_path)
+        # pytest's results through the plugin; another runner's own JUnit XML report.
+        if results.exists() or not target.junit_xml:
+            cases = parse_results(results)
+        else:
+            cases = parse_junit(tree / target.junit_xml)
         ids = {}
         if nodeids.exists():
             for line in nodeids.read_text(encoding="utf-8").splitlines():
