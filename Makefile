@@ -45,10 +45,11 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
-# Style (ruff), the architecture's import contracts (lint-imports) and types (mypy); the
-# contracts and mypy's settings are in pyproject.toml.
+# Style (ruff's rules and its formatting), the architecture's import contracts (lint-imports)
+# and types (mypy); the contracts and mypy's settings are in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache --select $(LINT_SELECT) --ignore $(LINT_IGNORE) src tests bench
+	$(BIN)/ruff format --no-cache --check src tests bench
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 

@@ -115,9 +115,12 @@ async def one_run(workdir: Path, sockdir: Path, n: int, parallel: int) -> dict[s
                     result["rss_kb"] = max(result["rss_kb"], daemon.rss_kb())
                     others_testing = bool(running)
                     iid = requested.pop(target, None)
-                    if parallel > 1 and iid and others_testing and len(sent) + len(
-                        result["approve"]
-                    ) < APPROVALS:
+                    if (
+                        parallel > 1
+                        and iid
+                        and others_testing
+                        and len(sent) + len(result["approve"]) < APPROVALS
+                    ):
                         sent[iid] = time.monotonic()
                         tasks.append(
                             asyncio.create_task(client.request("approve", id=iid, reason="bench"))
@@ -148,7 +151,12 @@ async def main(sizes: list[int]) -> None:
                 f"2 at once {two['seconds']:.1f} s ({n / two['seconds']:.2f} cycles/s): "
                 f"throughput ×{ratio:.2f}"
             )
-            record(f"throughput ×, 2 cycles at once vs 1 (N={n})", f"{ratio:.2f}", "≥ 1.7", ratio >= 1.7)
+            record(
+                f"throughput ×, 2 cycles at once vs 1 (N={n})",
+                f"{ratio:.2f}",
+                "≥ 1.7",
+                ratio >= 1.7,
+            )
             approve = two["approve"]
             if approve:
                 print(

@@ -529,7 +529,9 @@ def daemon(
     except DaemonFailed as exc:
         fail(f"the daemon did not start: {exc}")
     if supervisor.worker_stuck:
-        logging.getLogger("overseer").error("a lane (a target's thread) did not stop; exiting anyway")
+        logging.getLogger("overseer").error(
+            "a lane (a target's thread) did not stop; exiting anyway"
+        )
         os._exit(1)
 
 

@@ -67,7 +67,9 @@ async def test_two_targets_cycle_at_once_and_an_approval_on_one_is_promoted_whil
     async with run_daemon(options) as daemon, Client(daemon.socket_path) as client:
         await client.request("subscribe")
         assert sorted((await client.request("run_now"))["targets"]) == ["proj", "slow"]
-        requested = await next_event(client, "ApprovalRequested", where=lambda e: e["target"] == "proj")
+        requested = await next_event(
+            client, "ApprovalRequested", where=lambda e: e["target"] == "proj"
+        )
         await next_event(client, "CycleFinished", where=lambda e: e["target"] == "proj")
         # slow's tests wait for the gate: its cycle is in ANALYZE, and stays there.
         status = await status_until(client, lambda t: (t["slow"]["current"] or {}).get("phase"))
@@ -76,7 +78,10 @@ async def test_two_targets_cycle_at_once_and_an_approval_on_one_is_promoted_whil
         assert targets["slow"]["current"]["phase"] == "ANALYZE"
         assert targets["proj"]["state"] == "idle" and targets["proj"]["current"] is None
         assert status["current"]["target"] == "slow"  # the one clients that know one show
-        assert (targets["slow"]["schedule"], targets["proj"]["schedule"]) == ("every 2h", "every 1h")
+        assert (targets["slow"]["schedule"], targets["proj"]["schedule"]) == (
+            "every 2h",
+            "every 1h",
+        )
         assert targets["slow"]["next_run"] > targets["proj"]["next_run"]
 
         # The approval on proj is promoted while slow's tests still wait (the gate is shut):

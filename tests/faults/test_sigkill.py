@@ -118,9 +118,7 @@ def test_sigkill_while_two_targets_are_mid_cycle(make_drill):
     pytest_run = {"test_command": None, "junit_xml": None, "test_timeout": 900}
     drills[0].configure(
         daemon={"max_parallel_cycles": 2, "max_test_runs": 2},
-        targets=[
-            {"name": d.name, "path": str(d.repo), **TARGET, **pytest_run} for d in drills
-        ],
+        targets=[{"name": d.name, "path": str(d.repo), **TARGET, **pytest_run} for d in drills],
     )
     befores = [d.before() for d in drills]
     daemon = drills[0].start().wait_ready()

@@ -268,9 +268,7 @@ class Handlers:
             )
         # The check just made is the cycles' own: checking again would run the same git
         # commands a millisecond later (4 ms of every run-now).
-        task = asyncio.create_task(
-            self.run_cycles(f"run-now by {conn.peer.user}", None, problems)
-        )
+        task = asyncio.create_task(self.run_cycles(f"run-now by {conn.peer.user}", None, problems))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
         await asyncio.sleep(0)  # let it claim the targets before we answer
@@ -284,9 +282,7 @@ class Handlers:
         await self.decide(self.app.resume, self.actor(conn))
         return {"paused": False}
 
-    async def _work(
-        self, description: str, ctx: Context, fn: Any, *fn_args: Any
-    ) -> dict[str, Any]:
+    async def _work(self, description: str, ctx: Context, fn: Any, *fn_args: Any) -> dict[str, Any]:
         """Queue `fn` in the lane of `ctx`'s target; its result if it finishes soon, else say
         it is queued."""
         lanes = self.state.lanes

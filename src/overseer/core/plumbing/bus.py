@@ -114,6 +114,8 @@ class PhaseReport:
     def fail(self, summary: str) -> None:
         self.outcome = "failed"
         self.summary = summary
+
+
 class SideRunReport(PhaseReport):
     """The progress of a run beside the phase's own (the baseline's tests, during EVALUATE, next
     to the candidate's): said with a label and its counts in the words, so that the two runs'
@@ -126,5 +128,3 @@ class SideRunReport(PhaseReport):
     def progress(self, message: str, done: int | None = None, total: int | None = None) -> None:
         counts = f" {done}/{total}" if done is not None and total else ""
         super().progress(f"{self.label}: {message}{counts}")
-
-

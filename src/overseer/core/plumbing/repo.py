@@ -308,9 +308,7 @@ class TargetRepo:
         """Commits on `branch` carrying `trailer`, as {trailer value: [commit, ...]}."""
         return self.commits_with_trailers(branch, trailer)[trailer]
 
-    def commits_with_trailers(
-        self, branch: str, *trailers: str
-    ) -> dict[str, dict[str, list[str]]]:
+    def commits_with_trailers(self, branch: str, *trailers: str) -> dict[str, dict[str, list[str]]]:
         """For each trailer, the commits on `branch` carrying it, as {trailer value: [commit,
         ...]}: one walk of the branch for all of them (recovery asks for two at each cycle)."""
         fields = "%x00".join(
