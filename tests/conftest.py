@@ -75,8 +75,8 @@ def _children_keep_compiled_modules():
     demos). With PYTHONDONTWRITEBYTECODE set in the environment, each compiled all of overseer
     again (`overseer status`: 0.65 s of CPU, 0.46 s with its bytecode kept); the children write
     their bytecode next to the source (`__pycache__`, ignored by git), as on a machine without
-    the variable. The commands a target runs are not affected: overseer sets the variable for
-    them itself."""
+    the variable. The commands a target runs are not affected: overseer decides for them
+    itself (a candidate's run writes no compiled file; core/plumbing/bytecode.py)."""
     saved = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     yield
     if saved is not None:

@@ -74,9 +74,10 @@ class Client:
         path = self.socket_path
         check_socket(path)
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(path), limit=READ_LIMIT), timeout
-            )
+            async with asyncio.timeout(timeout):  # not wait_for: see request()
+                self._reader, self._writer = await asyncio.open_unix_connection(
+                    str(path), limit=READ_LIMIT
+                )
         except (TimeoutError, OSError) as exc:
             raise cannot_connect(path, exc) from None
         self._reading = asyncio.create_task(self._read_loop())
@@ -125,11 +126,16 @@ class Client:
         self._writer.write(line)
         try:
             await self._writer.drain()
-            message = await asyncio.wait_for(future, timeout)
+            # Not asyncio.wait_for: on Python 3.11 it returns the answer and drops a cancel
+            # (Ctrl-C under asyncio.run) that comes as the answer arrives; a timeout scope
+            # leaves the cancel to the caller (tests/daemon/test_client.py).
+            async with asyncio.timeout(timeout):
+                message = await future
         except (ConnectionError, BrokenPipeError):
             # The daemon may have said why before it closed: read that first.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closed.wait(), 1)
+                async with asyncio.timeout(1):
+                    await self.closed.wait()
             self._pending.pop(request_id, None)
             if future.done():
                 future.exception()  # what it holds is raised here, not "never retrieved"
