@@ -166,7 +166,9 @@ def run_demo(
     try:
         with _interrupted_by_signals():
             status = _demo(base, config_path, state_dir, debug, interactive, keep)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # CancelledError: Ctrl-C in the instant asyncio.run (3.11) sets its handler up, when it
+        # cancels the main task and forgets that it did.
         click.echo("\noverseer demo: interrupted; the daemon is stopped", err=True)
         status = 130
     finally:
