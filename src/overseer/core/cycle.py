@@ -511,7 +511,8 @@ class Attempt:
             policy_version=ctx.policy.version,
         )
         try:
-            with self.rounds.held(self.generator):  # a model loaded once for all rounds
+            # A model loaded once for all rounds, its process killed when the cycle is cancelled.
+            with self.rounds.held(self.generator, ctx.stop.cancelled):
                 self.until_evaluated()
         except HistoryUnavailable:
             # Nothing can be recorded now (locked by another process, disk full): leave no

@@ -79,6 +79,21 @@ def test_persistent_server_errors_fail_after_the_retries():
         assert len(server.requests) == 3
 
 
+def test_a_cancel_during_the_back_off_gives_up_without_another_request():
+    import threading
+
+    from overseer.core.plumbing.stop import CycleStopped
+
+    cancel = threading.Event()
+    with ChatServer(default=Answer(status=503, body=b"{}")) as server:
+        # The stop arrives while the backend waits before its second try.
+        b = OpenAIBackend(settings(server, retries=5), environ={}, sleep=lambda s: cancel.set())
+        with b.session(cancel) as session:
+            with pytest.raises(CycleStopped, match="cancelled while waiting for the model's"):
+                session.generate("fix it", seed=7)
+        assert len(server.requests) == 1
+
+
 def test_a_client_error_is_not_retried():
     with ChatServer(default=Answer(status=400, body=b'{"error": "bad"}')) as server:
         with pytest.raises(BackendError, match="refused the request: HTTP 400"):

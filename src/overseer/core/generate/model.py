@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -142,12 +143,13 @@ class LLMGenerator:
         return self.settings.repair_rounds
 
     @contextmanager
-    def attempt(self) -> Iterator[None]:
+    def attempt(self, cancel: threading.Event | None = None) -> Iterator[None]:
         """The rounds of one attempt share one session of the model: a local model is loaded
         once, in one child process, not once a round. The session opens with the first round,
         is kept between rounds while another may come, and is closed after the last one, or
-        when the attempt ends, however it ends (failed, stopped, an error)."""
-        held = self._held = _Held()
+        when the attempt ends, however it ends (failed, stopped, an error). When `cancel` is
+        set, the session gives up what it waits for (backend.Backend.session)."""
+        held = self._held = _Held(cancel)
         try:
             yield
         finally:
@@ -166,7 +168,7 @@ class LLMGenerator:
         last = number >= 1 + self.repair_rounds  # no round after it: nothing to keep it for
         try:
             if held.session is None:
-                held.session = held.stack.enter_context(self.backend.session())
+                held.session = held.stack.enter_context(self.backend.session(held.cancel))
             else:
                 held.session.next_round()
             yield held.session
@@ -403,9 +405,10 @@ class LLMGenerator:
 class _Held:
     """A model's session kept for the rounds of one attempt."""
 
-    def __init__(self) -> None:
+    def __init__(self, cancel: threading.Event | None) -> None:
         self.stack = ExitStack()
         self.session: Session | None = None
+        self.cancel = cancel
 
     def close(self) -> None:
         self.session = None

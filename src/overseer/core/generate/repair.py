@@ -26,6 +26,7 @@ change needed (what LEARN keeps with its outcome, and `overseer stats` shows).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -65,9 +66,10 @@ class Repairer(Protocol):
     @property
     def repair_rounds(self) -> int: ...
 
-    def attempt(self) -> AbstractContextManager[None]:
+    def attempt(self, cancel: threading.Event | None = None) -> AbstractContextManager[None]:
         """Held around all rounds of one attempt: what the rounds share (a model loaded once)
-        lives that long, and is let go when the attempt ends, however it ends."""
+        lives that long, and is let go when the attempt ends, however it ends; `cancel` set
+        gives up a round at once (the cycle's stop token's)."""
         ...
 
     def repair(self, finding: Finding, tree: Path, request: RepairRequest) -> list[Candidate]:
@@ -173,9 +175,11 @@ class Rounds:
         return 1 + (generator.repair_rounds if isinstance(generator, Repairer) else 0)
 
     @staticmethod
-    def held(generator: object) -> AbstractContextManager[None]:
+    def held(
+        generator: object, cancel: threading.Event | None = None
+    ) -> AbstractContextManager[None]:
         """Around the attempt's rounds: what its generator keeps for all of them."""
-        return generator.attempt() if isinstance(generator, Repairer) else nullcontext()
+        return generator.attempt(cancel) if isinstance(generator, Repairer) else nullcontext()
 
     @property
     def spent(self) -> int:

@@ -11,6 +11,7 @@ ran out of time, its endpoint is down); a RequestRefused, that it turned down on
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,4 +65,7 @@ class Backend(Protocol):
 
     def check(self) -> None: ...
 
-    def session(self) -> AbstractContextManager[Session]: ...
+    def session(self, cancel: threading.Event | None = None) -> AbstractContextManager[Session]:
+        """A session for one attempt; when `cancel` is set, what it is waiting for is given up
+        (a local model's process killed) and CycleStopped raised."""
+        ...

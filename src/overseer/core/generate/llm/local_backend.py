@@ -20,8 +20,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,7 @@ from typing import IO, Any
 from overseer.config import CTransformersSettings, LlamaCppSettings
 from overseer.core.generate.llm.backend import BackendError, Generation, RequestRefused
 from overseer.core.generate.llm.header import ModelFileError, check_model_file
+from overseer.core.plumbing.stop import CycleStopped
 
 PACKAGES = {"ctransformers": "ctransformers", "llama_cpp": "llama_cpp"}
 INSTALL_HINT = {
@@ -75,9 +77,9 @@ class LocalBackend:
             raise BackendError(str(exc)) from None
 
     @contextmanager
-    def session(self) -> Iterator[ChildSession]:
+    def session(self, cancel: threading.Event | None = None) -> Iterator[ChildSession]:
         self.check()
-        child = ChildSession(self.settings)
+        child = ChildSession(self.settings, cancel)
         try:
             child.load()
             yield child
@@ -85,10 +87,33 @@ class LocalBackend:
             child.close()
 
 
-def _limits(memory_mb: int | None) -> None:
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up here, in the parent: a child forked from a threaded process
+    must not import or load anything before it execs."""
+    try:
+        import ctypes
+
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+def _child_setup(memory_mb: int | None, prctl: Callable[..., int] | None) -> None:
+    """In the child, before the model code runs: its memory limit, and SIGKILL when the
+    thread that started it dies. A daemon killed outright (the OOM killer, `systemctl kill`)
+    cannot kill its model process itself, and a model in the middle of a long generation only
+    reads its stdin (and finds the parent gone) when the generation ends, minutes later. The
+    session starts, uses and closes the child in one thread, so that thread's end is the
+    session's end at the latest."""
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _describe_exit(code: int | None) -> str:
@@ -104,21 +129,32 @@ def _describe_exit(code: int | None) -> str:
 
 class ChildSession:
     """One model, loaded in one child process, for one attempt (all its rounds). The time limit
-    is a round's: loading and generating in the first, generating in each later one."""
+    is a round's: loading and generating in the first, generating in each later one. When
+    `cancel` is set (the daemon is stopping and the phase's grace is over, or a second
+    signal came) the child is killed at once, whatever it is doing, and CycleStopped raised:
+    a stop must not wait out a generation's time limit."""
 
-    def __init__(self, settings: CTransformersSettings | LlamaCppSettings) -> None:
+    #: How often a request looks at `cancel` while it waits for the child's answer.
+    CANCEL_POLL_SECONDS = 0.1
+
+    def __init__(
+        self,
+        settings: CTransformersSettings | LlamaCppSettings,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self.settings = settings
+        self.cancel = cancel
         self.context_length = settings.context_length
         # Closed in close(): it outlives this method, as long as the child does.
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        memory = settings.memory_limit_mb
+        memory, prctl = settings.memory_limit_mb, _prctl()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "overseer.core.generate.llm.child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             start_new_session=True,
-            preexec_fn=(lambda: _limits(memory)) if memory else None,
+            preexec_fn=lambda: _child_setup(memory, prctl),
             env={**os.environ, "OMP_NUM_THREADS": str(settings.threads)},
         )
         self.deadline = time.monotonic() + settings.time_limit
@@ -141,6 +177,22 @@ class ChildSession:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def _answer_ready(self, what: str) -> bool:
+        """Wait for the child's answer: True when it can be read, False when the round's
+        time is up; raises CycleStopped (the child killed) when cancelled meanwhile."""
+        assert self.proc.stdout is not None
+        while True:
+            if self.cancel is not None and self.cancel.is_set():
+                self._kill()
+                raise CycleStopped(f"cancelled while {what}; the model's process was killed")
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self.cancel is not None:
+                remaining = min(remaining, self.CANCEL_POLL_SECONDS)
+            if select.select([self.proc.stdout], [], [], remaining)[0]:
+                return True
+
     def request(self, message: dict[str, Any], what: str) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
@@ -148,13 +200,7 @@ class ChildSession:
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass  # it died; reading says how
-        remaining = self.deadline - time.monotonic()
-        ready = (
-            select.select([self.proc.stdout], [], [], max(0.0, remaining))[0]
-            if remaining > 0
-            else []
-        )
-        if not ready:
+        if not self._answer_ready(what):
             self._kill()
             raise BackendError(
                 f"the model did not finish {what} within {self.settings.time_limit:.0f} s "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from overseer.core.generate.llm.backend import (
     RequestRefused,
     Session,
 )
+from overseer.core.plumbing.stop import CycleStopped
 
 SYSTEM = "You are a careful software engineer. You answer with one JSON object and nothing else."
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -95,13 +97,14 @@ class OpenAIBackend:
             )
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        yield _HTTPSession(self)
+    def session(self, cancel: threading.Event | None = None) -> Iterator[Session]:
+        yield _HTTPSession(self, cancel)
 
 
 class _HTTPSession:
-    def __init__(self, backend: OpenAIBackend) -> None:
+    def __init__(self, backend: OpenAIBackend, cancel: threading.Event | None) -> None:
         self.backend = backend
+        self.cancel = cancel  # looked at between retries: one request has its own timeout
         self.context_length = backend.settings.context_length
 
     def next_round(self) -> None:
@@ -132,6 +135,8 @@ class _HTTPSession:
         for attempt in range(s.retries + 1):
             if attempt:
                 self.backend.sleep(min(2 ** (attempt - 1), 30))  # 1 s, 2 s, 4 s …
+            if self.cancel is not None and self.cancel.is_set():
+                raise CycleStopped("cancelled while waiting for the model's endpoint")
             try:
                 answer = self.backend._request("POST", "/chat/completions", body, s.timeout)
             except urllib.error.HTTPError as exc:
