@@ -207,6 +207,17 @@ class TargetConfig(_Strict):
     # new worktree's test run does not compile every module again (core/plumbing/bytecode.py);
     # false: every run compiles what it imports and writes nothing, as Python without a cache.
     bytecode_cache: bool = True
+    # The test and benchmark commands may write only in their worktree, their own temp
+    # directory and `writable_paths` (Linux's Landlock; core/plumbing/confine.py): a
+    # candidate's code cannot touch the repository's branches, the user's checkout or
+    # overseer's state. `auto`: where the kernel offers Landlock, else unconfined (said in
+    # the log and `overseer show`); true: never unconfined (a run that cannot be confined
+    # fails and says why); false: unconfined.
+    confine_tests: bool | Literal["auto"] = "auto"
+    writable_paths: list[Path] = Field(
+        default_factory=list,
+        description="more directories a confined test run may write in (a cache in $HOME)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -450,6 +461,7 @@ def _resolve_relative(config: OverseerConfig, base: Path) -> OverseerConfig:
             generator.llm.model_path = rel(generator.llm.model_path)  # type: ignore[union-attr,assignment]
     for target in config.targets:
         target.path = rel(target.path)  # type: ignore[assignment]
+        target.writable_paths = [rel(w) for w in target.writable_paths]  # type: ignore[misc]
     return config
 
 

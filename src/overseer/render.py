@@ -241,6 +241,8 @@ def show_attempt(
             f"  compiled      {compiled['reused']} of {compiled['files']} Python files reused "
             "from the bytecode cache"
         )
+    if evaluation.get("confined"):  # where the candidate's own code could write
+        out.append(f"  confined      {evaluation['confined']}")
     for name in ("new_failures", "fixed"):
         if evaluation.get(name):
             out.append(f"  {name.replace('_', ' '):<13} {', '.join(evaluation[name][:10])}")

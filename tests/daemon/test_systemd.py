@@ -141,3 +141,37 @@ def test_both_units_let_the_daemon_raise_its_open_file_limit():
         soft, hard = (int(n) for n in limit.removeprefix("LimitNOFILE=").split(":"))
         # The hard limit is what the daemon raises itself to: far above the connections.
         assert soft <= hard and hard >= 10 * connections, (unit, limit)
+
+
+def test_both_units_let_test_runs_confine_themselves():
+    """Every system call confine.py makes is one the unit's SystemCallFilter= lines allow,
+    groups expanded by systemd-analyze itself: a refused one would leave the test runs
+    unconfined (`auto`) or not run at all (`true`)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("no systemd-analyze here")
+    needed = {"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "prctl"}
+
+    def expand(group: str, seen: set[str]) -> set[str]:
+        if group in seen:
+            return set()
+        seen.add(group)
+        listed = subprocess.run(
+            ["systemd-analyze", "syscall-filter", group], capture_output=True, text=True, check=True
+        ).stdout
+        calls: set[str] = set()
+        for line in listed.splitlines()[1:]:
+            name = line.strip()
+            if not line.startswith("    ") or not name or name.startswith("#"):
+                continue
+            calls |= expand(name, seen) if name.startswith("@") else {name}
+        return calls
+
+    for unit in ("systemd/overseer.service", "systemd/user/overseer.service"):
+        allowed: set[str] = set()
+        for line in (ROOT / unit).read_text().splitlines():
+            if not line.startswith("SystemCallFilter="):
+                continue
+            for name in line.removeprefix("SystemCallFilter=").split():
+                assert not name.startswith("~"), f"{unit}: a deny list: {line}"
+                allowed |= expand(name, set()) if name.startswith("@") else {name}
+        assert needed <= allowed, (unit, needed - allowed)

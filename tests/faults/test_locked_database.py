@@ -32,11 +32,13 @@ LOCKED = "is locked by another process (waited 1 s)"
 
 
 def gated(drill) -> tuple[str, dict[str, object]]:
-    flag, reached, go = (drill.tmp / name for name in ("flag", "reached", "go"))
+    gate = drill.tmp / "gate"  # the confined test runs may write here (writable_paths)
+    gate.mkdir(exist_ok=True)
+    flag, reached, go = (gate / name for name in ("flag", "reached", "go"))
     command = " ".join(
         [shlex.quote(sys.executable), "-c", shlex.quote(GATED)] + [str(flag), str(reached), str(go)]
     )
-    return command, {"test_command": command, "test_timeout": 90}
+    return command, {"test_command": command, "test_timeout": 90, "writable_paths": [str(gate)]}
 
 
 def wait_for(path, seconds: float = 60) -> None:
@@ -72,15 +74,17 @@ def test_the_database_locked_in_the_middle_of_a_cycle(drill):
     _, target = gated(drill)
     waiting = drill.seed_waiting(**target)
     drill.configure(target=target, database_lock_timeout=1, daemon={"housekeeping_every": 1})
-    (drill.tmp / "flag").touch()
+    (drill.tmp / "gate" / "flag").touch()
     before = drill.before()
     daemon = drill.start().wait_ready()
     daemon.run_now()
-    wait_for(drill.tmp / "reached")  # the candidate's tests run: it has a commit, a worktree
+    wait_for(
+        drill.tmp / "gate" / "reached"
+    )  # the candidate's tests run: it has a commit, a worktree
 
     locker = hold_lock(drill.database)
     try:
-        (drill.tmp / "go").touch()
+        (drill.tmp / "gate" / "go").touch()
         daemon.wait_for_log("events are not recorded: the history database")
         deadline = time.monotonic() + 60
         while (status := daemon.request("status"))["state"] == "running":

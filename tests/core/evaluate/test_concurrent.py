@@ -59,13 +59,20 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 def concurrent(tmp_path, repo):
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
-    log = tmp_path / "runs.log"
+    shared = tmp_path / "shared"  # where the runs write their log: beside their worktrees
+    shared.mkdir()
+    log = shared / "runs.log"
     made = []
 
     def make(*extra: str) -> Harness:
         command = f"{sys.executable} {script} {log} {' '.join(extra)}".strip()
         h = Harness(
-            tmp_path, repo, ruff_select=["F"], test_command=command, evaluate_concurrently=True
+            tmp_path,
+            repo,
+            ruff_select=["F"],
+            test_command=command,
+            evaluate_concurrently=True,
+            writable_paths=[str(shared)],
         )
         made.append(h)
         return h

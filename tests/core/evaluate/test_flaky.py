@@ -26,6 +26,8 @@ def test_flips():
 
 
 def flaky_repo(tmp_path):
+    # The counter's directory, which the confined test runs are let write in (writable_paths).
+    (tmp_path / "shared").mkdir()
     return init_repo(
         tmp_path / "proj", {"pkg/__init__.py": "", "pkg/util.py": UTIL, "tests/test_util.py": FLAKY}
     )
@@ -33,13 +35,19 @@ def flaky_repo(tmp_path):
 
 def test_a_test_that_fails_every_other_run_is_not_counted_against_the_change(tmp_path):
     repo = flaky_repo(tmp_path)
-    h = Harness(tmp_path, repo, ruff_select=["F401"], env={"FLIP_FILE": str(tmp_path / "flips")})
+    h = Harness(
+        tmp_path,
+        repo,
+        ruff_select=["F401"],
+        env={"FLIP_FILE": str(tmp_path / "shared" / "flips")},
+        writable_paths=[str(tmp_path / "shared")],
+    )
     result = h.cycle()
     h.close()
     [attempt] = result.attempts
     # Run 0 (the baseline) passed; run 1 (the candidate) failed; run 2 (its re-run) passed;
     # then the post-promotion check: run 3 failed, run 4 (its re-run) passed.
-    assert (tmp_path / "flips").read_text() == "5"
+    assert (tmp_path / "shared" / "flips").read_text() == "5"
     assert attempt["status"] == "promoted", attempt["failure_reason"]
     assert attempt["watch"]["verdict"] == "ok" and attempt["watch"]["flaky"] == [
         "tests.test_util::test_flips"
@@ -59,7 +67,8 @@ def test_without_re_runs_the_same_flip_would_block_the_change(tmp_path):
         tmp_path,
         repo,
         ruff_select=["F401"],
-        env={"FLIP_FILE": str(tmp_path / "flips")},
+        env={"FLIP_FILE": str(tmp_path / "shared" / "flips")},
+        writable_paths=[str(tmp_path / "shared")],
         flaky_reruns=0,
     )
     [attempt] = h.cycle().attempts
@@ -70,8 +79,16 @@ def test_without_re_runs_the_same_flip_would_block_the_change(tmp_path):
 
 def test_a_flaky_baseline_failure_is_not_credited_as_fixed_and_becomes_a_finding(tmp_path):
     repo = flaky_repo(tmp_path)
-    (tmp_path / "flips").write_text("1")  # the baseline run is an odd one: it fails, then passes
-    h = Harness(tmp_path, repo, ruff_select=["F401"], env={"FLIP_FILE": str(tmp_path / "flips")})
+    (tmp_path / "shared" / "flips").write_text(
+        "1"
+    )  # the baseline run is an odd one: it fails, then passes
+    h = Harness(
+        tmp_path,
+        repo,
+        ruff_select=["F401"],
+        env={"FLIP_FILE": str(tmp_path / "shared" / "flips")},
+        writable_paths=[str(tmp_path / "shared")],
+    )
     result = h.cycle()
     h.close()
     assert result.analysis.tests.flaky == ["tests.test_util::test_flips"]

@@ -72,7 +72,9 @@ def most_at_once(runs: list[tuple[float, float]]) -> int:
 def targets(tmp_path, sample):
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
-    log = tmp_path / "runs.log"
+    shared = tmp_path / "shared"  # where every target's runs write their log
+    shared.mkdir()
+    log = shared / "runs.log"
     command = f"{sys.executable} {script} {log} {LIMIT}"
     made = []
     for n in range(TARGETS):
@@ -80,7 +82,14 @@ def targets(tmp_path, sample):
         home.mkdir()
         repo = sample.copy(home / "proj")
         made.append(
-            Harness(home, repo, ruff_select=["F"], test_command=command, evaluate_concurrently=True)
+            Harness(
+                home,
+                repo,
+                ruff_select=["F"],
+                test_command=command,
+                evaluate_concurrently=True,
+                writable_paths=[str(shared)],
+            )
         )
     TEST_SLOTS.set_limit(LIMIT)  # after the runtimes, which set the configured one (the cores)
     yield made, log

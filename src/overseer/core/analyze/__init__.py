@@ -395,9 +395,7 @@ def analyze(
             env = build_test_env(
                 worktree(), resolve_test_command(cfg, target.root), dict(cfg.env), cfg.pass_env
             )
-            benchmark = benchmarks.run_benchmark(
-                cfg.benchmark_command, worktree(), env, cfg.benchmark_timeout, cancel=cancel
-            )
+            benchmark = benchmarks.run_benchmark(cfg, worktree(), env, cancel=cancel)
             if benchmark.get("ok"):
                 history.put_baseline(target.key, commit, bench_key, benchmark)
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from overseer.config import TargetConfig
 from overseer.core.analyze.findings import Finding
+from overseer.core.plumbing.confine import for_run
 from overseer.core.plumbing.sandbox import run_command
 
 # Metrics whose names say bigger is better; for every other metric smaller is better (time).
@@ -55,15 +59,32 @@ def parse_metrics(output: str) -> dict[str, float]:
 
 
 def run_benchmark(
-    command: str,
+    target: TargetConfig,
     tree: Path,
     env: dict[str, str],
-    timeout: float,
     cancel: threading.Event | None = None,
+    outputs: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    result = run_command(
-        command, cwd=tree, env=env, timeout=timeout, cancel=cancel, kind="benchmark"
-    )
+    """The target's benchmark command, once, in `tree`: confined as its tests are (writing
+    only in `tree`, its own temp directory and `outputs`; core/plumbing/confine.py)."""
+    assert target.benchmark_command
+    with tempfile.TemporaryDirectory(prefix="overseer-benchmark-") as scratch:
+        confinement, confined = for_run(target, tree, Path(scratch), env, outputs)
+        if confinement is None and target.confine_tests is True:
+            return {"ok": False, "error": f"the benchmark was not started: {confined}"}
+        try:
+            result = run_command(
+                target.benchmark_command,
+                cwd=tree,
+                env=env,
+                timeout=target.benchmark_timeout,
+                cancel=cancel,
+                kind="benchmark",
+                confinement=confinement,
+            )
+        finally:
+            if confinement is not None:
+                confinement.close()
     if not result.ok:
         return {"ok": False, "error": result.describe(), "output": result.output_tail[-2000:]}
     try:

@@ -116,9 +116,7 @@ def profile_benchmark(
             cfg.pass_env,
         )
         env["PYTHONPATH"] = f"{HOOK_DIR}{os.pathsep}{env['PYTHONPATH']}"
-        result = run_benchmark(
-            cfg.benchmark_command, tree, env, cfg.benchmark_timeout, cancel=cancel
-        )
+        result = run_benchmark(cfg, tree, env, cancel=cancel, outputs=[Path(scratch)])
         if not result.get("ok"):
             return []
         total: dict[tuple[str, int, str], dict[str, Any]] = {}

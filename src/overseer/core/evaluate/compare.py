@@ -61,6 +61,8 @@ class Evaluation:
     concurrency: dict[str, Any] | None = None
     #: the candidate's Python files, and how many came compiled from the target's bytecode cache
     compiled: dict[str, int] | None = None
+    #: where the candidate's test run could write, or why it was not confined
+    confined: str | None = None
 
     def summary(self) -> str:
         if self.ci is not None and not self.tests_passed and not self.tests_failed:
@@ -112,6 +114,7 @@ class Evaluation:
             "baseline_not_evaluable": self.baseline_not_evaluable,
             "concurrency": self.concurrency,
             "compiled": self.compiled,
+            "confined": self.confined,
         }
 
 
@@ -145,6 +148,7 @@ def compare(
         output_tail=candidate.output_tail[-4000:],
         flaky=sorted(flaky),
         compiled=candidate.compiled,
+        confined=candidate.confined,
     )
     if candidate.timed_out:
         ev.passed = False

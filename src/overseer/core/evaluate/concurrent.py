@@ -201,6 +201,7 @@ def evaluate_with_baseline(
             baseline_command=error.command,
             concurrency=concurrency,
             compiled=candidate.compiled,
+            confined=candidate.confined,
         )
         analysis.pending_baseline = None
         analysis.baseline_failure = error

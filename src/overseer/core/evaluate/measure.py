@@ -52,7 +52,6 @@ def measure_performance(
     """The configured benchmark, before and after in turn, compared with its noise."""
     cfg = ctx.target.config
     assert cfg.benchmark_command
-    benchmark = cfg.benchmark_command
     command = resolve_test_command(cfg, ctx.target.root)
     runs = 0
 
@@ -64,7 +63,7 @@ def measure_performance(
             runs += 1
             if report is not None:
                 report.progress("benchmark", runs, cfg.benchmark_runs * 2)
-            return run_benchmark(benchmark, tree, env, cfg.benchmark_timeout)
+            return run_benchmark(cfg, tree, env)
 
         return run
 

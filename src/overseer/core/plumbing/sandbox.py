@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from overseer.core.plumbing import started as processes
+from overseer.core.plumbing.confine import Confinement
 from overseer.core.plumbing.exits import Process
 from overseer.core.plumbing.secrets import redact
 from overseer.core.plumbing.spent import spending
@@ -80,6 +81,7 @@ def run_command(
     cancel: threading.Event | None = None,
     kind: str = "command",
     redact_output: bool = True,
+    confinement: Confinement | None = None,
 ) -> CommandResult:
     """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
 
@@ -94,6 +96,9 @@ def run_command(
     What the command printed is redacted as it is captured (core/plumbing/secrets.py), unless the
     caller says its output is data, not a message (`redact_output=False`: ruff's fixed source,
     which is the file itself and is never shown raw).
+
+    With a `confinement` (core/plumbing/confine.py) the command and all it starts may write
+    only where it says; the child applies it before the command runs, or does not run it.
     """
     if isinstance(command, str):
         argv: list[str] = ["/bin/sh", "-c", command]
@@ -102,11 +107,14 @@ def run_command(
         argv = list(command)
         shown = " ".join(argv)
     preexec = None
-    if memory_limit_mb:
-        limit = memory_limit_mb * 1024 * 1024
+    if memory_limit_mb or confinement is not None:
+        limit = (memory_limit_mb or 0) * 1024 * 1024
 
         def preexec() -> None:
-            _limit_memory(limit)
+            if limit:
+                _limit_memory(limit)
+            if confinement is not None:
+                confinement.apply()
 
     with (
         spending(kind),

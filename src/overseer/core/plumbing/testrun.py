@@ -31,6 +31,7 @@ from typing import Any
 
 from overseer.config import TargetConfig
 from overseer.core.plumbing.bytecode import BytecodeCache, Reuse
+from overseer.core.plumbing.confine import for_run
 from overseer.core.plumbing.sandbox import CommandResult, run_command
 from overseer.core.plumbing.secrets import redact, withheld
 from overseer.core.plumbing.slots import TEST_SLOTS
@@ -136,6 +137,10 @@ class TestReport:
     #: the tree's Python files, how many of them came compiled from the target's bytecode
     #: cache, how many compiled files the run added to it (core/plumbing/bytecode.py)
     compiled: dict[str, int] | None = None
+    #: where the run could write (core/plumbing/confine.py), or why it was not confined
+    confined: str | None = None
+    #: why the test command was never started (confine_tests: true, and no Landlock here)
+    not_started: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -180,6 +185,8 @@ class TestReport:
         """
         if self.timed_out:
             return None
+        if self.not_started:
+            return self.not_started
         status = self.returncode
         if status is not None and status < 0:
             return f"the test command was killed by signal {-status}"
@@ -441,6 +448,11 @@ def _run_once(
             selection.write_text("".join(n + "\n" for n in only))
             extra["OVERSEER_ONLY_FILE"] = str(selection)
         env = build_test_env(tree, command, extra, target.pass_env)
+        # What the run reports into: the plugin's files here, a coverage or profile file.
+        outputs = [Path(scratch)] + [p.parent for p in (coverage_file, profile and profile[1]) if p]
+        confinement, confined = for_run(target, tree, Path(scratch) / "tmp", env, outputs)
+        if confinement is None and target.confine_tests is True:
+            return _not_started(command, f"the test run was not started: {confined}")
         watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
         # The user's own word on compiled files (in the target's env) is kept as it is.
         if bytecode is None or {"PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE"} & set(target.env):
@@ -460,9 +472,12 @@ def _run_once(
                     memory_limit_mb=target.memory_limit_mb,
                     cancel=cancel,
                     kind="tests",
+                    confinement=confinement,
                 )
                 finished = _now()
         finally:
+            if confinement is not None:
+                confinement.close()
             if watcher:
                 watcher.stop()
         # pytest's results through the plugin; another runner's own JUnit XML report.
@@ -495,6 +510,22 @@ def _run_once(
         compiled=None
         if reuse is None
         else {"files": reuse.files, "reused": reuse.reused, "learned": reuse.learned},
+        confined=confined,
+    )
+
+
+def _not_started(command: TestCommand, why: str) -> TestReport:
+    """The report of a test run refused before it started (its command never ran)."""
+    return TestReport(
+        command=command.command,
+        interpreter=command.interpreter,
+        returncode=None,
+        timed_out=False,
+        duration=0.0,
+        output_tail=why,
+        has_junit=False,
+        confined=why,
+        not_started=why,
     )
 
 

@@ -1,0 +1,226 @@
+"""A candidate's code runs in its test run: confined, it cannot write outside its worktree.
+
+SAFETY reads a change; it cannot know what the code does when the tests import it. Here a
+hostile generator's change to a module tries, when imported, what would hurt most: move the
+target branch, append to the user's untracked notes, loosen the policy, plant a file in
+overseer's state. With the test run confined (the default where the kernel has Landlock) none
+of it happens; with `confine_tests: false` all of it does, which is what the default prevents.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from overseer.config import TargetConfig
+from overseer.core.context import RunSettings
+from overseer.core.cycle import run_cycle
+from overseer.core.generate.candidate import Candidate, Edit, Risk
+from overseer.core.plumbing import confine
+from overseer.core.plumbing.sandbox import run_command
+from support.helpers import Harness, git, overseer
+
+HAS_LANDLOCK = confine.abi()[0] > 0
+needs_landlock = pytest.mark.skipif(not HAS_LANDLOCK, reason=confine.abi()[1] or "Landlock")
+
+ATTACK = '''import json
+import os as _os
+import pathlib as _pathlib
+
+
+def _attack():
+    """What a hostile change does the moment the tests import it."""
+    here = _pathlib.Path(__file__).resolve().parent.parent
+    for path, text, mode in {targets!r}:
+        try:
+            with open(path, mode) as f:
+                f.write(text)
+        except OSError:
+            pass
+
+
+_attack()
+'''
+
+
+class Hostile:
+    """A generator that hands over one change, as a model could."""
+
+    name = "hostile"
+    label = "hostile"
+
+    def __init__(self, edit: Edit) -> None:
+        self.edit = edit
+
+    def check(self) -> None:
+        pass
+
+    def can_handle(self, finding) -> bool:
+        return finding.file == "pkg/util.py"
+
+    def generate(self, finding, tree):
+        return [
+            Candidate(
+                generator=self.name,
+                finding=finding,
+                change_type="quality",
+                stated_risk=Risk.LOW,
+                summary="tidy the imports",
+                impact="",
+                rationale="",
+                edits=[self.edit],
+            )
+        ]
+
+
+@pytest.mark.parametrize("confine_tests", ["auto", False])
+def test_a_hostile_change_writes_nothing_outside_its_worktree(tmp_path, repo, confine_tests):
+    if confine_tests == "auto" and not HAS_LANDLOCK:
+        pytest.skip(confine.abi()[1])
+    notes = repo / "NOTES.txt"  # the user's own, untracked
+    notes.write_text("remember: rotate the keys\n")
+    harness = Harness(
+        tmp_path, repo, policy="autonomy: full\n", ruff_select=["F"], confine_tests=confine_tests
+    )
+    policy = tmp_path / "policy.yaml"
+    policy_before = policy.read_text()
+    head = git(repo, "rev-parse", "main")
+    ref = repo / ".git" / "refs" / "heads" / "main"
+    planted = harness.state_dir / "planted"
+    targets = [
+        (str(ref), "0" * 40 + "\n", "w"),
+        (str(notes), "and now mine\n", "a"),
+        (str(policy), "autonomy: full\nfull_max_auto_risk: high\n", "w"),
+        (str(planted), "x", "w"),
+    ]
+    edit = Edit("pkg/util.py", "import json\nimport os\n", ATTACK.format(targets=targets))
+    ctx = harness.context()
+    ctx.generators = [Hostile(edit)]
+    result = run_cycle(ctx, RunSettings(dry_run=False, require_approval=True))
+    [attempt] = result.attempts
+    harness.close()
+    touched = {
+        "branch": ref.exists() and ref.read_text().strip() != head,
+        "notes": notes.read_text() != "remember: rotate the keys\n",
+        "policy": policy.read_text() != policy_before,
+        "state": planted.exists(),
+    }
+    if confine_tests is False:
+        # What confinement is for: unconfined, the change's code did all of it.
+        assert touched == dict.fromkeys(touched, True), touched
+        assert attempt["evaluation"]["confined"] == "not confined (confine_tests: false)"
+        return
+    assert touched == dict.fromkeys(touched, False), touched
+    assert git(repo, "rev-parse", "main") == head
+    assert attempt["status"] == "awaiting_approval", attempt["failure_reason"]
+    assert attempt["evaluation"]["confined"].startswith(
+        "writes only in its worktree, its own temp directory (Landlock ABI "
+    )
+    # And `overseer show` says so.
+    shown = overseer("show", attempt["improvement_id"], "--state-dir", str(harness.state_dir))
+    assert "  confined      writes only in its worktree" in shown.stdout, shown.stdout
+
+
+PROBE = r"""
+import os, pathlib, sys, tempfile
+outside, tree = map(pathlib.Path, sys.argv[1:3])
+def tried(name, action):
+    try:
+        action()
+        print(name, "done")
+    except OSError as exc:
+        print(name, "refused", exc.errno)
+tried("tree", lambda: (tree / "made.txt").write_text("x"))
+tried("tmpdir", lambda: pathlib.Path(tempfile.gettempdir(), "t").write_text("x"))
+tried("devnull", lambda: open(os.devnull, "w").write("x"))
+tried("extra", lambda: (outside / "extra" / "cache").write_text("x"))
+tried("create", lambda: (outside / "planted").write_text("x"))
+tried("append", lambda: open(outside / "notes.txt", "a").write("x"))
+tried("delete", lambda: os.unlink(outside / "notes.txt"))
+tried("move-out", lambda: os.rename(tree / "made.txt", outside / "moved"))
+tried("mkdir", lambda: os.mkdir(outside / "dir"))
+tried("signal", lambda: os.kill(int(sys.argv[3]), 0))
+"""
+
+
+def probe(tmp_path: Path, **config) -> dict[str, str]:
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    for d in (tree, outside, outside / "extra"):
+        d.mkdir(parents=True)
+    (outside / "notes.txt").write_text("mine\n")
+    target = TargetConfig(path=tree, **config)
+    env = dict(os.environ)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        confinement, said = confine.for_run(target, tree, tmp_path / "temp", env)
+        result = run_command(
+            [sys.executable, "-c", PROBE, str(outside), str(tree), str(sleeper.pid)],
+            cwd=tree,
+            env=env,
+            timeout=60,
+            confinement=confinement,
+        )
+        if confinement is not None:
+            confinement.close()
+    finally:
+        sleeper.send_signal(signal.SIGKILL)
+        sleeper.wait()
+    assert result.ok, result.output_tail
+    outcome = dict(line.split(" ", 1) for line in result.output_tail.splitlines())
+    outcome["said"] = said
+    return outcome
+
+
+@needs_landlock
+def test_confined_a_run_writes_in_its_tree_its_temp_and_writable_paths_only(tmp_path):
+    outcome = probe(tmp_path, writable_paths=[tmp_path / "outside" / "extra"])
+    done = {k for k, v in outcome.items() if v == "done"}
+    assert done == {"tree", "tmpdir", "devnull", "extra"}, outcome
+    for refused in ("create", "append", "delete", "move-out", "mkdir"):
+        assert outcome[refused].startswith("refused"), (refused, outcome)
+    if confine.abi()[0] >= 6:  # signals scoped too: not even a probe of another process
+        assert outcome["signal"] == "refused 1", outcome
+    assert (tmp_path / "outside" / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["extra", "notes.txt"]
+    assert outcome["said"].endswith(
+        f", {tmp_path / 'outside' / 'extra'} (Landlock ABI {confine.abi()[0]})"
+    )
+
+
+def test_unconfined_the_same_run_writes_anywhere(tmp_path):
+    outcome = probe(tmp_path, confine_tests=False)
+    assert {k for k, v in outcome.items() if v == "done"} >= {"create", "append", "mkdir", "signal"}
+    assert outcome["said"] == "not confined (confine_tests: false)"
+
+
+def without_landlock(monkeypatch) -> str:
+    """This process as on a kernel without Landlock (the only way to try that here)."""
+    why = "the kernel has no Landlock (Linux 5.13 or later, built with it)"
+    monkeypatch.setattr(confine, "abi", lambda: (0, why))
+    return why
+
+
+def test_where_landlock_is_missing_true_runs_no_tests_and_says_why(tmp_path, repo, monkeypatch):
+    why = without_landlock(monkeypatch)
+    harness = Harness(tmp_path, repo, ruff_select=["F"], confine_tests=True)
+    head = git(repo, "rev-parse", "main")
+    result = harness.cycle()
+    harness.close()
+    assert result.status == "failed" and result.attempts == []
+    assert "cannot be evaluated" in result.summary, result.summary
+    assert f"the test run was not started: not confined: {why}" in result.summary, result.summary
+    assert git(repo, "rev-parse", "main") == head
+
+
+def test_where_landlock_is_missing_auto_runs_unconfined_and_says_so(tmp_path, monkeypatch, caplog):
+    why = without_landlock(monkeypatch)
+    monkeypatch.setattr(confine, "_warned_unconfined", False)
+    outcome = probe(tmp_path)
+    assert outcome["said"] == f"not confined: {why}"
+    assert outcome["create"] == "done"
+    assert f"test runs are not confined: {why}" in caplog.text
