@@ -109,6 +109,38 @@ def target_problems(index: int, target: TargetConfig, where: Where) -> list[Prob
                 )
     except RepoError as exc:  # git refuses the repository (another user's, say)
         problems.append(Problem(file, line, key, str(exc)))
+    return problems + confinement_problems(index, target, where)
+
+
+def confinement_problems(index: int, target: TargetConfig, where: Where) -> list[Problem]:
+    """`confine_tests: true` where the test runs cannot be confined (they would never run),
+    and `writable_paths` that are not directories (a confined run could not write there)."""
+    from overseer.core.plumbing import confine
+
+    problems = []
+    if target.confine_tests is True:
+        version, why = confine.abi()
+        if not version:
+            file, line = where("targets", index, "confine_tests")
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"targets[{index}].confine_tests",
+                    f"true, but test runs cannot be confined here: {why}; no test would run",
+                )
+            )
+    for n, path in enumerate(target.writable_paths):
+        if not path.is_dir():
+            file, line = where("targets", index, "writable_paths", n)
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"targets[{index}].writable_paths[{n}]",
+                    f"{path} is not a directory",
+                )
+            )
     return problems
 
 

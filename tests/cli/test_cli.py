@@ -342,3 +342,26 @@ async def test_a_reason_is_capped_the_same_with_or_without_a_daemon(tmp_path, da
     assert out.returncode == 0, out.stderr
     [approval] = rows(state, "approvals")
     assert approval["reason"] == at_the_cap
+
+
+def test_config_check_names_writable_paths_that_are_not_directories(tmp_path, repo):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "a-file").write_text("")
+    cfg = tmp_path / "overseer.yaml"
+    cfg.write_text(
+        "targets:\n"
+        f"  - path: {repo}\n"
+        "    confine_tests: auto\n"
+        "    writable_paths:\n"
+        "      - cache\n"
+        "      - missing\n"
+        "      - a-file\n"
+    )
+    out = overseer("config", "check", str(cfg))
+    assert out.returncode == 1, out.stdout
+    assert out.stdout.splitlines() == [
+        f"{cfg}:6: targets[0].writable_paths[1]: {tmp_path / 'missing'} is not a directory",
+        f"{cfg}:7: targets[0].writable_paths[2]: {tmp_path / 'a-file'} is not a directory",
+    ]
+    cfg.write_text(f"targets:\n  - path: {repo}\n    writable_paths: [cache]\n")
+    assert overseer("config", "check", str(cfg)).returncode == 0

@@ -224,3 +224,17 @@ def test_where_landlock_is_missing_auto_runs_unconfined_and_says_so(tmp_path, mo
     assert outcome["said"] == f"not confined: {why}"
     assert outcome["create"] == "done"
     assert f"test runs are not confined: {why}" in caplog.text
+
+
+def test_config_check_says_true_cannot_hold_where_landlock_is_missing(tmp_path, repo, monkeypatch):
+    from overseer.checks import check_config
+
+    cfg = tmp_path / "overseer.yaml"
+    cfg.write_text(f"targets:\n  - path: {repo}\n    confine_tests: true\n")
+    assert check_config(cfg) == [] or not HAS_LANDLOCK
+    why = without_landlock(monkeypatch)
+    [problem] = check_config(cfg)
+    assert str(problem) == (
+        f"{cfg}:3: targets[0].confine_tests: true, but test runs cannot be confined here: "
+        f"{why}; no test would run"
+    )
