@@ -238,3 +238,44 @@ def test_config_check_says_true_cannot_hold_where_landlock_is_missing(tmp_path, 
         f"{cfg}:3: targets[0].confine_tests: true, but test runs cannot be confined here: "
         f"{why}; no test would run"
     )
+
+
+WHO_WRITES = """import pathlib
+import sys
+
+
+def test_who_may_write_in_the_venv():
+    util = pathlib.Path(__file__).resolve().parents[1] / "pkg" / "util.py"
+    run = "baseline" if "import os" in util.read_text() else "candidate"
+    try:
+        (pathlib.Path(sys.prefix) / f"written-by-{run}").write_text("x")
+    except OSError:
+        pass
+"""
+
+
+@needs_landlock
+def test_accepted_code_may_fill_the_target_venv_a_candidate_may_not(tmp_path, repo):
+    """Python and pytest cache what they compile beside the modules they import, in the
+    target's venv: a baseline's run (the branch's code) may, as the user's own run would; a
+    candidate's run may not."""
+    import site
+    import venv as venvs
+
+    venvs.create(repo / ".venv", with_pip=False)
+    [ours] = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+    [theirs] = (repo / ".venv" / "lib").glob("python3*/site-packages")
+    (theirs / "ours.pth").write_text(ours + "\n")  # pytest from overseer's environment
+    (repo / "tests" / "test_venv.py").write_text(WHO_WRITES)
+    git(repo, "add", "tests/test_venv.py")
+    git(repo, "commit", "-qm", "a test that writes in the venv")
+    harness = Harness(tmp_path, repo, policy="autonomy: full\n", ruff_select=["F401"])
+    result = harness.cycle()
+    harness.close()
+    [attempt] = result.attempts
+    assert attempt["status"] == "promoted", attempt["failure_reason"]
+    assert (repo / ".venv" / "written-by-baseline").exists()
+    assert not (repo / ".venv" / "written-by-candidate").exists()
+    assert attempt["evaluation"]["confined"].startswith(
+        "writes only in its worktree, its own temp directory (Landlock"
+    )

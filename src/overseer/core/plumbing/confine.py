@@ -194,18 +194,24 @@ def for_run(
     temp: Path,
     env: dict[str, str],
     outputs: Sequence[Path] = (),
+    venv: Path | None = None,
 ) -> tuple[Confinement | None, str]:
     """The confinement of a target's command (tests, benchmark) run in `tree`, and what to
     record of it. Confined, the command writes beneath its worktree, `temp` (made here, and its
     TMPDIR in `env`), the directories it reports into (`outputs`) and the target's
-    `writable_paths`. None, with why not, when it is not confined: the caller refuses to run
-    it when the target says `confine_tests: true`."""
+    `writable_paths`, and `venv` when given: a run of accepted code (a baseline) may write
+    there what Python and pytest cache beside the modules they import (compiled files, the
+    plugins' rewritten asserts), as the user's own test run would; a candidate's run may not.
+    None, with why not, when it is not confined: the caller refuses to run it when the target
+    says `confine_tests: true`."""
     global _warned_unconfined
     if target.confine_tests is False:
         return None, "not confined (confine_tests: false)"
     temp.mkdir(exist_ok=True)
     try:
-        confinement = prepare([tree, temp, *outputs, *target.writable_paths])
+        confinement = prepare(
+            [tree, temp, *outputs, *target.writable_paths, *([venv] if venv else [])]
+        )
     except ConfinementUnavailable as exc:
         why = f"not confined: {exc}"
         if target.confine_tests == "auto" and not _warned_unconfined:
@@ -214,5 +220,7 @@ def for_run(
         return None, why
     env["TMPDIR"] = str(temp)
     extra = [str(p) for p in target.writable_paths if str(p) in confinement.writable]
+    if venv is not None and str(venv) in confinement.writable:
+        extra.append(f"the target's {venv.name}")
     where = "its worktree, its own temp directory" + "".join(f", {p}" for p in extra)
     return confinement, f"writes only in {where} (Landlock ABI {confinement.version})"

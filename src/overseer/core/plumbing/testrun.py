@@ -450,7 +450,12 @@ def _run_once(
         env = build_test_env(tree, command, extra, target.pass_env)
         # What the run reports into: the plugin's files here, a coverage or profile file.
         outputs = [Path(scratch)] + [p.parent for p in (coverage_file, profile and profile[1]) if p]
-        confinement, confined = for_run(target, tree, Path(scratch) / "tmp", env, outputs)
+        # A run of accepted code may fill the target venv's caches, as the user's own run would.
+        learning = bytecode is not None and bytecode.learn
+        venv = command.venv if learning else None
+        confinement, confined = for_run(
+            target, tree, Path(scratch) / "tmp", env, outputs, venv=venv
+        )
         if confinement is None and target.confine_tests is True:
             return _not_started(command, f"the test run was not started: {confined}")
         watcher = _ProgressWatcher(progress, on_progress) if on_progress else None
