@@ -789,3 +789,31 @@ class Harness:
         ]
         untouched = self.fingerprint() == before and git(self.tree, "status", "--porcelain") == ""
         return outcomes, untouched
+
+
+class Adversary:
+    """A generator that hands over hostile candidates, one per finding, as a model could."""
+
+    name = "adversary"
+
+    def __init__(self, entries):
+        self.entries = list(entries)
+
+    def can_handle(self, finding):
+        return bool(self.entries)
+
+    def generate(self, finding, tree):
+        entry = self.entries.pop(0)
+        return [
+            Candidate(
+                generator=self.name,
+                finding=finding,
+                change_type=entry.change_type,
+                stated_risk=entry.stated_risk,
+                summary=entry.name,
+                impact="",
+                rationale="",
+                changes=list(entry.changes),
+                edits=list(entry.edits),
+            )
+        ]

@@ -20,9 +20,10 @@ import pytest
 from overseer.config import TargetConfig
 from overseer.core.context import RunSettings
 from overseer.core.cycle import run_cycle
-from overseer.core.generate.candidate import Candidate, Edit, Risk
+from overseer.core.generate.candidate import Edit
 from overseer.core.plumbing import confine
 from overseer.core.plumbing.sandbox import run_command
+from support.adversarial import Adversary, Hostile
 from support.helpers import Harness, git, overseer
 
 HAS_LANDLOCK = confine.abi()[0] > 0
@@ -48,36 +49,6 @@ _attack()
 '''
 
 
-class Hostile:
-    """A generator that hands over one change, as a model could."""
-
-    name = "hostile"
-    label = "hostile"
-
-    def __init__(self, edit: Edit) -> None:
-        self.edit = edit
-
-    def check(self) -> None:
-        pass
-
-    def can_handle(self, finding) -> bool:
-        return finding.file == "pkg/util.py"
-
-    def generate(self, finding, tree):
-        return [
-            Candidate(
-                generator=self.name,
-                finding=finding,
-                change_type="quality",
-                stated_risk=Risk.LOW,
-                summary="tidy the imports",
-                impact="",
-                rationale="",
-                edits=[self.edit],
-            )
-        ]
-
-
 @pytest.mark.parametrize("confine_tests", ["auto", False])
 def test_a_hostile_change_writes_nothing_outside_its_worktree(tmp_path, repo, confine_tests):
     if confine_tests == "auto" and not HAS_LANDLOCK:
@@ -100,7 +71,7 @@ def test_a_hostile_change_writes_nothing_outside_its_worktree(tmp_path, repo, co
     ]
     edit = Edit("pkg/util.py", "import json\nimport os\n", ATTACK.format(targets=targets))
     ctx = harness.context()
-    ctx.generators = [Hostile(edit)]
+    ctx.generators = [Adversary([Hostile("tidy the imports", expect="", edits=[edit])])]
     result = run_cycle(ctx, RunSettings(dry_run=False, require_approval=True))
     [attempt] = result.attempts
     harness.close()

@@ -33,15 +33,22 @@ def flaky_repo(tmp_path):
     )
 
 
-def test_a_test_that_fails_every_other_run_is_not_counted_against_the_change(tmp_path):
-    repo = flaky_repo(tmp_path)
-    h = Harness(
+def flaky_harness(tmp_path, repo, **target) -> Harness:
+    """A cycle on the flaky repository whose runs count in the shared directory."""
+    shared = tmp_path / "shared"
+    return Harness(
         tmp_path,
         repo,
         ruff_select=["F401"],
-        env={"FLIP_FILE": str(tmp_path / "shared" / "flips")},
-        writable_paths=[str(tmp_path / "shared")],
+        env={"FLIP_FILE": str(shared / "flips")},
+        writable_paths=[str(shared)],
+        **target,
     )
+
+
+def test_a_test_that_fails_every_other_run_is_not_counted_against_the_change(tmp_path):
+    repo = flaky_repo(tmp_path)
+    h = flaky_harness(tmp_path, repo)
     result = h.cycle()
     h.close()
     [attempt] = result.attempts
@@ -63,14 +70,7 @@ def test_a_test_that_fails_every_other_run_is_not_counted_against_the_change(tmp
 
 def test_without_re_runs_the_same_flip_would_block_the_change(tmp_path):
     repo = flaky_repo(tmp_path)
-    h = Harness(
-        tmp_path,
-        repo,
-        ruff_select=["F401"],
-        env={"FLIP_FILE": str(tmp_path / "shared" / "flips")},
-        writable_paths=[str(tmp_path / "shared")],
-        flaky_reruns=0,
-    )
+    h = flaky_harness(tmp_path, repo, flaky_reruns=0)
     [attempt] = h.cycle().attempts
     h.close()
     assert attempt["status"] == "failed"
@@ -82,13 +82,7 @@ def test_a_flaky_baseline_failure_is_not_credited_as_fixed_and_becomes_a_finding
     (tmp_path / "shared" / "flips").write_text(
         "1"
     )  # the baseline run is an odd one: it fails, then passes
-    h = Harness(
-        tmp_path,
-        repo,
-        ruff_select=["F401"],
-        env={"FLIP_FILE": str(tmp_path / "shared" / "flips")},
-        writable_paths=[str(tmp_path / "shared")],
-    )
+    h = flaky_harness(tmp_path, repo)
     result = h.cycle()
     h.close()
     assert result.analysis.tests.flaky == ["tests.test_util::test_flips"]

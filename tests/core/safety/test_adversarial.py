@@ -9,8 +9,7 @@ import pytest
 
 from overseer.core.context import RunSettings
 from overseer.core.cycle import run_cycle
-from overseer.core.generate.candidate import Candidate
-from support.adversarial import LEVELS, Harness, corpus
+from support.adversarial import LEVELS, Adversary, Harness, corpus
 from support.helpers import Harness as CycleHarness
 from support.helpers import git
 
@@ -45,34 +44,6 @@ def test_every_hostile_candidate_is_stopped_with_the_right_reason_at_every_level
 def test_nothing_was_written_anywhere(results):
     _, untouched = results
     assert untouched
-
-
-class Adversary:
-    """A generator that hands over hostile candidates, one per finding, as a model could."""
-
-    name = "adversary"
-
-    def __init__(self, entries):
-        self.entries = list(entries)
-
-    def can_handle(self, finding):
-        return bool(self.entries)
-
-    def generate(self, finding, tree):
-        entry = self.entries.pop(0)
-        return [
-            Candidate(
-                generator=self.name,
-                finding=finding,
-                change_type=entry.change_type,
-                stated_risk=entry.stated_risk,
-                summary=entry.name,
-                impact="",
-                rationale="",
-                changes=list(entry.changes),
-                edits=list(entry.edits),
-            )
-        ]
 
 
 @pytest.mark.parametrize(
