@@ -27,12 +27,6 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "make: installing overseer with its test and model extras into $(VENV) (the first time takes a few minutes)"
 	$(PIP) install --progress-bar off -e '.[test,llm]'
-	@# pytest rewrites the asserts of its plugins (hypothesis, syrupy, xdist, ...) as it imports
-	@# them and caches the result beside them, unless PYTHONDONTWRITEBYTECODE is set. The tests'
-	@# sample targets run their suites with this interpreter, confined (they may not write
-	@# here) and without writing bytecode, so each run would rewrite them again (0.7 s a run):
-	@# one pytest run in an empty directory caches them once.
-	empty=$$(mktemp -d) && cd "$$empty" && { PYTHONDONTWRITEBYTECODE= "$(abspath $(BIN))/python" -m pytest -q -p no:cacheprovider >/dev/null; found=$$?; rmdir "$$empty"; test $$found -eq 5; }
 	touch $(STAMP)
 
 demo: $(DEMO_STAMP)
