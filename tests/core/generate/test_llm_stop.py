@@ -20,6 +20,7 @@ import pytest
 
 from overseer.config import CTransformersSettings
 from overseer.core.generate.llm.local_backend import LocalBackend
+from overseer.core.plumbing import confine
 from overseer.core.plumbing.stop import CycleStopped
 from support.daemons import DaemonProcess
 from support.helpers import daemon_config, rows
@@ -178,3 +179,30 @@ def test_stopping_the_daemon_does_not_wait_for_a_generation(tmp_path, repo, sock
     assert "interrupted in phase GENERATE" in row["failure_reason"], row["failure_reason"]
     assert "did not finish within 1 s" in row["failure_reason"], row["failure_reason"]
     assert wait_dead(child, 0)
+
+
+@pytest.mark.skipif(not confine.abi()[0], reason=confine.abi()[1] or "Landlock")
+def test_the_model_process_may_write_no_file(model, tmp_path):
+    """A model file is data from elsewhere; native code a crafted one subverts finds nothing
+    it may write. The session's child is set up so (no_new_privs is the visible half: this
+    process has not got it), and the same set-up refuses a process any file it would write."""
+    assert "NoNewPrivs:\t0" in Path("/proc/self/status").read_text()
+    with LocalBackend(settings(model)).session() as session:
+        status = Path(f"/proc/{session.proc.pid}/status").read_text()
+        recorded = session.process()["confined"]
+    assert "NoNewPrivs:\t1" in status
+    assert recorded == f"writes no file (Landlock ABI {confine.abi()[0]})"
+    from overseer.core.generate.llm.local_backend import _child_setup, _prctl
+
+    ruleset, prctl = confine.prepare([]), _prctl()
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", f"open({str(tmp_path / 'x')!r}, 'w')"],
+            preexec_fn=lambda: _child_setup(None, prctl, ruleset),
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        ruleset.close()
+    assert probe.returncode == 1 and "PermissionError" in probe.stderr, probe.stderr
+    assert not (tmp_path / "x").exists()

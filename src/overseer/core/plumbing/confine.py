@@ -135,6 +135,10 @@ class Confinement:
         if syscall(SYS_RESTRICT_SELF, self.fd, 0) != 0:
             raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
 
+    def describe_none(self) -> str:
+        """For a process given no writable path at all (a model's)."""
+        return f"writes no file (Landlock ABI {self.version})"
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)

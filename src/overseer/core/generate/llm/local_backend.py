@@ -30,6 +30,7 @@ from typing import IO, Any
 from overseer.config import CTransformersSettings, LlamaCppSettings
 from overseer.core.generate.llm.backend import BackendError, Generation, RequestRefused
 from overseer.core.generate.llm.header import ModelFileError, check_model_file
+from overseer.core.plumbing.confine import Confinement, ConfinementUnavailable, prepare
 from overseer.core.plumbing.stop import CycleStopped
 
 PACKAGES = {"ctransformers": "ctransformers", "llama_cpp": "llama_cpp"}
@@ -102,9 +103,13 @@ def _prctl() -> Callable[..., int] | None:
     return prctl
 
 
-def _child_setup(memory_mb: int | None, prctl: Callable[..., int] | None) -> None:
-    """In the child, before the model code runs: its memory limit, and SIGKILL when the
-    thread that started it dies. A daemon killed outright (the OOM killer, `systemctl kill`)
+def _child_setup(
+    memory_mb: int | None, prctl: Callable[..., int] | None, confinement: Confinement | None
+) -> None:
+    """In the child, before the model code runs: its memory limit, SIGKILL when the thread
+    that started it dies, and (where Landlock is) no right to write any file: a model file is
+    data from elsewhere, and native code that a crafted one subverts gets nothing to write
+    to (core/plumbing/confine.py; the child's answers go through the pipes it was given). A daemon killed outright (the OOM killer, `systemctl kill`)
     cannot kill its model process itself, and a model in the middle of a long generation only
     reads its stdin (and finds the parent gone) when the generation ends, minutes later. The
     session starts, uses and closes the child in one thread, so that thread's end is the
@@ -114,6 +119,8 @@ def _child_setup(memory_mb: int | None, prctl: Callable[..., int] | None) -> Non
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if prctl is not None:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if confinement is not None:
+        confinement.apply()
 
 
 def _describe_exit(code: int | None) -> str:
@@ -148,15 +155,25 @@ class ChildSession:
         # Closed in close(): it outlives this method, as long as the child does.
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         memory, prctl = settings.memory_limit_mb, _prctl()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "overseer.core.generate.llm.child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            start_new_session=True,
-            preexec_fn=lambda: _child_setup(memory, prctl),
-            env={**os.environ, "OMP_NUM_THREADS": str(settings.threads)},
-        )
+        confinement: Confinement | None = None
+        try:
+            confinement = prepare([])
+            self.confined = confinement.describe_none()
+        except ConfinementUnavailable as exc:
+            self.confined = f"not confined: {exc}"
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "overseer.core.generate.llm.child"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+                start_new_session=True,
+                preexec_fn=lambda: _child_setup(memory, prctl, confinement),
+                env={**os.environ, "OMP_NUM_THREADS": str(settings.threads)},
+            )
+        finally:
+            if confinement is not None:
+                confinement.close()
         self.deadline = time.monotonic() + settings.time_limit
         self.loaded: dict[str, Any] = {}  # what the child said when it loaded the model
 
@@ -164,7 +181,7 @@ class ChildSession:
         self.deadline = time.monotonic() + self.settings.time_limit
 
     def process(self) -> dict[str, Any]:
-        return {"pid": self.proc.pid, **self.loaded}
+        return {"pid": self.proc.pid, "confined": self.confined, **self.loaded}
 
     def _stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
