@@ -250,3 +250,46 @@ def test_accepted_code_may_fill_the_target_venv_a_candidate_may_not(tmp_path, re
     assert attempt["evaluation"]["confined"].startswith(
         "writes only in its worktree, its own temp directory (Landlock"
     )
+
+
+WRITES_A_CACHE = """import os
+import pathlib
+
+
+def test_keeps_a_cache():
+    cache = pathlib.Path(os.environ["THE_CACHE"])
+    (cache / "entry").write_text("x")
+"""
+
+
+@needs_landlock
+def test_a_test_the_confinement_refuses_is_said_not_taken_for_a_bug(tmp_path, repo):
+    """A suite that writes outside its worktree (a cache in $HOME) fails confined: ANALYZE
+    says which tests the confinement refused and what to do, and no model is set on them as
+    failing tests to fix. Named in writable_paths, they pass."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (repo / "tests" / "test_cache.py").write_text(WRITES_A_CACHE)
+    git(repo, "add", "tests/test_cache.py")
+    git(repo, "commit", "-qm", "a test that keeps a cache")
+    refused = Harness(tmp_path, repo, ruff_select=["F401"], env={"THE_CACHE": str(cache)})
+    result = refused.cycle(max_changes=0)
+    refused.close()
+    summary = result.analysis.summary()
+    assert "1 failing, 1 of them refused a write or signal by the confinement" in summary
+    assert "writable_paths" in summary
+    assert not [f for f in result.analysis.findings if f.kind == "failing_test"]
+    assert not (cache / "entry").exists()
+
+    # The same commit: its cached baseline was run without the path, so it is run again.
+    allowed = Harness(
+        tmp_path,
+        repo,
+        ruff_select=["F401"],
+        env={"THE_CACHE": str(cache)},
+        writable_paths=[str(cache)],
+    )
+    result = allowed.cycle(max_changes=0)
+    allowed.close()
+    assert "failing" not in result.analysis.summary()
+    assert (cache / "entry").read_text() == "x"

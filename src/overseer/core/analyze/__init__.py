@@ -88,6 +88,11 @@ class Analysis:
         failing = len(t.failing)
         if failing:
             parts.append(f"{failing} failing")
+        if t.blocked:
+            parts.append(
+                f"{len(t.blocked)} of them refused a write or signal by the confinement "
+                "(add the directory they write in to writable_paths, or set confine_tests: false)"
+            )
         if t.flaky:
             parts.append(f"{len(t.flaky)} flaky")
         parts.append(f"{len(self.slow_tests)} slow")
@@ -155,6 +160,9 @@ def _test_finding(kind: str, test_id: str, case: TestCase, message: str, **detai
 def findings_from_tests(tests: TestReport, slow_seconds: float) -> list[Finding]:
     findings = []
     flaky = set(tests.flaky)
+    # Not the code's fault but the confinement's, most likely: never a finding to "fix" (the
+    # analysis says so, and what to do: Analysis.summary).
+    blocked = tests.blocked
     for test_id in sorted(flaky):
         message = f"{test_id} is flaky: it failed, then passed when run again"
         findings.append(_test_finding("flaky_test", test_id, tests.cases[test_id], message))
@@ -162,6 +170,8 @@ def findings_from_tests(tests: TestReport, slow_seconds: float) -> list[Finding]
         if test_id in flaky:
             continue
         if case.outcome in ("failed", "error"):
+            if test_id in blocked:
+                continue
             message = f"{test_id} fails: {case.message or 'no message'}"
             findings.append(_test_finding("failing_test", test_id, case, message))
         elif case.outcome == "passed" and case.duration >= slow_seconds:

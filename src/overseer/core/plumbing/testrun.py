@@ -48,6 +48,8 @@ PYTEST_STOPPED = {
 # What a shell says with these exit statuses.
 SHELL_STATUS = {126: "the test command is not executable", 127: "the test command was not found"}
 # Outcomes of a test case in a report.
+# What a refused write or signal says in a failing test's message.
+BLOCKED_MESSAGES = ("Permission denied", "Operation not permitted", "PermissionError")
 COLLECTION_ERROR = "collection_error"  # a test file that could not even be imported
 # Our environment must not leak into the target's: its own venv, not ours.
 _STRIPPED_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")
@@ -60,11 +62,30 @@ class TestCommand:
     command: str
     interpreter: str  # which interpreter was chosen and why, said to the user
     venv: Path | None = None
+    #: what else decides the results besides the command, when not the defaults: the extra
+    #: environment and the confinement (`setting_of`)
+    setting: str = ""
 
     @property
     def key(self) -> str:
-        """Identifies the command for the baseline cache: a different command, a new baseline."""
-        return hashlib.sha256(self.command.encode()).hexdigest()[:16]
+        """Identifies the command for the baseline cache: a different command, or the same one
+        with another environment or confinement, a new baseline (a suite refused a write by
+        the confinement passes once its directory is in writable_paths)."""
+        text = self.command if not self.setting else f"{self.command}\0{self.setting}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def setting_of(target: TargetConfig) -> str:
+    """The target's settings that change what its tests do, "" when all are the defaults
+    (so the keys of baselines cached before these settings existed stay the same)."""
+    setting = {
+        "env": target.env,
+        "confine_tests": target.confine_tests,
+        "writable_paths": [str(p) for p in target.writable_paths],
+    }
+    if setting == {"env": {}, "confine_tests": "auto", "writable_paths": []}:
+        return ""
+    return json.dumps(setting, sort_keys=True)
 
 
 def resolve_test_command(target: TargetConfig, root: Path) -> TestCommand:
@@ -77,15 +98,19 @@ def resolve_test_command(target: TargetConfig, root: Path) -> TestCommand:
         note = "the configured test_command"
         if venv is not None:
             note += f", with the target's {venv.name} first on PATH"
-        return TestCommand(target.test_command, note, venv)
+        return TestCommand(target.test_command, note, venv, setting_of(target))
     if venv is not None:
         python = venv / "bin" / "python"
         return TestCommand(
-            f"{shlex.quote(str(python))} -m pytest", f"the target's {venv.name} ({python})", venv
+            f"{shlex.quote(str(python))} -m pytest",
+            f"the target's {venv.name} ({python})",
+            venv,
+            setting_of(target),
         )
     return TestCommand(
         f"{shlex.quote(sys.executable)} -m pytest",
         f"overseer's own interpreter ({sys.executable}); the target has no .venv",
+        setting=setting_of(target),
     )
 
 
@@ -148,6 +173,19 @@ class TestReport:
 
     def ids(self, *outcomes: str) -> set[str]:
         return {i for i, c in self.cases.items() if c.outcome in outcomes}
+
+    @property
+    def blocked(self) -> set[str]:
+        """Failing tests that a confined run refused a write or a signal (their message says
+        the system refused: EACCES or EPERM): most likely the confinement's doing, not the
+        code's — a test that writes outside its worktree (core/plumbing/confine.py)."""
+        if not (self.confined or "").startswith("writes only"):
+            return set()
+        return {
+            i
+            for i in self.ids("failed", "error")
+            if any(m in (self.cases[i].message or "") for m in BLOCKED_MESSAGES)
+        }
 
     @property
     def failing(self) -> set[str]:
