@@ -143,8 +143,10 @@ def test_stopping_the_daemon_does_not_wait_for_a_generation(tmp_path, repo, sock
                 "llm": {
                     "backend": "ctransformers",
                     "model_path": str(model),
-                    "context_length": 2048,
-                    "max_new_tokens": 24,
+                    # A long reply (~0.5 s of the tiny model's time a round, after ~0.4 s to
+                    # load): time enough to catch its process while it works, even when busy.
+                    "context_length": 4096,
+                    "max_new_tokens": 2000,
                     "time_limit": 300,
                 }
             }
@@ -158,10 +160,13 @@ def test_stopping_the_daemon_does_not_wait_for_a_generation(tmp_path, repo, sock
         deadline = time.monotonic() + 60
         while child is None and time.monotonic() < deadline:
             found = model_children(daemon.proc.pid)
-            if found:
-                child = found[0]
-                os.kill(child, signal.SIGSTOP)
-            else:
+            try:
+                if found:
+                    os.kill(found[0], signal.SIGSTOP)
+                    child = found[0]
+            except ProcessLookupError:
+                pass  # it ended as it was found: the next round's, or the next attempt's
+            if child is None:
                 time.sleep(0.002)
         assert child is not None, "no model process started: " + daemon.output()[-2000:]
         started = time.monotonic()
