@@ -24,6 +24,7 @@ from overseer.core.context import Actor, Context, ResolvedRun, RunSettings
 from overseer.core.cycle import CycleResult, retry_ready, run_cycle
 from overseer.core.learn.stats import compute_stats
 from overseer.core.lifecycle import ActionRefused
+from overseer.core.plumbing.confine import unconfined_because
 from overseer.core.plumbing.repo import RepoError
 from overseer.core.plumbing.stop import StopToken
 from overseer.core.plumbing.target import resolve_target
@@ -252,6 +253,9 @@ class Application:
             if name in stored.budgets:
                 entry["budget"] = stored.budgets[name]
             entry["last_cycle"] = stored.last_cycles.get(name)
+            unconfined = unconfined_because(t)
+            if unconfined:
+                entry["unconfined"] = unconfined
             entry.update(self.target_state(name, t, stored, live))
             targets.append(entry)
         snapshot: StatusSnapshot = {

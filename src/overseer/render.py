@@ -346,6 +346,8 @@ def target_line(t: dict[str, Any], *, offline: bool = False) -> str:
             line += f" · {t['schedule']}, next cycle {when}"
     if t.get("budget"):
         line += f" · {budget_text(t['budget'])}"
+    if t.get("unconfined"):  # the change's code may write anywhere this user may
+        line += f" · tests NOT CONFINED: {t['unconfined']}"
     return line
 
 

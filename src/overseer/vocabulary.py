@@ -924,6 +924,8 @@ class TargetStatus(TypedDict, total=False):
     schedule: str
     #: when its next cycle is due (ISO), None without a daemon or while none is scheduled
     next_run: str | None
+    #: why its test runs are not confined (core/plumbing/confine.py); absent when they are
+    unconfined: str
 
 
 class GeneratorStatus(TypedDict, total=False):

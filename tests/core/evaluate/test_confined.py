@@ -9,6 +9,7 @@ of it happens; with `confine_tests: false` all of it does, which is what the def
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from overseer.core.generate.candidate import Edit
 from overseer.core.plumbing import confine
 from overseer.core.plumbing.sandbox import run_command
 from support.adversarial import Adversary, Hostile
-from support.helpers import Harness, git, overseer
+from support.helpers import Harness, git, init_repo, overseer
 
 HAS_LANDLOCK = confine.abi()[0] > 0
 needs_landlock = pytest.mark.skipif(not HAS_LANDLOCK, reason=confine.abi()[1] or "Landlock")
@@ -293,3 +294,28 @@ def test_a_test_the_confinement_refuses_is_said_not_taken_for_a_bug(tmp_path, re
     allowed.close()
     assert "failing" not in result.analysis.summary()
     assert (cache / "entry").read_text() == "x"
+
+
+def test_status_says_which_targets_run_their_tests_unconfined(tmp_path, repo):
+    other = init_repo(tmp_path / "other")
+    cfg = tmp_path / "overseer.yaml"
+    cfg.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        "targets:\n"
+        f"  - name: guarded\n    path: {repo}\n"
+        f"  - name: open\n    path: {other}\n    confine_tests: false\n"
+    )
+    status = overseer("status", "--config", str(cfg))
+    lines = {
+        line.split()[1]: line for line in status.stdout.splitlines() if line.startswith("target ")
+    }
+    assert lines["open"].endswith(" · tests NOT CONFINED: confine_tests: false"), status.stdout
+    if HAS_LANDLOCK:
+        assert "CONFINED" not in lines["guarded"], status.stdout
+    else:
+        assert f"tests NOT CONFINED: {confine.abi()[1]}" in lines["guarded"], status.stdout
+    data = json.loads(overseer("status", "--json", "--config", str(cfg)).stdout)
+    assert [t.get("unconfined") for t in data["targets"]] == [
+        None if HAS_LANDLOCK else confine.abi()[1],
+        "confine_tests: false",
+    ]

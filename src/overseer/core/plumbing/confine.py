@@ -189,6 +189,17 @@ def prepare(writable: Sequence[Path]) -> Confinement:
     return Confinement(fd, version, tuple(granted))
 
 
+def unconfined_because(target: TargetConfig) -> str | None:
+    """Why the target's test runs are not confined on this machine, None when they are: for
+    `overseer status`, which says what is off."""
+    if target.confine_tests is False:
+        return "confine_tests: false"
+    version, why = abi()
+    if version:
+        return None
+    return why + ("; no test runs (confine_tests: true)" if target.confine_tests is True else "")
+
+
 _warned_unconfined = False
 
 
