@@ -197,9 +197,9 @@ def test_the_model_process_may_write_no_file(model, tmp_path):
         recorded = session.process()["confined"]
     assert "NoNewPrivs:\t1" in status
     assert recorded == f"writes no file (Landlock ABI {confine.abi()[0]})"
-    from overseer.core.generate.llm.local_backend import _child_setup, _prctl
+    from overseer.core.generate.llm.local_backend import _child_setup
 
-    ruleset, prctl = confine.prepare([]), _prctl()
+    ruleset, prctl = confine.prepare([]), confine.libc_prctl()
     try:
         probe = subprocess.run(
             [sys.executable, "-c", f"open({str(tmp_path / 'x')!r}, 'w')"],

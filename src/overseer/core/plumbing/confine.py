@@ -20,7 +20,7 @@ import contextlib
 import ctypes
 import logging
 import os
-import platform
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +99,19 @@ def _syscall() -> Callable[..., int]:
     return _libc()[0]
 
 
+def libc_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up now, in the parent (a child forked from a threaded process must
+    not load anything before it execs); None where there is no such C library."""
+    try:
+        return _libc()[1]
+    except (OSError, AttributeError):
+        return None
+
+
 def abi() -> tuple[int, str]:
     """(Landlock ABI version, "") or (0, why there is none here)."""
-    if platform.system() != "Linux":
-        return 0, f"Landlock is Linux's; this is {platform.system()}"
+    if not sys.platform.startswith("linux"):
+        return 0, f"Landlock is Linux's; this is {sys.platform}"
     try:
         version = _syscall()(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), CREATE_RULESET_VERSION)
     except (OSError, AttributeError) as exc:
@@ -134,10 +143,6 @@ class Confinement:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         if syscall(SYS_RESTRICT_SELF, self.fd, 0) != 0:
             raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
-
-    def describe_none(self) -> str:
-        """For a process given no writable path at all (a model's)."""
-        return f"writes no file (Landlock ABI {self.version})"
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -201,6 +206,8 @@ def unconfined_because(target: TargetConfig) -> str | None:
 
 
 _warned_unconfined = False
+#: How the record of a confined run begins (`for_run`); what follows says where it may write.
+CONFINED = "writes only in "
 
 
 def for_run(
@@ -238,4 +245,4 @@ def for_run(
     if venv is not None and str(venv) in confinement.writable:
         extra.append(f"the target's {venv.name}")
     where = "its worktree, its own temp directory" + "".join(f", {p}" for p in extra)
-    return confinement, f"writes only in {where} (Landlock ABI {confinement.version})"
+    return confinement, f"{CONFINED}{where} (Landlock ABI {confinement.version})"

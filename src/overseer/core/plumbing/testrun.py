@@ -31,7 +31,7 @@ from typing import Any
 
 from overseer.config import TargetConfig
 from overseer.core.plumbing.bytecode import BytecodeCache, Reuse
-from overseer.core.plumbing.confine import for_run
+from overseer.core.plumbing.confine import CONFINED, for_run
 from overseer.core.plumbing.sandbox import CommandResult, run_command
 from overseer.core.plumbing.secrets import redact, withheld
 from overseer.core.plumbing.slots import TEST_SLOTS
@@ -47,9 +47,9 @@ PYTEST_STOPPED = {
 }
 # What a shell says with these exit statuses.
 SHELL_STATUS = {126: "the test command is not executable", 127: "the test command was not found"}
-# Outcomes of a test case in a report.
 # What a refused write or signal says in a failing test's message.
 BLOCKED_MESSAGES = ("Permission denied", "Operation not permitted", "PermissionError")
+# Outcomes of a test case in a report.
 COLLECTION_ERROR = "collection_error"  # a test file that could not even be imported
 # Our environment must not leak into the target's: its own venv, not ours.
 _STRIPPED_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")
@@ -179,7 +179,7 @@ class TestReport:
         """Failing tests that a confined run refused a write or a signal (their message says
         the system refused: EACCES or EPERM): most likely the confinement's doing, not the
         code's — a test that writes outside its worktree (core/plumbing/confine.py)."""
-        if not (self.confined or "").startswith("writes only"):
+        if not (self.confined or "").startswith(CONFINED):
             return set()
         return {
             i

@@ -30,7 +30,12 @@ from typing import IO, Any
 from overseer.config import CTransformersSettings, LlamaCppSettings
 from overseer.core.generate.llm.backend import BackendError, Generation, RequestRefused
 from overseer.core.generate.llm.header import ModelFileError, check_model_file
-from overseer.core.plumbing.confine import Confinement, ConfinementUnavailable, prepare
+from overseer.core.plumbing.confine import (
+    Confinement,
+    ConfinementUnavailable,
+    libc_prctl,
+    prepare,
+)
 from overseer.core.plumbing.stop import CycleStopped
 
 PACKAGES = {"ctransformers": "ctransformers", "llama_cpp": "llama_cpp"}
@@ -91,29 +96,17 @@ class LocalBackend:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _prctl() -> Callable[..., int] | None:
-    """libc's prctl, looked up here, in the parent: a child forked from a threaded process
-    must not import or load anything before it execs."""
-    try:
-        import ctypes
-
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
 def _child_setup(
     memory_mb: int | None, prctl: Callable[..., int] | None, confinement: Confinement | None
 ) -> None:
-    """In the child, before the model code runs: its memory limit, SIGKILL when the thread
-    that started it dies, and (where Landlock is) no right to write any file: a model file is
-    data from elsewhere, and native code that a crafted one subverts gets nothing to write
-    to (core/plumbing/confine.py; the child's answers go through the pipes it was given). A daemon killed outright (the OOM killer, `systemctl kill`)
-    cannot kill its model process itself, and a model in the middle of a long generation only
-    reads its stdin (and finds the parent gone) when the generation ends, minutes later. The
-    session starts, uses and closes the child in one thread, so that thread's end is the
-    session's end at the latest."""
+    """In the child, before the model code runs: its memory limit; SIGKILL when the thread
+    that started it dies (a daemon killed outright, by the OOM killer or `systemctl kill`,
+    cannot kill its model process itself, and a model halfway through a long generation only
+    reads its stdin, and finds the parent gone, minutes later; the session starts, uses and
+    closes the child in one thread, so that thread's end is the session's end at the latest);
+    and, where Landlock is, no right to write any file: a model file is data from elsewhere,
+    and native code a crafted one subverts gets nothing to write to (core/plumbing/confine.py;
+    the child's answers go through the pipes it was given)."""
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -154,11 +147,11 @@ class ChildSession:
         self.context_length = settings.context_length
         # Closed in close(): it outlives this method, as long as the child does.
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        memory, prctl = settings.memory_limit_mb, _prctl()
+        memory, prctl = settings.memory_limit_mb, libc_prctl()
         confinement: Confinement | None = None
         try:
             confinement = prepare([])
-            self.confined = confinement.describe_none()
+            self.confined = f"writes no file (Landlock ABI {confinement.version})"
         except ConfinementUnavailable as exc:
             self.confined = f"not confined: {exc}"
         try:
